@@ -1,0 +1,250 @@
+"""One error root for everything WeChat can do wrong, with subclasses by cause.
+
+Callers branch on the class (or on ``code``); merchants read ``message``.
+WeChat's own words (``err_code``, ``err_code_des``, ``return_msg``) are kept
+verbatim beside ours so nothing is lost in translation.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class WxPayError(Exception):
+    """Root of every error raised by :mod:`wxpay`."""
+
+    code = "wxpay_error"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        return_code: str | None = None,
+        return_msg: str | None = None,
+        result_code: str | None = None,
+        err_code: str | None = None,
+        err_code_des: str | None = None,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.return_code = return_code
+        self.return_msg = return_msg
+        self.result_code = result_code
+        self.err_code = err_code
+        self.err_code_des = err_code_des
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe view for logs and API error bodies (never holds secrets)."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        for name in ("return_msg", "err_code", "err_code_des", "errcode", "errmsg"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+# --- the wire itself -------------------------------------------------------
+
+
+class TransportError(WxPayError):
+    """The request did not get a usable HTTP answer (connect, TLS, 5xx)."""
+
+    code = "wechat_unreachable"
+    retryable = True
+
+    def __init__(self, message: str, *, status: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.status = status
+
+
+class WxTimeoutError(TransportError):
+    code = "wechat_timeout"
+
+
+class ProtocolError(WxPayError):
+    """A body that is not the XML/JSON WeChat's protocol promises (or is hostile)."""
+
+    code = "malformed_message"
+
+
+class UnsafeXMLError(ProtocolError):
+    """DOCTYPE or ENTITY declarations: refused before any parser sees them."""
+
+    code = "unsafe_xml"
+
+
+class MessageTooLargeError(ProtocolError):
+    code = "message_too_large"
+
+
+class SignatureError(WxPayError):
+    """A signature that is missing, of the wrong type, or does not verify."""
+
+    code = "bad_signature"
+
+
+class DecryptError(ProtocolError):
+    """A refund notify whose req_info does not decrypt with our key."""
+
+    code = "undecryptable"
+
+
+class IdentityMismatchError(WxPayError):
+    """A signed message naming another appid or mch_id than ours."""
+
+    code = "identity_mismatch"
+
+
+class ConfigError(WxPayError):
+    """The library was asked to do something its configuration cannot support."""
+
+    code = "wxpay_config"
+
+
+# --- layer 1: return_code=FAIL (unsigned) ------------------------------------
+
+
+class ReturnFailError(WxPayError):
+    """``return_code=FAIL``: WeChat refused the request itself (sign, format)."""
+
+    code = "wechat_rejected_request"
+
+
+# --- layer 2: result_code=FAIL (signed, with err_code) ----------------------
+
+
+class BusinessError(WxPayError):
+    """``result_code=FAIL``: WeChat understood the request and said no."""
+
+    code = "wechat_business_error"
+
+
+class RetryableBusinessError(BusinessError):
+    """WeChat asks to retry with the very same parameters (SYSTEMERROR & co)."""
+
+    code = "wechat_busy"
+    retryable = True
+
+
+class OrderPaidError(BusinessError):
+    code = "order_paid"
+
+
+class OrderClosedError(BusinessError):
+    code = "order_closed"
+
+
+class OrderNotExistError(BusinessError):
+    code = "order_not_exist"
+
+
+class RefundNotExistError(BusinessError):
+    code = "refund_not_exist"
+
+
+class OutTradeNoUsedError(BusinessError):
+    code = "out_trade_no_used"
+
+
+class NotEnoughError(BusinessError):
+    code = "not_enough"
+
+
+class InvalidRequestError(BusinessError):
+    code = "invalid_request"
+
+
+class MerchantSetupError(BusinessError):
+    """Problems only the merchant's WeChat console or config can fix."""
+
+    code = "merchant_setup"
+
+
+# --- Official Account / OAuth JSON APIs (errcode) ----------------------------
+
+
+class ApiError(WxPayError):
+    """A JSON API answered with a non-zero ``errcode``."""
+
+    code = "wechat_api_error"
+
+
+class TokenInvalidError(ApiError):
+    """40001/40014/42001: the access_token is stale; refresh and retry once."""
+
+    code = "token_invalid"
+
+
+class OAuthCodeError(ApiError):
+    code = "oauth_code_invalid"
+
+
+class OAuthCodeUsedError(OAuthCodeError):
+    code = "oauth_code_used"
+
+
+class OAuthCodeExpiredError(OAuthCodeError):
+    code = "oauth_code_expired"
+
+
+class RefreshTokenError(ApiError):
+    code = "oauth_refresh_token_invalid"
+
+
+class QuotaExceededError(ApiError):
+    code = "api_quota_exceeded"
+
+
+class ApiBusyError(ApiError):
+    code = "wechat_busy"
+    retryable = True
+
+
+# ---------------------------------------------------------------------------
+
+
+def business_error(reply: Mapping[str, Any]) -> BusinessError:
+    """Map a signed ``result_code=FAIL`` reply to its typed error."""
+    from .err_codes import describe_err_code
+
+    err_code = str(reply.get("err_code") or "")
+    des = reply.get("err_code_des")
+    cls, message = describe_err_code(err_code)
+    if des:
+        message = f"{message} (WeChat: {des})"
+    return cls(
+        message,
+        return_code="SUCCESS",
+        result_code="FAIL",
+        err_code=err_code or None,
+        err_code_des=des,
+    )
+
+
+def return_fail_error(reply: Mapping[str, Any]) -> ReturnFailError:
+    msg = reply.get("return_msg") or ""
+    text = "WeChat rejected the request before processing it"
+    if "签名" in msg or "sign" in msg.lower():
+        text = (
+            "WeChat rejected the request signature: check the API key (APIv2 key "
+            "in the merchant platform, not the AppSecret) and the sign type"
+        )
+    return ReturnFailError(
+        f"{text} (WeChat: {msg})" if msg else text,
+        return_code="FAIL",
+        return_msg=msg or None,
+    )
+
+
+def api_error(body: Mapping[str, Any]) -> ApiError:
+    """Map a JSON ``{errcode, errmsg}`` reply to its typed error."""
+    from .err_codes import describe_errcode
+
+    errcode = int(body.get("errcode", -1))
+    errmsg = str(body.get("errmsg", ""))
+    cls, message = describe_errcode(errcode)
+    return cls(f"{message} (WeChat {errcode}: {errmsg})", errcode=errcode, errmsg=errmsg)

@@ -1,0 +1,126 @@
+"""The flat ``<xml>`` documents of Pay V2, parsed and built safely.
+
+Parsing refuses DTDs and entities before any parser runs (the 2018 XXE
+lesson; the expat here predates 2.6.0), caps the size, insists on UTF-8 and
+on the expected root, and turns every parser failure into one
+:class:`ProtocolError`. Building emits CDATA that survives any text,
+including ``]]>`` and carriage returns, and bare integers.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+from xml.parsers.expat import ExpatError
+
+import xmltodict
+
+from .errors import MessageTooLargeError, ProtocolError, UnsafeXMLError
+
+MAX_XML_BYTES = 64 * 1024
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# "<!" opens a comment, a CDATA section, or a declaration; only the first two
+# belong in a WeChat message.
+_DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)", re.IGNORECASE)
+_ENCODING_DECL = re.compile(rb"<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.IGNORECASE)
+# Characters XML 1.0 cannot carry at all, even escaped.
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def parse_xml(body: bytes | str, *, root: str = "xml", max_bytes: int = MAX_XML_BYTES) -> dict[str, str]:
+    """Parse a flat WeChat XML message into ``{name: text}``.
+
+    Every value is a ``str`` (empty elements give ``""``); typing belongs to
+    the caller, who knows the field.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if not isinstance(body, (bytes, bytearray)):
+        raise ProtocolError("XML body must be bytes")
+    if len(body) > max_bytes:
+        raise MessageTooLargeError(f"XML body of {len(body)} bytes exceeds the {max_bytes}-byte limit")
+    if not body.strip():
+        raise ProtocolError("XML body is empty")
+    if _DECLARATION.search(body):
+        raise UnsafeXMLError("XML with DOCTYPE/ENTITY declarations is refused")
+    declared = _ENCODING_DECL.search(body)
+    if declared and declared.group(1).lower().replace("_", "-") not in (b"utf-8", b"utf8"):
+        raise ProtocolError("XML must be UTF-8 encoded")
+    try:
+        text = bytes(body).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"XML is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        doc = xmltodict.parse(text, strip_whitespace=False, disable_entities=True)
+    except (ExpatError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+        raise ProtocolError(f"XML does not parse: {exc.__class__.__name__}") from None
+    if not isinstance(doc, dict) or len(doc) != 1:
+        raise ProtocolError("XML must have exactly one root element")
+    (name, content), = doc.items()
+    if name != root:
+        raise ProtocolError(f"XML root must be <{root}>, got <{name}>")
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        if isinstance(content, str) and not content.strip():
+            return {}
+        raise ProtocolError(f"<{root}> must contain elements, not text")
+    out: dict[str, str] = {}
+    for key, value in content.items():
+        if key.startswith("@"):
+            continue  # attributes on the root carry nothing we sign
+        if key == "#text":
+            if value.strip():
+                raise ProtocolError(f"<{root}> must not contain loose text")
+            continue
+        if value is None:
+            out[key] = ""
+        elif isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, list):
+            raise ProtocolError(f"Element <{key}> appears more than once")
+        else:
+            raise ProtocolError(f"Element <{key}> must hold text, not nested elements or attributes")
+    return out
+
+
+def _cdata(text: str) -> str:
+    # "]]>" cannot live in one CDATA section and a bare CR would be normalised
+    # to LF by the reader, so both are cut out of the section.
+    parts = []
+    for chunk in re.split(r"(\r)", text.replace("]]>", "]]]]><![CDATA[>")):
+        if chunk == "\r":
+            parts.append("&#13;")
+        elif chunk:
+            parts.append(f"<![CDATA[{chunk}]]>")
+    return "".join(parts) or "<![CDATA[]]>"
+
+
+def build_xml(params: Mapping[str, Any], *, root: str = "xml") -> bytes:
+    """Serialise ``params`` as a flat WeChat message (UTF-8 bytes).
+
+    ``None`` values are left out; ints are written bare; everything else is
+    text in CDATA.
+    """
+    if not _NAME.match(root):
+        raise ProtocolError(f"Invalid XML root name {root!r}")
+    out = [f"<{root}>"]
+    for name, value in params.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ProtocolError(f"Invalid XML element name {name!r}")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            raise ProtocolError(f"Field {name} is a bool; WeChat fields are text or integers")
+        if isinstance(value, int):
+            out.append(f"<{name}>{value}</{name}>")
+            continue
+        text = str(value)
+        bad = _ILLEGAL.search(text)
+        if bad:
+            raise ProtocolError(
+                f"Field {name} holds character U+{ord(bad.group()):04X}, which XML cannot carry"
+            )
+        out.append(f"<{name}>{_cdata(text)}</{name}>")
+    out.append(f"</{root}>")
+    return "".join(out).encode("utf-8")
