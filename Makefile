@@ -1,0 +1,30 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Each creates the virtual environment on first use, so a fresh clone needs
+# nothing but python3 (3.11+).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-all bench zipapp clean
+
+$(STAMP): requirements.txt requirements-test.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $(STAMP)
+
+run: $(STAMP)            ## start the server: sandbox mode, embedded store
+	$(BIN)/python server.py $(ARGS)
+
+test: $(STAMP)           ## the suite CI runs
+	$(BIN)/python -m pytest $(ARGS)
+
+test-all: $(STAMP)       ## also the slow battery
+	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
