@@ -105,6 +105,12 @@ class ConfigError(WxPayError):
     code = "wxpay_config"
 
 
+class InvalidArgumentError(WxPayError, ValueError):
+    """A caller's argument breaks WeChat's field rules; caught before any I/O."""
+
+    code = "invalid_argument"
+
+
 # --- layer 1: return_code=FAIL (unsigned) ------------------------------------
 
 
