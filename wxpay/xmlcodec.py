@@ -44,7 +44,7 @@ def parse_xml(body: bytes | str, *, root: str = "xml", max_bytes: int = MAX_XML_
     if _DECLARATION.search(body):
         raise UnsafeXMLError("XML with DOCTYPE/ENTITY declarations is refused")
     declared = _ENCODING_DECL.search(body)
-    if declared and declared.group(1).lower().replace("_", "-") not in (b"utf-8", b"utf8"):
+    if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         raise ProtocolError("XML must be UTF-8 encoded")
     try:
         text = bytes(body).decode("utf-8")
