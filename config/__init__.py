@@ -1,0 +1,25 @@
+"""Settings for wxpay-server: load, validate, explain. Standard library only."""
+from .settings import (  # noqa: F401
+    DEFAULT_CONFIG_PATH,
+    SANDBOX_ADMIN_PASSWORD,
+    SANDBOX_MERCHANT_TOKEN,
+    AdminSettings,
+    CheckoutSettings,
+    MerchantApiSettings,
+    Product,
+    ReconcilerSettings,
+    ServerSettings,
+    Settings,
+    SettingsError,
+    ShopSettings,
+    SimulatorSettings,
+    StoreSettings,
+    TokenSettings,
+    WebhookSettings,
+    WechatSettings,
+    explain,
+    iter_keys,
+    load_settings,
+    redacted,
+)
+from .validate import validate_live  # noqa: F401
