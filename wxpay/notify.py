@@ -26,6 +26,7 @@ from .errors import (
     business_error,
 )
 from .refund_crypto import decrypt_req_info
+from .results import Coupon  # one coupon type for notifies and orderquery
 from .signing import verify
 from .timeutil import parse_success_time, parse_wire_time
 from .xmlcodec import build_xml, parse_xml
@@ -48,13 +49,6 @@ MAX_NOTIFY_BYTES = 32 * 1024
 
 _INT = re.compile(r"[0-9]{1,18}")
 _COUPON = re.compile(r"coupon_(type|id|fee)_([0-9]{1,3})")
-
-
-@dataclass(frozen=True)
-class Coupon:
-    type: str | None  # CASH / NO_CASH; optional on the wire
-    id: str
-    fee: int
 
 
 @dataclass(frozen=True)
