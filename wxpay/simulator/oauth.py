@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import html
-import json
 import re
 import secrets
 from dataclasses import asdict, dataclass
@@ -31,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import tornado.web
 
+from .apihandler import JsonApiHandler, SimHandler
 from .clock import Clock
 from .config import SimConfig
 
@@ -392,28 +392,6 @@ def _with_query(url: str, extra: list[tuple[str, str]]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
-class _SimHandler(tornado.web.RequestHandler):
-    def initialize(self, sim: Any) -> None:
-        self.sim = sim
-
-    def check_xsrf_cookie(self) -> None:
-        """WeChat's endpoints are not the merchant's forms; no XSRF here."""
-
-    def _request_summary(self) -> str:
-        # The access log must not show code, secret or tokens from the query.
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
-
-
-class _JsonHandler(_SimHandler):
-    def reply(self, body: dict) -> None:
-        # WeChat's own (odd) header value; clients must not depend on charset.
-        self.set_header("Content-Type", "application/json; encoding=utf-8")
-        self.finish(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-
-    def arg(self, name: str) -> str:
-        return self.get_query_argument(name, "") or ""
-
-
 _PAGE = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
@@ -424,8 +402,10 @@ _PAGE = """<!DOCTYPE html>
 </head><body>{body}</body></html>"""
 
 
-class AuthorizeHandler(_SimHandler):
+class AuthorizeHandler(SimHandler):
     """``connect/oauth2/authorize``: the shopper's browser lands here."""
+
+    ENDPOINT = "connect/oauth2/authorize"
 
     def get(self) -> None:
         oauth: OAuthState = self.sim.oauth
@@ -481,7 +461,9 @@ class AuthorizeHandler(_SimHandler):
         self.finish(_PAGE.format(title="微信网页授权", body=body))
 
 
-class AccessTokenHandler(_JsonHandler):
+class AccessTokenHandler(JsonApiHandler):
+    ENDPOINT = "sns/oauth2/access_token"
+
     def get(self) -> None:
         try:
             self.reply(self.sim.oauth.exchange(self.arg("appid"), self.arg("secret"), self.arg("code"), self.arg("grant_type")))
@@ -489,7 +471,9 @@ class AccessTokenHandler(_JsonHandler):
             self.reply(err.body())
 
 
-class RefreshTokenHandler(_JsonHandler):
+class RefreshTokenHandler(JsonApiHandler):
+    ENDPOINT = "sns/oauth2/refresh_token"
+
     def get(self) -> None:
         try:
             self.reply(self.sim.oauth.refresh(self.arg("appid"), self.arg("grant_type"), self.arg("refresh_token")))
@@ -497,7 +481,9 @@ class RefreshTokenHandler(_JsonHandler):
             self.reply(err.body())
 
 
-class UserInfoHandler(_JsonHandler):
+class UserInfoHandler(JsonApiHandler):
+    ENDPOINT = "sns/userinfo"
+
     def get(self) -> None:
         try:
             self.reply(self.sim.oauth.userinfo(self.arg("access_token"), self.arg("openid"), self.arg("lang") or "zh_CN"))
@@ -505,7 +491,9 @@ class UserInfoHandler(_JsonHandler):
             self.reply(err.body())
 
 
-class AuthCheckHandler(_JsonHandler):
+class AuthCheckHandler(JsonApiHandler):
+    ENDPOINT = "sns/auth"
+
     def get(self) -> None:
         try:
             self.sim.oauth.check(self.arg("access_token"), self.arg("openid"))

@@ -19,6 +19,7 @@ from typing import Any
 import tornado.web
 
 from ..timeutil import CHINA_TZ
+from .apihandler import JsonApiHandler
 from .clock import Clock
 from .config import SimConfig
 
@@ -291,26 +292,9 @@ class TokenState:
 # --------------------------------------------------------------------------
 
 
-class _JsonHandler(tornado.web.RequestHandler):
-    def initialize(self, sim: Any) -> None:
-        self.sim = sim
+class TokenHandler(JsonApiHandler):
+    ENDPOINT = "cgi-bin/token"
 
-    def check_xsrf_cookie(self) -> None:
-        """Server-to-server JSON API; WeChat has no XSRF token."""
-
-    def _request_summary(self) -> str:
-        # The access log must not show secrets or tokens from the query.
-        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
-
-    def reply(self, body: dict) -> None:
-        self.set_header("Content-Type", "application/json; encoding=utf-8")
-        self.finish(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-
-    def arg(self, name: str) -> str:
-        return self.get_query_argument(name, "") or ""
-
-
-class TokenHandler(_JsonHandler):
     def get(self) -> None:
         try:
             self.reply(self.sim.tokens.fetch(self.arg("appid"), self.arg("secret"), self.arg("grant_type")))
@@ -318,7 +302,9 @@ class TokenHandler(_JsonHandler):
             self.reply(err.body())
 
 
-class StableTokenHandler(_JsonHandler):
+class StableTokenHandler(JsonApiHandler):
+    ENDPOINT = "cgi-bin/stable_token"
+
     def get(self) -> None:
         self.reply(TokenError(43002).body())
 
@@ -339,7 +325,9 @@ class StableTokenHandler(_JsonHandler):
             self.reply(err.body())
 
 
-class TicketHandler(_JsonHandler):
+class TicketHandler(JsonApiHandler):
+    ENDPOINT = "cgi-bin/ticket/getticket"
+
     def get(self) -> None:
         try:
             self.reply(self.sim.tokens.ticket(self.arg("access_token"), self.arg("type")))
@@ -347,7 +335,7 @@ class TicketHandler(_JsonHandler):
             self.reply(err.body())
 
 
-class SimTokensHandler(_JsonHandler):
+class SimTokensHandler(JsonApiHandler):
     """Inspection view: who fetched which token when (never full token values)."""
 
     def get(self) -> None:

@@ -1,0 +1,51 @@
+"""Base handlers for the simulator's WeChat JSON APIs and browser pages.
+
+They take the Simulator (or any object with the same attributes) through
+``initialize(sim=...)``, keep codes, secrets and tokens out of the access log,
+and honour ``sim.faults`` (see faults.py) for the endpoint they serve.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import tornado.web
+
+# WeChat's own (odd) header value; clients must not depend on the charset.
+JSON_TYPE = "application/json; encoding=utf-8"
+
+
+class SimHandler(tornado.web.RequestHandler):
+    # The WeChat endpoint name faults are registered under, e.g. "cgi-bin/token";
+    # empty for the simulator's own pages, which faults never touch.
+    ENDPOINT = ""
+
+    def initialize(self, sim: Any) -> None:
+        self.sim = sim
+
+    def check_xsrf_cookie(self) -> None:
+        """WeChat's APIs and pages carry no XSRF token of ours."""
+
+    def _request_summary(self) -> str:
+        # Tornado's access log prints this; the query holds codes, secrets and tokens.
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
+    async def prepare(self) -> None:
+        faults = getattr(self.sim, "faults", None)
+        if self.ENDPOINT and faults is not None:
+            await faults.apply(self.ENDPOINT, self)  # finishing here skips the method
+
+
+class JsonApiHandler(SimHandler):
+    def arg(self, name: str) -> str:
+        return self.get_query_argument(name, "") or ""
+
+    def reply(self, body: dict) -> None:
+        """HTTP 200 JSON, errors included, as WeChat answers."""
+        faults = getattr(self.sim, "faults", None)
+        if self.ENDPOINT and faults is not None:
+            faults.write_json(self, body)
+        else:
+            self.set_header("Content-Type", JSON_TYPE)
+            self.write(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+        self.finish()
