@@ -270,6 +270,10 @@ class Key:
         return f"{self.section}.{self.name}" if self.section else self.name
 
     @property
+    def secret(self) -> bool:
+        return self.section is not None and self.name in SECTIONS[self.section]._secrets
+
+    @property
     def env_var(self) -> str | None:
         if self.type == tuple[Product, ...]:
             return None  # a list of tables has no sensible single-string form
@@ -396,11 +400,16 @@ def _accept(
     where: str,
 ) -> None:
     key = keys.get(dotted)
+    if key is None and "." not in dotted and isinstance(value, Mapping):
+        close = difflib.get_close_matches(dotted, list(SECTIONS), n=1, cutoff=0.6)
+        hint = f" (did you mean [{close[0]}]?)" if close else ""
+        problems.append(f"unknown section [{dotted}] {where}{hint}")
+        return
     if key is None:
         problems.append(f"unknown setting '{dotted}' {where}{_suggest(dotted, keys)}")
         return
     try:
-        typed = _check_type(key.type, value, dotted, where)
+        typed = _check_type(key.type, value, dotted, where, secret=key.secret)
     except ValueError as exc:
         problems.append(str(exc))
         return
@@ -438,9 +447,10 @@ def _strip_optional(tp: Any) -> Any:
     return tp
 
 
-def _check_type(tp: Any, value: Any, dotted: str, where: str) -> Any:
+def _check_type(tp: Any, value: Any, dotted: str, where: str, *, secret: bool = False) -> Any:
     """Strict typing for values that arrive typed (TOML, overrides)."""
-    bad = ValueError(f"'{dotted}' {where} must be {_describe(tp)}, got {_kind(value)} {value!r}")
+    shown = "" if secret else f" {value!r}"  # a mistyped secret is still a secret
+    bad = ValueError(f"'{dotted}' {where} must be {_describe(tp)}, got {_kind(value)}{shown}")
     if tp == tuple[Product, ...]:
         return _check_catalogue(value, dotted, where)
     if tp == tuple[str, ...]:
@@ -610,10 +620,8 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
             problems.append(
                 f"server.trusted_proxies: '{cidr}' is not an IP address or CIDR network (e.g. 10.0.0.0/8)"
             )
-    for name in ("public_url",):
-        url = getattr(server, name)
-        if url is not None and not _looks_like_url(url):
-            problems.append(f"server.{name} must be an absolute http(s) URL, e.g. https://pay.example.com")
+    if server.public_url is not None and not _looks_like_url(server.public_url):
+        problems.append("server.public_url must be an absolute http(s) URL, e.g. https://pay.example.com")
     wechat: WechatSettings = s["wechat"]
     for name in ("notify_url", "pay_base", "open_base", "api_base"):
         url = getattr(wechat, name)
