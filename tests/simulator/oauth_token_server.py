@@ -74,13 +74,20 @@ class Running:
 def make_sim(config: SimConfig | None = None) -> SimpleNamespace:
     config = config or make_config()
     clock = FakeClock(START)
-    return SimpleNamespace(
+    sim = SimpleNamespace(
         config=config,
         clock=clock,
         oauth=oauth.OAuthState(config, clock),
         tokens=tokens.TokenState(config, clock),
         faults=Faults(),
+        changes=0,
     )
+
+    def changed() -> None:  # the Simulator saves its state file when told
+        sim.changes += 1
+
+    sim.changed = changed
+    return sim
 
 
 async def start(sim: SimpleNamespace) -> Running:

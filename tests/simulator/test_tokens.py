@@ -283,6 +283,15 @@ async def test_state_survives_to_json_round_trip(wx):
     assert len(wx.sim.tokens.view()["issued"]) == QUOTA + 4
 
 
+async def test_issuing_endpoints_mark_the_state_changed(wx):
+    token = (await fetch(wx))["access_token"]
+    await stable(wx)
+    await ticket(wx, token)
+    assert wx.sim.changes == 3
+    await wx.get("/_sim/tokens")
+    assert wx.sim.changes == 3
+
+
 async def test_faults_apply_to_token_endpoints(wx):
     wx.sim.faults.add("cgi-bin/token", "systemerror")
     assert await fetch(wx) == {"errcode": -1, "errmsg": "system error"}

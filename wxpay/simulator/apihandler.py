@@ -19,6 +19,8 @@ class SimHandler(tornado.web.RequestHandler):
     # The WeChat endpoint name faults are registered under, e.g. "cgi-bin/token";
     # empty for the simulator's own pages, which faults never touch.
     ENDPOINT = ""
+    # Endpoints that change simulator state tell ``sim.changed()`` so it gets saved.
+    MUTATES = False
 
     def initialize(self, sim: Any) -> None:
         self.sim = sim
@@ -29,6 +31,11 @@ class SimHandler(tornado.web.RequestHandler):
     def _request_summary(self) -> str:
         # Tornado's access log prints this; the query holds codes, secrets and tokens.
         return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
+    def on_finish(self) -> None:
+        changed = getattr(self.sim, "changed", None)
+        if self.MUTATES and callable(changed):
+            changed()
 
     async def prepare(self) -> None:
         faults = getattr(self.sim, "faults", None)

@@ -406,6 +406,7 @@ class AuthorizeHandler(SimHandler):
     """``connect/oauth2/authorize``: the shopper's browser lands here."""
 
     ENDPOINT = "connect/oauth2/authorize"
+    MUTATES = True
 
     def get(self) -> None:
         oauth: OAuthState = self.sim.oauth
@@ -463,6 +464,7 @@ class AuthorizeHandler(SimHandler):
 
 class AccessTokenHandler(JsonApiHandler):
     ENDPOINT = "sns/oauth2/access_token"
+    MUTATES = True
 
     def get(self) -> None:
         try:
@@ -473,6 +475,7 @@ class AccessTokenHandler(JsonApiHandler):
 
 class RefreshTokenHandler(JsonApiHandler):
     ENDPOINT = "sns/oauth2/refresh_token"
+    MUTATES = True
 
     def get(self) -> None:
         try:

@@ -294,6 +294,7 @@ class TokenState:
 
 class TokenHandler(JsonApiHandler):
     ENDPOINT = "cgi-bin/token"
+    MUTATES = True
 
     def get(self) -> None:
         try:
@@ -304,6 +305,7 @@ class TokenHandler(JsonApiHandler):
 
 class StableTokenHandler(JsonApiHandler):
     ENDPOINT = "cgi-bin/stable_token"
+    MUTATES = True
 
     def get(self) -> None:
         self.reply(TokenError(43002).body())
@@ -327,6 +329,7 @@ class StableTokenHandler(JsonApiHandler):
 
 class TicketHandler(JsonApiHandler):
     ENDPOINT = "cgi-bin/ticket/getticket"
+    MUTATES = True
 
     def get(self) -> None:
         try:
