@@ -70,7 +70,8 @@ async def exchange(wx, code, appid=APPID, secret=SECRET, grant_type="authorizati
 
 
 async def test_snsapi_base_redirects_silently_with_code_and_same_state(wx):
-    resp = await wx.get("/connect/oauth2/authorize", authorize_params(redirect_uri=SHOP + "?next=%2Fpay"))
+    resp = await wx.get("/connect/oauth2/authorize", authorize_params(redirect_uri=SHOP + "?next=%2Fpay&x=a+b"))
+    assert resp.headers["Location"].startswith(SHOP + "?next=%2Fpay&x=a+b&code=")
     target, query = location_query(resp)
     assert target == SHOP
     assert query["state"] == ["st8Xy"]

@@ -386,10 +386,10 @@ def _domain_matches(domain: str, parts) -> bool:
 
 
 def _with_query(url: str, extra: list[tuple[str, str]]) -> str:
-    """redirect_uri plus code/state, keeping its own query and dropping any fragment."""
+    """redirect_uri plus code/state appended to its own query (kept byte for byte), no fragment."""
     parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + extra
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+    query = "&".join(q for q in (parts.query, urlencode(extra)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
 
 _PAGE = """<!DOCTYPE html>
