@@ -90,6 +90,11 @@ class Faults:
         self._faults[:] = keep
         return removed
 
+    def clear_id(self, fault_id: int) -> bool:
+        before = len(self._faults)
+        self._faults[:] = [f for f in self._faults if f.id != fault_id]
+        return len(self._faults) < before
+
     def list(self) -> list[dict[str, Any]]:
         return [f.to_json() for f in self._faults]
 

@@ -1,0 +1,70 @@
+"""python -m wxpay.simulator --port 9000 [--config FILE] [--state FILE] [--notify-time-scale X]"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+
+from . import demo
+from .app import make_app
+from .config import SimConfig
+from .core import Simulator
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m wxpay.simulator", description="An offline WeChat Pay V2 / OAuth / token server.")
+    p.add_argument("--port", type=int, default=9000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--config", help="TOML file with [[apps]] and [[merchants]]; default: the demo credentials")
+    p.add_argument("--state", help="JSON file that keeps orders, refunds, notifies and tokens across restarts")
+    p.add_argument("--notify-time-scale", type=float, help="divide WeChat's notify retry intervals by this")
+    p.add_argument("--prefix", default="", help="serve under this path prefix (e.g. /_wechat)")
+    p.add_argument("--trust-forwarded-for", action="store_true", help="take the mweb client IP from X-Forwarded-For")
+    return p.parse_args(argv)
+
+
+def banner(config: SimConfig, is_demo: bool, base: str) -> str:
+    lines = [f"WeChat simulator listening on {base}"]
+    if is_demo:
+        lines += [
+            "No --config: using the demo credentials (they work only here):",
+            f"  mch_id={demo.MCH_ID}  api_key={demo.API_KEY}",
+            f"  official account appid={demo.OFFICIAL_ACCOUNT_APPID} secret={demo.OFFICIAL_ACCOUNT_SECRET}",
+            f"  mini program     appid={demo.MINI_PROGRAM_APPID} secret={demo.MINI_PROGRAM_SECRET}",
+            f"  mobile app       appid={demo.MOBILE_APP_APPID} secret={demo.MOBILE_APP_SECRET}",
+        ]
+    else:
+        lines.append("merchants: " + ", ".join(m.mch_id for m in config.merchants))
+    lines.append(f"inspect: {base}/_sim/")
+    return "\n".join(lines)
+
+
+async def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = SimConfig.from_toml(args.config) if args.config else SimConfig.demo()
+    if args.notify_time_scale is not None:
+        config = dataclasses.replace(config, notify_time_scale=args.notify_time_scale)
+    sim = Simulator(config, state_path=args.state, trust_forwarded_for=args.trust_forwarded_for)
+    app = make_app(sim, args.prefix)
+    server = app.listen(args.port, address=args.host)
+    await sim.start()
+    print(banner(config, not args.config, f"http://{args.host}:{args.port}{args.prefix}"), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.stop()
+    await sim.stop()
+    print("WeChat simulator stopped", flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,175 @@
+"""The Simulator: one object holding everything the offline WeChat knows.
+
+Handlers reach it through ``initialize(sim=...)``. It owns the pay state,
+the OAuth and token states, the fault switchboard and the notifier, and
+ties them together: a payment or a settled refund queues its notify; every
+change marks the state dirty for :mod:`persist`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient
+
+from .. import signing
+from ..timeutil import CHINA_TZ
+from .clock import Clock
+from .config import SimConfig
+from .crypto import build_root_xml, encrypt_req_info
+from .faults import Faults
+from .notifier import Delivery, Notifier
+from .oauth import OAuthState
+from .pay_state import Order, PayState, Refund
+from .persist import StateFile
+from .tokens import TokenState
+from ..xmlcodec import build_xml
+
+log = logging.getLogger(__name__)
+
+
+class Simulator:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        state_path: str | Path | None = None,
+        http_client: AsyncHTTPClient | None = None,
+        trust_forwarded_for: bool = False,
+    ) -> None:
+        self.config = config or SimConfig.demo()
+        self.clock = clock or Clock()
+        self.faults = Faults()
+        # mweb pages: take the client IP from X-Forwarded-For only when a trusted proxy sets it.
+        self.trust_forwarded_for = trust_forwarded_for
+        # §2/S16a: notifies usually omit sign_type even for HMAC-SHA256 orders.
+        self.notify_include_sign_type = False
+        self._known_users: set[str] = set()
+        self.oauth = OAuthState(self.config, self.clock)
+        self.tokens = TokenState(self.config, self.clock)
+        self.pay = self._new_pay_state()
+        self.notifier = Notifier(
+            self._build_notify, clock=self.clock, faults=self.faults,
+            time_scale=self.config.notify_time_scale, http_client=http_client, on_change=self.changed,
+        )
+        self.state_file = StateFile(Path(state_path), self) if state_path else None
+        if self.state_file is not None:
+            self.state_file.load()
+
+    def _new_pay_state(self, data: dict | None = None) -> PayState:
+        kw = {"openid_belongs": self.openid_belongs, "default_openid": self.default_openid}
+        state = PayState.from_json(data, self.config, self.clock, **kw) if data else PayState(self.config, self.clock, **kw)
+        state.changed = self.changed
+        return state
+
+    # --- lifecycle ----------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.notifier.start()
+        if self.state_file is not None:
+            self.state_file.start()
+
+    async def stop(self) -> None:
+        await self.notifier.stop()
+        if self.state_file is not None:
+            await self.state_file.stop()
+
+    def changed(self) -> None:
+        if getattr(self, "state_file", None) is not None:
+            self.state_file.mark_dirty()
+
+    # --- shoppers -----------------------------------------------------------
+
+    def openid_for(self, appid: str, user: str) -> str:
+        self._known_users.add(user)
+        return self.oauth.openid(appid, user)
+
+    def _users(self) -> set[str]:
+        users = set(self.config.users) | self._known_users
+        for table in ("_access", "_refresh", "_codes"):  # shoppers who went through OAuth
+            users.update(getattr(e, "user", "") for e in getattr(self.oauth, table, {}).values())
+        users.discard("")
+        return users
+
+    def openid_belongs(self, appid: str, openid: str) -> bool:
+        """§4.1: an openid is only valid under the appid it was issued for."""
+        return any(self.oauth.openid(appid, user) == openid for user in self._users())
+
+    def default_openid(self, appid: str) -> str:
+        return self.openid_for(appid, self.oauth.default_user())
+
+    # --- notifies -------------------------------------------------------------
+
+    def paid(self, order: Order, *, start: bool = True) -> Delivery:
+        """Queue the payment notify of an order that just became SUCCESS (§11)."""
+        return self.notifier.enqueue("pay", order.mch_id, order.out_trade_no, order.notify_url, start=start)
+
+    def refund_settled(self, refund: Refund) -> Delivery | None:
+        """Queue the refund notify when the refund request named a notify_url (§12)."""
+        if not refund.notify_url:
+            return None
+        return self.notifier.enqueue("refund", refund.mch_id, refund.out_refund_no, refund.notify_url)
+
+    def settle_refund(self, refund: Refund, status: str) -> Delivery | None:
+        self.pay.settle_refund(refund, status)
+        return self.refund_settled(refund)
+
+    def pay_notify_fields(self, order: Order) -> dict[str, Any]:
+        merchant = self.config.merchant(order.mch_id)
+        fields: dict[str, Any] = {
+            "appid": order.appid, "mch_id": order.mch_id, "nonce_str": signing.make_nonce(),
+            "result_code": "SUCCESS", "return_code": "SUCCESS",
+            **self.pay.paid_fields(order),
+        }
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if self.notify_include_sign_type:
+            fields["sign_type"] = order.sign_type
+        fields["sign"] = signing.sign(fields, merchant.api_key, order.sign_type)
+        return fields
+
+    def refund_notify_fields(self, refund: Refund) -> dict[str, Any]:
+        merchant = self.config.merchant(refund.mch_id)
+        inner: dict[str, Any] = {
+            "out_refund_no": refund.out_refund_no, "out_trade_no": refund.out_trade_no,
+            "refund_account": refund.refund_account, "refund_fee": refund.refund_fee,
+            "refund_id": refund.refund_id, "refund_recv_accout": refund.refund_recv_accout,
+            "refund_request_source": refund.refund_request_source, "refund_status": refund.refund_status,
+            "settlement_refund_fee": refund.refund_fee, "settlement_total_fee": refund.total_fee,
+            "success_time": refund.success_at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M:%S") if refund.success_at else None,
+            "total_fee": refund.total_fee, "transaction_id": refund.transaction_id,
+        }
+        return {
+            "return_code": "SUCCESS", "appid": refund.appid, "mch_id": refund.mch_id,
+            "nonce_str": signing.make_nonce(),
+            "req_info": encrypt_req_info(build_root_xml(inner), merchant.api_key),
+        }
+
+    def _build_notify(self, delivery: Delivery) -> bytes:
+        if delivery.kind == "pay":
+            order = self.pay.orders[(delivery.mch_id, delivery.key)]
+            return build_xml(self.pay_notify_fields(order))
+        refund = self.pay.refunds[(delivery.mch_id, delivery.key)]
+        return build_xml(self.refund_notify_fields(refund))
+
+    # --- persistence ------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "pay": self.pay.to_json(),
+            "notifier": self.notifier.to_json(),
+            "oauth": self.oauth.to_json(),
+            "tokens": self.tokens.to_json(),
+            "known_users": sorted(self._known_users),
+        }
+
+    def load_json(self, data: dict[str, Any]) -> None:
+        self._known_users = set(data.get("known_users", []))
+        if "oauth" in data:
+            self.oauth = OAuthState.from_json(data["oauth"], self.config, self.clock)
+        if "tokens" in data:
+            self.tokens = TokenState.from_json(data["tokens"], self.config, self.clock)
+        self.pay = self._new_pay_state(data.get("pay"))
+        self.notifier.load_json(data.get("notifier", {}))
