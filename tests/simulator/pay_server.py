@@ -6,10 +6,11 @@ and answers them as a test tells it to.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 import pytest
 import tornado.web
@@ -124,17 +125,26 @@ def make_config(**kw: Any) -> SimConfig:
     return SimConfig.demo(**kw)
 
 
-@pytest.fixture
-async def simsrv():
-    sim = Simulator(make_config(), clock=FakeClock(START))
+@contextlib.asynccontextmanager
+async def running_sim(clock: FakeClock | None = None, **config: Any) -> AsyncIterator[SimServer]:
+    """The simulator on a loopback port under PREFIX, started and stopped around the block."""
+    sim = Simulator(make_config(**config), clock=clock or FakeClock(START))
     sock, port = bind_unused_port()
     server = HTTPServer(make_app(sim, PREFIX))
     server.add_sockets([sock])
     await sim.start()
-    yield SimServer(sim, f"http://127.0.0.1:{port}{PREFIX}", server)
-    await sim.stop()
-    server.stop()
-    await server.close_all_connections()
+    try:
+        yield SimServer(sim, f"http://127.0.0.1:{port}{PREFIX}", server)
+    finally:
+        await sim.stop()
+        server.stop()
+        await server.close_all_connections()
+
+
+@pytest.fixture
+async def simsrv():
+    async with running_sim() as srv:
+        yield srv
 
 
 @pytest.fixture
