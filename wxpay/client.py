@@ -19,7 +19,7 @@ import logging
 import re
 import time
 from datetime import date, datetime
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from .bill import Bill, parse_bill

@@ -10,7 +10,7 @@ from wxpay.client import WxPayClient, check_reply
 from wxpay.err_codes import ERR_CODES
 from wxpay.merchant import Merchant
 from wxpay.results import Coupon
-from wxpay.signing import HMAC_SHA256, MD5
+from wxpay.signing import HMAC_SHA256
 from wxpay.transport import HttpResponse
 from wxpay.xmlcodec import parse_xml
 

@@ -1,0 +1,41 @@
+"""China wire times ⇄ aware UTC datetimes (fixed +08:00, no DST since 1991)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from wxpay.errors import ProtocolError
+from wxpay.timeutil import parse_success_time, parse_wire_time, wire_time
+
+
+def test_wire_time_is_china_time():
+    assert wire_time(datetime(2024, 12, 31, 16, 30, 5, tzinfo=timezone.utc)) == "20250101003005"
+    new_york = timezone(timedelta(hours=-5))
+    assert wire_time(datetime(2024, 3, 1, 7, 0, tzinfo=new_york)) == "20240301200000"
+
+
+def test_naive_datetimes_are_refused():
+    with pytest.raises(ValueError):
+        wire_time(datetime(2024, 3, 1, 9, 0))
+
+
+def test_parse_round_trip_gives_aware_utc():
+    parsed = parse_wire_time("20250101003005")
+    assert parsed == datetime(2024, 12, 31, 16, 30, 5, tzinfo=timezone.utc)
+    assert parsed.utcoffset() == timedelta(0)
+    assert wire_time(parsed) == "20250101003005"
+
+
+@pytest.mark.parametrize("text", ["2024030109300", "20241301093000", "2024-03-01 09:30:00", "", "20240230093000"])
+def test_bad_wire_times(text):
+    with pytest.raises(ProtocolError):
+        parse_wire_time(text)
+
+
+def test_success_time_formats():
+    expected = datetime(2020, 1, 4, 10, 34, 24, tzinfo=timezone.utc)
+    assert parse_success_time("2020-01-04 18:34:24") == expected
+    assert parse_success_time("2020-01-04 18：34：24") == expected  # full-width colons in old bill samples
+    with pytest.raises(ProtocolError):
+        parse_success_time("20200104183424")
