@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from urllib.parse import quote, urlsplit
 
 from .errors import InvalidArgumentError
-from .signing import SIGN_TYPES, jssdk_signature, make_nonce, sign
+from .signing import SIGN_TYPES, jssdk_signature, make_nonce, sign, sign_canonical
 
 __all__ = [
     "AppPayload",
@@ -184,11 +184,11 @@ def _package(prepay_id: str) -> str:
 
 
 def _pay_sign(appid: str, ts: str, nonce: str, package: str, sign_type: str, key: str) -> str:
-    return sign(
-        {"appId": appid, "timeStamp": ts, "nonceStr": nonce, "package": package, "signType": sign_type},
-        key,
-        sign_type,
-    )
+    # The five fields are fixed and all non-empty, so stringA is written out in
+    # ASCII order (appId < nonceStr < package < signType < timeStamp) rather
+    # than sorted per call; the tests check it against signing.sign.
+    string_a = f"appId={appid}&nonceStr={nonce}&package={package}&signType={sign_type}&timeStamp={ts}"
+    return sign_canonical(string_a, key, sign_type)
 
 
 def jsapi_payloads(

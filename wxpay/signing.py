@@ -29,15 +29,13 @@ def _canonical(params: Mapping[str, Any]) -> str:
     """stringA: every non-empty field but ``sign``, ASCII-sorted, raw values."""
     pairs = []
     for name in sorted(params):
-        if name == "sign":
-            continue
         value = params[name]
-        if value is None:
-            continue
-        text = str(value)
-        if text == "":
-            continue
-        pairs.append(f"{name}={text}")
+        if type(value) is not str:  # hot path: skip str() for the usual case
+            if value is None:
+                continue
+            value = str(value)
+        if value and name != "sign":
+            pairs.append(f"{name}={value}")
     return "&".join(pairs)
 
 
@@ -47,9 +45,14 @@ def sign(params: Mapping[str, Any], key: str, sign_type: str = MD5) -> str:
     If ``params`` carries ``sign_type`` it is signed like any other field, as
     WeChat does, so callers must put the same value there.
     """
+    return sign_canonical(_canonical(params), key, sign_type)
+
+
+def sign_canonical(string_a: str, key: str, sign_type: str = MD5) -> str:
+    """Hash an already-built stringA (for callers whose field set is fixed and sorted)."""
     if not key:
         raise SignatureError("No API key configured: cannot sign")
-    payload = f"{_canonical(params)}&key={key}".encode("utf-8")
+    payload = f"{string_a}&key={key}".encode("utf-8")
     if sign_type == MD5:
         return hashlib.md5(payload).hexdigest().upper()
     if sign_type == HMAC_SHA256:

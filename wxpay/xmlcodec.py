@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 from typing import Any, Mapping
+from xml.parsers import expat
 from xml.parsers.expat import ExpatError
-
-import xmltodict
 
 from .errors import MessageTooLargeError, ProtocolError, UnsafeXMLError
 
 MAX_XML_BYTES = 64 * 1024
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+_GOOD_NAMES: set[str] = set()  # names already checked (bounded): building is on the hot path
 # "<!" opens a comment, a CDATA section, or a declaration; only the first two
 # belong in a WeChat message.
 _DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)", re.IGNORECASE)
@@ -47,44 +47,76 @@ def parse_xml(body: bytes | str, *, root: str = "xml", max_bytes: int = MAX_XML_
     if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
         raise ProtocolError("XML must be UTF-8 encoded")
     try:
-        text = bytes(body).decode("utf-8")
+        bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"XML is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        doc = xmltodict.parse(text, strip_whitespace=False, disable_entities=True)
-    except (ExpatError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
-        raise ProtocolError(f"XML does not parse: {exc.__class__.__name__}") from None
-    if not isinstance(doc, dict) or len(doc) != 1:
-        raise ProtocolError("XML must have exactly one root element")
-    (name, content), = doc.items()
-    if name != root:
-        raise ProtocolError(f"XML root must be <{root}>, got <{name}>")
-    if content is None:
-        return {}
-    if not isinstance(content, dict):
-        if isinstance(content, str) and not content.strip():
-            return {}
-        raise ProtocolError(f"<{root}> must contain elements, not text")
+    return _parse_flat(bytes(body), root)
+
+
+def _refuse_declaration(*_: Any) -> None:
+    raise UnsafeXMLError("XML with DOCTYPE/ENTITY declarations is refused")
+
+
+def _parse_flat(body: bytes, root: str) -> dict[str, str]:
+    """One pass of expat over a flat document (much cheaper than a generic mapper).
+
+    Depth 1 is the root, depth 2 the fields; anything deeper, any attribute on
+    a field, a repeated field or non-blank text beside the fields is refused.
+    """
     out: dict[str, str] = {}
-    for key, value in content.items():
-        if key.startswith("@"):
-            continue  # attributes on the root carry nothing we sign
-        if key == "#text":
-            if value.strip():
-                raise ProtocolError(f"<{root}> must not contain loose text")
-            continue
-        if value is None:
-            out[key] = ""
-        elif isinstance(value, str):
-            out[key] = value
-        elif isinstance(value, list):
-            raise ProtocolError(f"Element <{key}> appears more than once")
+    buf: list[str] = []
+    depth = 0
+    current = ""
+
+    def start(name: str, attrs: Any) -> None:
+        nonlocal depth, current
+        depth += 1
+        if depth == 2:
+            if attrs:
+                raise ProtocolError(f"Element <{name}> must hold text, not nested elements or attributes")
+            if name in out:
+                raise ProtocolError(f"Element <{name}> appears more than once")
+            current = name
+            buf.clear()
+        elif depth == 1:
+            if name != root:
+                raise ProtocolError(f"XML root must be <{root}>, got <{name}>")
         else:
-            raise ProtocolError(f"Element <{key}> must hold text, not nested elements or attributes")
+            raise ProtocolError(f"Element <{current}> must hold text, not nested elements or attributes")
+
+    def end(name: str) -> None:
+        nonlocal depth
+        if depth == 2:
+            out[current] = "".join(buf)
+        depth -= 1
+
+    def text(data: str) -> None:
+        if depth == 2:
+            buf.append(data)
+        elif depth == 1 and not data.isspace():
+            raise ProtocolError(f"<{root}> must not contain loose text")
+
+    parser = expat.ParserCreate("UTF-8")
+    parser.buffer_text = True
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    # The regex above already refused these; expat refuses them again.
+    parser.StartDoctypeDeclHandler = _refuse_declaration
+    parser.EntityDeclHandler = _refuse_declaration
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    try:
+        parser.Parse(body, True)
+    except ExpatError as exc:
+        raise ProtocolError(f"XML does not parse ({expat.errors.messages[exc.code]})") from None
+    except RecursionError:
+        raise ProtocolError("XML does not parse (too deep)") from None
     return out
 
 
 def _cdata(text: str) -> str:
+    if "]]>" not in text and "\r" not in text:
+        return f"<![CDATA[{text}]]>"
     # "]]>" cannot live in one CDATA section and a bare CR would be normalised
     # to LF by the reader, so both are cut out of the section.
     parts = []
@@ -106,10 +138,18 @@ def build_xml(params: Mapping[str, Any], *, root: str = "xml") -> bytes:
         raise ProtocolError(f"Invalid XML root name {root!r}")
     out = [f"<{root}>"]
     for name, value in params.items():
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ProtocolError(f"Invalid XML element name {name!r}")
+        if name not in _GOOD_NAMES:
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ProtocolError(f"Invalid XML element name {name!r}")
+            if len(_GOOD_NAMES) < 4096:
+                _GOOD_NAMES.add(name)
         if value is None:
             continue
+        if type(value) is str:
+            bad = _ILLEGAL.search(value)
+            if bad is None:
+                out.append(f"<{name}>{_cdata(value)}</{name}>")
+                continue
         if isinstance(value, bool):
             raise ProtocolError(f"Field {name} is a bool; WeChat fields are text or integers")
         if isinstance(value, int):

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wxpay.errors import SignatureError
+from wxpay.payloads import jsapi_payloads, mini_program_payload
 from wxpay.signing import HMAC_SHA256, MD5, sign, verify
 from wxpay.xmlcodec import build_xml, parse_xml
 
@@ -60,3 +61,19 @@ def test_tampering_any_value_breaks_verification(params, sign_type, data):
     tampered = {**signed, name: new}
     with pytest.raises(SignatureError):
         verify(tampered, KEY, sign_type)
+
+
+nonempty = xml_text.filter(bool)
+
+
+@SETTINGS
+@given(nonempty, nonempty.filter(lambda p: not p.startswith("prepay_id=")),
+       st.text(min_size=1, max_size=32).filter(lambda n: "\x00" not in n), sign_types,
+       st.integers(min_value=10**9, max_value=10**10 - 1))
+def test_jsapi_pay_sign_equals_generic_sign(appid, prepay_id, nonce, sign_type, ts):
+    """The payload builder's written-out stringA agrees with signing.sign."""
+    bridge, choose = jsapi_payloads(appid, prepay_id, KEY, sign_type, timestamp=ts, nonce=nonce)
+    fields = {k: v for k, v in bridge.to_dict().items() if k != "paySign"}
+    assert bridge.pay_sign == choose.pay_sign == sign(fields, KEY, sign_type)
+    mp = mini_program_payload(appid, prepay_id, KEY, sign_type, timestamp=ts, nonce=nonce)
+    assert mp.pay_sign == bridge.pay_sign

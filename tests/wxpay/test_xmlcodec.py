@@ -23,6 +23,15 @@ def test_accepts_str_and_empty_root():
     assert parse_xml(b"<xml></xml>") == {}
 
 
+def test_comments_bom_and_root_attributes_are_harmless():
+    body = b'\xef\xbb\xbf<xml version="1"><!-- note --><a>1</a><?pi x?></xml>'
+    assert parse_xml(body) == {"a": "1"}
+
+
+def test_cdata_split_across_sections_and_char_refs():
+    assert parse_xml(b"<xml><a><![CDATA[x]]]]><![CDATA[>y]]>&#13;&amp;</a></xml>") == {"a": "x]]>y\r&"}
+
+
 def test_other_root_when_asked():
     assert parse_xml(b"<root><a>1</a></root>", root="root") == {"a": "1"}
 
@@ -190,7 +199,7 @@ def test_build_round_trips_empty_and_unicode():
     assert parse_xml(build_xml(params)) == params
 
 
-@pytest.mark.parametrize("name", ["1abc", "a b", "a-b", "<x>", "", "a]]>", "é"])
+@pytest.mark.parametrize("name", ["1abc", "a b", "a-b", "<x>", "", "a]]>", "é", "abc\n"])
 def test_build_refuses_invalid_names(name):
     with pytest.raises(ProtocolError, match="Invalid XML element name"):
         build_xml({name: "1"})
