@@ -228,3 +228,13 @@ def test_build_refuses_bool():
 
 def test_build_custom_root():
     assert parse_xml(build_xml({"a": 1}, root="root"), root="root") == {"a": "1"}
+
+
+def test_expat_layer_refuses_declarations_too():
+    """Second line of defence: even past the byte scan, expat refuses DTDs."""
+    from wxpay.xmlcodec import _parse_flat
+
+    with pytest.raises(UnsafeXMLError):
+        _parse_flat(b'<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><a>&e;</a></xml>', "xml")
+    with pytest.raises(UnsafeXMLError):
+        _parse_flat(b"<!DOCTYPE xml><xml/>", "xml")
