@@ -186,3 +186,12 @@ def test_mweb_redirect_without_query():
 def test_mweb_redirect_refuses_non_http_urls(redirect):
     with pytest.raises(InvalidArgumentError, match="redirect_url"):
         mweb_redirect("https://wx.tenpay.com/x?prepay_id=1", redirect)
+
+
+def test_docs_offline_example_runs(capsys):
+    """docs/wxpay.md's offline example is real code: run it as written."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "wxpay.md").read_text()
+    block = doc.split("## Example (offline)", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "docs/wxpay.md", "exec"), {"__name__": "docs_example"})
+    out = capsys.readouterr().out
+    assert "order-0001 2024-01-01T04:30:00+00:00" in out and "'paySign'" in out
