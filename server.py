@@ -1,0 +1,334 @@
+"""wxpay-server: one Tornado process that takes WeChat payments.
+
+``python server.py`` (or the ``wxpay-server`` script) starts it. With nothing
+configured it runs in sandbox mode: an embedded SQLite store and WeChat's
+stand-in (wxpay.simulator) mounted at ``/_wechat`` in this same process.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from config import Settings, SettingsError, load_settings
+from handlers import api as api_routes
+from handlers import health as health_routes
+from handlers import notify as notify_routes
+from handlers import pay as pay_routes
+from handlers import shop as shop_routes
+from service.audit import Audit
+from service.checkouts import CheckoutService
+from service.clock import utcnow
+from service.oauth import OAuthService
+from service.orders import OrderBook
+from service.payment_notify import PaymentNotifyService
+from service.prepay import Apps, PrepayService
+from service.reconciler import Reconciler
+from service.tokens import TokenService
+from store.base import Store
+from store.leases import Leases, make_holder
+from store.open import INDEXES, open_store
+from wxpay import payloads
+from wxpay.client import WxPayClient
+from wxpay.endpoints import Endpoints
+from wxpay.merchant import Merchant
+from wxpay.oauth import OAuthClient
+from wxpay.official import OfficialAccountClient
+from wxpay.simulator import demo
+
+log = logging.getLogger("wxpay_server")
+
+VERSION = "0.1.0"
+ROOT = Path(__file__).resolve().parent
+WEB = ROOT / "web"
+SIMULATOR_PREFIX = "/_wechat"
+
+
+@dataclass
+class Services:
+    """Everything a handler may reach, built once per process."""
+
+    settings: Settings
+    store: Store
+    audit: Audit
+    checkouts: CheckoutService
+    orders: OrderBook
+    prepay: PrepayService
+    payment_notify: PaymentNotifyService
+    oauth: OAuthService
+    tokens: TokenService
+    reconciler: Reconciler
+    pay: WxPayClient
+    public_base: str
+    simulator: Any = None
+    simulator_path: str = SIMULATOR_PREFIX
+    now: Callable[[], datetime] = utcnow
+    started_at: datetime = field(default_factory=utcnow)
+
+    def pay_url(self, checkout_id: str) -> str:
+        return f"{self.public_base}/pay/{checkout_id}"
+
+    def mweb_with_return(self, mweb_url: str, checkout_id: str) -> str:
+        return payloads.mweb_redirect(mweb_url, f"{self.public_base}/pay/{checkout_id}/result")
+
+
+def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
+    """Fill what sandbox mode may default: demo credentials and a loopback URL."""
+    if not settings.is_sandbox:
+        return settings
+    w = settings.wechat
+    wechat = replace(
+        w,
+        appid=w.appid or demo.OFFICIAL_ACCOUNT_APPID,
+        app_secret=w.app_secret or demo.OFFICIAL_ACCOUNT_SECRET,
+        mch_id=w.mch_id or demo.MCH_ID,
+        api_key=w.api_key or demo.API_KEY,
+        mini_program_appid=w.mini_program_appid or demo.MINI_PROGRAM_APPID,
+        mini_program_secret=w.mini_program_secret or demo.MINI_PROGRAM_SECRET,
+        app_appid=w.app_appid or demo.MOBILE_APP_APPID,
+    )
+    server = settings.server
+    if not server.public_url:
+        server = replace(server, public_url=f"http://127.0.0.1:{port}")
+    return replace(settings, wechat=wechat, server=server)
+
+
+def simulator_config(settings: Settings) -> Any:
+    """The simulated WeChat knows exactly the merchant this server is configured as."""
+    from wxpay.simulator.config import SimApp, SimConfig, SimMerchant
+
+    w = settings.wechat
+    apps = [SimApp(w.appid, w.app_secret, "official_account")]
+    if w.mini_program_appid:
+        apps.append(SimApp(w.mini_program_appid, w.mini_program_secret or demo.MINI_PROGRAM_SECRET, "mini_program"))
+    if w.app_appid:
+        apps.append(SimApp(w.app_appid, demo.MOBILE_APP_SECRET, "mobile_app"))
+    merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps))
+    return SimConfig(
+        apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale
+    )
+
+
+async def build_services(
+    settings: Settings,
+    *,
+    port: int,
+    transport: Any = None,
+    now: Callable[[], datetime] = utcnow,
+) -> Services:
+    """Open the store and make every service; inside the running loop."""
+    settings = with_sandbox_defaults(settings, port)
+    w = settings.wechat
+    public_base = settings.server.public_url.rstrip("/")
+    store = open_store(settings.store.mongodb_uri, sqlite_path=settings.store.sqlite_path)
+    await store.open(INDEXES)
+    holder = make_holder()
+    leases = Leases(store)
+    audit = Audit(store, now=now)
+
+    simulator = None
+    if settings.is_sandbox:
+        from wxpay.simulator.core import Simulator
+
+        simulator = Simulator(simulator_config(settings))
+        loopback = Endpoints.single(f"http://127.0.0.1:{port}{SIMULATOR_PREFIX}")
+        endpoints = replace(loopback, open_base=f"{public_base}{SIMULATOR_PREFIX}")
+    else:
+        defaults = Endpoints()
+        endpoints = Endpoints(
+            pay_base=w.pay_base or defaults.pay_base,
+            open_base=w.open_base or defaults.open_base,
+            api_base=w.api_base or defaults.api_base,
+        )
+
+    def observe(record: Any) -> None:
+        services.call_stats.observe(record) if hasattr(services, "call_stats") else None
+
+    merchant = Merchant(w.mch_id, w.api_key, w.appid, w.sign_type, w.cert_path, w.key_path)
+    pay = WxPayClient(merchant, transport=transport, endpoints=endpoints, observer=observe)
+    official = OfficialAccountClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
+    oauth_client = OAuthClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
+
+    checkouts = CheckoutService(
+        store,
+        default_expiry_minutes=settings.checkout.default_expiry_minutes,
+        min_expiry_minutes=settings.checkout.min_expiry_minutes,
+        max_expiry_minutes=settings.checkout.max_expiry_minutes,
+        require_https_return=settings.is_live,
+        now=now,
+    )
+    orders = OrderBook(store, audit, now=now)
+    tokens = TokenService(
+        store, leases, official, appid=w.appid, holder=holder,
+        refresh_ahead=timedelta(seconds=settings.tokens.refresh_ahead_s), now=now,
+    )
+    prepay = PrepayService(
+        checkouts, orders, pay, leases, audit,
+        apps=Apps(w.appid, w.mini_program_appid, w.app_appid),
+        mch_id=w.mch_id, api_key=w.api_key, sign_type=w.sign_type,
+        notify_url=w.notify_url or f"{public_base}/notify/pay",
+        holder=holder, tokens=tokens,
+        query_after=timedelta(seconds=settings.reconciler.query_after_s), now=now,
+    )
+    notify = PaymentNotifyService(orders, pay, audit, api_key=w.api_key, max_bytes=settings.server.max_body_bytes, now=now)
+    oauth = OAuthService(store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope, now=now)
+    reconciler = Reconciler(
+        store, orders, pay, leases, audit, holder=holder, interval=settings.reconciler.interval_s, now=now
+    )
+    services = Services(
+        settings=settings, store=store, audit=audit, checkouts=checkouts, orders=orders, prepay=prepay,
+        payment_notify=notify, oauth=oauth, tokens=tokens, reconciler=reconciler, pay=pay,
+        public_base=public_base, simulator=simulator, now=now,
+    )
+    return services
+
+
+def make_app(services: Services) -> tornado.web.Application:
+    """The Tornado application; tests build it with this same factory."""
+    settings = services.settings
+    routes: list[Any] = []
+    for module in (api_routes, pay_routes, notify_routes, health_routes, shop_routes):
+        routes.extend(module.routes())
+    if services.simulator is not None:
+        from wxpay.simulator.app import make_routes
+
+        routes.extend(make_routes(services.simulator, SIMULATOR_PREFIX))
+    trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.server.trusted_proxies)
+    return tornado.web.Application(
+        routes,
+        services=services,
+        app_settings=settings,
+        template_path=str(WEB / "templates"),
+        static_path=str(WEB / "static"),
+        static_url_prefix="/static/",
+        cookie_secret=settings.server.cookie_secret,
+        xsrf_cookies=settings.server.xsrf_cookies,
+        xsrf_cookie_kwargs={"httponly": False, "samesite": "Lax", "secure": settings.is_live},
+        secure_cookies=settings.is_live,
+        api_tokens=tuple(settings.merchant_api.tokens),
+        trusted_proxies=trusted,
+        debug=settings.server.debug and settings.is_sandbox,
+        autoreload=False,
+        compress_response=True,
+        default_handler_class=shop_routes.NotFoundHandler,
+    )
+
+
+@dataclass
+class Running:
+    services: Services
+    server: tornado.httpserver.HTTPServer
+    port: int
+    stop_event: asyncio.Event
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop accepting, let in-flight requests finish, then close resources."""
+        self.stop_event.set()
+        self.server.stop()
+        try:
+            await asyncio.wait_for(self.server.close_all_connections(), timeout=grace)
+        except asyncio.TimeoutError:
+            log.warning("some connections did not finish within %.0f s", grace)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.services.simulator is not None:
+            await self.services.simulator.stop()
+        await self.services.store.close()
+
+
+async def start(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    sockets: list | None = None,
+    transport: Any = None,
+    run_reconciler: bool | None = None,
+) -> Running:
+    """Bind, build and start serving; used by main() and by the tests."""
+    if sockets is None:
+        sockets = tornado.netutil.bind_sockets(port if port is not None else settings.server.port, settings.server.host)
+    bound_port = sockets[0].getsockname()[1]
+    services = await build_services(settings, port=bound_port, transport=transport)
+    app = make_app(services)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max(services.settings.server.max_body_bytes, 1 << 20), xheaders=False)
+    server.add_sockets(sockets)
+    running = Running(services, server, bound_port, asyncio.Event())
+    if services.simulator is not None:
+        await services.simulator.start()
+    reconcile = services.settings.reconciler.enabled if run_reconciler is None else run_reconciler
+    if reconcile:
+        running.tasks.append(asyncio.create_task(services.reconciler.run_forever(running.stop_event)))
+    return running
+
+
+def banner(running: Running) -> str:
+    s = running.services.settings
+    lines = [
+        f"wxpay-server {VERSION} — {s.mode} mode, store: {running.services.store.backend}",
+        f"  listening on http://{s.server.host}:{running.port}   public URL: {running.services.public_base}",
+    ]
+    if s.is_sandbox:
+        lines += [
+            "  SANDBOX: WeChat is simulated in this process at " + SIMULATOR_PREFIX + " (no real money, no network).",
+            f"  Try it:  open {running.services.public_base}/  (demo shop)",
+            f"  Merchant API token: {s.merchant_api.tokens[0] if s.merchant_api.tokens else '(none)'}",
+            f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} (API key: see README, demo only)",
+        ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="wxpay-server", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
+    parser.add_argument("--host", help="address to bind (overrides server.host)")
+    return parser.parse_args(argv)
+
+
+async def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["server.port"] = args.port
+    if args.host:
+        overrides["server.host"] = args.host
+    try:
+        settings = load_settings(args.config, overrides=overrides).check()
+    except SettingsError as exc:
+        print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
+        return 2
+    if settings.store.backend == "sqlite":
+        Path(settings.store.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    running = await start(settings)
+    print(banner(running), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("wxpay-server: stopping (finishing in-flight requests)…", flush=True)
+    await running.stop()
+    return 0
+
+
+def cli() -> None:
+    logging.basicConfig(level=os.environ.get("WXPAY_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(asyncio.run(main()))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,177 @@
+"""Creating and reading checkouts: the merchant API's use cases.
+
+Input is validated field by field with a code per problem, so a merchant's
+integration learns exactly what to fix. An ``Idempotency-Key`` makes a
+retried create return the first checkout instead of making a second.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+from store.base import DuplicateKey, Store
+
+from .clock import utcnow
+from .errors import Conflict, InvalidInput, NotFound
+from .guard import store_guard
+from .models import CHECKOUT_STATUSES, CHECKOUTS, Checkout
+
+MAX_AMOUNT_FEN = 100_000_000  # 1,000,000 yuan: far above any H5 payment limit
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_REFERENCE = re.compile(r"^[\x20-\x7e]{1,64}$")
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_FIELDS = {"amount_fen", "description", "merchant_reference", "attach", "expires_in_minutes", "return_url"}
+
+
+def new_checkout_id() -> str:
+    return "co_" + secrets.token_hex(12)
+
+
+def validate_return_url(value: Any, *, require_https: bool = False) -> str:
+    """An absolute http(s) URL with no control characters (no header injection)."""
+    if not isinstance(value, str) or not value or len(value) > 512:
+        raise InvalidInput("invalid_return_url", "return_url must be an absolute URL of at most 512 characters")
+    if _CONTROL.search(value) or " " in value or "\\" in value:
+        raise InvalidInput("invalid_return_url", "return_url must not contain spaces, backslashes or control characters")
+    parts = urlsplit(value)
+    allowed = ("https",) if require_https else ("http", "https")
+    if parts.scheme not in allowed or not parts.hostname:
+        raise InvalidInput("invalid_return_url", f"return_url must be an absolute {' or '.join(allowed)} URL")
+    return value
+
+
+class CheckoutService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        default_expiry_minutes: int = 30,
+        min_expiry_minutes: int = 5,
+        max_expiry_minutes: int = 7 * 24 * 60,
+        require_https_return: bool = False,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.default_expiry = default_expiry_minutes
+        self.min_expiry = min_expiry_minutes
+        self.max_expiry = max_expiry_minutes
+        self.require_https_return = require_https_return
+        self.now = now
+
+    def validate(self, data: Any) -> dict[str, Any]:
+        """Check a create request; returns the normalised fields."""
+        if not isinstance(data, Mapping):
+            raise InvalidInput("invalid_body", "The request body must be a JSON object")
+        unknown = sorted(set(data) - _FIELDS)
+        if unknown:
+            raise InvalidInput("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))}", fields=unknown)
+        amount = data.get("amount_fen")
+        if type(amount) is not int:
+            raise InvalidInput("invalid_amount", "amount_fen must be an integer number of fen (1 yuan = 100 fen)")
+        if not 0 < amount <= MAX_AMOUNT_FEN:
+            raise InvalidInput("invalid_amount", f"amount_fen must be between 1 and {MAX_AMOUNT_FEN}")
+        desc = data.get("description")
+        if not isinstance(desc, str) or not desc.strip():
+            raise InvalidInput("invalid_description", "description is required (what the shopper buys)")
+        if len(desc.encode("utf-8")) > 127 or _CONTROL.search(desc):
+            raise InvalidInput("invalid_description", "description must be at most 127 UTF-8 bytes, without control characters")
+        out: dict[str, Any] = {"amount_fen": amount, "description": desc.strip()}
+        ref = data.get("merchant_reference")
+        if ref is not None:
+            if not isinstance(ref, str) or not _REFERENCE.match(ref):
+                raise InvalidInput("invalid_reference", "merchant_reference must be 1-64 printable ASCII characters")
+            out["merchant_reference"] = ref
+        attach = data.get("attach")
+        if attach is not None:
+            if not isinstance(attach, str) or len(attach.encode("utf-8")) > 127 or _CONTROL.search(attach):
+                raise InvalidInput("invalid_attach", "attach must be text of at most 127 UTF-8 bytes")
+            out["attach"] = attach
+        minutes = data.get("expires_in_minutes", self.default_expiry)
+        if type(minutes) is not int or not self.min_expiry <= minutes <= self.max_expiry:
+            raise InvalidInput(
+                "invalid_expiry",
+                f"expires_in_minutes must be an integer between {self.min_expiry} and {self.max_expiry}",
+            )
+        out["expires_in_minutes"] = minutes
+        if data.get("return_url") is not None:
+            out["return_url"] = validate_return_url(data["return_url"], require_https=self.require_https_return)
+        return out
+
+    async def create(self, data: Any, *, idempotency_key: str | None = None) -> tuple[Checkout, bool]:
+        """Create a checkout; ``(checkout, created)``. A repeat with the same
+        key and body returns the first one; the same key with another body
+        is a conflict."""
+        fields = self.validate(data)
+        if idempotency_key is not None and not _KEY.match(idempotency_key):
+            raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters")
+        fingerprint = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+        now = self.now()
+        checkout = Checkout(
+            id=new_checkout_id(),
+            amount_fen=fields["amount_fen"],
+            description=fields["description"],
+            merchant_reference=fields.get("merchant_reference"),
+            attach=fields.get("attach"),
+            return_url=fields.get("return_url"),
+            expires_at=now + timedelta(minutes=fields["expires_in_minutes"]),
+            created_at=now,
+            updated_at=now,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+        )
+        with store_guard():
+            try:
+                await self.store.insert(CHECKOUTS, checkout.to_doc())
+                return checkout, True
+            except DuplicateKey:
+                if idempotency_key is None:
+                    raise
+            found = await self.store.find(CHECKOUTS, {"idempotency_key": idempotency_key}, limit=1)
+        if not found:
+            raise Conflict("idempotency_race", "A request with this Idempotency-Key is in progress; retry")
+        existing = Checkout.from_doc(found[0])
+        if existing.request_fingerprint != fingerprint:
+            raise Conflict(
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request; use a new key for a new checkout",
+            )
+        return existing, False
+
+    async def get(self, checkout_id: str) -> Checkout:
+        if not isinstance(checkout_id, str) or not re.fullmatch(r"co_[0-9a-f]{24}", checkout_id):
+            raise NotFound("checkout_not_found", "No such checkout")
+        with store_guard():
+            doc = await self.store.get(CHECKOUTS, checkout_id)
+        if doc is None:
+            raise NotFound("checkout_not_found", "No such checkout")
+        return Checkout.from_doc(doc)
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        merchant_reference: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> list[Checkout]:
+        where: dict[str, Any] = {}
+        if status is not None:
+            if status not in CHECKOUT_STATUSES:
+                raise InvalidInput("invalid_status", f"status must be one of {', '.join(CHECKOUT_STATUSES)}")
+            where["status"] = status
+        if merchant_reference is not None:
+            if not _REFERENCE.match(merchant_reference):
+                raise InvalidInput("invalid_reference", "merchant_reference must be 1-64 printable ASCII characters")
+            where["merchant_reference"] = merchant_reference
+        if not 1 <= limit <= 100:
+            raise InvalidInput("invalid_limit", "limit must be between 1 and 100")
+        if not 0 <= offset <= 100_000:
+            raise InvalidInput("invalid_offset", "offset must be between 0 and 100000")
+        with store_guard():
+            docs = await self.store.find(CHECKOUTS, where, sort=[("created_at", -1)], limit=limit, skip=offset)
+        return [Checkout.from_doc(d) for d in docs]

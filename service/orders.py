@@ -1,0 +1,199 @@
+"""The order state machine, in one place.
+
+Every move is a compare-and-set on the current state (``ORDER_MOVES``), so a
+duplicate notify, a racing reconciler or a second process can only ever
+lose the race, never apply a move twice.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable
+
+from store.base import Store
+
+from .audit import Audit
+from .clock import utcnow
+from .errors import Conflict, NotFound
+from .guard import store_guard
+from .models import (
+    CHECKOUTS,
+    CLOSED,
+    CREATED,
+    OPEN,
+    ORDER_MOVES,
+    ORDERS,
+    PAID,
+    PREPAID,
+    Checkout,
+    Order,
+)
+
+log = logging.getLogger("wxpay_server.orders")
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_out_trade_no(now: datetime) -> str:
+    """``W`` + UTC date + 16 random characters: unique, sortable by day, 25 chars."""
+    return "W" + now.strftime("%Y%m%d") + "".join(secrets.choice(_ALPHABET) for _ in range(16))
+
+
+@dataclass(frozen=True)
+class Payment:
+    """What WeChat's own orderquery confirmed about a paid order."""
+
+    transaction_id: str
+    total_fee: int
+    time_end: datetime | None = None
+    bank_type: str | None = None
+    cash_fee: int | None = None
+    openid: str | None = None
+
+
+@dataclass(frozen=True)
+class PaidOutcome:
+    order: Order
+    newly_paid: bool
+    double_payment: bool = False
+
+
+PaidListener = Callable[[Order, Checkout | None, bool], Awaitable[None]]
+
+
+class OrderBook:
+    def __init__(self, store: Store, audit: Audit, *, now: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.audit = audit
+        self.now = now
+        self.paid_listeners: list[PaidListener] = []
+
+    async def get(self, out_trade_no: str) -> Order | None:
+        with store_guard():
+            doc = await self.store.get(ORDERS, out_trade_no)
+        return Order.from_doc(doc) if doc else None
+
+    async def require(self, out_trade_no: str) -> Order:
+        order = await self.get(out_trade_no)
+        if order is None:
+            raise NotFound("order_not_found", f"No order {out_trade_no}")
+        return order
+
+    async def for_checkout(self, checkout_id: str) -> list[Order]:
+        with store_guard():
+            docs = await self.store.find(ORDERS, {"checkout_id": checkout_id}, sort=[("created_at", 1)], limit=200)
+        return [Order.from_doc(d) for d in docs]
+
+    async def insert(self, order: Order) -> None:
+        with store_guard():
+            await self.store.insert(ORDERS, order.to_doc())
+
+    async def move(self, order: Order, to_state: str, **changes: Any) -> Order | None:
+        """Compare-and-set ``order`` into ``to_state``; ``None`` if it had moved on."""
+        allowed = ORDER_MOVES[to_state]
+        now = self.now()
+        with store_guard():
+            doc = await self.store.update_if(
+                ORDERS,
+                order.out_trade_no,
+                {"state": {"$in": list(allowed)}},
+                {"state": to_state, "updated_at": now, **changes},
+            )
+        return Order.from_doc(doc) if doc else None
+
+    async def touch(self, order: Order, **changes: Any) -> Order | None:
+        """Update bookkeeping fields without a state move (still guarded by state)."""
+        with store_guard():
+            doc = await self.store.update_if(
+                ORDERS, order.out_trade_no, {"state": order.state}, {"updated_at": self.now(), **changes}
+            )
+        return Order.from_doc(doc) if doc else None
+
+    async def mark_paid(self, order: Order, payment: Payment, *, via: str) -> PaidOutcome:
+        """Record a payment WeChat confirmed; idempotent, race-safe.
+
+        The caller must have checked the payment against WeChat (orderquery)
+        and the amount against the order.
+        """
+        if payment.total_fee != order.total_fee:
+            raise Conflict("amount_mismatch", "WeChat reports another amount than the order's")
+        now = self.now()
+        moved = await self.move(
+            order,
+            PAID,
+            transaction_id=payment.transaction_id,
+            time_end=payment.time_end,
+            bank_type=payment.bank_type,
+            cash_fee=payment.cash_fee,
+            paid_at=now,
+            paid_via=via,
+            next_check_at=None,
+        )
+        if moved is None:
+            current = await self.require(order.out_trade_no)
+            if current.state == PAID:
+                return PaidOutcome(current, newly_paid=False)
+            raise Conflict("order_state", f"Order {order.out_trade_no} is {current.state}")
+        checkout, double = await self._settle_checkout(moved, now)
+        await self._close_siblings(moved)
+        for listener in self.paid_listeners:
+            try:
+                await listener(moved, checkout, double)
+            except Exception:  # a listener must not undo a recorded payment
+                log.exception("paid listener failed for %s", moved.out_trade_no)
+        return PaidOutcome(moved, newly_paid=True, double_payment=double)
+
+    async def _settle_checkout(self, order: Order, now: datetime) -> tuple[Checkout | None, bool]:
+        changes = {"status": PAID, "paid_out_trade_no": order.out_trade_no, "paid_at": now, "updated_at": now}
+        with store_guard():
+            # An expired-then-closed checkout still becomes paid: the money moved.
+            doc = await self.store.update_if(
+                CHECKOUTS, order.checkout_id, {"status": {"$in": [OPEN, CLOSED]}}, changes
+            )
+            if doc is not None:
+                return Checkout.from_doc(doc), False
+            doc = await self.store.update_if(
+                CHECKOUTS,
+                order.checkout_id,
+                {"status": PAID, "paid_out_trade_no": {"$ne": order.out_trade_no}},
+                {"double_paid": True, "updated_at": now},
+            )
+        if doc is None:
+            return None, False
+        log.error(
+            "DOUBLE PAYMENT: checkout %s paid by %s and %s",
+            order.checkout_id,
+            doc.get("paid_out_trade_no"),
+            order.out_trade_no,
+        )
+        await self.audit.record(
+            "double_payment",
+            verdict="flagged",
+            checkout_id=order.checkout_id,
+            out_trade_no=order.out_trade_no,
+            first_out_trade_no=doc.get("paid_out_trade_no"),
+        )
+        return Checkout.from_doc(doc), True
+
+    async def _close_siblings(self, paid: Order) -> None:
+        """Unpaid siblings must never be paid too: hand them to the reconciler now."""
+        for sibling in await self.for_checkout(paid.checkout_id):
+            if sibling.out_trade_no != paid.out_trade_no and sibling.state in (CREATED, PREPAID):
+                await self.touch(sibling, close_requested=True, next_check_at=self.now())
+
+    async def due_for_check(self, now: datetime, limit: int = 100) -> list[Order]:
+        with store_guard():
+            docs = await self.store.find(
+                ORDERS,
+                {"state": {"$in": [CREATED, PREPAID]}, "next_check_at": {"$lte": now}},
+                sort=[("next_check_at", 1)],
+                limit=limit,
+            )
+        return [Order.from_doc(d) for d in docs]
+
+    @staticmethod
+    def backoff(checks: int) -> timedelta:
+        """Query schedule for an unconfirmed order: 1 min, 2, 4 … capped at 30 min."""
+        return timedelta(minutes=min(30, 2 ** min(checks, 5)))

@@ -1,0 +1,158 @@
+"""WeChat's payment notify: trust nothing until WeChat itself confirms.
+
+Order of checks: size and safe parse; the order named by out_trade_no; the
+signature with *that order's* sign type; appid, mch_id and amount against
+the order; then ``pay/orderquery`` must say SUCCESS for the same amount and
+transaction before one state-guarded move to paid. A repeat is answered
+SUCCESS and changes nothing; anything we could not finish is answered FAIL
+so WeChat retries.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from wxpay import notify as wxnotify
+from wxpay.errors import (
+    IdentityMismatchError,
+    MessageTooLargeError,
+    ProtocolError,
+    SignatureError,
+    WxPayError,
+)
+
+from .audit import Audit
+from .clock import utcnow
+from .errors import Conflict, ServiceError
+from .keyed_locks import KeyedLocks
+from .models import PAID
+from .orders import OrderBook, Payment
+
+log = logging.getLogger("wxpay_server.notify")
+
+
+@dataclass(frozen=True)
+class NotifyOutcome:
+    ok: bool          # what WeChat is told: SUCCESS or FAIL
+    status: int       # HTTP status of our reply
+    verdict: str      # stable code recorded in the audit trail
+    reply: bytes
+
+    @classmethod
+    def make(cls, ok: bool, status: int, verdict: str, message: str) -> "NotifyOutcome":
+        return cls(ok, status, verdict, wxnotify.notify_reply(ok, message))
+
+
+class PaymentNotifyService:
+    def __init__(
+        self,
+        orders: OrderBook,
+        pay: Any,
+        audit: Audit,
+        *,
+        api_key: str,
+        max_bytes: int = 64 * 1024,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.orders = orders
+        self.pay = pay
+        self.audit = audit
+        self._key = api_key
+        self.max_bytes = max_bytes
+        self.now = now
+        self._locks = KeyedLocks()
+
+    async def handle(self, body: bytes) -> NotifyOutcome:
+        started = time.perf_counter()
+        out_trade_no = None
+        try:
+            out_trade_no, outcome = await self._handle(body)
+        except ServiceError as exc:  # store unavailable and the like
+            outcome = NotifyOutcome.make(False, 503, exc.code, "temporarily unable to process")
+        except Exception:
+            log.exception("notify processing failed")
+            outcome = NotifyOutcome.make(False, 500, "internal_error", "internal error")
+        await self.audit.record(
+            "notify",
+            verdict=outcome.verdict,
+            raw=body[: self.max_bytes],
+            out_trade_no=out_trade_no,
+            ok=outcome.ok,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        if not outcome.ok:
+            log.warning("payment notify refused: %s (%s)", outcome.verdict, out_trade_no or "no order")
+        return outcome
+
+    async def _handle(self, body: bytes) -> tuple[str | None, NotifyOutcome]:
+        if len(body) > self.max_bytes:
+            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
+        try:
+            fields = wxnotify.read_notify(body, max_bytes=self.max_bytes)
+        except MessageTooLargeError:
+            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
+        except ProtocolError as exc:
+            return None, NotifyOutcome.make(False, 400, exc.code, "malformed notify")
+        out_trade_no = fields.get("out_trade_no")
+        if not out_trade_no or len(out_trade_no) > 32:
+            return None, NotifyOutcome.make(False, 400, "missing_out_trade_no", "missing out_trade_no")
+        order = await self.orders.get(out_trade_no)
+        if order is None:
+            return out_trade_no, NotifyOutcome.make(False, 404, "unknown_order", "unknown order")
+        try:
+            notify = wxnotify.verify_payment_notify(
+                fields, key=self._key, sign_type=order.sign_type, appid=order.appid, mch_id=order.mch_id
+            )
+        except SignatureError:
+            return out_trade_no, NotifyOutcome.make(False, 400, "bad_signature", "signature error")
+        except IdentityMismatchError:
+            return out_trade_no, NotifyOutcome.make(False, 400, "identity_mismatch", "appid or mch_id mismatch")
+        except ProtocolError as exc:
+            return out_trade_no, NotifyOutcome.make(False, 400, exc.code, "malformed notify field")
+        except WxPayError as exc:
+            # Signed, but not a successful payment: nothing to apply, nothing to retry.
+            return out_trade_no, NotifyOutcome.make(True, 200, f"ignored_{exc.code}", "OK")
+        if notify.total_fee != order.total_fee:
+            return out_trade_no, NotifyOutcome.make(False, 400, "amount_mismatch", "amount mismatch")
+        if order.state == PAID:
+            return out_trade_no, self._repeat(order, notify.transaction_id)
+        async with self._locks.hold(out_trade_no):
+            return out_trade_no, await self._confirm(out_trade_no, notify.transaction_id)
+
+    def _repeat(self, order, transaction_id: str) -> NotifyOutcome:
+        if order.transaction_id and order.transaction_id != transaction_id:
+            return NotifyOutcome.make(False, 409, "transaction_mismatch", "transaction mismatch")
+        return NotifyOutcome.make(True, 200, "duplicate", "OK")
+
+    async def _confirm(self, out_trade_no: str, transaction_id: str) -> NotifyOutcome:
+        order = await self.orders.require(out_trade_no)
+        if order.state == PAID:  # a concurrent duplicate got here first
+            return self._repeat(order, transaction_id)
+        try:
+            query = await self.pay.order_query(out_trade_no=out_trade_no)
+        except WxPayError as exc:
+            return NotifyOutcome.make(False, 503, f"query_failed_{exc.code}", "could not confirm with WeChat")
+        if query.trade_state != "SUCCESS":
+            return NotifyOutcome.make(False, 409, f"query_says_{query.trade_state}", "not paid per orderquery")
+        if query.total_fee != order.total_fee or (query.transaction_id or transaction_id) != transaction_id:
+            log.error("orderquery disagrees with notify for %s", out_trade_no)
+            return NotifyOutcome.make(False, 409, "query_mismatch", "orderquery disagrees with notify")
+        try:
+            outcome = await self.orders.mark_paid(order, payment_from_query(query), via="notify")
+        except Conflict as exc:
+            return NotifyOutcome.make(False, 409, exc.code, "order state conflict")
+        return NotifyOutcome.make(True, 200, "paid" if outcome.newly_paid else "duplicate", "OK")
+
+
+def payment_from_query(query: Any) -> Payment:
+    return Payment(
+        transaction_id=query.transaction_id,
+        total_fee=query.total_fee,
+        time_end=query.time_end,
+        bank_type=query.bank_type,
+        cash_fee=query.cash_fee,
+        openid=query.openid,
+    )

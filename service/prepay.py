@@ -1,0 +1,284 @@
+"""From a stored checkout to something a shopper can pay with.
+
+The amount always comes from the checkout, never from the caller. A still
+valid prepay_id for the same checkout, trade type and shopper is reused, and
+concurrent requests for one such slot make one unifiedorder call: an
+in-process lock per slot, and a store lease across processes.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from store.leases import Leases
+from wxpay import payloads
+from wxpay.errors import (
+    OrderClosedError,
+    OrderPaidError,
+    OutTradeNoUsedError,
+    TransportError,
+    WxPayError,
+)
+
+from .audit import Audit
+from .checkouts import CheckoutService
+from .clock import utcnow
+from .errors import Conflict, InvalidInput, UpstreamError
+from .guard import store_guard
+from .keyed_locks import KeyedLocks
+from .models import CREATED, FAILED, OPEN, PAID, PREPAID, Checkout, Order
+from .orders import OrderBook, new_out_trade_no
+
+log = logging.getLogger("wxpay_server.prepay")
+
+PREPAY_LIFETIME = timedelta(hours=2)
+MWEB_LIFETIME = timedelta(minutes=5)
+REUSE_MARGIN = timedelta(minutes=1)  # don't hand out a prepay_id about to expire
+
+
+@dataclass(frozen=True)
+class Apps:
+    """The appids bound to the merchant, per kind of client."""
+
+    official_account: str
+    mini_program: str | None = None
+    mobile_app: str | None = None
+
+
+@dataclass
+class PrepayResult:
+    out_trade_no: str
+    trade_type: str
+    expires_at: datetime
+    reused: bool
+    bridge: dict[str, Any] | None = None         # WeixinJSBridge getBrandWCPayRequest
+    choose_wx_pay: dict[str, Any] | None = None  # wx.chooseWXPay
+    wx_config: dict[str, Any] | None = None      # wx.config for the JSSDK pair
+    request_payment: dict[str, Any] | None = None  # Mini Program wx.requestPayment
+    app: dict[str, Any] | None = None            # App SDK PayReq
+    code_url: str | None = None
+    mweb_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "extra"}
+        out["expires_at"] = self.expires_at.isoformat()
+        return out
+
+
+class PrepayService:
+    def __init__(
+        self,
+        checkouts: CheckoutService,
+        orders: OrderBook,
+        pay: Any,
+        leases: Leases,
+        audit: Audit,
+        *,
+        apps: Apps,
+        mch_id: str,
+        api_key: str,
+        sign_type: str,
+        notify_url: str,
+        holder: str,
+        tokens: Any = None,
+        query_after: timedelta = timedelta(seconds=60),
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.checkouts = checkouts
+        self.orders = orders
+        self.pay = pay
+        self.leases = leases
+        self.audit = audit
+        self.apps = apps
+        self.mch_id = mch_id
+        self._key = api_key
+        self.sign_type = sign_type
+        self.notify_url = notify_url
+        self.holder = holder
+        self.tokens = tokens
+        self.query_after = query_after
+        self.now = now
+        self._locks = KeyedLocks()
+
+    async def prepay(
+        self,
+        checkout_id: str,
+        *,
+        trade_type: str,
+        client_ip: str,
+        openid: str | None = None,
+        client: str = "official_account",
+        page_url: str | None = None,
+        wap_url: str | None = None,
+    ) -> PrepayResult:
+        """Get (or reuse) a WeChat order for ``checkout_id`` and build its payloads.
+
+        ``client`` picks the appid for JSAPI: the Official Account page or a
+        Mini Program; ``page_url`` asks for a signed ``wx.config`` too.
+        """
+        appid = self._appid_for(trade_type, client)
+        if trade_type == "JSAPI" and not openid:
+            raise InvalidInput("openid_required", "Paying inside WeChat needs the shopper's openid (sign in first)")
+        checkout = await self.checkouts.get(checkout_id)
+        self._check_payable(checkout)
+        slot = self._slot(checkout.id, trade_type, appid, openid, client_ip if trade_type == "MWEB" else None)
+        async with self._locks.hold(slot):
+            order, reused = await self._order_for_slot(checkout, slot, trade_type, appid, openid, client_ip, wap_url)
+        return await self._payloads(order, reused, client, page_url)
+
+    # -- choosing the order ---------------------------------------------------
+
+    def _appid_for(self, trade_type: str, client: str) -> str:
+        if trade_type not in ("JSAPI", "NATIVE", "MWEB", "APP"):
+            raise InvalidInput("invalid_trade_type", "trade_type must be JSAPI, NATIVE, MWEB or APP")
+        if trade_type == "APP":
+            if not self.apps.mobile_app:
+                raise InvalidInput("app_not_configured", "No mobile app appid is configured (wechat.app_appid)")
+            return self.apps.mobile_app
+        if trade_type == "JSAPI" and client == "mini_program":
+            if not self.apps.mini_program:
+                raise InvalidInput("mini_program_not_configured", "No Mini Program appid is configured (wechat.mini_program_appid)")
+            return self.apps.mini_program
+        if client not in ("official_account", "mini_program"):
+            raise InvalidInput("invalid_client", "client must be official_account or mini_program")
+        return self.apps.official_account
+
+    def _check_payable(self, checkout: Checkout) -> None:
+        if checkout.status == PAID:
+            raise Conflict("checkout_paid", "This checkout is already paid")
+        if checkout.status != OPEN:
+            raise Conflict("checkout_closed", "This checkout is closed and can no longer be paid")
+        if checkout.expires_at <= self.now() + timedelta(minutes=1):
+            raise Conflict("checkout_expired", "This checkout has expired; ask the merchant for a new payment link")
+
+    @staticmethod
+    def _slot(checkout_id: str, trade_type: str, appid: str, openid: str | None, ip: str | None) -> str:
+        who = hashlib.sha256(f"{openid or ''}|{ip or ''}".encode()).hexdigest()[:16]
+        return f"{checkout_id}:{trade_type}:{appid}:{who}"
+
+    def _reusable(self, order: Order, slot: str) -> bool:
+        return (
+            order.state == PREPAID
+            and order.extra.get("slot") == slot
+            and order.prepay_expires_at is not None
+            and order.prepay_expires_at - REUSE_MARGIN > self.now()
+        )
+
+    async def _order_for_slot(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> tuple[Order, bool]:
+        for order in reversed(await self.orders.for_checkout(checkout.id)):
+            if self._reusable(order, slot):
+                return order, True
+        with store_guard():
+            leader = await self.leases.acquire(f"prepay:{slot}", self.holder, timedelta(seconds=30))
+        if not leader:
+            return await self._await_other(checkout.id, slot)
+        try:
+            # Another process may have finished while we took the lease.
+            for order in reversed(await self.orders.for_checkout(checkout.id)):
+                if self._reusable(order, slot):
+                    return order, True
+            return await self._unified_order(checkout, slot, trade_type, appid, openid, client_ip, wap_url), False
+        finally:
+            with store_guard():
+                await self.leases.release(f"prepay:{slot}", self.holder)
+
+    async def _await_other(self, checkout_id: str, slot: str) -> tuple[Order, bool]:
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            for order in reversed(await self.orders.for_checkout(checkout_id)):
+                if self._reusable(order, slot):
+                    return order, True
+        raise Conflict("prepay_in_progress", "A payment for this checkout is being prepared; retry in a moment")
+
+    async def _unified_order(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> Order:
+        now = self.now()
+        order = Order(
+            out_trade_no=new_out_trade_no(now),
+            checkout_id=checkout.id,
+            trade_type=trade_type,
+            appid=appid,
+            mch_id=self.mch_id,
+            sign_type=self.sign_type,
+            total_fee=checkout.amount_fen,
+            created_at=now,
+            openid=openid,
+            client_ip=client_ip,
+            next_check_at=now + self.query_after,
+            extra={"slot": slot},
+        )
+        await self.orders.insert(order)
+        scene_info = None
+        if trade_type == "MWEB":
+            scene_info = {"h5_info": {"type": "Wap", "wap_url": wap_url or self.notify_url, "wap_name": checkout.description[:32]}}
+        try:
+            result = await self.pay.unified_order(
+                trade_type=trade_type,
+                out_trade_no=order.out_trade_no,
+                total_fee=checkout.amount_fen,
+                body=checkout.description,
+                notify_url=self.notify_url,
+                spbill_create_ip=client_ip,
+                openid=openid if trade_type == "JSAPI" else None,
+                product_id=checkout.id if trade_type == "NATIVE" else None,
+                scene_info=scene_info,
+                attach=checkout.attach,
+                time_expire=checkout.expires_at,
+                appid=appid,
+            )
+        except TransportError as exc:
+            # Outcome unknown: leave the order "created"; the reconciler asks WeChat.
+            raise UpstreamError(exc.code, "WeChat did not answer; please try again") from exc
+        except (OrderPaidError,) as exc:
+            await self.orders.touch(order, next_check_at=self.now())
+            raise Conflict("checkout_paid", "WeChat says this order is already paid; confirming") from exc
+        except (OrderClosedError, OutTradeNoUsedError) as exc:
+            await self.orders.move(order, FAILED, failure=exc.code, next_check_at=None)
+            raise UpstreamError(exc.code, exc.message) from exc
+        except WxPayError as exc:
+            await self.orders.move(order, FAILED, failure=exc.code, next_check_at=None)
+            raise UpstreamError(exc.code, exc.message) from exc
+        lifetime = MWEB_LIFETIME if trade_type == "MWEB" else PREPAY_LIFETIME
+        moved = await self.orders.move(
+            order,
+            PREPAID,
+            prepay_id=result.prepay_id,
+            prepay_expires_at=min(now + lifetime, checkout.expires_at),
+            code_url=result.code_url,
+            mweb_url=result.mweb_url,
+        )
+        if moved is None:  # a notify raced ahead of this reply: the order is paid already
+            current = await self.orders.require(order.out_trade_no)
+            raise Conflict("checkout_paid" if current.state == PAID else "order_state", f"Order is {current.state}")
+        return moved
+
+    # -- payloads -------------------------------------------------------------
+
+    async def _payloads(self, order: Order, reused: bool, client: str, page_url: str | None) -> PrepayResult:
+        out = PrepayResult(
+            out_trade_no=order.out_trade_no,
+            trade_type=order.trade_type,
+            expires_at=order.prepay_expires_at or self.now(),
+            reused=reused,
+        )
+        if order.trade_type == "JSAPI" and client == "mini_program":
+            out.request_payment = payloads.mini_program_payload(
+                order.appid, order.prepay_id, self._key, order.sign_type
+            ).to_dict()
+        elif order.trade_type == "JSAPI":
+            bridge, choose = payloads.jsapi_payloads(order.appid, order.prepay_id, self._key, order.sign_type)
+            out.bridge, out.choose_wx_pay = bridge.to_dict(), choose.to_dict()
+            if page_url and self.tokens is not None:
+                ticket = await self.tokens.jsapi_ticket()
+                out.wx_config = payloads.wx_config(order.appid, ticket, page_url).to_dict()
+        elif order.trade_type == "APP":
+            out.app = payloads.app_payload(order.appid, self.mch_id, order.prepay_id, self._key, order.sign_type).to_dict()
+        elif order.trade_type == "NATIVE":
+            out.code_url = order.code_url
+        elif order.trade_type == "MWEB":
+            out.mweb_url = order.mweb_url
+        return out

@@ -1,0 +1,167 @@
+"""access_token and jsapi_ticket, cached in the store and refreshed once.
+
+WeChat invalidates the previous token on every fetch (after a 5-minute
+overlap) and counts fetches against a daily quota, so every process must
+share one cached value and one refresh: concurrent needs in a process share
+one in-flight task, and across processes a lease elects the refresher while
+the others wait for its result in the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable, TypeVar
+
+from store.base import Store
+from store.leases import Leases
+from wxpay.errors import TokenInvalidError, WxPayError
+
+from .clock import utcnow
+from .errors import UpstreamError
+from .guard import store_guard
+from .models import TOKENS
+
+log = logging.getLogger("wxpay_server.tokens")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    value: str
+    expires_in: int
+
+
+class TokenService:
+    def __init__(
+        self,
+        store: Store,
+        leases: Leases,
+        official: Any,
+        *,
+        appid: str,
+        holder: str,
+        refresh_ahead: timedelta = timedelta(minutes=10),
+        wait_step: float = 0.05,
+        wait_max: float = 10.0,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.leases = leases
+        self.official = official
+        self.appid = appid
+        self.holder = holder
+        self.refresh_ahead = refresh_ahead
+        self.wait_step = wait_step
+        self.wait_max = wait_max
+        self.now = now
+        self.upstream_fetches = 0
+        self._inflight: dict[str, asyncio.Task[str]] = {}
+
+    # -- public -------------------------------------------------------------
+
+    async def access_token(self) -> str:
+        return await self._cached("access_token", self._fetch_access_token)
+
+    async def jsapi_ticket(self) -> str:
+        return await self._cached("jsapi_ticket", self._fetch_jsapi_ticket)
+
+    async def with_access_token(self, call: Callable[[str], Awaitable[T]]) -> T:
+        """Run ``call(token)``; on a token-invalid error refresh once and retry.
+
+        The cache is invalidated only if it still holds the token that
+        failed, so a burst of failures causes one refresh, not one each.
+        """
+        token = await self.access_token()
+        try:
+            return await call(token)
+        except TokenInvalidError:
+            await self.invalidate("access_token", token)
+            return await call(await self.access_token())
+
+    async def invalidate(self, kind: str, value: str) -> bool:
+        with store_guard():
+            return await self.store.delete_if(TOKENS, self._key(kind), {"value": value})
+
+    async def expiry(self) -> dict[str, datetime | None]:
+        """When each cached credential expires (for /status); never the values."""
+        out: dict[str, datetime | None] = {}
+        for kind in ("access_token", "jsapi_ticket"):
+            doc = await self.store.get(TOKENS, self._key(kind))
+            out[kind] = doc.get("expires_at") if doc else None
+        return out
+
+    # -- internals ----------------------------------------------------------
+
+    def _key(self, kind: str) -> str:
+        return f"{kind}:{self.appid}"
+
+    def _fresh(self, doc: dict[str, Any] | None) -> bool:
+        return bool(doc) and doc["expires_at"] - self.refresh_ahead > self.now()
+
+    def _usable(self, doc: dict[str, Any] | None) -> bool:
+        return bool(doc) and doc["expires_at"] > self.now() + timedelta(seconds=30)
+
+    async def _cached(self, kind: str, fetch: Callable[[], Awaitable[Fetched]]) -> str:
+        with store_guard():
+            doc = await self.store.get(TOKENS, self._key(kind))
+        if self._fresh(doc):
+            return doc["value"]
+        task = self._inflight.get(kind)
+        if task is None:
+            task = asyncio.ensure_future(self._refresh(kind, fetch, doc))
+            self._inflight[kind] = task
+            task.add_done_callback(lambda _t, k=kind: self._inflight.pop(k, None))
+        return await asyncio.shield(task)
+
+    async def _refresh(self, kind: str, fetch: Callable[[], Awaitable[Fetched]], stale: dict | None) -> str:
+        key = self._key(kind)
+        lease = f"refresh:{key}"
+        with store_guard():
+            leader = await self.leases.acquire(lease, self.holder, timedelta(seconds=30))
+        if not leader:
+            return await self._await_other(key, stale)
+        try:
+            with store_guard():
+                doc = await self.store.get(TOKENS, key)
+            if self._fresh(doc) and (stale is None or doc["value"] != stale.get("value")):
+                return doc["value"]  # another process refreshed while we queued
+            try:
+                got = await fetch()
+            except WxPayError as exc:
+                if self._usable(stale):
+                    log.warning("%s refresh failed (%s); serving the cached one until expiry", kind, exc.code)
+                    return stale["value"]
+                raise UpstreamError(exc.code, f"Could not obtain the {kind} from WeChat: {exc.message}") from exc
+            self.upstream_fetches += 1
+            now = self.now()
+            record = {"value": got.value, "expires_at": now + timedelta(seconds=got.expires_in), "refreshed_at": now}
+            with store_guard():
+                await self.store.upsert_if(TOKENS, key, {}, record)
+            return got.value
+        finally:
+            with store_guard():
+                await self.leases.release(lease, self.holder)
+
+    async def _await_other(self, key: str, stale: dict | None) -> str:
+        """Another process holds the refresh lease: wait for its result."""
+        waited = 0.0
+        while waited < self.wait_max:
+            await asyncio.sleep(self.wait_step)
+            waited += self.wait_step
+            with store_guard():
+                doc = await self.store.get(TOKENS, key)
+            if self._fresh(doc) and (stale is None or doc["value"] != stale.get("value")):
+                return doc["value"]
+        if self._usable(stale):
+            return stale["value"]
+        raise UpstreamError("token_refresh_timeout", "Another process is refreshing the WeChat token; retry shortly")
+
+    async def _fetch_access_token(self) -> Fetched:
+        got = await self.official.access_token()
+        return Fetched(got.value, int(got.expires_in))
+
+    async def _fetch_jsapi_ticket(self) -> Fetched:
+        got = await self.with_access_token(self.official.jsapi_ticket)
+        return Fetched(got.value, int(got.expires_in))

@@ -1,0 +1,128 @@
+"""The whole journey over real HTTP in sandbox mode, against the mounted simulator.
+
+checkout via the API → OAuth redirect chain → prepay → the shopper pays in
+the simulator → notify → order paid → the API shows it paid; and the same
+with the notify dropped, duplicated, and with a tampered amount.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from wxpay import signing
+from wxpay.simulator import demo
+from wxpay.xmlcodec import build_xml
+
+from .browser import as_json
+from .journey import create_checkout, pay_in_simulator, prepay, query_of, sign_in_with_wechat, wait_status
+
+
+async def test_full_journey_inside_wechat(running, base_url, merchant):
+    checkout = await create_checkout(merchant, 1234)
+    shopper, hops = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    # pay URL → authorize (silent snsapi_base, random state) → callback → pay URL
+    authorize = query_of(hops[1])
+    assert "/_wechat/connect/oauth2/authorize" in hops[1] and hops[1].endswith("#wechat_redirect")
+    assert authorize["scope"] == "snsapi_base" and len(authorize["state"]) == 32
+    assert "/oauth/callback?" in hops[2] and query_of(hops[2])["state"] == authorize["state"]
+    assert hops[3] == checkout["pay_url"]
+    assert "wx_openid" in shopper.cookies
+
+    result = await prepay(shopper, checkout["id"])
+    bridge, choose = result["bridge"], result["choose_wx_pay"]
+    assert set(bridge) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
+    assert set(choose) == {"timestamp", "nonceStr", "package", "signType", "paySign"}
+    signed = {k: bridge[k] for k in ("appId", "timeStamp", "nonceStr", "package", "signType")}
+    assert bridge["paySign"] == signing.sign(signed, demo.API_KEY, bridge["signType"]) == choose["paySign"]
+
+    paid = await pay_in_simulator(shopper, bridge)
+    assert paid["result"] == {"err_msg": "get_brand_wcpay_request:ok"}
+    await wait_status(shopper, checkout["id"], "paid")
+    view = as_json(await merchant.get(f"/api/checkouts/{checkout['id']}", headers=merchant.token_headers))
+    assert view["status"] == "paid" and view["paid_out_trade_no"] == result["out_trade_no"]
+    assert [o["state"] for o in view["orders"]] == ["paid"]
+    assert view["orders"][0]["transaction_id"].startswith("42")
+
+    # The same prepay slot is not paid twice: a new prepay is refused.
+    r = await shopper.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
+    assert r.code == 409 and as_json(r)["code"] == "checkout_paid"
+
+
+async def test_prepay_is_reused_and_amount_comes_from_the_checkout(running, base_url, merchant):
+    checkout = await create_checkout(merchant, 777)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    first = await prepay(shopper, checkout["id"], amount_fen=1, total_fee=1)
+    second = await prepay(shopper, checkout["id"])
+    assert first["bridge"]["package"] == second["bridge"]["package"]
+    assert second["reused"] is True
+    sim_order = as_json(await shopper.get(f"/_wechat/_sim/orders/{first['out_trade_no']}"))["order"]
+    assert sim_order["total_fee"] == 777
+
+
+async def test_prepay_needs_xsrf(running, base_url, merchant):
+    checkout = await create_checkout(merchant)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    r = await shopper.post(f"/pay/{checkout['id']}/prepay", json_body={})
+    assert r.code == 403
+
+
+async def test_dropped_notify_is_found_by_the_reconciler(running, base_url, merchant):
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "drop", "count": None})
+    checkout = await create_checkout(merchant)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    result = await prepay(shopper, checkout["id"])
+    await pay_in_simulator(shopper, result["bridge"])
+    status = as_json(await shopper.get(f"/pay/{checkout['id']}/status"))
+    assert status["status"] == "open"
+    services = running.services
+    order = await services.orders.require(result["out_trade_no"])
+    await services.orders.touch(order, next_check_at=services.now())  # its check is due
+    report = await services.reconciler.run_once()
+    assert (report.checked, report.paid) == (1, 1)
+    await wait_status(shopper, checkout["id"], "paid")
+    order = await services.orders.require(result["out_trade_no"])
+    assert order.paid_via == "reconciler"
+
+
+async def test_duplicated_notifies_make_one_transition(running, base_url, merchant):
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "duplicate", "n": 8, "count": 1})
+    checkout = await create_checkout(merchant)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    result = await prepay(shopper, checkout["id"])
+    await pay_in_simulator(shopper, result["bridge"])
+    await wait_status(shopper, checkout["id"], "paid")
+    notifies = await running.services.audit.latest("notify", limit=50)
+    for _ in range(100):
+        if len(notifies) >= 8:
+            break
+        await asyncio.sleep(0.02)
+        notifies = await running.services.audit.latest("notify", limit=50)
+    verdicts = sorted(n["verdict"] for n in notifies)
+    assert verdicts.count("paid") == 1
+    assert all(n["ok"] for n in notifies) and len(notifies) == 8
+    sim = as_json(await shopper.get(f"/_wechat/_sim/orders/{result['out_trade_no']}"))
+    assert sim["order"]["trade_state"] == "SUCCESS"
+
+
+async def test_tampered_amount_is_refused_and_changes_nothing(running, base_url, merchant):
+    checkout = await create_checkout(merchant, 1000)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    result = await prepay(shopper, checkout["id"])
+    order = await running.services.orders.require(result["out_trade_no"])
+    fields = {
+        "return_code": "SUCCESS", "result_code": "SUCCESS", "appid": order.appid, "mch_id": order.mch_id,
+        "nonce_str": signing.make_nonce(), "openid": order.openid, "trade_type": "JSAPI", "bank_type": "OTHERS",
+        "total_fee": 1, "cash_fee": 1, "transaction_id": "4200000000202601010000000001",
+        "out_trade_no": order.out_trade_no, "time_end": "20260101120000",
+    }
+    # Signed with the right key but the wrong amount: refused (and WeChat never said it was paid).
+    fields["sign"] = signing.sign(fields, demo.API_KEY, order.sign_type)
+    r = await merchant.post("/notify/pay", body=build_xml(fields))
+    assert r.code == 400 and b"FAIL" in r.body
+    # Tampered after signing: the signature no longer verifies.
+    fields["total_fee"] = 1000
+    r = await merchant.post("/notify/pay", body=build_xml(fields))
+    assert r.code == 400 and b"FAIL" in r.body
+    after = await running.services.orders.require(order.out_trade_no)
+    assert after.state == "prepaid" and after.transaction_id is None
+    verdicts = [n["verdict"] for n in await running.services.audit.latest("notify")]
+    assert sorted(verdicts) == ["amount_mismatch", "bad_signature"]
