@@ -57,6 +57,12 @@ class InvalidQuery(StoreError):
     code = "invalid_query"
 
 
+class InvalidDocument(InvalidQuery):
+    """A document holds something one of the backends could not keep as is."""
+
+    code = "invalid_document"
+
+
 @dataclass(frozen=True)
 class Index:
     """A secondary index a collection needs (declared once, built by open())."""
@@ -138,9 +144,26 @@ def check_field(name: str) -> str:
     return name
 
 
+def check_collection(name: str) -> str:
+    """Collection names follow ``FIELD`` too (they become table names), and
+    none may start with ``sqlite_`` (reserved by SQLite) on any backend."""
+    check_field(name)
+    if name.startswith("sqlite_"):
+        raise InvalidQuery(f"collection name {name!r} is reserved")
+    return name
+
+
 def check_where(where: Where | None) -> None:
-    """Refuse anything outside the filter language above (shared by backends)."""
-    for field, cond in (where or {}).items():
+    """Refuse anything outside the filter language above (shared by backends).
+
+    Equality and ``$ne`` take a scalar; ``$in``/``$nin`` a list of scalars;
+    ranges a number, string or datetime (never ``None`` or a bool, whose
+    ordering differs between databases)."""
+    if where is None:
+        return
+    if not isinstance(where, Mapping):
+        raise InvalidQuery("a filter must be a mapping")
+    for field, cond in where.items():
         if field != "_id":
             check_field(field)
         if isinstance(cond, Mapping):
@@ -149,20 +172,126 @@ def check_where(where: Where | None) -> None:
             for op, value in cond.items():
                 if op not in OPERATORS:
                     raise InvalidQuery(f"operator {op!r} not allowed")
-                if op in ("$in", "$nin") and not isinstance(value, (list, tuple)):
-                    raise InvalidQuery(f"{op} needs a list")
-                if op == "$exists" and not isinstance(value, bool):
-                    raise InvalidQuery("$exists needs a bool")
-                _check_value(value)
+                if op in ("$in", "$nin"):
+                    if not isinstance(value, (list, tuple)):
+                        raise InvalidQuery(f"{op} needs a list")
+                    for item in value:
+                        _check_scalar(item)
+                elif op == "$exists":
+                    if not isinstance(value, bool):
+                        raise InvalidQuery("$exists needs a bool")
+                else:
+                    _check_scalar(value)
+                    if op != "$ne" and (value is None or isinstance(value, bool)):
+                        raise InvalidQuery(f"{op} needs a number, string or datetime")
         else:
-            _check_value(cond)
+            _check_scalar(cond)
 
 
-def _check_value(value: Any) -> None:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise InvalidQuery("naive datetime: use timezone-aware UTC")
+def _check_scalar(value: Any) -> None:
     if isinstance(value, Mapping):
         raise InvalidQuery("filter values must be scalars or lists")
     if isinstance(value, (list, tuple)):
+        raise InvalidQuery("a list is only allowed as the value of $in or $nin")
+    try:
+        _check_stored(value, 0)
+    except InvalidDocument as exc:
+        raise InvalidQuery(str(exc)) from None
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_DEPTH = 32
+
+
+def check_doc(doc: Mapping[str, Any], *, need_id: bool = True) -> None:
+    """Refuse a document either backend would store differently or not at all.
+
+    Top-level names follow ``FIELD`` (plus ``_id``, a non-empty string);
+    nested keys are strings without a leading ``$``, a ``.`` or NUL (Mongo's
+    rules). Values: ``None``, bool, str, int within int64, finite float,
+    aware datetime, lists and dicts of those."""
+    if not isinstance(doc, Mapping):
+        raise InvalidDocument("a document must be a mapping")
+    if need_id:
+        _id = doc.get("_id")
+        if not isinstance(_id, str) or not _id:
+            raise InvalidDocument("a document needs a non-empty string _id")
+    for name, value in doc.items():
+        if name != "_id":
+            if not isinstance(name, str) or not FIELD.match(name):
+                raise InvalidDocument(f"invalid field name {name!r}")
+        _check_stored(value, 1)
+
+
+def _check_stored(value: Any, depth: int) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidDocument("strings must be valid Unicode (no lone surrogates)") from None
+        return
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise InvalidDocument("integers must fit in 64 bits")
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidDocument("floats must be finite")
+        return
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidDocument("naive datetime: use timezone-aware UTC")
+        return
+    if depth > MAX_DEPTH:
+        raise InvalidDocument("document nested too deeply")
+    if isinstance(value, (list, tuple)):
         for item in value:
-            _check_value(item)
+            _check_stored(item, depth + 1)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\0" in key:
+                raise InvalidDocument(f"invalid nested key {key!r}")
+            _check_stored(item, depth + 1)
+        return
+    raise InvalidDocument(f"cannot store a {type(value).__name__}")
+
+
+def check_update(changes: Mapping[str, Any], inc: Mapping[str, int] | None) -> None:
+    """Validate an ``update_if`` change set: plain fields, storable values,
+    integer increments, no field both set and incremented, never ``_id``."""
+    if not isinstance(changes, Mapping):
+        raise InvalidQuery("changes must be a mapping")
+    for name, value in changes.items():
+        if name == "_id":
+            raise InvalidQuery("_id cannot change")
+        check_field(name)
+        try:
+            _check_stored(value, 1)
+        except InvalidDocument as exc:
+            raise InvalidQuery(str(exc)) from None
+    for name, amount in (inc or {}).items():
+        if name == "_id":
+            raise InvalidQuery("_id cannot change")
+        check_field(name)
+        if not isinstance(amount, int) or isinstance(amount, bool) or not INT64_MIN <= amount <= INT64_MAX:
+            raise InvalidQuery(f"inc on {name} needs a 64-bit integer")
+        if name in changes:
+            raise InvalidQuery(f"{name} is both set and incremented")
+
+
+def check_page(sort: list[tuple[str, int]] | None, limit: int, skip: int) -> None:
+    """``sort`` is ``[(field, 1|-1)]``; ``limit`` 0 means no limit."""
+    for item in sort or ():
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise InvalidQuery("sort items are (field, 1|-1)")
+        field, direction = item
+        if field != "_id":
+            check_field(field)
+        if direction not in (1, -1) or isinstance(direction, bool):
+            raise InvalidQuery("sort direction must be 1 or -1")
+    for name, value in (("limit", limit), ("skip", skip)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidQuery(f"{name} must be a non-negative integer")

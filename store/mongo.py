@@ -1,0 +1,295 @@
+"""MongoDB backend through PyMongo's native async client (``AsyncMongoClient``).
+
+Motor is end-of-life; PyMongo's async API is its maintained successor.
+The client is built with explicit timeouts so a dead server turns into
+:class:`StoreUnavailable` within seconds instead of hanging a request.
+
+Compare-and-set is MongoDB's own: ``find_one_and_update`` with the filter
+``{_id, **expect}``; ``upsert_if`` is ``replace_one(..., upsert=True)`` where a
+duplicate ``_id`` means another writer holds a non-matching document, i.e.
+"not written". Filters pass ``base.check_where`` first, so caller data can
+never become an operator (``$where``, ``$expr`` ...).
+
+Datetimes come back timezone-aware in UTC (``tz_aware=True``) at BSON's
+millisecond precision, the same precision the SQLite backend keeps.
+"""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from pymongo import AsyncMongoClient, ReturnDocument
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+from store.base import (
+    Doc,
+    DuplicateKey,
+    Index,
+    InvalidDocument,
+    InvalidQuery,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    Where,
+    check_collection,
+    check_doc,
+    check_field,
+    check_page,
+    check_update,
+    check_where,
+)
+
+_TYPE_MISMATCH = 14  # server code for e.g. $inc on a string
+_INDEX_IN_MESSAGE = re.compile(r"index: (\S+) dup key")
+
+#: Client options; every wait is bounded.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "tz_aware": True,
+    "serverSelectionTimeoutMS": 5_000,
+    "connectTimeoutMS": 5_000,
+    "socketTimeoutMS": 10_000,
+    "appname": "wxpay-server",
+}
+
+
+def _index_name(index: Index) -> str:
+    return "ix_" + "__".join(index.fields) + ("__u" if index.unique else "") + ("__s" if index.sparse else "")
+
+
+def _utc(value: Any) -> Any:
+    """Returned datetimes carry bson's UTC tzinfo; give callers the stdlib one."""
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc)
+    if isinstance(value, dict):
+        return {k: _utc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utc(v) for v in value]
+    return value
+
+
+def _no_id(expect: Where | None) -> None:
+    if expect and "_id" in expect:
+        raise InvalidQuery("the _id is given separately; leave it out of expect")
+
+
+class MongoStore(Store):
+    """Document store on MongoDB; give it a URI or a ready client (tests pass
+    the emulator). A client passed in is not closed by :meth:`close`."""
+
+    backend = "mongo"
+
+    def __init__(self, client_or_uri: Any, database: str = "wxpay", **client_options: Any) -> None:
+        if isinstance(client_or_uri, str):
+            self._uri: str | None = client_or_uri
+            self._client: Any = None
+            self._owns_client = True
+        else:
+            self._uri = None
+            self._client = client_or_uri
+            self._owns_client = False
+        self._client_options = {**CLIENT_OPTIONS, **client_options}
+        self.database = database
+        self._db: Any = None
+        self._index_fields: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._sparse: dict[str, set[str]] = {}
+
+    # ---- plumbing ----------------------------------------------------------
+
+    def _coll(self, collection: str) -> Any:
+        check_collection(collection)
+        if self._db is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        return self._db[collection]
+
+    def _error(self, collection: str, exc: PyMongoError) -> StoreError:
+        """One mapping from driver errors to store errors."""
+        if isinstance(exc, DuplicateKeyError):
+            return DuplicateKey(collection, self._dup_field(collection, exc))
+        if isinstance(exc, ConnectionFailure) or getattr(exc, "timeout", False):
+            return StoreUnavailable(f"MongoDB unavailable: {type(exc).__name__}")
+        if isinstance(exc, OperationFailure) and exc.code == _TYPE_MISMATCH:
+            return InvalidQuery(f"MongoDB refused the update: {exc.details.get('errmsg') if exc.details else exc}")
+        return StoreError(f"MongoDB error: {type(exc).__name__}: {exc}")
+
+    def _dup_field(self, collection: str, exc: DuplicateKeyError) -> str | None:
+        details = exc.details or {}
+        pattern = details.get("keyPattern")
+        if isinstance(pattern, Mapping) and pattern:
+            return ",".join(pattern)
+        found = _INDEX_IN_MESSAGE.search(str(details.get("errmsg") or exc))
+        if found:
+            if found.group(1) == "_id_":
+                return "_id"
+            fields = self._index_fields.get((collection, found.group(1)))
+            return ",".join(fields) if fields else None
+        return None
+
+    def _check_sparse(self, collection: str, doc: Mapping[str, Any]) -> None:
+        for field in self._sparse.get(collection, ()):
+            if field in doc and doc[field] is None:
+                raise InvalidDocument(f"{field} has a sparse unique index: leave it out instead of null")
+
+    # ---- lifecycle -----------------------------------------------------------
+
+    async def open(self, indexes: list[Index]) -> None:
+        if self._client is None:
+            try:
+                self._client = AsyncMongoClient(self._uri, **self._client_options)
+            except PyMongoError as exc:
+                raise StoreError(f"bad MongoDB URI: {type(exc).__name__}") from None
+        self._db = self._client[self.database]
+        await self.ping()
+        for index in indexes:
+            await self._create_index(index)
+
+    async def _create_index(self, index: Index) -> None:
+        if not index.fields:
+            raise InvalidQuery("an index needs at least one field")
+        coll = self._coll(index.collection)
+        name = _index_name(index)
+        options: dict[str, Any] = {"name": name}
+        if index.unique:
+            options["unique"] = True
+        if index.sparse:
+            # partial rather than sparse: applies to compound keys field by field
+            options["partialFilterExpression"] = {check_field(f): {"$exists": True} for f in index.fields}
+        self._index_fields[(index.collection, name)] = index.fields
+        if index.sparse and index.unique:
+            self._sparse.setdefault(index.collection, set()).update(index.fields)
+        try:
+            await coll.create_index([(check_field(f), 1) for f in index.fields], **options)
+        except PyMongoError as exc:
+            raise self._error(index.collection, exc) from exc
+
+    async def close(self) -> None:
+        client, self._db = self._client, None
+        if client is not None and self._owns_client:
+            self._client = None
+            await client.close()
+
+    async def ping(self) -> float:
+        if self._db is None:
+            raise StoreUnavailable("the MongoDB store is not open")
+        start = time.perf_counter()
+        try:
+            await self._db.command("ping")
+        except PyMongoError as exc:
+            raise self._error("", exc) from exc
+        return time.perf_counter() - start
+
+    # ---- verbs ------------------------------------------------------------------
+
+    async def insert(self, collection: str, doc: Doc) -> None:
+        check_doc(doc)
+        self._check_sparse(collection, doc)
+        coll = self._coll(collection)
+        try:
+            await coll.insert_one(dict(doc))
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+
+    async def get(self, collection: str, _id: str) -> Doc | None:
+        coll = self._coll(collection)
+        if not isinstance(_id, str):
+            return None
+        try:
+            doc = await coll.find_one({"_id": _id})
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+        return _utc(doc) if doc is not None else None
+
+    async def find(
+        self,
+        collection: str,
+        where: Where | None = None,
+        *,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 100,
+        skip: int = 0,
+    ) -> list[Doc]:
+        check_where(where)
+        check_page(sort, limit, skip)
+        coll = self._coll(collection)
+        order = [(f, d) for f, d in (sort or [])]
+        if not any(f == "_id" for f, _ in order):
+            order.append(("_id", 1))  # a stable order makes skip/limit pages well defined
+        try:
+            cursor = coll.find(dict(where or {}), sort=order, skip=skip, limit=limit)
+            docs = await cursor.to_list(None)
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+        return [_utc(d) for d in docs]
+
+    async def count(self, collection: str, where: Where | None = None) -> int:
+        check_where(where)
+        coll = self._coll(collection)
+        try:
+            return int(await coll.count_documents(dict(where or {})))
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+
+    async def update_if(
+        self,
+        collection: str,
+        _id: str,
+        expect: Where,
+        changes: Mapping[str, Any],
+        *,
+        inc: Mapping[str, int] | None = None,
+    ) -> Doc | None:
+        check_where(expect)
+        _no_id(expect)
+        check_update(changes, inc)
+        self._check_sparse(collection, changes)
+        coll = self._coll(collection)
+        if not isinstance(_id, str):
+            return None
+        query = {"_id": _id, **expect}
+        update: dict[str, Any] = {}
+        if changes:
+            update["$set"] = dict(changes)
+        if inc:
+            update["$inc"] = dict(inc)
+        try:
+            if update:
+                doc = await coll.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+            else:
+                doc = await coll.find_one(query)
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+        return _utc(doc) if doc is not None else None
+
+    async def upsert_if(self, collection: str, _id: str, expect: Where, doc: Doc) -> bool:
+        check_where(expect)
+        _no_id(expect)
+        if doc.get("_id", _id) != _id:
+            raise InvalidQuery("doc _id differs from the _id argument")
+        full = {**doc, "_id": _id}
+        check_doc(full)
+        self._check_sparse(collection, full)
+        coll = self._coll(collection)
+        try:
+            await coll.replace_one({"_id": _id, **expect}, full, upsert=True)
+        except DuplicateKeyError as exc:
+            # No document matched, so MongoDB tried to insert; a clash on _id
+            # means one exists that does not match expect: not written.
+            if self._dup_field(collection, exc) == "_id":
+                return False
+            raise self._error(collection, exc) from exc
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+        return True
+
+    async def delete_if(self, collection: str, _id: str, expect: Where | None = None) -> bool:
+        check_where(expect)
+        _no_id(expect)
+        coll = self._coll(collection)
+        if not isinstance(_id, str):
+            return False
+        try:
+            result = await coll.delete_one({"_id": _id, **(expect or {})})
+        except PyMongoError as exc:
+            raise self._error(collection, exc) from exc
+        return result.deleted_count > 0

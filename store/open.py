@@ -1,0 +1,70 @@
+"""Choose and describe the app's store.
+
+``open_store`` picks MongoDB for a ``mongodb://`` or ``mongodb+srv://`` URL and
+the embedded SQLite file otherwise; the caller then awaits
+``store.open(INDEXES)``, which creates what is missing.
+
+Field names the service layer can rely on (the indexes below are on them):
+
+- ``checkouts``: ``idempotency_key`` (unique when present; omit it rather
+  than storing null), ``merchant_reference``, ``status``, ``created_at``
+- ``orders``: ``_id`` = ``out_trade_no`` (also stored as a unique field),
+  ``checkout_id``, ``state``, ``next_check_at`` (the reconciler's due time),
+  ``created_at``
+- ``audit``: ``kind``, ``at``, ``out_trade_no``
+- ``refunds``: ``out_refund_no`` (unique), ``out_trade_no``, ``state``
+- ``outbox``: ``state``, ``next_attempt_at``
+- ``leases`` (``store/leases.py``): keyed by ``_id``, no index
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote, urlsplit
+
+from store.base import Index, Store
+
+MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
+DEFAULT_DATABASE = "wxpay"
+
+INDEXES: list[Index] = [
+    Index("checkouts", ("idempotency_key",), unique=True, sparse=True),
+    Index("checkouts", ("merchant_reference",)),
+    Index("checkouts", ("status", "created_at")),
+    Index("orders", ("out_trade_no",), unique=True),
+    Index("orders", ("checkout_id",)),
+    Index("orders", ("state", "next_check_at")),  # the reconciler: due unconfirmed orders
+    Index("orders", ("state", "created_at")),
+    Index("audit", ("kind", "at")),
+    Index("audit", ("out_trade_no",)),
+    Index("refunds", ("out_refund_no",), unique=True),
+    Index("refunds", ("out_trade_no",)),
+    Index("refunds", ("state",)),
+    Index("outbox", ("state", "next_attempt_at")),
+]
+
+
+def is_mongo_url(url: str | None) -> bool:
+    return bool(url) and url.lower().startswith(MONGO_SCHEMES)  # type: ignore[union-attr]
+
+
+def mongo_database(url: str, default: str = DEFAULT_DATABASE) -> str:
+    """The database named in the URL's path, e.g. ``mongodb://h/shop`` → shop."""
+    path = unquote(urlsplit(url).path).lstrip("/")
+    return path or default
+
+
+def open_store(
+    url: str | None, *, sqlite_path: str | os.PathLike[str], database: str | None = None
+) -> Store:
+    """A not-yet-opened store: MongoDB for a mongodb URL (``database``, else
+    the URL's path, else ``wxpay``), else SQLite at ``sqlite_path``.
+    Await ``store.open(INDEXES)`` before use."""
+    if url and is_mongo_url(url):
+        from store.mongo import MongoStore
+
+        return MongoStore(url, database or mongo_database(url))
+    if url:
+        raise ValueError("the store URL must start with mongodb:// or mongodb+srv:// (or be empty for SQLite)")
+    from store.sqlite import SQLiteStore
+
+    return SQLiteStore(sqlite_path)

@@ -1,0 +1,517 @@
+"""SQLite backend: the embedded default, one file, safe across processes.
+
+Layout: one table per collection, ``(_id TEXT PRIMARY KEY, doc TEXT)``, the
+document (without ``_id``) as compact JSON. Secondary indexes are expression
+indexes on ``json_extract(doc, '$.field')``; sparse ones are partial indexes
+(``WHERE ... IS NOT NULL``), so a document without the field takes no key.
+
+Datetimes are stored as ``{"$date": "YYYY-MM-DDTHH:MM:SS.mmmZ"}``: fixed
+width, UTC, millisecond precision (BSON's, so both backends round-trip the
+same value). ``json_extract`` returns such an object as its minified text,
+whose constant prefix makes text order equal time order, so a range filter on
+a datetime field can still use the field's index. Nested user keys may not
+start with ``$`` (``base.check_doc``), so the tag cannot be forged.
+
+Filters become SQL with every value bound as a parameter; field names are
+interpolated only after ``base.check_field`` (``[a-z_][a-z0-9_]*``). Each
+comparison carries a ``json_type`` guard so, as in MongoDB, strings never
+compare with numbers, and ``true`` never equals ``1``.
+
+Concurrency: every call runs on one dedicated worker thread that owns the
+connection, so the event loop never waits on disk. Compare-and-set verbs run
+in ``BEGIN IMMEDIATE`` transactions: SQLite's write lock makes them atomic
+between processes sharing the file, too. ``SQLITE_BUSY`` is retried (the
+busy timeout first, then a few bounded retries) before ``StoreUnavailable``.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import random
+import re
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+from store.base import (
+    INT64_MAX,
+    INT64_MIN,
+    Doc,
+    DuplicateKey,
+    Index,
+    InvalidDocument,
+    InvalidQuery,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    Where,
+    check_collection,
+    check_doc,
+    check_field,
+    check_page,
+    check_update,
+    check_where,
+)
+
+T = TypeVar("T")
+
+_RANGE_SQL = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
+_BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+_INDEX_IN_MESSAGE = re.compile(r"index '([A-Za-z0-9_]+)'")
+_MISSING = object()
+
+
+# ---- documents <-> JSON ----------------------------------------------------
+
+
+def _iso(value: datetime) -> str:
+    utc = value.astimezone(timezone.utc)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
+
+
+def _date_json(value: datetime) -> str:
+    """The exact text ``json_extract`` returns for a stored datetime."""
+    return '{"$date":"' + _iso(value) + '"}'
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"$date": _iso(value)}
+    if isinstance(value, Mapping):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_json(v) for v in value]
+    return value
+
+
+def _from_json_object(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$date" in obj:
+        s = obj["$date"]
+        return datetime(
+            int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), int(s[17:19]),
+            int(s[20:23]) * 1000, tzinfo=timezone.utc,
+        )
+    return obj
+
+
+def _encode(doc: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in doc.items() if k != "_id"}
+    return json.dumps(_to_json(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _decode(_id: str, text: str) -> Doc:
+    doc = {"_id": _id}
+    doc.update(json.loads(text, object_hook=_from_json_object))
+    return doc
+
+
+# ---- filters -> SQL ----------------------------------------------------------
+
+
+def _x(field: str) -> str:
+    return "_id" if field == "_id" else f"json_extract(doc, '$.{field}')"
+
+
+def _type_guard(field: str, value: Any) -> str:
+    if isinstance(value, (int, float)):
+        return f"json_type(doc, '$.{field}') IN ('integer', 'real')"
+    if isinstance(value, str):
+        return f"json_type(doc, '$.{field}') = 'text'"
+    # datetime: the field must be a tagged date, not any object
+    return f"json_type(doc, '$.{field}.\"$date\"') = 'text'"
+
+
+def _param(value: Any) -> Any:
+    return _date_json(value) if isinstance(value, datetime) else value
+
+
+def _eq(field: str, value: Any, params: list[Any]) -> str:
+    if field == "_id":
+        if not isinstance(value, str):
+            return "0"
+        params.append(value)
+        return "_id = ?"
+    if value is None:  # null or missing, as in MongoDB
+        return f"{_x(field)} IS NULL"
+    if isinstance(value, bool):
+        return f"json_type(doc, '$.{field}') = '{'true' if value else 'false'}'"
+    params.append(_param(value))
+    return f"({_x(field)} = ? AND {_type_guard(field, value)})"
+
+
+def _range(field: str, op: str, value: Any, params: list[Any]) -> str:
+    if field == "_id":
+        if not isinstance(value, str):
+            return "0"
+        params.append(value)
+        return f"_id {_RANGE_SQL[op]} ?"
+    params.append(_param(value))
+    return f"({_x(field)} {_RANGE_SQL[op]} ? AND {_type_guard(field, value)})"
+
+
+def _any_of(field: str, values: Any, params: list[Any]) -> str:
+    if not values:
+        return "0"
+    return "(" + " OR ".join(_eq(field, v, params) for v in values) + ")"
+
+
+def _where_sql(where: Where | None, params: list[Any]) -> str:
+    """Translate a checked filter; ``(expr) IS NOT 1`` negates with SQL NULL
+    (a missing field) counting as "not equal", like MongoDB's $ne/$nin."""
+    terms: list[str] = []
+    for field, cond in (where or {}).items():
+        if not isinstance(cond, Mapping):
+            terms.append(_eq(field, cond, params))
+            continue
+        for op, value in cond.items():
+            if op in _RANGE_SQL:
+                terms.append(_range(field, op, value, params))
+            elif op == "$ne":
+                terms.append(f"({_eq(field, value, params)}) IS NOT 1")
+            elif op == "$in":
+                terms.append(_any_of(field, value, params))
+            elif op == "$nin":
+                terms.append(f"({_any_of(field, value, params)}) IS NOT 1")
+            elif op == "$exists":
+                if field == "_id":
+                    terms.append("1" if value else "0")
+                else:
+                    terms.append(f"json_type(doc, '$.{field}') IS {'NOT ' if value else ''}NULL")
+            else:  # pragma: no cover - check_where refuses anything else
+                raise InvalidQuery(f"operator {op!r} not allowed")
+    return " AND ".join(terms) or "1"
+
+
+def _table(collection: str) -> str:
+    return f'"{check_collection(collection)}"'
+
+
+def _index_name(index: Index) -> str:
+    return "ix_" + index.collection + "__" + "__".join(index.fields) + ("__u" if index.unique else "") + (
+        "__s" if index.sparse else ""
+    )
+
+
+def _fields_from_name(collection: str, name: str) -> tuple[str, ...]:
+    """Fields of an index this process did not declare (made by another run)."""
+    prefix = f"ix_{collection}__"
+    if not name.startswith(prefix):
+        return ()
+    rest = name[len(prefix):]
+    for suffix in ("__s", "__u"):
+        rest = rest.removesuffix(suffix)
+    return tuple(rest.split("__"))
+
+
+def _no_id(expect: Where | None) -> None:
+    if expect and "_id" in expect:
+        raise InvalidQuery("the _id is given separately; leave it out of expect")
+
+
+class SQLiteStore(Store):
+    """Document store in one SQLite file (WAL); see the module docstring."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, busy_retries: int = 3) -> None:
+        self.path = os.fspath(path)
+        self.busy_timeout = busy_timeout
+        self.busy_retries = busy_retries
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._tables: set[str] = set()
+        self._index_fields: dict[str, tuple[str, ...]] = {}
+        self._sparse: dict[str, set[str]] = {}
+
+    # ---- plumbing (the worker thread owns the connection) -------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(self._retrying, fn, *args))
+
+    def _retrying(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs on the worker: retry a busy database a few times, map errors."""
+        attempt = 0
+        while True:
+            try:
+                return fn(*args)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"sqlite integrity error: {exc}") from exc
+            except sqlite3.OperationalError as exc:
+                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES and attempt < self.busy_retries:
+                    attempt += 1
+                    time.sleep(0.02 * attempt * (1 + random.random()))
+                    continue
+                raise StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"SQLite database {self.path} failed: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("the SQLite store is not open")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: takes the file's write lock up front, so
+        the read-check-write inside is atomic for every process."""
+        conn = self._db
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _ensure(self, collection: str) -> str:
+        table = _table(collection)
+        if collection not in self._tables:
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+            self._tables.add(collection)
+        return table
+
+    def _duplicate(self, collection: str, exc: sqlite3.IntegrityError) -> DuplicateKey:
+        message = str(exc)
+        if message.endswith("._id"):
+            return DuplicateKey(collection, "_id")
+        found = _INDEX_IN_MESSAGE.search(message)
+        if not found:
+            return DuplicateKey(collection)
+        fields = self._index_fields.get(found.group(1)) or _fields_from_name(collection, found.group(1))
+        return DuplicateKey(collection, ",".join(fields) if fields else None)
+
+    def _check_sparse(self, collection: str, doc: Mapping[str, Any]) -> None:
+        for field in self._sparse.get(collection, ()):
+            if field in doc and doc[field] is None:
+                raise InvalidDocument(f"{field} has a sparse unique index: leave it out instead of null")
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    async def open(self, indexes: list[Index]) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            await self._run(self._open_sync, list(indexes))
+        except BaseException:
+            await self.close()
+            raise
+
+    def _open_sync(self, indexes: list[Index]) -> None:
+        if self._conn is None:
+            folder = os.path.dirname(self.path)
+            if folder and self.path != ":memory:":
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                except OSError as exc:
+                    raise StoreUnavailable(f"cannot create the folder for {self.path}: {exc.strerror}") from exc
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            self._conn = conn
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and self.path != ":memory:":
+                raise StoreError(f"SQLite refused WAL mode for {self.path} (got {mode})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        for index in indexes:
+            self._create_index(index)
+
+    def _create_index(self, index: Index) -> None:
+        if not index.fields:
+            raise InvalidQuery("an index needs at least one field")
+        table = self._ensure(index.collection)
+        name = _index_name(index)
+        keys = ", ".join(_x(check_field(f)) for f in index.fields)
+        sql = f'CREATE {"UNIQUE " if index.unique else ""}INDEX IF NOT EXISTS "{name}" ON {table} ({keys})'
+        if index.sparse:
+            sql += " WHERE " + " AND ".join(f"{_x(f)} IS NOT NULL" for f in index.fields)
+        self._index_fields[name] = index.fields
+        if index.sparse and index.unique:
+            self._sparse.setdefault(index.collection, set()).update(index.fields)
+        try:
+            self._db.execute(sql)
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(index.collection, exc) from exc
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        executor.shutdown(wait=True)
+        self._tables.clear()
+
+    async def ping(self) -> float:
+        start = time.perf_counter()
+        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+        return time.perf_counter() - start
+
+    # ---- verbs ------------------------------------------------------------------
+
+    async def insert(self, collection: str, doc: Doc) -> None:
+        check_doc(doc)
+        self._check_sparse(collection, doc)
+        _table(collection)
+        await self._run(self._insert_sync, collection, doc["_id"], _encode(doc))
+
+    def _insert_sync(self, collection: str, _id: str, text: str) -> None:
+        table = self._ensure(collection)
+        try:
+            self._db.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(collection, exc) from exc
+
+    async def get(self, collection: str, _id: str) -> Doc | None:
+        _table(collection)
+        if not isinstance(_id, str):
+            return None
+        return await self._run(self._get_sync, collection, _id)
+
+    def _get_sync(self, collection: str, _id: str) -> Doc | None:
+        table = self._ensure(collection)
+        row = self._db.execute(f"SELECT doc FROM {table} WHERE _id = ?", (_id,)).fetchone()
+        return _decode(_id, row[0]) if row else None
+
+    async def find(
+        self,
+        collection: str,
+        where: Where | None = None,
+        *,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 100,
+        skip: int = 0,
+    ) -> list[Doc]:
+        check_where(where)
+        check_page(sort, limit, skip)
+        table = _table(collection)
+        params: list[Any] = []
+        sql = f"SELECT _id, doc FROM {table} WHERE {_where_sql(where, params)}"
+        order = [f"{_x(f)} {'ASC' if d == 1 else 'DESC'}" for f, d in (sort or [])]
+        if not any(f == "_id" for f, _ in (sort or [])):
+            order.append("_id ASC")  # a stable order makes skip/limit pages well defined
+        sql += " ORDER BY " + ", ".join(order) + " LIMIT ? OFFSET ?"
+        params += [limit or -1, skip]
+        return await self._run(self._find_sync, collection, sql, params)
+
+    def _find_sync(self, collection: str, sql: str, params: list[Any]) -> list[Doc]:
+        self._ensure(collection)
+        return [_decode(_id, text) for _id, text in self._db.execute(sql, params)]
+
+    async def count(self, collection: str, where: Where | None = None) -> int:
+        check_where(where)
+        table = _table(collection)
+        params: list[Any] = []
+        sql = f"SELECT COUNT(*) FROM {table} WHERE {_where_sql(where, params)}"
+        return await self._run(self._count_sync, collection, sql, params)
+
+    def _count_sync(self, collection: str, sql: str, params: list[Any]) -> int:
+        self._ensure(collection)
+        return int(self._db.execute(sql, params).fetchone()[0])
+
+    async def update_if(
+        self,
+        collection: str,
+        _id: str,
+        expect: Where,
+        changes: Mapping[str, Any],
+        *,
+        inc: Mapping[str, int] | None = None,
+    ) -> Doc | None:
+        check_where(expect)
+        _no_id(expect)
+        check_update(changes, inc)
+        self._check_sparse(collection, changes)
+        table = _table(collection)
+        if not isinstance(_id, str):
+            return None
+        params: list[Any] = [_id]
+        sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        return await self._run(self._update_sync, collection, _id, sql, params, dict(changes), dict(inc or {}))
+
+    def _update_sync(
+        self, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
+    ) -> Doc | None:
+        table = self._ensure(collection)
+        with self._write() as conn:
+            row = conn.execute(sql, params).fetchone()
+            if row is None:
+                return None
+            doc = _decode(_id, row[0])
+            doc.update(changes)
+            for field, amount in inc.items():
+                current = doc.get(field, _MISSING)
+                if current is _MISSING:
+                    current = 0
+                if isinstance(current, bool) or not isinstance(current, (int, float)):
+                    raise InvalidQuery(f"cannot inc {field}: it is not a number")
+                new = current + amount
+                if isinstance(new, int) and not INT64_MIN <= new <= INT64_MAX:
+                    raise InvalidQuery(f"inc on {field} overflows 64 bits")
+                doc[field] = new
+            text = _encode(doc)
+            try:
+                conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(collection, exc) from exc
+        return _decode(_id, text)
+
+    async def upsert_if(self, collection: str, _id: str, expect: Where, doc: Doc) -> bool:
+        check_where(expect)
+        _no_id(expect)
+        if doc.get("_id", _id) != _id:
+            raise InvalidQuery("doc _id differs from the _id argument")
+        full = {**doc, "_id": _id}
+        check_doc(full)
+        self._check_sparse(collection, full)
+        table = _table(collection)
+        params: list[Any] = [_id]
+        match_sql = f"SELECT 1 FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        return await self._run(self._upsert_sync, collection, _id, match_sql, params, _encode(full))
+
+    def _upsert_sync(self, collection: str, _id: str, match_sql: str, params: list[Any], text: str) -> bool:
+        table = self._ensure(collection)
+        with self._write() as conn:
+            exists = conn.execute(f"SELECT 1 FROM {table} WHERE _id = ?", (_id,)).fetchone()
+            try:
+                if exists is None:
+                    conn.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
+                elif conn.execute(match_sql, params).fetchone() is not None:
+                    conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
+                else:
+                    return False
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(collection, exc) from exc
+        return True
+
+    async def delete_if(self, collection: str, _id: str, expect: Where | None = None) -> bool:
+        check_where(expect)
+        _no_id(expect)
+        table = _table(collection)
+        if not isinstance(_id, str):
+            return False
+        params: list[Any] = [_id]
+        sql = f"DELETE FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        return await self._run(self._delete_sync, collection, sql, params)
+
+    def _delete_sync(self, collection: str, sql: str, params: list[Any]) -> bool:
+        self._ensure(collection)
+        return self._db.execute(sql, params).rowcount > 0

@@ -1,0 +1,89 @@
+"""Leases on every backend (part of the contract: built only on store verbs)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from store.base import Store
+from store.leases import Leases, make_holder
+
+T0 = datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)
+TTL = timedelta(seconds=30)
+
+
+async def test_acquire_free_lease_then_others_are_refused(store: Store) -> None:
+    leases = Leases(store)
+    assert await leases.acquire("token", "a", TTL, now=T0)
+    assert not await leases.acquire("token", "b", TTL, now=T0 + timedelta(seconds=29))
+    assert await leases.holder("token", now=T0 + timedelta(seconds=29)) == "a"
+    # names are independent
+    assert await leases.acquire("reconciler", "b", TTL, now=T0)
+
+
+async def test_holder_renews_and_pushes_expiry(store: Store) -> None:
+    leases = Leases(store)
+    assert await leases.acquire("token", "a", TTL, now=T0)
+    assert await leases.acquire("token", "a", TTL, now=T0 + timedelta(seconds=20))
+    # past the first expiry, still held thanks to the renewal
+    assert not await leases.acquire("token", "b", TTL, now=T0 + timedelta(seconds=40))
+    assert await leases.holder("token", now=T0 + timedelta(seconds=40)) == "a"
+    doc = await store.get("leases", "token")
+    assert doc["expires_at"] == T0 + timedelta(seconds=50)
+
+
+async def test_expired_lease_is_free_and_can_be_stolen(store: Store) -> None:
+    leases = Leases(store)
+    assert await leases.acquire("token", "a", TTL, now=T0)
+    later = T0 + TTL
+    assert await leases.holder("token", now=later) is None
+    assert await leases.acquire("token", "b", TTL, now=later)
+    assert await leases.holder("token", now=later) == "b"
+    # the old holder cannot renew what was taken over
+    assert not await leases.acquire("token", "a", TTL, now=later + timedelta(seconds=1))
+    assert not await leases.release("token", "a")
+    assert await leases.holder("token", now=later) == "b"
+
+
+async def test_release_only_by_holder(store: Store) -> None:
+    leases = Leases(store)
+    assert await leases.acquire("token", "a", TTL, now=T0)
+    assert not await leases.release("token", "b")
+    assert await leases.holder("token", now=T0) == "a"
+    assert await leases.release("token", "a")
+    assert await leases.holder("token", now=T0) is None
+    assert not await leases.release("token", "a")
+    assert await leases.acquire("token", "b", TTL, now=T0)
+
+
+async def test_concurrent_acquires_one_winner(store: Store) -> None:
+    leases = Leases(store)
+    results = await asyncio.gather(*(leases.acquire("job", f"h{n}", TTL, now=T0) for n in range(30)))
+    assert results.count(True) == 1
+    assert await leases.holder("job", now=T0) == f"h{results.index(True)}"
+
+
+async def test_concurrent_steals_of_an_expired_lease_one_winner(store: Store) -> None:
+    leases = Leases(store)
+    assert await leases.acquire("job", "old", TTL, now=T0)
+    later = T0 + timedelta(minutes=5)
+    results = await asyncio.gather(*(leases.acquire("job", f"h{n}", TTL, now=later) for n in range(30)))
+    assert results.count(True) == 1
+    assert await leases.holder("job", now=later) == f"h{results.index(True)}"
+
+
+async def test_real_clock_default(store: Store) -> None:
+    leases = Leases(store)
+    assert await leases.acquire("job", "a", TTL)
+    assert await leases.holder("job") == "a"
+    with pytest.raises(ValueError):
+        await leases.acquire("job", "a", timedelta(0))
+
+
+def test_make_holder_names_host_and_process() -> None:
+    a, b = make_holder(), make_holder()
+    assert a != b
+    assert a.startswith(f"{socket.gethostname()}-{os.getpid()}-")

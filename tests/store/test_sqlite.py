@@ -1,0 +1,261 @@
+"""What only the SQLite backend has to prove: the file, WAL, other processes
+on the same file, and an event loop that keeps running while SQLite works."""
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from store.base import DuplicateKey, StoreUnavailable
+from store.leases import Leases
+from store.open import INDEXES
+from store.sqlite import SQLiteStore, _where_sql
+
+T0 = datetime(2024, 5, 1, 8, 0, 0, 123000, tzinfo=timezone.utc)
+PROCESSES = 4
+DOCS = 25
+
+
+async def opened(path: Path, **kw: object) -> SQLiteStore:
+    store = SQLiteStore(path, **kw)  # type: ignore[arg-type]
+    await store.open(INDEXES)
+    return store
+
+
+async def test_file_persists_across_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "wxpay.sqlite3"  # missing folders are created
+    store = await opened(path)
+    await store.insert("orders", {"_id": "o1", "out_trade_no": "o1", "created_at": T0, "body": "充值"})
+    await store.close()
+    assert path.exists()
+
+    again = SQLiteStore(path)
+    await again.open([])  # indexes made by the first run still hold
+    try:
+        assert await again.get("orders", "o1") == {"_id": "o1", "out_trade_no": "o1", "created_at": T0, "body": "充值"}
+        with pytest.raises(DuplicateKey) as caught:
+            await again.insert("orders", {"_id": "o2", "out_trade_no": "o1"})
+        assert caught.value.field == "out_trade_no"
+        await again.open(INDEXES)  # opening twice is harmless
+        assert await again.count("orders") == 1
+    finally:
+        await again.close()
+
+
+async def test_wal_and_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    store = await opened(path)
+    try:
+        raw = sqlite3.connect(path)
+        try:
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        finally:
+            raw.close()
+        sync, busy = await store._run(
+            lambda: (
+                store._db.execute("PRAGMA synchronous").fetchone()[0],
+                store._db.execute("PRAGMA busy_timeout").fetchone()[0],
+            )
+        )
+        assert (sync, busy) == (1, 5000)  # NORMAL, 5 s
+    finally:
+        await store.close()
+
+
+async def test_datetimes_are_tagged_fixed_width_utc(tmp_path: Path) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    store = await opened(path)
+    try:
+        await store.insert("orders", {"_id": "o1", "out_trade_no": "o1", "created_at": T0})
+    finally:
+        await store.close()
+    raw = sqlite3.connect(path)
+    try:
+        (text,) = raw.execute("SELECT doc FROM orders WHERE _id = 'o1'").fetchone()
+    finally:
+        raw.close()
+    assert '"created_at":{"$date":"2024-05-01T08:00:00.123Z"}' in text
+    assert '"_id"' not in text  # the key lives in its column only
+
+
+@pytest.mark.parametrize(
+    "where, index",
+    [
+        ({"state": {"$in": ["created", "prepaid"]}, "next_check_at": {"$lte": T0}}, "ix_orders__state__next_check_at"),
+        ({"out_trade_no": "o1"}, "ix_orders__out_trade_no__u"),
+        ({"checkout_id": "c1"}, "ix_orders__checkout_id"),
+    ],
+)
+async def test_queries_use_the_indexes(tmp_path: Path, where: dict, index: str) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    await (await opened(path)).close()
+    params: list = []
+    sql = "EXPLAIN QUERY PLAN SELECT _id FROM orders WHERE " + _where_sql(where, params)
+    raw = sqlite3.connect(path)
+    try:
+        plan = " ".join(row[3] for row in raw.execute(sql, params))
+    finally:
+        raw.close()
+    assert f"USING INDEX {index}" in plan
+
+
+async def test_sparse_index_serves_idempotency_lookups(tmp_path: Path) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    await (await opened(path)).close()
+    params: list = []
+    sql = "EXPLAIN QUERY PLAN SELECT _id FROM checkouts WHERE " + _where_sql({"idempotency_key": "k"}, params)
+    raw = sqlite3.connect(path)
+    try:
+        plan = " ".join(row[3] for row in raw.execute(sql, params))
+    finally:
+        raw.close()
+    assert "USING INDEX ix_checkouts__idempotency_key__u__s" in plan
+
+
+def _race(path: str, barrier: object, queue: object, tag: str) -> None:
+    """One OS process: wait for the others, then try every move and the lease."""
+
+    async def main() -> tuple[list[int], bool]:
+        store = SQLiteStore(path, busy_timeout=30.0)
+        await store.open([])
+        barrier.wait()  # type: ignore[attr-defined]
+        wins = []
+        for i in range(DOCS):
+            doc = await store.update_if(
+                "orders", f"o{i}", {"state": "prepaid"}, {"state": "paid", "winner": tag}, inc={"moves": 1}
+            )
+            if doc is not None:
+                wins.append(i)
+        leased = await Leases(store).acquire("reconciler", tag, timedelta(minutes=1), now=T0)
+        await store.close()
+        return wins, leased
+
+    queue.put((tag, *asyncio.run(main())))  # type: ignore[attr-defined]
+
+
+async def test_two_processes_racing_on_one_file_exactly_one_wins_each(tmp_path: Path) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    store = await opened(path)
+    for i in range(DOCS):
+        await store.insert("orders", {"_id": f"o{i}", "out_trade_no": f"o{i}", "state": "prepaid", "moves": 0})
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(path), barrier, queue, f"p{n}")) for n in range(PROCESSES)]
+    for proc in procs:
+        proc.start()
+    loop = asyncio.get_running_loop()
+    results = [await loop.run_in_executor(None, queue.get, True, 60) for _ in procs]
+    for proc in procs:
+        await loop.run_in_executor(None, proc.join, 30)
+        assert proc.exitcode == 0
+
+    try:
+        wins = {tag: set(won) for tag, won, _ in results}
+        all_wins = [i for won in wins.values() for i in won]
+        assert sorted(all_wins) == list(range(DOCS))  # every move won exactly once
+        for i in range(DOCS):
+            doc = await store.get("orders", f"o{i}")
+            assert doc["state"] == "paid" and doc["moves"] == 1
+            assert i in wins[doc["winner"]]
+        lease_winners = [tag for tag, _, leased in results if leased]
+        assert len(lease_winners) == 1
+        assert await Leases(store).holder("reconciler", now=T0) == lease_winners[0]
+    finally:
+        await store.close()
+
+
+async def test_loop_keeps_running_while_a_write_waits_for_the_lock(tmp_path: Path) -> None:
+    """Another connection holds the write lock: our insert waits on the
+    worker thread while the loop keeps serving other tasks."""
+    path = tmp_path / "wxpay.sqlite3"
+    store = await opened(path, busy_timeout=60.0)
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        pending = asyncio.create_task(store.insert("orders", {"_id": "o1", "out_trade_no": "o1"}))
+        ticks = 0
+        for _ in range(200):
+            await asyncio.sleep(0)
+            assert not pending.done()
+            ticks += 1
+        assert ticks == 200
+        raw.execute("COMMIT")
+        await pending
+        assert await store.count("orders") == 1
+    finally:
+        raw.close()
+        await store.close()
+
+
+async def test_ticker_interleaves_with_a_large_batch_of_writes(tmp_path: Path) -> None:
+    store = await opened(tmp_path / "wxpay.sqlite3")
+    total = 400
+    done = 0
+    seen_midway = 0
+    finished = asyncio.Event()
+
+    async def write(i: int) -> None:
+        nonlocal done
+        await store.insert("orders", {"_id": f"o{i}", "out_trade_no": f"o{i}", "state": "created", "n": i})
+        done += 1
+
+    async def ticker() -> None:
+        nonlocal seen_midway
+        while not finished.is_set():
+            if 0 < done < total:
+                seen_midway += 1
+            await asyncio.sleep(0)
+
+    tick = asyncio.create_task(ticker())
+    try:
+        await asyncio.gather(*(write(i) for i in range(total)))
+    finally:
+        finished.set()
+        await tick
+        await store.close()
+    assert done == total
+    assert seen_midway > 0  # the loop ran other work between the writes
+
+
+async def test_busy_beyond_the_bound_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    store = await opened(path, busy_timeout=0.05, busy_retries=1)
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreUnavailable):
+            await store.insert("orders", {"_id": "o1", "out_trade_no": "o1"})
+        with pytest.raises(StoreUnavailable):
+            await store.update_if("orders", "o1", {}, {"state": "paid"})
+        raw.execute("COMMIT")
+        await store.insert("orders", {"_id": "o1", "out_trade_no": "o1"})
+        assert (await store.update_if("orders", "o1", {}, {"state": "paid"}))["state"] == "paid"
+    finally:
+        raw.close()
+        await store.close()
+
+
+async def test_unreachable_file_and_closed_store_are_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(StoreUnavailable):
+        await SQLiteStore(blocker / "wxpay.sqlite3").open(INDEXES)
+    store = await opened(tmp_path / "ok.sqlite3")
+    await store.close()
+    with pytest.raises(StoreUnavailable):
+        await store.get("orders", "o1")
+    with pytest.raises(StoreUnavailable):
+        await store.ping()
+
+
+async def test_ping(tmp_path: Path) -> None:
+    store = await opened(tmp_path / "wxpay.sqlite3")
+    try:
+        assert await store.ping() >= 0
+    finally:
+        await store.close()
