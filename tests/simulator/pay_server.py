@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Callable
@@ -157,3 +158,16 @@ async def merchant():
     yield m
     server.stop()
     await server.close_all_connections()
+
+
+@pytest.fixture(scope="session")
+def cert_pair(tmp_path_factory) -> tuple[str, str]:
+    """A throwaway self-signed merchant API certificate and key (PEM files)."""
+    d = tmp_path_factory.mktemp("cert")
+    cert, key = d / "apiclient_cert.pem", d / "apiclient_key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=wxpay-simulator-test"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(cert), str(key)

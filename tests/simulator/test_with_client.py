@@ -1,7 +1,6 @@
 """Our own client (wxpay.client.WxPayClient) and merchant-side notify code against the simulator."""
 from __future__ import annotations
 
-import subprocess
 from datetime import date
 
 import pytest
@@ -12,7 +11,7 @@ from wxpay.endpoints import Endpoints
 from wxpay.merchant import Merchant
 from wxpay.notify import decrypt_refund_notify, read_notify, verify_payment_notify
 
-from .pay_server import KEY, MCH, OA, merchant, simsrv  # noqa: F401
+from .pay_server import KEY, MCH, OA, cert_pair, merchant, simsrv  # noqa: F401
 
 
 async def no_sleep(_seconds: float) -> None:
@@ -20,11 +19,8 @@ async def no_sleep(_seconds: float) -> None:
 
 
 @pytest.fixture
-def client(simsrv, tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=wxpay-sim"], check=True, capture_output=True, timeout=60)
-    m = Merchant(MCH, KEY, OA, sign_type="HMAC-SHA256", cert_path=str(cert), key_path=str(key))
+def client(simsrv, cert_pair):
+    m = Merchant(MCH, KEY, OA, sign_type="HMAC-SHA256", cert_path=cert_pair[0], key_path=cert_pair[1])
     return WxPayClient(m, endpoints=Endpoints.single(simsrv.base), sleep=no_sleep)
 
 

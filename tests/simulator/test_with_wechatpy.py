@@ -9,7 +9,6 @@ code, so these tests also cross-check the simulator's signing and crypto.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from datetime import datetime, timezone
 
 import pytest
@@ -20,19 +19,7 @@ from wechatpy.pay.utils import calculate_signature_hmac
 from wxpay.simulator.clock import FakeClock
 from wxpay.timeutil import CHINA_TZ
 
-from .pay_server import APP, KEY, MCH, OA, merchant, running_sim  # noqa: F401
-
-
-@pytest.fixture(scope="module")
-def cert_pair(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cert")
-    cert, key = d / "apiclient_cert.pem", d / "apiclient_key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=wxpay-simulator-test"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return str(cert), str(key)
+from .pay_server import APP, KEY, MCH, OA, cert_pair, merchant, running_sim  # noqa: F401
 
 
 @pytest.fixture

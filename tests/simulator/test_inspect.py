@@ -1,0 +1,67 @@
+"""The /_sim/ JSON views, and pending notifies surviving a restart through to_json/load_json."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from wxpay.simulator.clock import FakeClock
+from wxpay.simulator.core import Simulator
+
+from .pay_server import KEY, MCH, START, make_config, merchant, simsrv  # noqa: F401
+
+
+async def test_views_show_what_wechat_saw_and_never_the_key(simsrv, merchant):
+    reply = await simsrv.unified("view00001", notify_url=merchant.url, total_fee=70)
+    await simsrv.post_json("/_sim/scan", {"code_url": reply["code_url"], "outcome": "ok"})
+    await simsrv.call("/secapi/pay/refund", {"out_trade_no": "view00001", "out_refund_no": "vr1", "total_fee": 70,
+                                             "refund_fee": 7, "notify_url": merchant.url})
+    for d in simsrv.sim.notifier.list():
+        await simsrv.sim.notifier.wait(d["id"])
+    code, orders = await simsrv.get_json("/_sim/orders")
+    assert code == 200 and [o["out_trade_no"] for o in orders["orders"]] == ["view00001"]
+    assert orders["orders"][0]["trade_state"] == "REFUND" and orders["orders"][0]["refunded_fee"] == 7
+    code, one = await simsrv.get_json("/_sim/orders/view00001")
+    assert [r["out_refund_no"] for r in one["refunds"]] == ["vr1"]
+    assert sorted(d["kind"] for d in one["notifies"]) == ["pay", "refund"]
+    assert all(d["state"] == "delivered" for d in one["notifies"])
+    assert (await simsrv.get_json("/_sim/orders/nope00001"))[0] == 404
+    code, refunds = await simsrv.get_json("/_sim/refunds")
+    assert refunds["refunds"][0]["client_cert"].startswith("emulated")
+    code, notifies = await simsrv.get_json("/_sim/notifies?kind=refund")
+    assert [d["key"] for d in notifies["deliveries"]] == ["vr1"]
+    attempt = notifies["deliveries"][0]["attempts"][0]
+    assert attempt["verdict"] == "success" and attempt["status"] == 200 and "SUCCESS" in attempt["excerpt"]
+    code, index = await simsrv.get_json("/_sim/")
+    assert index["merchants"] == [{"mch_id": MCH, "appids": list(simsrv.sim.config.merchants[0].appids)}]
+    for path in ("/_sim/", "/_sim/orders", "/_sim/refunds", "/_sim/notifies", "/_sim/orders/view00001", "/_sim/tokens"):
+        resp = await simsrv.raw(path, method="GET")
+        assert resp.code == 200 and KEY.encode() not in resp.body, path
+
+
+async def test_pending_notify_resumes_after_restart(merchant):
+    merchant.replies = [(500, b"down")]
+    slow = Simulator(make_config(notify_time_scale=1.0), clock=FakeClock(START))  # next try in 15 real seconds
+    await slow.start()
+    reply = slow.pay.unified_order(
+        {"appid": slow.config.apps[0].appid, "mch_id": MCH, "nonce_str": "n", "body": "b-c", "out_trade_no": "resume001",
+         "total_fee": "5", "spbill_create_ip": "127.0.0.1", "notify_url": merchant.url, "trade_type": "NATIVE",
+         "product_id": "p"}, slow.config.merchants[0], "MD5")
+    order = slow.pay.order_by_prepay(reply["prepay_id"])
+    slow.pay.pay(order, "ok")
+    delivery = slow.paid(order)
+    while not delivery.attempts:  # the first attempt runs at once
+        await asyncio.sleep(0.01)
+    await slow.stop()
+    assert delivery.state == "pending" and [a.verdict for a in delivery.attempts] == ["fail"]
+
+    saved = json.loads(json.dumps(slow.to_json()))
+    fresh = Simulator(make_config(), clock=FakeClock(START))
+    fresh.load_json(saved)
+    await fresh.start()
+    try:
+        done = await fresh.notifier.wait(delivery.id)
+    finally:
+        await fresh.stop()
+    assert done.state == "delivered" and [a.number for a in done.attempts] == [1, 2]
+    assert fresh.pay.order(MCH, "resume001").transaction_id == order.transaction_id
+
