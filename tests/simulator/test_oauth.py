@@ -429,3 +429,48 @@ async def test_wechatpy_oauth_sees_40163_42003_48001(wx):
         await asyncio.to_thread(client.check_access_token)
     assert token_expired.value.errcode == 42001
 
+
+
+# -- the real Simulator and make_app --------------------------------------------
+
+
+async def test_with_the_real_simulator_app():
+    from tornado.httpserver import HTTPServer
+    from tornado.testing import bind_unused_port
+
+    from wxpay.simulator.app import make_app
+    from wxpay.simulator.core import Simulator
+
+    from .oauth_token_server import START, Running
+
+    sim = Simulator(make_config(), clock=FakeClock(START))
+    sock, port = bind_unused_port()
+    server = HTTPServer(make_app(sim, "/_wechat", xsrf_cookies=True))
+    server.add_sockets([sock])
+    wx = Running(sim, f"http://127.0.0.1:{port}/_wechat", server)
+    try:
+        code = await authorize(wx, "snsapi_userinfo", sim_user="dave")
+        grant = await exchange(wx, code)
+        assert (await userinfo(wx, grant["access_token"], grant["openid"]))["nickname"] == "dave"
+        assert sim.openid_belongs(APPID, grant["openid"])  # the pay side accepts this openid
+        assert not sim.openid_belongs(SECOND_OA_APPID, grant["openid"])
+        token = (await wx.get_json("/cgi-bin/token", {"grant_type": "client_credential", "appid": APPID, "secret": SECRET}))["access_token"]
+        jsapi = await wx.get_json("/cgi-bin/ticket/getticket", {"access_token": token, "type": "jsapi"})
+        assert jsapi["errcode"] == 0 and sim.tokens.ticket_owner(jsapi["ticket"]) == APPID
+        view = await wx.get_json("/_sim/tokens")
+        assert view["apps"][APPID]["calls_today"] == 1 and view["oauth"]["user_tokens_valid"] == 1
+
+        restored = Simulator(make_config(), clock=sim.clock)
+        restored.load_json(json.loads(json.dumps(sim.to_json())))
+        server.stop()
+        await server.close_all_connections()
+        sock, port = bind_unused_port()
+        server = HTTPServer(make_app(restored, "/_wechat"))
+        server.add_sockets([sock])
+        wx = Running(restored, f"http://127.0.0.1:{port}/_wechat", server)
+        assert (await exchange(wx, code))["errcode"] == 40163
+        assert restored.tokens.check(token) == 0
+        assert (await refresh(wx, grant["refresh_token"]))["openid"] == grant["openid"]
+    finally:
+        server.stop()
+        await server.close_all_connections()
