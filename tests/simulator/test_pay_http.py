@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import gzip
-from datetime import timedelta
 
 from wxpay import signing
-from wxpay.xmlcodec import parse_xml
+from wxpay.xmlcodec import build_xml, parse_xml
 
 from .pay_server import APP, KEY, MCH, MP, OA, merchant, signed_body, simsrv  # noqa: F401
 
@@ -20,7 +19,6 @@ async def test_declared_sign_type_is_the_one_checked(simsrv):
     # An HMAC signature under a body that declares MD5 (by omission) fails.
     params = {"appid": OA, "mch_id": MCH, "nonce_str": "n1", "out_trade_no": "order0001"}
     params["sign"] = signing.sign(params, KEY, signing.HMAC_SHA256)
-    from wxpay.xmlcodec import build_xml
     reply = parse_xml((await simsrv.raw("/pay/orderquery", build_xml(params))).body)
     assert reply["return_code"] == "FAIL"
     ok = await simsrv.call("/pay/orderquery", {"out_trade_no": "order0001"}, sign_type=signing.HMAC_SHA256)

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from wxpay import payloads, signing
+from wxpay import payloads
 from wxpay.simulator.pay_state import Order
 from wxpay.simulator.shopper import MWEB_ERRORS, check_payload
 

@@ -7,7 +7,6 @@ change marks the state dirty for :mod:`persist`.
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from .. import signing
 from ..timeutil import CHINA_TZ
+from ..xmlcodec import build_xml
 from .clock import Clock
 from .config import SimConfig
 from .crypto import build_root_xml, encrypt_req_info
@@ -24,9 +24,6 @@ from .oauth import OAuthState
 from .pay_state import Order, PayState, Refund
 from .persist import StateFile
 from .tokens import TokenState
-from ..xmlcodec import build_xml
-
-log = logging.getLogger(__name__)
 
 
 class Simulator:
