@@ -28,9 +28,11 @@ from handlers import health as health_routes
 from handlers import notify as notify_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
+from handlers.inflight import Inflight
 from service.audit import Audit
 from service.checkouts import CheckoutService
 from service.clock import utcnow
+from service.jssdk import JssdkService
 from service.oauth import OAuthService
 from service.orders import OrderBook
 from service.payment_notify import PaymentNotifyService
@@ -70,6 +72,7 @@ class Services:
     oauth: OAuthService
     tokens: TokenService
     reconciler: Reconciler
+    jssdk: JssdkService
     pay: WxPayClient
     public_base: str
     simulator: Any = None
@@ -139,7 +142,8 @@ async def build_services(
     audit = Audit(store, now=now)
 
     simulator = None
-    if settings.is_sandbox:
+    external = w.pay_base or w.api_base or w.open_base
+    if settings.is_sandbox and not external:
         from wxpay.simulator.core import Simulator
 
         simulator = Simulator(simulator_config(settings))
@@ -190,6 +194,7 @@ async def build_services(
     services = Services(
         settings=settings, store=store, audit=audit, checkouts=checkouts, orders=orders, prepay=prepay,
         payment_notify=notify, oauth=oauth, tokens=tokens, reconciler=reconciler, pay=pay,
+        jssdk=JssdkService(tokens, w.appid),
         public_base=public_base, simulator=simulator, now=now,
     )
     return services
@@ -209,6 +214,7 @@ def make_app(services: Services) -> tornado.web.Application:
     return tornado.web.Application(
         routes,
         services=services,
+        inflight=Inflight(),
         app_settings=settings,
         template_path=str(WEB / "templates"),
         static_path=str(WEB / "static"),
@@ -230,6 +236,7 @@ def make_app(services: Services) -> tornado.web.Application:
 class Running:
     services: Services
     server: tornado.httpserver.HTTPServer
+    app: tornado.web.Application
     port: int
     stop_event: asyncio.Event
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -238,10 +245,13 @@ class Running:
         """Stop accepting, let in-flight requests finish, then close resources."""
         self.stop_event.set()
         self.server.stop()
+        inflight = self.app.settings["inflight"]
+        if not await inflight.wait_idle(grace):
+            log.warning("%d request(s) still running after %.0f s; closing anyway", inflight.count, grace)
         try:
-            await asyncio.wait_for(self.server.close_all_connections(), timeout=grace)
+            await asyncio.wait_for(self.server.close_all_connections(), timeout=2)
         except asyncio.TimeoutError:
-            log.warning("some connections did not finish within %.0f s", grace)
+            pass
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -266,7 +276,7 @@ async def start(
     app = make_app(services)
     server = tornado.httpserver.HTTPServer(app, max_body_size=max(services.settings.server.max_body_bytes, 1 << 20), xheaders=False)
     server.add_sockets(sockets)
-    running = Running(services, server, bound_port, asyncio.Event())
+    running = Running(services, server, app, bound_port, asyncio.Event())
     if services.simulator is not None:
         await services.simulator.start()
     reconcile = services.settings.reconciler.enabled if run_reconciler is None else run_reconciler

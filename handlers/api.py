@@ -78,10 +78,21 @@ class CheckoutPaymentHandler(ApiHandler):
         self.write_json(result.public())
 
 
+class WxConfigHandler(ApiHandler):
+    """A signed ``wx.config`` for one of the merchant's own pages (JSSDK)."""
+
+    async def get(self) -> None:
+        url = self.get_query_argument("url", "")
+        apis = [a for a in self.get_query_argument("jsApiList", "chooseWXPay").split(",") if a]
+        config = await self.services.jssdk.config(url, apis)
+        self.write_json(config)
+
+
 def routes() -> list[tuple[str, type, dict]]:
     cid = r"(co_[0-9a-f]{24}|[^/]+)"
     return [
         (r"/api/checkouts", CheckoutsHandler, {}),
         (rf"/api/checkouts/{cid}", CheckoutHandler, {}),
         (rf"/api/checkouts/{cid}/payment", CheckoutPaymentHandler, {}),
+        (r"/api/wx-config", WxConfigHandler, {}),
     ]

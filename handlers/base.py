@@ -38,6 +38,25 @@ class BaseHandler(tornado.web.RequestHandler):
     """Shared behaviour; subclasses set ``api`` for JSON errors."""
 
     api = True
+    _counted = False
+
+    def initialize(self) -> None:
+        inflight = self.settings.get("inflight")
+        if inflight is not None:
+            inflight.enter()
+            self._counted = True
+
+    def on_finish(self) -> None:
+        self._leave()
+
+    def on_connection_close(self) -> None:
+        self._leave()
+        super().on_connection_close()
+
+    def _leave(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.settings["inflight"].leave()
 
     @property
     def services(self) -> Any:
