@@ -23,6 +23,11 @@ test: $(STAMP)           ## the suite CI runs
 test-all: $(STAMP)       ## also the slow battery
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
 
+zipapp: $(STAMP)         ## one-file server: dist/wxpay-server.pyz (run: python3 dist/wxpay-server.pyz)
+	$(BIN)/pip install --quiet shiv
+	rm -rf build && mkdir -p dist
+	$(BIN)/shiv --compressed --reproducible -c wxpay-server -o dist/wxpay-server.pyz -r requirements.txt .
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 

@@ -130,6 +130,8 @@ def _coupons(fields: Mapping[str, str]) -> list[Coupon]:
     """``coupon_{type,id,fee}_$n`` in any element order, sorted by ``$n``."""
     by_index: dict[int, dict[str, str]] = {}
     for name, value in fields.items():
+        if not name.startswith("coupon_"):
+            continue
         match = _COUPON.fullmatch(name)
         if match:
             by_index.setdefault(int(match.group(2)), {})[match.group(1)] = value

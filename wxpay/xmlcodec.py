@@ -13,6 +13,8 @@ from typing import Any, Mapping
 from xml.parsers import expat
 from xml.parsers.expat import ExpatError
 
+import xmltodict
+
 from .errors import MessageTooLargeError, ProtocolError, UnsafeXMLError
 
 MAX_XML_BYTES = 64 * 1024
@@ -53,64 +55,68 @@ def parse_xml(body: bytes | str, *, root: str = "xml", max_bytes: int = MAX_XML_
     return _parse_flat(bytes(body), root)
 
 
+def _parse_flat(body: bytes, root: str) -> dict[str, str]:
+    """xmltodict over the hardened expat, then the flat-message rules."""
+    try:
+        doc = xmltodict.parse(body, expat=_HardenedExpat, strip_whitespace=False, disable_entities=True)
+    except ExpatError as exc:
+        raise ProtocolError(f"XML does not parse ({expat.errors.messages[exc.code]})") from None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        raise ProtocolError(f"XML does not parse ({exc.__class__.__name__})") from None
+    return _flat(doc, root)
+
+
 def _refuse_declaration(*_: Any) -> None:
     raise UnsafeXMLError("XML with DOCTYPE/ENTITY declarations is refused")
 
 
-def _parse_flat(body: bytes, root: str) -> dict[str, str]:
-    """One pass of expat over a flat document (much cheaper than a generic mapper).
+class _HardenedExpat:
+    """The ``expat`` module xmltodict builds its parser from, with DTDs off.
 
-    Depth 1 is the root, depth 2 the fields; anything deeper, any attribute on
-    a field, a repeated field or non-blank text beside the fields is refused.
+    The byte scan above already refused declarations; this is the second
+    line, inside the parser itself.
     """
+
+    errors = expat.errors
+
+    @staticmethod
+    def ParserCreate(encoding: str | None = None, namespace_separator: str | None = None) -> Any:
+        parser = expat.ParserCreate("UTF-8", namespace_separator)
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.StartDoctypeDeclHandler = _refuse_declaration
+        parser.EntityDeclHandler = _refuse_declaration
+        return parser
+
+
+def _flat(doc: Any, root: str) -> dict[str, str]:
+    """Depth 1 is the root, depth 2 the fields; anything else is refused."""
+    if not isinstance(doc, dict) or len(doc) != 1:
+        raise ProtocolError("XML must have exactly one root element")
+    ((name, content),) = doc.items()
+    if name != root:
+        raise ProtocolError(f"XML root must be <{root}>, got <{name}>")
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        if isinstance(content, str) and content.isspace():
+            return {}
+        raise ProtocolError(f"<{root}> must contain elements, not text")
     out: dict[str, str] = {}
-    buf: list[str] = []
-    depth = 0
-    current = ""
-
-    def start(name: str, attrs: Any) -> None:
-        nonlocal depth, current
-        depth += 1
-        if depth == 2:
-            if attrs:
-                raise ProtocolError(f"Element <{name}> must hold text, not nested elements or attributes")
-            if name in out:
-                raise ProtocolError(f"Element <{name}> appears more than once")
-            current = name
-            buf.clear()
-        elif depth == 1:
-            if name != root:
-                raise ProtocolError(f"XML root must be <{root}>, got <{name}>")
+    for key, value in content.items():
+        if key[0] == "@":
+            continue  # attributes on the root carry nothing we sign
+        if key == "#text":
+            if not value.isspace():
+                raise ProtocolError(f"<{root}> must not contain loose text")
+            continue
+        if value is None:
+            out[key] = ""
+        elif type(value) is str:
+            out[key] = value
+        elif isinstance(value, list):
+            raise ProtocolError(f"Element <{key}> appears more than once")
         else:
-            raise ProtocolError(f"Element <{current}> must hold text, not nested elements or attributes")
-
-    def end(name: str) -> None:
-        nonlocal depth
-        if depth == 2:
-            out[current] = "".join(buf)
-        depth -= 1
-
-    def text(data: str) -> None:
-        if depth == 2:
-            buf.append(data)
-        elif depth == 1 and not data.isspace():
-            raise ProtocolError(f"<{root}> must not contain loose text")
-
-    parser = expat.ParserCreate("UTF-8")
-    parser.buffer_text = True
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    # The regex above already refused these; expat refuses them again.
-    parser.StartDoctypeDeclHandler = _refuse_declaration
-    parser.EntityDeclHandler = _refuse_declaration
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = text
-    try:
-        parser.Parse(body, True)
-    except ExpatError as exc:
-        raise ProtocolError(f"XML does not parse ({expat.errors.messages[exc.code]})") from None
-    except RecursionError:
-        raise ProtocolError("XML does not parse (too deep)") from None
+            raise ProtocolError(f"Element <{key}> must hold text, not nested elements or attributes")
     return out
 
 
