@@ -10,6 +10,10 @@ Documents are flat-ish ``dict``s of JSON types plus ``datetime`` (always
 timezone-aware UTC; naive datetimes are refused). Every document has a string
 ``_id``. Field names are plain identifiers: ``[a-z_][a-z0-9_]*``.
 
+Both backends keep datetimes at millisecond precision (BSON's) and return
+them in UTC. A field under a sparse unique index is either absent or set:
+null there is refused, because MongoDB would index it and SQLite would not.
+
 Filters (``where``) are ``{field: value}`` for equality, or
 ``{field: {op: value}}`` with ``op`` one of ``$in $nin $ne $lt $lte $gt $gte
 $exists``. Nothing else is accepted, so no caller input can become an
@@ -108,7 +112,8 @@ class Store(ABC):
         limit: int = 100,
         skip: int = 0,
     ) -> list[Doc]:
-        """Matching documents; ``sort`` is ``[(field, 1|-1)]``."""
+        """Matching documents; ``sort`` is ``[(field, 1|-1)]``, ties broken
+        by ``_id``; ``limit=0`` means no limit."""
 
     @abstractmethod
     async def count(self, collection: str, where: Where | None = None) -> int: ...

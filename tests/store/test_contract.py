@@ -222,6 +222,9 @@ async def test_datetime_filters_do_not_match_strings(store: Store) -> None:
     await store.insert("orders", order(3, at="2024-05-01T08:00:00.123Z"))
     assert await ids(store, {"at": T0}) == ["o001"]
     assert await ids(store, {"at": {"$lte": T0}}) == ["o001"]
+    # and string filters do not match datetimes
+    assert await ids(store, {"at": {"$gt": "0"}}) == ["o002", "o003"]
+    assert await ids(store, {"at": '{"$date":"2024-05-01T08:00:00.123Z"}'}) == ["o002"]
 
 
 async def test_find_null_exists_and_booleans(orders: Store) -> None:

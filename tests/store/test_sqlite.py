@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -116,12 +117,31 @@ async def test_sparse_index_serves_idempotency_lookups(tmp_path: Path) -> None:
     assert "USING INDEX ix_checkouts__idempotency_key__u__s" in plan
 
 
+class _SlowReads:
+    """Wraps the store's real connection and pauses after each read, so the
+    read-check-write window is wide: without the write lock held across it,
+    processes would interleave there and several would win."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        cursor = self._conn.execute(sql, params)  # type: ignore[arg-type]
+        if sql.startswith("SELECT"):
+            time.sleep(0.002)
+        return cursor
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
 def _race(path: str, barrier: object, queue: object, tag: str) -> None:
     """One OS process: wait for the others, then try every move and the lease."""
 
     async def main() -> tuple[list[int], bool]:
         store = SQLiteStore(path, busy_timeout=30.0)
         await store.open([])
+        store._conn = _SlowReads(store._conn)  # type: ignore[assignment]
         barrier.wait()  # type: ignore[attr-defined]
         wins = []
         for i in range(DOCS):
@@ -149,10 +169,10 @@ async def test_two_processes_racing_on_one_file_exactly_one_wins_each(tmp_path: 
     for proc in procs:
         proc.start()
     loop = asyncio.get_running_loop()
-    results = [await loop.run_in_executor(None, queue.get, True, 60) for _ in procs]
     for proc in procs:
-        await loop.run_in_executor(None, proc.join, 30)
+        await loop.run_in_executor(None, proc.join, 60)
         assert proc.exitcode == 0
+    results = [queue.get(timeout=5) for _ in procs]
 
     try:
         wins = {tag: set(won) for tag, won, _ in results}
@@ -173,7 +193,7 @@ async def test_loop_keeps_running_while_a_write_waits_for_the_lock(tmp_path: Pat
     """Another connection holds the write lock: our insert waits on the
     worker thread while the loop keeps serving other tasks."""
     path = tmp_path / "wxpay.sqlite3"
-    store = await opened(path, busy_timeout=60.0)
+    store = await opened(path, busy_timeout=10.0, busy_retries=0)
     raw = sqlite3.connect(path, isolation_level=None)
     try:
         raw.execute("BEGIN IMMEDIATE")
@@ -220,6 +240,23 @@ async def test_ticker_interleaves_with_a_large_batch_of_writes(tmp_path: Path) -
         await store.close()
     assert done == total
     assert seen_midway > 0  # the loop ran other work between the writes
+
+
+async def test_booleans_are_not_numbers(tmp_path: Path) -> None:
+    """JSON true reads back from json_extract as 1: the type guard keeps
+    them apart, as a MongoDB server does (the emulator does not: mongomock
+    compares with Python's ``True == 1``)."""
+    store = await opened(tmp_path / "wxpay.sqlite3")
+    try:
+        await store.insert("orders", {"_id": "b", "out_trade_no": "b", "flag": True})
+        await store.insert("orders", {"_id": "i", "out_trade_no": "i", "flag": 1})
+        await store.insert("orders", {"_id": "z", "out_trade_no": "z", "flag": 0})
+        assert [d["_id"] for d in await store.find("orders", {"flag": 1})] == ["i"]
+        assert [d["_id"] for d in await store.find("orders", {"flag": True})] == ["b"]
+        assert [d["_id"] for d in await store.find("orders", {"flag": {"$gte": 0}})] == ["i", "z"]
+        assert [d["_id"] for d in await store.find("orders", {"flag": {"$in": [False, 1]}})] == ["i"]
+    finally:
+        await store.close()
 
 
 async def test_busy_beyond_the_bound_is_unavailable(tmp_path: Path) -> None:
