@@ -3,7 +3,7 @@
 A document store with just enough verbs for a payment server: insert with
 unique keys, read, filtered listing, count, and a compare-and-set update that
 makes every state move race-safe. Leases and the token cache are built on
-these verbs (``store/leases.py``, ``store/tokens.py``), so a backend is only
+these verbs (``store/leases.py`` here, the token cache in ``service/tokens.py``), so a backend is only
 the translation of this file to its database.
 
 Documents are flat-ish ``dict``s of JSON types plus ``datetime`` (always

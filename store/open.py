@@ -7,7 +7,8 @@ the embedded SQLite file otherwise; the caller then awaits
 Field names the service layer can rely on (the indexes below are on them):
 
 - ``checkouts``: ``idempotency_key`` (unique when present; omit it rather
-  than storing null), ``merchant_reference``, ``status``, ``created_at``
+  than storing null), ``merchant_reference``, ``status``, ``created_at``,
+  ``expires_at``
 - ``orders``: ``_id`` = ``out_trade_no`` (also stored as a unique field),
   ``checkout_id``, ``state``, ``next_check_at`` (the reconciler's due time),
   ``created_at``
@@ -30,6 +31,7 @@ INDEXES: list[Index] = [
     Index("checkouts", ("idempotency_key",), unique=True, sparse=True),
     Index("checkouts", ("merchant_reference",)),
     Index("checkouts", ("status", "created_at")),
+    Index("checkouts", ("status", "expires_at")),  # the reconciler: expired open checkouts
     Index("orders", ("out_trade_no",), unique=True),
     Index("orders", ("checkout_id",)),
     Index("orders", ("state", "next_check_at")),  # the reconciler: due unconfirmed orders
