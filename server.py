@@ -129,13 +129,19 @@ async def build_services(
     *,
     port: int,
     transport: Any = None,
+    store: Store | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> Services:
-    """Open the store and make every service; inside the running loop."""
+    """Open the store and make every service; inside the running loop.
+
+    ``store`` lets tests hand in a store (e.g. MongoDB on the emulator)."""
     settings = with_sandbox_defaults(settings, port)
     w = settings.wechat
     public_base = settings.server.public_url.rstrip("/")
-    store = open_store(settings.store.mongodb_uri, sqlite_path=settings.store.sqlite_path)
+    if store is None:
+        store = open_store(
+            settings.store.mongodb_uri, sqlite_path=settings.store.sqlite_path, database=settings.store.mongodb_database
+        )
     await store.open(INDEXES)
     holder = make_holder()
     leases = Leases(store)
@@ -266,13 +272,14 @@ async def start(
     port: int | None = None,
     sockets: list | None = None,
     transport: Any = None,
+    store: Store | None = None,
     run_reconciler: bool | None = None,
 ) -> Running:
     """Bind, build and start serving; used by main() and by the tests."""
     if sockets is None:
         sockets = tornado.netutil.bind_sockets(port if port is not None else settings.server.port, settings.server.host)
     bound_port = sockets[0].getsockname()[1]
-    services = await build_services(settings, port=bound_port, transport=transport)
+    services = await build_services(settings, port=bound_port, transport=transport, store=store)
     app = make_app(services)
     server = tornado.httpserver.HTTPServer(app, max_body_size=max(services.settings.server.max_body_bytes, 1 << 20), xheaders=False)
     server.add_sockets(sockets)
