@@ -79,4 +79,7 @@ class SimConfig:
         if not apps or not merchants:
             raise ValueError(f"{path}: needs at least one [[apps]] and one [[merchants]] entry")
         opts = {k: data[k] for k in ("token_daily_quota", "notify_time_scale") if k in data}
-        return cls(apps=apps, merchants=merchants, **opts)
+        if "users" in data:
+            opts["users"] = tuple(str(u) for u in data["users"])
+        extra = {k: data[k] for k in ("oauth_domains", "h5_domains") if k in data}
+        return cls(apps=apps, merchants=merchants, extra=extra, **opts)
