@@ -18,7 +18,7 @@ from wxpay.xmlcodec import parse_xml
 
 from .pay_server import APP, KEY, MCH, MP, OA, START
 
-VECTOR = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "refund-notify-T5.json"
+VECTOR = Path(__file__).resolve().parents[1] / "wxpay" / "vectors" / "refund-notify-T5.json"
 
 
 @pytest.fixture

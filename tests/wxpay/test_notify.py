@@ -38,7 +38,7 @@ APPID = "wx5a1d000000000001"
 MCH_ID = "1900000109"
 
 T5 = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "refund-notify-T5.json").read_text()
+    (Path(__file__).resolve().parent / "vectors" / "refund-notify-T5.json").read_text()
 )
 
 # Values as WeChat sends them; the body below writes strings in CDATA and

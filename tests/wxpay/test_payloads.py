@@ -24,7 +24,7 @@ from wxpay.payloads import (
 from wxpay.signing import HMAC_SHA256, MD5, verify
 
 VECTORS = json.loads(
-    (Path(__file__).resolve().parents[3] / "shared" / "vectors" / "signatures.json").read_text()
+    (Path(__file__).resolve().parent / "vectors" / "signatures.json").read_text()
 )
 KEY = VECTORS["T1_md5"]["key"]
 
