@@ -17,9 +17,12 @@ from typing import Any, Callable
 from store.leases import Leases
 from wxpay import payloads
 from wxpay.errors import (
+    IdentityMismatchError,
     OrderClosedError,
     OrderPaidError,
     OutTradeNoUsedError,
+    ProtocolError,
+    SignatureError,
     TransportError,
     WxPayError,
 )
@@ -230,9 +233,10 @@ class PrepayService:
                 time_expire=checkout.expires_at,
                 appid=appid,
             )
-        except TransportError as exc:
-            # Outcome unknown: leave the order "created"; the reconciler asks WeChat.
-            raise UpstreamError(exc.code, "WeChat did not answer; please try again") from exc
+        except (TransportError, ProtocolError, SignatureError, IdentityMismatchError) as exc:
+            # Outcome unknown (no answer, or one we cannot trust): WeChat may
+            # hold the order, so leave it "created"; the reconciler asks and closes.
+            raise UpstreamError(exc.code, "WeChat did not answer usably; please try again") from exc
         except (OrderPaidError,) as exc:
             await self.orders.touch(order, next_check_at=self.now())
             raise Conflict("checkout_paid", "WeChat says this order is already paid; confirming") from exc

@@ -21,7 +21,7 @@ from .audit import Audit
 from .clock import utcnow
 from .errors import Conflict, ServiceError
 from .guard import store_guard
-from .models import CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, RUNS, Order
+from .models import CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, PREPAID, RUNS, Order
 from .orders import OrderBook
 from .payment_notify import payment_from_query
 
@@ -140,8 +140,10 @@ class Reconciler:
             await self._reschedule(order)
 
     def _should_close(self, order: Order) -> bool:
+        # A "created" order never had its prepay_id handed out (the reply was
+        # lost), so no shopper can pay it: close it rather than query forever.
         expired = order.prepay_expires_at is not None and order.prepay_expires_at <= self.now()
-        return order.close_requested or expired
+        return order.close_requested or expired or order.state == CREATED
 
     async def _close(self, order: Order, report: RunReport) -> None:
         ready_at = order.created_at + CLOSE_MIN_AGE
@@ -176,7 +178,7 @@ class Reconciler:
                 continue
             report.checkouts_closed += 1
             for order in await self.orders.for_checkout(doc["_id"]):
-                if order.state in (CREATED, "prepaid"):
+                if order.state in (CREATED, PREPAID):
                     await self.orders.touch(order, close_requested=True, next_check_at=now)
 
     async def _record(self, report: RunReport) -> None:

@@ -126,3 +126,31 @@ async def test_tampered_amount_is_refused_and_changes_nothing(running, base_url,
     assert after.state == "prepaid" and after.transaction_id is None
     verdicts = [n["verdict"] for n in await running.services.audit.latest("notify")]
     assert sorted(verdicts) == ["amount_mismatch", "bad_signature"]
+
+
+async def test_lost_unifiedorder_reply_is_closed_not_queried_forever(running, base_url, merchant):
+    """WeChat created the order but its reply never reached us (HTTP 500 after
+    the fact is how the fault plays it here): the order stays "created", no
+    shopper can pay it, and the reconciler closes it once WeChat allows."""
+    services = running.services
+    checkout = await create_checkout(merchant)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "pay/unifiedorder", "kind": "malformed", "count": 1})
+    r = await shopper.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
+    assert r.code == 502
+    (order,) = await services.orders.for_checkout(checkout["id"])
+    assert order.state == "created"
+    # Pretend WeChat's 5-minute minimum before closeorder has passed.
+    from datetime import timedelta
+
+    old = services.now() - timedelta(minutes=6)
+    await services.store.update_if("orders", order.out_trade_no, {"state": "created"}, {"created_at": old, "next_check_at": old})
+    services.simulator.pay.orders[(order.mch_id, order.out_trade_no)].created_at = old
+    report = await services.reconciler.run_once()
+    assert report.closed == 1
+    assert (await services.orders.require(order.out_trade_no)).state == "closed"
+    sim = as_json(await merchant.get(f"/_wechat/_sim/orders/{order.out_trade_no}"))
+    assert sim["order"]["trade_state"] == "CLOSED"
+    # The shopper can still pay: a new order is made for the checkout.
+    again = await prepay(shopper, checkout["id"])
+    assert again["out_trade_no"] != order.out_trade_no
