@@ -1,0 +1,54 @@
+"""Imports point down the layers of DESIGN.md; this reads every module's imports."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRST_PARTY = {"wxpay", "store", "service", "handlers", "config", "server", "web"}
+
+# package -> first-party packages it may import
+ALLOWED = {
+    "config": set(),
+    "wxpay": {"wxpay"},
+    "store": {"store"},
+    "service": {"service", "store", "wxpay"},
+    "handlers": {"handlers", "service", "store", "wxpay"},
+}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & FIRST_PARTY
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_imports_point_down(package):
+    offenders = {}
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no modules in {package}/"
+    for path in files:
+        bad = imports_of(path) - ALLOWED[package]
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}
+
+
+def test_simulator_does_not_use_our_client():
+    """The simulator may share the codec and signing, never the client's own checks."""
+    forbidden = {"client", "notify", "refund_crypto", "results", "transport", "oauth", "official"}
+    for path in sorted((ROOT / "wxpay" / "simulator").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                parts = node.module.split(".")
+                # "..client" (level 2) or "wxpay.client"
+                name = parts[0] if node.level == 2 else (parts[1] if parts[0] == "wxpay" and len(parts) > 1 else None)
+                assert name not in forbidden, f"{path.name} imports wxpay.{name}"
