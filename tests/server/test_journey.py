@@ -154,3 +154,33 @@ async def test_lost_unifiedorder_reply_is_closed_not_queried_forever(running, ba
     # The shopper can still pay: a new order is made for the checkout.
     again = await prepay(shopper, checkout["id"])
     assert again["out_trade_no"] != order.out_trade_no
+
+
+async def test_paying_one_order_closes_its_sibling(running, base_url, merchant):
+    from datetime import timedelta
+
+    from .browser import DESKTOP_UA, Browser
+
+    services = running.services
+    checkout = await create_checkout(merchant, 880)
+    desktop = Browser(base_url, DESKTOP_UA)
+    await desktop.get(checkout["pay_url"])
+    native = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    jsapi = await prepay(shopper, checkout["id"])
+    assert native["out_trade_no"] != jsapi["out_trade_no"]
+    await pay_in_simulator(shopper, jsapi["bridge"])
+    await wait_status(shopper, checkout["id"], "paid")
+    sibling = await services.orders.require(native["out_trade_no"])
+    assert sibling.state == "prepaid" and sibling.close_requested
+    # Once WeChat's 5 minutes have passed, the reconciler closes it at WeChat.
+    old = services.now() - timedelta(minutes=6)
+    services.simulator.pay.orders[(sibling.mch_id, sibling.out_trade_no)].created_at = old
+    await services.store.update_if("orders", sibling.out_trade_no, {"state": "prepaid"}, {"created_at": old})
+    report = await services.reconciler.run_once()
+    assert report.closed == 1
+    assert (await services.orders.require(sibling.out_trade_no)).state == "closed"
+    scan = await desktop.post("/_wechat/_sim/scan", json_body={"code_url": native["code_url"], "outcome": "ok"})
+    assert as_json(scan)["ok"] is False
+    view = as_json(await merchant.get(f"/api/checkouts/{checkout['id']}", headers=merchant.token_headers))
+    assert view["status"] == "paid" and "double_paid" not in view
