@@ -28,11 +28,15 @@ from handlers import health as health_routes
 from handlers import notify as notify_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
+from handlers import status as status_routes
+from handlers.admin import LoginThrottle
 from handlers.inflight import Inflight
 from service.audit import Audit
+from service.call_stats import CallStats
 from service.checkouts import CheckoutService
 from service.clock import utcnow
 from service.jssdk import JssdkService
+from service.metrics import StatusMetrics
 from service.oauth import OAuthService
 from service.orders import OrderBook
 from service.payment_notify import PaymentNotifyService
@@ -79,6 +83,7 @@ class Services:
     simulator_path: str = SIMULATOR_PREFIX
     now: Callable[[], datetime] = utcnow
     started_at: datetime = field(default_factory=utcnow)
+    call_stats: CallStats = field(default_factory=CallStats)  # fed by the wxpay clients' observer
 
     def pay_url(self, checkout_id: str) -> str:
         return f"{self.public_base}/pay/{checkout_id}"
@@ -210,7 +215,7 @@ def make_app(services: Services) -> tornado.web.Application:
     """The Tornado application; tests build it with this same factory."""
     settings = services.settings
     routes: list[Any] = []
-    for module in (api_routes, pay_routes, notify_routes, health_routes, shop_routes):
+    for module in (api_routes, pay_routes, notify_routes, health_routes, shop_routes, status_routes):
         routes.extend(module.routes())
     if services.simulator is not None:
         from wxpay.simulator.app import make_routes
@@ -221,6 +226,9 @@ def make_app(services: Services) -> tornado.web.Application:
         routes,
         services=services,
         inflight=Inflight(),
+        version=VERSION,
+        admin_throttle=LoginThrottle(),
+        metrics=StatusMetrics(),  # its own CollectorRegistry, never the global one
         app_settings=settings,
         template_path=str(WEB / "templates"),
         static_path=str(WEB / "static"),

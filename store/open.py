@@ -36,6 +36,7 @@ INDEXES: list[Index] = [
     Index("orders", ("checkout_id",)),
     Index("orders", ("state", "next_check_at")),  # the reconciler: due unconfirmed orders
     Index("orders", ("state", "created_at")),
+    Index("orders", ("created_at",)),  # /status: latest orders and the hourly chart
     Index("audit", ("kind", "at")),
     Index("audit", ("out_trade_no",)),
     Index("refunds", ("out_refund_no",), unique=True),

@@ -1,0 +1,175 @@
+"""The figures an admin reads at a glance: one dict for /status, /status.json and /metrics.
+
+Each section is gathered on its own and a failing one (the store is down,
+say) becomes ``{"error": code}`` in its place, so the page still shows what
+it can, and that the store is down. Every query is bounded by a limit and
+uses an index: the page must stay cheap however many orders there are.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable
+
+from store.base import StoreError
+from wxpay.timeutil import CHINA_TZ
+
+from .errors import ServiceError
+from .models import AUDIT, ORDER_STATES, ORDERS, PAID, RUNS
+
+log = logging.getLogger("wxpay_server.status")
+
+CHART_HOURS = 12
+LATEST = 10
+SCAN_LIMIT = 5000  # rows read at most for the chart and revenue; beyond it the figure says "truncated"
+
+
+def day_start(now: datetime) -> datetime:
+    """Midnight of the current China day (the merchant's business day), in UTC."""
+    local = now.astimezone(CHINA_TZ)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
+
+
+async def collect(services: Any, *, version: str, hours: int = CHART_HOURS, latest: int = LATEST) -> dict[str, Any]:
+    """Everything /status shows, JSON-ready (datetimes as ISO strings)."""
+    now: datetime = services.now()
+    settings = services.settings
+    out: dict[str, Any] = {
+        "mode": settings.mode,
+        "version": version,
+        "now": now,
+        "started_at": services.started_at,
+        "uptime_s": round((now - services.started_at).total_seconds(), 1),
+    }
+    sections: dict[str, Callable[[], Awaitable[Any]]] = {
+        "store": lambda: _store(services),
+        "tokens": lambda: _tokens(services, now),
+        "orders_today": lambda: _orders_today(services, now),
+        "chart": lambda: _chart(services, now, hours),
+        "latest_orders": lambda: _latest_orders(services, latest),
+        "latest_notifies": lambda: _latest_notifies(services, latest),
+        "reconciler": lambda: _reconciler(services),
+    }
+    results = await asyncio.gather(*(_guarded(name, fn) for name, fn in sections.items()))
+    out.update(zip(sections, results))
+    stats = getattr(services, "call_stats", None)
+    out["wechat"] = stats.snapshot() if stats is not None else []
+    return _jsonable(out)
+
+
+async def _guarded(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+    try:
+        return await fn()
+    except (StoreError, ServiceError) as exc:
+        log.warning("status: %s unavailable (%s)", name, getattr(exc, "code", type(exc).__name__))
+        return {"error": getattr(exc, "code", "unavailable")}
+
+
+async def _store(services: Any) -> dict[str, Any]:
+    store = services.store
+    try:
+        rtt = await store.ping()
+    except StoreError as exc:
+        return {"backend": store.backend, "ok": False, "error": exc.code}
+    return {"backend": store.backend, "ok": True, "rtt_ms": round(rtt * 1000, 2)}
+
+
+async def _tokens(services: Any, now: datetime) -> dict[str, Any]:
+    expiry = await services.tokens.expiry()
+    out = {}
+    for kind, at in expiry.items():
+        out[kind] = {
+            "expires_at": at,
+            "expires_in_s": round((at - now).total_seconds()) if at else None,
+        }
+    return out
+
+
+async def _orders_today(services: Any, now: datetime) -> dict[str, Any]:
+    """Orders created since the China-time midnight, by state, and what was paid."""
+    store = services.store
+    since = {"$gte": day_start(now)}
+    counts = await asyncio.gather(*(store.count(ORDERS, {"state": s, "created_at": since}) for s in ORDER_STATES))
+    paid = await store.find(ORDERS, {"state": PAID, "created_at": since}, limit=SCAN_LIMIT)
+    return {
+        "since": day_start(now),
+        "by_state": dict(zip(ORDER_STATES, counts)),
+        "total": sum(counts),
+        "revenue_fen": sum(int(d.get("total_fee") or 0) for d in paid),
+        "revenue_truncated": len(paid) >= SCAN_LIMIT,
+    }
+
+
+async def _chart(services: Any, now: datetime, hours: int) -> dict[str, Any]:
+    """Orders created and notifies received per hour over the last ``hours`` hours."""
+    top = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = top - timedelta(hours=hours)
+    buckets = [
+        {"hour": start + timedelta(hours=i), "orders": 0, "paid": 0, "notifies": 0, "notifies_refused": 0}
+        for i in range(hours)
+    ]
+    orders, notifies = await asyncio.gather(
+        services.store.find(ORDERS, {"created_at": {"$gte": start}}, sort=[("created_at", 1)], limit=SCAN_LIMIT),
+        services.store.find(AUDIT, {"kind": "notify", "at": {"$gte": start}}, sort=[("at", 1)], limit=SCAN_LIMIT),
+    )
+
+    def slot(at: datetime | None) -> dict[str, Any] | None:
+        if at is None or at < start:
+            return None
+        index = int((at - start).total_seconds() // 3600)
+        return buckets[index] if 0 <= index < hours else None
+
+    for doc in orders:
+        bucket = slot(doc.get("created_at"))
+        if bucket is not None:
+            bucket["orders"] += 1
+            bucket["paid"] += doc.get("state") == PAID
+    for doc in notifies:
+        bucket = slot(doc.get("at"))
+        if bucket is not None:
+            bucket["notifies"] += 1
+            bucket["notifies_refused"] += not doc.get("ok", False)
+    return {
+        "hours": hours,
+        "start": start,
+        "buckets": buckets,
+        "truncated": len(orders) >= SCAN_LIMIT or len(notifies) >= SCAN_LIMIT,
+    }
+
+
+async def _latest_orders(services: Any, limit: int) -> list[dict[str, Any]]:
+    docs = await services.store.find(ORDERS, None, sort=[("created_at", -1)], limit=limit)
+    keep = ("out_trade_no", "checkout_id", "trade_type", "state", "total_fee", "created_at", "paid_at", "paid_via", "failure")
+    return [{k: d.get(k) for k in keep} for d in docs]
+
+
+async def _latest_notifies(services: Any, limit: int) -> list[dict[str, Any]]:
+    docs = await services.audit.latest("notify", limit=limit)
+    # Never the raw body: it is the shopper's payment record, not an admin's business.
+    keep = ("at", "verdict", "ok", "out_trade_no", "latency_ms")
+    return [{k: d.get(k) for k in keep} for d in docs]
+
+
+async def _reconciler(services: Any) -> dict[str, Any]:
+    """The last pass by any process (the store's record), else this process's own."""
+    doc = await services.store.get(RUNS, "reconciler")
+    if doc is None:
+        last = getattr(services.reconciler, "last", None)
+        doc = asdict(last) if last is not None and is_dataclass(last) else None
+    return {
+        "enabled": services.settings.reconciler.enabled,
+        "interval_s": services.settings.reconciler.interval_s,
+        "last": {k: v for k, v in doc.items() if k != "_id"} if doc else None,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
