@@ -3,6 +3,9 @@
 ``python server.py`` (or the ``wxpay-server`` script) starts it. With nothing
 configured it runs in sandbox mode: an embedded SQLite store and WeChat's
 stand-in (wxpay.simulator) mounted at ``/_wechat`` in this same process.
+``wxpay-server bills --date YYYY-MM-DD`` reconciles one day's WeChat bill
+with the store instead (exit 0: no differences, 1: differences, 2: could
+not run).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +26,7 @@ import tornado.netutil
 import tornado.web
 
 from config import Settings, SettingsError, load_settings
+from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
 from handlers import health as health_routes
 from handlers import notify as notify_routes
@@ -34,6 +38,7 @@ from handlers.inflight import Inflight
 from service.audit import Audit
 from service.call_stats import CallStats
 from service.checkouts import CheckoutService
+from service.closing import ClosingService
 from service.clock import utcnow
 from service.jssdk import JssdkService
 from service.metrics import StatusMetrics
@@ -42,7 +47,10 @@ from service.orders import OrderBook
 from service.payment_notify import PaymentNotifyService
 from service.prepay import Apps, PrepayService
 from service.reconciler import Reconciler
+from service.refund_notify import RefundNotifyService
+from service.refunds import RefundService
 from service.tokens import TokenService
+from service.webhooks import Webhooks
 from store.base import Store
 from store.leases import Leases, make_holder
 from store.open import INDEXES, open_store
@@ -60,6 +68,9 @@ VERSION = "0.1.0"
 ROOT = Path(__file__).resolve().parent
 WEB = ROOT / "web"
 SIMULATOR_PREFIX = "/_wechat"
+# Sandbox only: a publicly known self-signed pair (see its README), so
+# refunds work with nothing configured. Live mode demands real files.
+DEMO_CERT_DIR = Path(demo.__file__).resolve().parent / "demo_cert"
 
 
 @dataclass
@@ -84,6 +95,10 @@ class Services:
     now: Callable[[], datetime] = utcnow
     started_at: datetime = field(default_factory=utcnow)
     call_stats: CallStats = field(default_factory=CallStats)  # fed by the wxpay clients' observer
+    refunds: RefundService | None = None
+    refund_notify: RefundNotifyService | None = None
+    closing: ClosingService | None = None
+    webhooks: Webhooks | None = None
 
     def pay_url(self, checkout_id: str) -> str:
         return f"{self.public_base}/pay/{checkout_id}"
@@ -107,6 +122,12 @@ def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
         mini_program_secret=w.mini_program_secret or demo.MINI_PROGRAM_SECRET,
         app_appid=w.app_appid or demo.MOBILE_APP_APPID,
     )
+    if not wechat.cert_path and not wechat.key_path:
+        wechat = replace(
+            wechat,
+            cert_path=str(DEMO_CERT_DIR / "apiclient_cert.pem"),
+            key_path=str(DEMO_CERT_DIR / "apiclient_key.pem"),
+        )
     server = settings.server
     if not server.public_url:
         server = replace(server, public_url=f"http://127.0.0.1:{port}")
@@ -202,11 +223,30 @@ async def build_services(
     reconciler = Reconciler(
         store, orders, pay, leases, audit, holder=holder, interval=settings.reconciler.interval_s, now=now
     )
+    refunds = RefundService(
+        store, orders, checkouts, pay, audit,
+        notify_url=w.refund_notify_url or f"{public_base}/notify/refund",
+        query_after=timedelta(seconds=settings.reconciler.query_after_s), now=now,
+    )
+    reconciler.refunds = refunds
+    refund_notify = RefundNotifyService(
+        refunds, audit, api_key=w.api_key, mch_id=w.mch_id,
+        appids=(w.appid, w.mini_program_appid, w.app_appid), max_bytes=settings.server.max_body_bytes,
+    )
+    hooks = settings.webhooks
+    webhooks = Webhooks(
+        store, orders, leases, url=hooks.url, secret=hooks.secret, holder=holder,
+        poll_interval=hooks.poll_interval_s, retry_base=hooks.retry_base_s,
+        max_attempts=hooks.max_attempts, timeout=hooks.timeout_s, now=now,
+    )
     services = Services(
         settings=settings, store=store, audit=audit, checkouts=checkouts, orders=orders, prepay=prepay,
         payment_notify=notify, oauth=oauth, tokens=tokens, reconciler=reconciler, pay=pay,
         jssdk=JssdkService(tokens, w.appid),
         public_base=public_base, simulator=simulator, now=now,
+        refunds=refunds, refund_notify=refund_notify,
+        closing=ClosingService(store, checkouts, orders, reconciler, audit, now=now),
+        webhooks=webhooks,
     )
     return services
 
@@ -215,7 +255,7 @@ def make_app(services: Services) -> tornado.web.Application:
     """The Tornado application; tests build it with this same factory."""
     settings = services.settings
     routes: list[Any] = []
-    for module in (api_routes, pay_routes, notify_routes, health_routes, shop_routes, status_routes):
+    for module in (api_routes, after_payment_routes, pay_routes, notify_routes, health_routes, shop_routes, status_routes):
         routes.extend(module.routes())
     if services.simulator is not None:
         from wxpay.simulator.app import make_routes
@@ -266,6 +306,10 @@ class Running:
             await asyncio.wait_for(self.server.close_all_connections(), timeout=2)
         except asyncio.TimeoutError:
             pass
+        # Background loops watch stop_event: let them finish the step they are
+        # in (a webhook POST must be recorded as delivered), then cancel.
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=min(grace, 5.0))
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -297,6 +341,8 @@ async def start(
     reconcile = services.settings.reconciler.enabled if run_reconciler is None else run_reconciler
     if reconcile:
         running.tasks.append(asyncio.create_task(services.reconciler.run_forever(running.stop_event)))
+    if services.webhooks is not None and services.webhooks.enabled:
+        running.tasks.append(asyncio.create_task(services.webhooks.run_forever(running.stop_event)))
     return running
 
 
@@ -317,15 +363,84 @@ def banner(running: Running) -> str:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="wxpay-server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="wxpay-server", description=__doc__.splitlines()[0],
+        epilog="Subcommand: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE]",
+    )
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
     parser.add_argument("--host", help="address to bind (overrides server.host)")
     return parser.parse_args(argv)
 
 
+def pay_client_for_cli(settings: Settings) -> WxPayClient:
+    """A Pay client outside the server process: in sandbox, the running
+    server's simulator (``public_url`` + ``/_wechat``) unless an external one
+    is configured."""
+    w = settings.wechat
+    if settings.is_sandbox and not w.pay_base:
+        endpoints = Endpoints.single(settings.server.public_url.rstrip("/") + SIMULATOR_PREFIX)
+    else:
+        defaults = Endpoints()
+        endpoints = Endpoints(
+            pay_base=w.pay_base or defaults.pay_base,
+            open_base=w.open_base or defaults.open_base,
+            api_base=w.api_base or defaults.api_base,
+        )
+    merchant = Merchant(w.mch_id, w.api_key, w.appid, w.sign_type, w.cert_path, w.key_path)
+    return WxPayClient(merchant, endpoints=endpoints)
+
+
+async def bills_main(argv: list[str]) -> int:
+    """``wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE]``."""
+    from service.bills import reconcile_day
+    from wxpay.errors import WxPayError
+
+    parser = argparse.ArgumentParser(
+        prog="wxpay-server bills",
+        description="Compare WeChat's bill of one China-time day with the store. "
+        "Exit 0: no differences; 1: differences; 2: could not run (no bill yet, WeChat or store unreachable).",
+    )
+    parser.add_argument("--date", required=True, help="the bill's day, YYYY-MM-DD (China time)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
+    try:
+        args = parser.parse_args(argv)
+        day = date.fromisoformat(args.date)
+    except SystemExit as exc:
+        return 2 if exc.code else 0
+    except ValueError:
+        print(f"wxpay-server bills: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.config).check()
+    except SettingsError as exc:
+        print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
+        return 2
+    settings = with_sandbox_defaults(settings, settings.server.port)
+    store = open_store(
+        settings.store.mongodb_uri, sqlite_path=settings.store.sqlite_path, database=settings.store.mongodb_database
+    )
+    try:
+        await store.open(INDEXES)
+        report = await reconcile_day(day, pay_client_for_cli(settings), store)
+    except WxPayError as exc:
+        print(f"wxpay-server bills: could not get the bill of {day}: {exc.message}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the store and the like
+        print(f"wxpay-server bills: could not run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await store.close()
+    print(report.to_json() if args.json else report.text(), flush=True)
+    return 0 if report.clean else 1
+
+
 async def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bills"]:
+        return await bills_main(argv[1:])
+    args = parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.port is not None:
         overrides["server.port"] = args.port

@@ -117,6 +117,7 @@ class WechatSettings(_Section):
     oauth_scope: OAuthScope = "snsapi_base"
     use_jssdk: bool = False
     notify_url: str | None = None
+    refund_notify_url: str | None = None
     pay_base: str | None = None
     open_base: str | None = None
     api_base: str | None = None
@@ -194,6 +195,10 @@ class TokenSettings(_Section):
 class WebhookSettings(_Section):
     url: str | None = None
     secret: str | None = None
+    poll_interval_s: float = 1.0
+    retry_base_s: float = 10.0
+    max_attempts: int = 15
+    timeout_s: float = 10.0
 
     _secrets: ClassVar[frozenset[str]] = frozenset({"secret"})
 
@@ -656,6 +661,13 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
             problems.append(f"reconciler.{name} must be greater than 0")
     if rec.close_grace_s < 0:
         problems.append("reconciler.close_grace_s must not be negative")
+
+    hooks: WebhookSettings = s["webhooks"]
+    for name in ("poll_interval_s", "retry_base_s", "timeout_s"):
+        if getattr(hooks, name) <= 0:
+            problems.append(f"webhooks.{name} must be greater than 0")
+    if not 1 <= hooks.max_attempts <= 100:
+        problems.append("webhooks.max_attempts must be between 1 and 100")
 
     ahead = s["tokens"].refresh_ahead_s
     if not 0 <= ahead < 7200:

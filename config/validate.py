@@ -194,10 +194,11 @@ def _check_urls(s: Settings, problems: list[str]) -> None:
         url = getattr(w, name)
         if url and urlsplit(url).scheme != "https":
             problems.append(f"{_name('wechat.' + name)} must be https in live mode")
-    if w.notify_url:
-        problems.extend(_public_https("wechat.notify_url", w.notify_url))
-        if urlsplit(w.notify_url).query:
-            problems.append(f"{_name('wechat.notify_url')} must not carry a query string (WeChat drops it)")
+    for dotted, url in (("wechat.notify_url", w.notify_url), ("wechat.refund_notify_url", w.refund_notify_url)):
+        if url:
+            problems.extend(_public_https(dotted, url))
+            if urlsplit(url).query:
+                problems.append(f"{_name(dotted)} must not carry a query string (WeChat drops it)")
     hook = s.webhooks
     if hook.url:
         if urlsplit(hook.url).scheme != "https":

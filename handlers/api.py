@@ -45,6 +45,7 @@ class CheckoutHandler(CheckoutsHandler):
         checkout = await self.services.checkouts.get(checkout_id)
         view = self._view(checkout)
         view["orders"] = [o.public() for o in await self.services.orders.for_checkout(checkout.id)]
+        view["refunds"] = [r.public() for r in await self.services.refunds.for_checkout(checkout.id)]
         self.write_json(view)
 
     async def post(self, checkout_id: str) -> None:  # type: ignore[override]

@@ -16,12 +16,33 @@ AUDIT = "audit"
 TOKENS = "tokens"
 OAUTH_CODES = "oauth_codes"
 RUNS = "runs"
+REFUNDS = "refunds"
+OUTBOX = "outbox"
+
+# Set on a checkout in the same atomic write as any status change that the
+# merchant hears about by webhook; cleared once the outbox holds the events
+# (service/webhooks.py explains the write order).
+OUTBOX_DUE = "outbox_due_at"
 
 # Checkout statuses.
 OPEN = "open"
 PAID = "paid"
 CLOSED = "closed"
-CHECKOUT_STATUSES = (OPEN, PAID, CLOSED)
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+CHECKOUT_STATUSES = (OPEN, PAID, CLOSED, PARTIALLY_REFUNDED, REFUNDED)
+# A checkout in one of these was paid (whatever has been refunded since).
+PAID_STATUSES = (PAID, PARTIALLY_REFUNDED, REFUNDED)
+
+# Checkout moves: target -> statuses it may be entered from. Paying may
+# follow closing (the money moved: WeChat is the truth); refunds only
+# follow a payment.
+CHECKOUT_MOVES: dict[str, tuple[str, ...]] = {
+    PAID: (OPEN, CLOSED),
+    CLOSED: (OPEN,),
+    PARTIALLY_REFUNDED: (PAID, PARTIALLY_REFUNDED),
+    REFUNDED: (PAID, PARTIALLY_REFUNDED),
+}
 
 # Order states.
 CREATED = "created"
@@ -40,6 +61,25 @@ ORDER_MOVES: dict[str, tuple[str, ...]] = {
 }
 
 TRADE_TYPES = ("JSAPI", "NATIVE", "MWEB", "APP")
+
+# Refund states. "pending" until WeChat's notify or refundquery says how it
+# ended; "failed" when WeChat refused the request itself (nothing moved).
+R_PENDING = "pending"
+R_SUCCEEDED = "succeeded"
+R_CLOSED = "closed"                  # REFUNDCLOSE: the money did not go back
+R_NEEDS_ATTENTION = "needs_attention"  # CHANGE: abnormal, a human must act
+R_FAILED = "failed"
+REFUND_STATES = (R_PENDING, R_SUCCEEDED, R_CLOSED, R_NEEDS_ATTENTION, R_FAILED)
+REFUND_MOVES: dict[str, tuple[str, ...]] = {
+    R_SUCCEEDED: (R_PENDING, R_NEEDS_ATTENTION),
+    R_CLOSED: (R_PENDING, R_NEEDS_ATTENTION),
+    R_NEEDS_ATTENTION: (R_PENDING,),
+    R_FAILED: (R_PENDING,),
+}
+# WeChat's refund_status -> our state.
+REFUND_STATUS_MAP = {"SUCCESS": R_SUCCEEDED, "REFUNDCLOSE": R_CLOSED, "CHANGE": R_NEEDS_ATTENTION}
+# States in which a refund's amount stays reserved against the checkout.
+REFUND_HOLDS = (R_PENDING, R_SUCCEEDED, R_NEEDS_ATTENTION)
 
 
 def _from_doc(cls, doc: dict[str, Any]):
@@ -67,6 +107,10 @@ class Checkout:
     paid_at: datetime | None = None
     closed_at: datetime | None = None
     double_paid: bool = False
+    refunded_fen: int = 0          # refunds WeChat completed
+    refund_reserved_fen: int = 0   # pending + completed + needs attention
+    refund_nos: list[str] = field(default_factory=list)      # reserved, by out_refund_no
+    refunds_applied: list[str] = field(default_factory=list)  # settled into the figures above
     updated_at: datetime | None = None
 
     def to_doc(self) -> dict[str, Any]:
@@ -77,6 +121,10 @@ class Checkout:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Checkout":
         return _from_doc(cls, doc)
+
+    @property
+    def refundable_fen(self) -> int:
+        return max(0, self.amount_fen - self.refund_reserved_fen) if self.status in PAID_STATUSES else 0
 
     def public(self) -> dict[str, Any]:
         """The merchant API's view (no idempotency internals)."""
@@ -93,6 +141,8 @@ class Checkout:
             "paid_at": _iso(self.paid_at),
             "closed_at": _iso(self.closed_at),
             "paid_out_trade_no": self.paid_out_trade_no,
+            "refunded_fen": self.refunded_fen,
+            "refundable_fen": self.refundable_fen,
         }
         if self.double_paid:
             out["double_paid"] = True
@@ -148,6 +198,59 @@ class Order:
             "transaction_id": self.transaction_id,
             "created_at": _iso(self.created_at),
             "paid_at": _iso(self.paid_at),
+        }
+
+
+@dataclass
+class Refund:
+    """One refund of one WeChat order; ``_id`` is ``out_refund_no``."""
+
+    out_refund_no: str
+    checkout_id: str
+    out_trade_no: str
+    appid: str
+    mch_id: str
+    amount_fen: int
+    total_fee: int
+    created_at: datetime
+    state: str = R_PENDING
+    kind: str = "merchant"  # "merchant" | "double_payment"
+    reason: str | None = None
+    request_fingerprint: str | None = None
+    submitted: bool = False     # WeChat accepted the request (refund_id known)
+    refund_id: str | None = None
+    wechat_status: str | None = None
+    failure: str | None = None
+    succeeded_at: datetime | None = None
+    settled_at: datetime | None = None
+    applied: bool = False       # its outcome is in the checkout's figures
+    checkout_status_after: str | None = None
+    next_check_at: datetime | None = None
+    checks: int = 0
+    updated_at: datetime | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["_id"] = self.out_refund_no
+        return {k: v for k, v in doc.items() if v is not None}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> "Refund":
+        return _from_doc(cls, doc)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "out_refund_no": self.out_refund_no,
+            "checkout_id": self.checkout_id,
+            "out_trade_no": self.out_trade_no,
+            "amount_fen": self.amount_fen,
+            "state": self.state,
+            "kind": self.kind,
+            "reason": self.reason,
+            "refund_id": self.refund_id,
+            "failure": self.failure,
+            "created_at": _iso(self.created_at),
+            "succeeded_at": _iso(self.succeeded_at),
         }
 
 

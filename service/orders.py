@@ -19,11 +19,12 @@ from .clock import utcnow
 from .errors import Conflict, NotFound
 from .guard import store_guard
 from .models import (
+    CHECKOUT_MOVES,
     CHECKOUTS,
-    CLOSED,
     CREATED,
-    OPEN,
     ORDER_MOVES,
+    OUTBOX_DUE,
+    PAID_STATUSES,
     ORDERS,
     PAID,
     PREPAID,
@@ -61,6 +62,7 @@ class PaidOutcome:
 
 
 PaidListener = Callable[[Order, Checkout | None, bool], Awaitable[None]]
+CheckoutListener = Callable[[str], Awaitable[None]]
 
 
 class OrderBook:
@@ -69,6 +71,8 @@ class OrderBook:
         self.audit = audit
         self.now = now
         self.paid_listeners: list[PaidListener] = []
+        # Told the id of a checkout whose status moved (with OUTBOX_DUE set).
+        self.checkout_listeners: list[CheckoutListener] = []
 
     async def get(self, out_trade_no: str) -> Order | None:
         with store_guard():
@@ -138,6 +142,8 @@ class OrderBook:
             raise Conflict("order_state", f"Order {order.out_trade_no} is {current.state}")
         checkout, double = await self._settle_checkout(moved, now)
         await self._close_siblings(moved)
+        if checkout is not None and not double:
+            await self.announce(checkout.id)
         for listener in self.paid_listeners:
             try:
                 await listener(moved, checkout, double)
@@ -145,19 +151,30 @@ class OrderBook:
                 log.exception("paid listener failed for %s", moved.out_trade_no)
         return PaidOutcome(moved, newly_paid=True, double_payment=double)
 
+    async def announce(self, checkout_id: str) -> None:
+        """Tell listeners (webhooks) a checkout's status moved; never raises."""
+        for listener in self.checkout_listeners:
+            try:
+                await listener(checkout_id)
+            except Exception:  # the outbox sweep catches up (OUTBOX_DUE stays set)
+                log.exception("checkout listener failed for %s", checkout_id)
+
     async def _settle_checkout(self, order: Order, now: datetime) -> tuple[Checkout | None, bool]:
-        changes = {"status": PAID, "paid_out_trade_no": order.out_trade_no, "paid_at": now, "updated_at": now}
+        changes = {
+            "status": PAID, "paid_out_trade_no": order.out_trade_no, "paid_at": now, "updated_at": now,
+            OUTBOX_DUE: now,  # the webhook's intent, in the same write as the move
+        }
         with store_guard():
             # An expired-then-closed checkout still becomes paid: the money moved.
             doc = await self.store.update_if(
-                CHECKOUTS, order.checkout_id, {"status": {"$in": [OPEN, CLOSED]}}, changes
+                CHECKOUTS, order.checkout_id, {"status": {"$in": list(CHECKOUT_MOVES[PAID])}}, changes
             )
             if doc is not None:
                 return Checkout.from_doc(doc), False
             doc = await self.store.update_if(
                 CHECKOUTS,
                 order.checkout_id,
-                {"status": PAID, "paid_out_trade_no": {"$ne": order.out_trade_no}},
+                {"status": {"$in": list(PAID_STATUSES)}, "paid_out_trade_no": {"$ne": order.out_trade_no}},
                 {"double_paid": True, "updated_at": now},
             )
         if doc is None:

@@ -1,7 +1,8 @@
 """Notifies are not guaranteed: ask WeChat about orders nobody confirmed.
 
 Each pass queries the orders whose check is due, applies what WeChat says,
-closes orders that can no longer be paid, and closes expired checkouts.
+closes orders that can no longer be paid, closes expired checkouts, and
+asks ``pay/refundquery`` about refunds whose notify has not come.
 Only one process runs a pass at a time (a lease), however many are
 deployed.
 """
@@ -21,7 +22,7 @@ from .audit import Audit
 from .clock import utcnow
 from .errors import Conflict, ServiceError
 from .guard import store_guard
-from .models import CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, PREPAID, RUNS, Order
+from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, OUTBOX_DUE, PREPAID, RUNS, Order
 from .orders import OrderBook
 from .payment_notify import payment_from_query
 
@@ -40,6 +41,8 @@ class RunReport:
     failed: int = 0
     errors: int = 0
     checkouts_closed: int = 0
+    refunds_checked: int = 0
+    refunds_settled: int = 0
     finished_at: datetime | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -68,6 +71,7 @@ class Reconciler:
         self.batch = batch
         self.now = now
         self.last: RunReport | None = None
+        self.refunds: Any = None  # service.refunds.RefundService, wired by server.py
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -97,6 +101,8 @@ class Reconciler:
                     await self._reschedule(order)
                     log.warning("reconciler: %s not settled (%s)", order.out_trade_no, getattr(exc, "code", exc))
             await self._close_expired_checkouts(report)
+            if self.refunds is not None:
+                await self._check_refunds(report)
         finally:
             report.finished_at = self.now()
             self.last = report
@@ -104,6 +110,26 @@ class Reconciler:
                 await self.leases.release("reconciler", self.holder)
             await self._record(report)
         return report
+
+    async def check_now(self, order: Order) -> RunReport:
+        """One order's check outside a pass (the merchant's cancel uses it)."""
+        report = RunReport(started_at=self.now())
+        await self._check(order, report)
+        return report
+
+    async def _check_refunds(self, report: RunReport) -> None:
+        for refund in await self.refunds.unapplied(self.batch):  # a crash between settle and apply
+            await self.refunds.apply(refund)
+        for refund in await self.refunds.due(self.now(), self.batch):
+            report.refunds_checked += 1
+            try:
+                outcome = await self.refunds.check(refund)
+            except (WxPayError, ServiceError) as exc:
+                report.errors += 1
+                log.warning("reconciler: refund %s not settled (%s)", refund.out_refund_no, getattr(exc, "code", exc))
+                continue
+            if outcome in ("succeeded", "closed", "needs_attention"):
+                report.refunds_settled += 1
 
     async def _check(self, order: Order, report: RunReport) -> None:
         try:
@@ -172,7 +198,8 @@ class Reconciler:
         for doc in docs:
             with store_guard():
                 closed = await self.store.update_if(
-                    CHECKOUTS, doc["_id"], {"status": OPEN}, {"status": CLOSED, "closed_at": now, "updated_at": now}
+                    CHECKOUTS, doc["_id"], {"status": {"$in": list(CHECKOUT_MOVES[CLOSED])}},
+                    {"status": CLOSED, "closed_at": now, "updated_at": now, OUTBOX_DUE: now},
                 )
             if closed is None:
                 continue
@@ -180,6 +207,7 @@ class Reconciler:
             for order in await self.orders.for_checkout(doc["_id"]):
                 if order.state in (CREATED, PREPAID):
                     await self.orders.touch(order, close_requested=True, next_check_at=now)
+            await self.orders.announce(doc["_id"])
 
     async def _record(self, report: RunReport) -> None:
         doc = asdict(report)

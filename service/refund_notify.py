@@ -1,0 +1,118 @@
+"""WeChat's refund notify: decrypt, match, apply once.
+
+The refund notify carries no signature: the only proof it comes from WeChat
+is that ``req_info`` decrypts under our API key (AES-256-ECB, key = md5 of
+the APIv2 key). The outer appid must be one of ours and mch_id ours; the
+decrypted refund must match a stored refund by out_refund_no, appid,
+mch_id, out_trade_no and amount. A repeat is answered SUCCESS and changes
+nothing; anything we could not finish is answered FAIL so WeChat retries.
+Every notify is audited with its raw body (still encrypted) and verdict.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable
+
+from wxpay import notify as wxnotify
+from wxpay.errors import DecryptError, IdentityMismatchError, MessageTooLargeError, ProtocolError, WxPayError
+
+from .audit import Audit
+from .errors import ServiceError
+from .keyed_locks import KeyedLocks
+from .models import REFUND_STATUS_MAP
+from .payment_notify import NotifyOutcome
+from .refunds import RefundService
+
+log = logging.getLogger("wxpay_server.refund_notify")
+
+
+class RefundNotifyService:
+    def __init__(
+        self,
+        refunds: RefundService,
+        audit: Audit,
+        *,
+        api_key: str,
+        mch_id: str,
+        appids: Iterable[str],
+        max_bytes: int = 64 * 1024,
+    ) -> None:
+        self.refunds = refunds
+        self.audit = audit
+        self._key = api_key
+        self.mch_id = mch_id
+        self.appids = frozenset(a for a in appids if a)
+        self.max_bytes = max_bytes
+        self._locks = KeyedLocks()
+
+    async def handle(self, body: bytes) -> NotifyOutcome:
+        started = time.perf_counter()
+        out_refund_no = None
+        try:
+            out_refund_no, outcome = await self._handle(body)
+        except ServiceError as exc:  # store unavailable and the like
+            outcome = NotifyOutcome.make(False, 503, exc.code, "temporarily unable to process")
+        except Exception:
+            log.exception("refund notify processing failed")
+            outcome = NotifyOutcome.make(False, 500, "internal_error", "internal error")
+        await self.audit.record(
+            "refund_notify",
+            verdict=outcome.verdict,
+            raw=body[: self.max_bytes],
+            out_refund_no=out_refund_no,
+            ok=outcome.ok,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        if not outcome.ok:
+            log.warning("refund notify refused: %s (%s)", outcome.verdict, out_refund_no or "no refund")
+        return outcome
+
+    async def _handle(self, body: bytes) -> tuple[str | None, NotifyOutcome]:
+        if len(body) > self.max_bytes:
+            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
+        try:
+            outer = wxnotify.read_notify(body, max_bytes=self.max_bytes)
+        except MessageTooLargeError:
+            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
+        except ProtocolError as exc:
+            return None, NotifyOutcome.make(False, 400, exc.code, "malformed notify")
+        appid = outer.get("appid") or ""
+        if appid not in self.appids:
+            return None, NotifyOutcome.make(False, 400, "identity_mismatch", "appid or mch_id mismatch")
+        try:
+            notify = wxnotify.decrypt_refund_notify(
+                body, key=self._key, appid=appid, mch_id=self.mch_id, max_bytes=self.max_bytes
+            )
+        except IdentityMismatchError:
+            return None, NotifyOutcome.make(False, 400, "identity_mismatch", "appid or mch_id mismatch")
+        except DecryptError:
+            return None, NotifyOutcome.make(False, 400, "undecryptable", "req_info does not decrypt")
+        except ProtocolError as exc:
+            return None, NotifyOutcome.make(False, 400, exc.code, "malformed notify")
+        except WxPayError as exc:  # return_code FAIL: nothing to apply
+            return None, NotifyOutcome.make(True, 200, f"ignored_{exc.code}", "OK")
+        no = notify.out_refund_no
+        refund = await self.refunds.get(no)
+        if refund is None:
+            return no, NotifyOutcome.make(False, 404, "unknown_refund", "unknown refund")
+        if (refund.appid, refund.mch_id, refund.out_trade_no) != (notify.appid, notify.mch_id, notify.out_trade_no):
+            return no, NotifyOutcome.make(False, 400, "identity_mismatch", "refund belongs to another order")
+        if notify.refund_fee != refund.amount_fen:
+            return no, NotifyOutcome.make(False, 400, "amount_mismatch", "refund amount mismatch")
+        state = REFUND_STATUS_MAP.get(notify.refund_status)
+        if state is None:
+            return no, NotifyOutcome.make(False, 400, "unknown_refund_status", "unknown refund_status")
+        async with self._locks.hold(no):
+            current = await self.refunds.get(no)
+            assert current is not None
+            if current.state == state:
+                await self.refunds.apply(current)  # finish what a crash may have left
+                return no, NotifyOutcome.make(True, 200, "duplicate", "OK")
+            moved = await self.refunds.settle(
+                current, state, refund_id=notify.refund_id, succeeded_at=notify.success_time,
+                wechat_status=notify.refund_status,
+            )
+        if moved is None:
+            return no, NotifyOutcome.make(False, 409, f"refund_is_{current.state}", "refund state conflict")
+        return no, NotifyOutcome.make(True, 200, state, "OK")
