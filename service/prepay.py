@@ -33,7 +33,7 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, UpstreamError
 from .guard import store_guard
 from .keyed_locks import KeyedLocks
-from .models import CREATED, FAILED, OPEN, PAID, PREPAID, Checkout, Order
+from .models import CREATED, FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
 from .orders import OrderBook, new_out_trade_no
 
 log = logging.getLogger("wxpay_server.prepay")
@@ -152,7 +152,7 @@ class PrepayService:
         return self.apps.official_account
 
     def _check_payable(self, checkout: Checkout) -> None:
-        if checkout.status == PAID:
+        if checkout.status in PAID_STATUSES:
             raise Conflict("checkout_paid", "This checkout is already paid")
         if checkout.status != OPEN:
             raise Conflict("checkout_closed", "This checkout is closed and can no longer be paid")

@@ -17,7 +17,7 @@ from store.base import StoreError
 from wxpay.timeutil import CHINA_TZ
 
 from .errors import ServiceError
-from .models import AUDIT, ORDER_STATES, ORDERS, PAID, RUNS
+from .models import AUDIT, ORDER_STATES, ORDERS, PAID, REFUND_STATES, REFUNDS, RUNS
 
 log = logging.getLogger("wxpay_server.status")
 
@@ -51,6 +51,9 @@ async def collect(services: Any, *, version: str, hours: int = CHART_HOURS, late
         "latest_orders": lambda: _latest_orders(services, latest),
         "latest_notifies": lambda: _latest_notifies(services, latest),
         "reconciler": lambda: _reconciler(services),
+        "refunds": lambda: _refunds(services, latest),
+        "double_payments": lambda: _double_payments(services, latest),
+        "webhooks": lambda: _webhooks(services),
     }
     results = await asyncio.gather(*(_guarded(name, fn) for name, fn in sections.items()))
     out.update(zip(sections, results))
@@ -163,6 +166,27 @@ async def _reconciler(services: Any) -> dict[str, Any]:
         "interval_s": services.settings.reconciler.interval_s,
         "last": {k: v for k, v in doc.items() if k != "_id"} if doc else None,
     }
+
+
+async def _refunds(services: Any, limit: int) -> dict[str, Any]:
+    """Refunds by state (needs_attention wants a person), and the latest ones."""
+    counts = await asyncio.gather(*(services.store.count(REFUNDS, {"state": s}) for s in REFUND_STATES))
+    docs = await services.store.find(REFUNDS, None, sort=[("created_at", -1)], limit=limit)
+    keep = ("out_refund_no", "checkout_id", "out_trade_no", "amount_fen", "state", "kind", "created_at", "failure")
+    return {"by_state": dict(zip(REFUND_STATES, counts)), "latest": [{k: d.get(k) for k in keep} for d in docs]}
+
+
+async def _double_payments(services: Any, limit: int) -> dict[str, Any]:
+    """Checkouts paid twice (each extra payment is refunded automatically)."""
+    count = await services.store.count(AUDIT, {"kind": "double_payment"})
+    docs = await services.audit.latest("double_payment", limit=limit)
+    keep = ("at", "checkout_id", "out_trade_no", "first_out_trade_no")
+    return {"count": count, "latest": [{k: d.get(k) for k in keep} for d in docs]}
+
+
+async def _webhooks(services: Any) -> dict[str, Any]:
+    hooks = getattr(services, "webhooks", None)
+    return await hooks.backlog() if hooks is not None else {"enabled": False}
 
 
 def _jsonable(value: Any) -> Any:

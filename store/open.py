@@ -13,7 +13,10 @@ Field names the service layer can rely on (the indexes below are on them):
   ``checkout_id``, ``state``, ``next_check_at`` (the reconciler's due time),
   ``created_at``
 - ``audit``: ``kind``, ``at``, ``out_trade_no``
-- ``refunds``: ``out_refund_no`` (unique), ``out_trade_no``, ``state``
+- ``refunds``: ``out_refund_no`` (unique), ``out_trade_no``, ``state``,
+  ``checkout_id``, ``next_check_at``, ``created_at``
+- ``checkouts.outbox_due_at``: set while a status move's webhook events are
+  not yet in the outbox (null otherwise)
 - ``outbox``: ``state``, ``next_attempt_at``
 - ``leases`` (``store/leases.py``): keyed by ``_id``, no index
 """
@@ -42,6 +45,10 @@ INDEXES: list[Index] = [
     Index("refunds", ("out_refund_no",), unique=True),
     Index("refunds", ("out_trade_no",)),
     Index("refunds", ("state",)),
+    Index("refunds", ("checkout_id",)),
+    Index("refunds", ("state", "next_check_at")),  # the reconciler: refunds without a notify
+    Index("refunds", ("created_at",)),  # bills: one China day's refunds
+    Index("checkouts", ("outbox_due_at",)),  # webhooks: status moves whose events are not written yet
     Index("outbox", ("state", "next_attempt_at")),
 ]
 

@@ -1,0 +1,143 @@
+"""Refunds end to end in sandbox mode: the merchant API, the simulated
+WeChat (secapi/pay/refund with the demo certificate), its encrypted refund
+notify, and refundquery when that notify never comes."""
+from __future__ import annotations
+
+import asyncio
+
+from wxpay.simulator import demo
+from wxpay.xmlcodec import build_xml
+
+from .browser import as_json
+from .journey import create_checkout
+from .payments import get_checkout, paid_checkout, refund, wait_refund
+
+
+async def test_partial_then_full_refund_with_notify(running, base_url, merchant):
+    checkout = await paid_checkout(merchant, base_url, 1000)
+    cid = checkout["id"]
+    assert (checkout["refunded_fen"], checkout["refundable_fen"]) == (0, 1000)
+
+    r = await refund(merchant, cid, {"amount_fen": 300, "out_refund_no": "rf-part-1", "reason": "one cup broken"})
+    assert r.code == 201, r.body
+    assert as_json(r)["out_refund_no"] == "rf-part-1" and as_json(r)["amount_fen"] == 300
+    done = await wait_refund(merchant, cid, "rf-part-1", "succeeded")
+    assert done["refund_id"].startswith("503")
+    view = await get_checkout(merchant, cid)
+    assert (view["status"], view["refunded_fen"], view["refundable_fen"]) == ("partially_refunded", 300, 700)
+
+    r = await refund(merchant, cid, {"amount_fen": 700, "out_refund_no": "rf-rest"})
+    assert r.code == 201, r.body
+    await wait_refund(merchant, cid, "rf-rest", "succeeded")
+    view = await get_checkout(merchant, cid)
+    assert (view["status"], view["refunded_fen"], view["refundable_fen"]) == ("refunded", 1000, 0)
+    assert [x["out_refund_no"] for x in view["refunds"]] == ["rf-part-1", "rf-rest"]
+
+    # What the simulated WeChat saw: two refunds of the order, with the (emulated) client certificate.
+    sim = as_json(await merchant.get("/_wechat/_sim/refunds"))
+    mine = [x for x in sim["refunds"] if x["out_trade_no"] == view["paid_out_trade_no"]]
+    assert sorted(x["refund_fee"] for x in mine) == [300, 700]
+    assert all(x["client_cert"].startswith("emulated") for x in mine)
+    # Both outcomes arrived by notify, and every call is in the audit trail.
+    notifies = await running.services.audit.latest("refund_notify", limit=10)
+    assert sorted(n["verdict"] for n in notifies if n["ok"]) == ["succeeded", "succeeded"]
+    calls = await running.services.audit.latest("refund_call", limit=10)
+    assert sorted((c["out_refund_no"], c["verdict"]) for c in calls) == [("rf-part-1", "accepted"), ("rf-rest", "accepted")]
+    listed = as_json(await merchant.get("/api/checkouts?status=refunded", headers=merchant.token_headers))
+    assert cid in [c["id"] for c in listed["items"]]
+
+
+async def test_refund_above_the_remaining_amount_is_refused_clearly(running, base_url, merchant):
+    checkout = await paid_checkout(merchant, base_url, 500)
+    r = await refund(merchant, checkout["id"], {"amount_fen": 501})
+    assert r.code == 400
+    error = as_json(r)
+    assert error["code"] == "refund_exceeds_remaining" and error["details"]["remaining_fen"] == 500
+    assert "500" in error["message"]
+    r = await refund(merchant, checkout["id"], {"amount_fen": 200, "out_refund_no": "rf-a"})
+    assert r.code == 201
+    r = await refund(merchant, checkout["id"], {"amount_fen": 301})
+    assert r.code == 400 and as_json(r)["details"]["remaining_fen"] == 300
+    sim = as_json(await merchant.get("/_wechat/_sim/refunds"))
+    assert [x["refund_fee"] for x in sim["refunds"]] == [200]  # the refused ones never reached WeChat
+    # Input and state errors have their own codes too.
+    unpaid = await create_checkout(merchant, 100)
+    r = await refund(merchant, unpaid["id"], {"amount_fen": 1})
+    assert r.code == 409 and as_json(r)["code"] == "checkout_not_paid"
+    for body, code in (({"amount_fen": 0}, "invalid_amount"), ({"amount_fen": "5"}, "invalid_amount"),
+                       ({"amount_fen": 5, "out_refund_no": "no spaces"}, "invalid_out_refund_no"),
+                       ({"amount_fen": 5, "x": 1}, "unknown_field")):
+        r = await refund(merchant, checkout["id"], body)
+        assert r.code == 400 and as_json(r)["code"] == code
+
+
+async def test_a_duplicated_refund_request_refunds_once(running, base_url, merchant):
+    checkout = await paid_checkout(merchant, base_url, 800)
+    cid = checkout["id"]
+    body = {"amount_fen": 250, "out_refund_no": "rf-dup"}
+    replies = await asyncio.gather(*(refund(merchant, cid, body) for _ in range(6)))
+    assert sorted(r.code for r in replies) == [200] * 5 + [201]
+    assert {as_json(r)["out_refund_no"] for r in replies} == {"rf-dup"}
+    # The same number for another amount is a conflict, not a second refund.
+    r = await refund(merchant, cid, {"amount_fen": 300, "out_refund_no": "rf-dup"})
+    assert r.code == 409 and as_json(r)["code"] == "out_refund_no_reused"
+    # An Idempotency-Key works the same way without an out_refund_no.
+    key = {"Idempotency-Key": "refund-order-42"}
+    first, second = await refund(merchant, cid, {"amount_fen": 50}, key), await refund(merchant, cid, {"amount_fen": 50}, key)
+    assert (first.code, second.code) == (201, 200)
+    assert as_json(first)["out_refund_no"] == as_json(second)["out_refund_no"]
+    r = await refund(merchant, cid, {"amount_fen": 51}, key)
+    assert r.code == 409 and as_json(r)["code"] == "out_refund_no_reused"
+
+    await wait_refund(merchant, cid, "rf-dup", "succeeded")
+    await wait_refund(merchant, cid, as_json(first)["out_refund_no"], "succeeded")
+    view = await get_checkout(merchant, cid)
+    assert view["refunded_fen"] == 300 and len(view["refunds"]) == 2
+    sim = as_json(await merchant.get("/_wechat/_sim/refunds"))
+    assert sorted(x["refund_fee"] for x in sim["refunds"]) == [50, 250]
+
+
+async def test_a_dropped_refund_notify_is_found_by_refundquery(running, base_url, merchant):
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "refund_notify", "kind": "drop", "count": None})
+    checkout = await paid_checkout(merchant, base_url, 600)
+    r = await refund(merchant, checkout["id"], {"amount_fen": 600, "out_refund_no": "rf-quiet"})
+    assert r.code == 201 and as_json(r)["state"] == "pending"
+    services = running.services
+    stored = await services.refunds.get("rf-quiet")
+    assert stored.submitted and stored.state == "pending"
+    # Its check is due (in production after reconciler.query_after_s).
+    await services.store.update_if("refunds", "rf-quiet", {}, {"next_check_at": services.now()})
+    report = await services.reconciler.run_once()
+    assert (report.refunds_checked, report.refunds_settled) == (1, 1)
+    view = await get_checkout(merchant, checkout["id"])
+    assert view["status"] == "refunded" and view["refunds"][0]["state"] == "succeeded"
+    queries = await services.audit.latest("refund_query")
+    assert [q["verdict"] for q in queries] == ["succeeded"]
+    # A notify that finally arrives late changes nothing and is acknowledged.
+    sim = services.simulator
+    late = build_xml(sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-quiet")))
+    reply = await merchant.post("/notify/refund", body=late)
+    assert reply.code == 200 and b"SUCCESS" in reply.body
+    assert (await services.audit.latest("refund_notify", limit=1))[0]["verdict"] == "duplicate"
+    assert (await get_checkout(merchant, checkout["id"]))["refunded_fen"] == 600
+
+
+async def test_refund_notify_that_does_not_decrypt_or_match_is_refused(running, base_url, merchant):
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "refund_notify", "kind": "drop", "count": None})
+    checkout = await paid_checkout(merchant, base_url, 300)
+    await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-x"})
+    sim = running.services.simulator
+    fields = sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-x"))
+    forged = dict(fields, req_info=fields["req_info"][:-8] + "AAAAAAA=")
+    r = await merchant.post("/notify/refund", body=build_xml(forged))
+    assert r.code == 400 and b"FAIL" in r.body
+    other = dict(fields, mch_id="1900000999")
+    r = await merchant.post("/notify/refund", body=build_xml(other))
+    assert r.code == 400 and b"FAIL" in r.body
+    assert (await running.services.refunds.get("rf-x")).state == "pending"
+    verdicts = [a["verdict"] for a in await running.services.audit.latest("refund_notify")]
+    assert sorted(verdicts) == ["identity_mismatch", "undecryptable"]
+    # The genuine one applies once.
+    r = await merchant.post("/notify/refund", body=build_xml(fields))
+    assert r.code == 200 and b"SUCCESS" in r.body
+    assert (await running.services.refunds.get("rf-x")).state == "succeeded"
