@@ -39,7 +39,7 @@ def verify_webhook(secret: str, header: str, body: bytes, now: float | None = No
     if abs(now - timestamp) > tolerance:
         raise WebhookVerificationError("timestamp outside the tolerance window (replay?)")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
+    if not hmac.compare_digest(expected.encode(), given.encode()):
         raise WebhookVerificationError("signature mismatch")
     return timestamp
 # --- end of the documented snippet ---------------------------------------------------

@@ -1,0 +1,271 @@
+"""Merchant webhooks: a real receiver on loopback that fails before it
+succeeds, a restart in the middle of the backlog, failed deliveries the admin
+resends, and the documented signature check (the README snippet itself)."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from service import webhook_signature
+from service.webhook_signature import WebhookVerificationError, sign_webhook, verify_webhook
+
+from .browser import Browser, as_json
+from .conftest import API_TOKEN, start_server
+from .payments import Receiver, paid_checkout, refund, wait_for, wait_refund, webhook_overrides
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def api(base: str) -> Browser:
+    b = Browser(base)
+    b.token_headers = {"Authorization": f"Bearer {API_TOKEN}"}  # type: ignore[attr-defined]
+    return b
+
+
+async def outbox_states(running) -> list[str]:
+    return [d["state"] for d in await running.services.store.find("outbox", {}, limit=0)]
+
+
+async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path):
+    receiver = Receiver(fail_first=2)
+    running = await start_server(tmp_path, **webhook_overrides(receiver))
+    try:
+        merchant = api(f"http://127.0.0.1:{running.port}")
+        checkout = await paid_checkout(merchant, merchant.base, 900)
+
+        async def delivered() -> bool:
+            return receiver.successes() == {f"ev_{checkout['id'][3:]}_paid": 1}
+
+        await wait_for(delivered)
+        paid_id = f"ev_{checkout['id'][3:]}_paid"
+        attempts = [s for s in receiver.seen if s["event_id"] == paid_id]
+        assert [a["status"] for a in attempts] == [500, 500, 200] and all(a["verified"] for a in attempts)
+        event = json.loads(attempts[-1]["body"])
+        assert event["id"] == paid_id and event["type"] == "checkout.paid" == attempts[-1]["type"]
+        assert event["data"]["id"] == checkout["id"] and event["data"]["status"] == "paid"
+        assert event["data"]["amount_fen"] == 900 and "created_at" in event
+        # Every attempt carried the same body (one event), signed afresh.
+        assert len({a["body"] for a in attempts}) == 1
+
+        await refund(merchant, checkout["id"], {"amount_fen": 400, "out_refund_no": "wh-r1"})
+        await wait_refund(merchant, checkout["id"], "wh-r1", "succeeded")
+        await refund(merchant, checkout["id"], {"amount_fen": 500, "out_refund_no": "wh-r2"})
+        await wait_refund(merchant, checkout["id"], "wh-r2", "succeeded")
+
+        async def three() -> bool:
+            return len(receiver.successes()) == 3
+
+        await wait_for(three)
+        bodies = [json.loads(s["body"]) for s in receiver.seen if s["status"] == 200]
+        assert [b["type"] for b in bodies] == ["checkout.paid", "checkout.partially_refunded", "checkout.refunded"]
+        assert [b["data"]["refund"]["out_refund_no"] for b in bodies[1:]] == ["wh-r1", "wh-r2"]
+        assert set(receiver.successes().values()) == {1}
+        assert await outbox_states(running) == ["delivered"] * 3
+        # Every marker was cleared once its events were written.
+        assert await running.services.store.count("checkouts", {"outbox_due_at": {"$ne": None}}) == 0
+        status = as_json(await merchant.get("/status.json", headers={"Authorization": "Basic YWRtaW46c2FuZGJveC1hZG1pbg=="}))
+        assert status["webhooks"] == {"enabled": True, "pending": 0, "failed": 0, "oldest_pending_at": None}
+        assert status["refunds"]["by_state"]["succeeded"] == 2
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()
+
+
+async def test_backlog_survives_a_restart_and_each_event_succeeds_once(tmp_path):
+    receiver = Receiver(fail_first=3)
+    # The first process retries slowly, so its backlog is still waiting when it stops.
+    first = await start_server(tmp_path, **webhook_overrides(receiver, **{"webhooks.retry_base_s": 2.0}))
+    ids = []
+    try:
+        merchant = api(f"http://127.0.0.1:{first.port}")
+        for amount in (101, 102, 103):
+            checkout = await paid_checkout(merchant, merchant.base, amount)
+            ids.append(f"ev_{checkout['id'][3:]}_paid")
+
+        async def three_failures() -> bool:
+            return len(receiver.seen) >= 3
+
+        await wait_for(three_failures)
+    finally:
+        await first.stop(grace=2)
+    assert receiver.successes() == {}
+    # A new process on the same SQLite file (and a fresh simulator) finishes the backlog.
+    second = await start_server(tmp_path, **webhook_overrides(receiver))
+    try:
+        assert sorted(await outbox_states(second)) == ["pending"] * 3
+
+        async def all_delivered() -> bool:
+            return sorted(receiver.successes()) == sorted(ids)
+
+        await wait_for(all_delivered, tries=400)
+        assert set(receiver.successes().values()) == {1}  # each event id exactly once as a success
+        assert await outbox_states(second) == ["delivered"] * 3
+        assert {s["event_id"] for s in receiver.seen} == set(ids)
+    finally:
+        await second.stop(grace=2)
+        receiver.stop()
+
+
+async def test_failed_deliveries_are_listed_and_can_be_resent(tmp_path):
+    receiver = Receiver()
+    receiver.fail_all = True
+    running = await start_server(tmp_path, **webhook_overrides(receiver, **{"webhooks.max_attempts": 2}))
+    try:
+        merchant = api(f"http://127.0.0.1:{running.port}")
+        checkout = await paid_checkout(merchant, merchant.base, 250)
+        event_id = f"ev_{checkout['id'][3:]}_paid"
+
+        async def failed() -> bool:
+            return await outbox_states(running) == ["failed"]
+
+        await wait_for(failed)
+        listed = as_json(await merchant.get("/api/webhooks?state=failed", headers=merchant.token_headers))
+        assert [e["id"] for e in listed["items"]] == [event_id]
+        item = listed["items"][0]
+        assert item["attempts"] == 2 and item["last_error"] == "HTTP 500" and len(item["history"]) == 2
+        assert listed["backlog"]["failed"] == 1
+        r = await merchant.get("/api/webhooks?state=nonsense", headers=merchant.token_headers)
+        assert r.code == 400
+        r = await merchant.post("/api/webhooks/ev_nope/resend", headers=merchant.token_headers)
+        assert r.code == 404
+        r = await merchant.get("/api/webhooks")
+        assert r.code == 401
+
+        receiver.fail_all = False
+        r = await merchant.post(f"/api/webhooks/{event_id}/resend", headers=merchant.token_headers)
+        assert r.code == 200 and as_json(r)["state"] == "pending"
+
+        async def delivered() -> bool:
+            return receiver.successes() == {event_id: 1}
+
+        await wait_for(delivered)
+        assert await outbox_states(running) == ["delivered"]
+        assert as_json(await merchant.get("/api/webhooks?state=failed", headers=merchant.token_headers))["items"] == []
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()
+
+
+async def test_a_cancelled_checkout_sends_closed(tmp_path):
+    receiver = Receiver()
+    running = await start_server(tmp_path, **webhook_overrides(receiver))
+    try:
+        merchant = api(f"http://127.0.0.1:{running.port}")
+        r = await merchant.post("/api/checkouts", json_body={"amount_fen": 10, "description": "x"}, headers=merchant.token_headers)
+        cid = as_json(r)["id"]
+        r = await merchant.post(f"/api/checkouts/{cid}/cancel", headers=merchant.token_headers)
+        assert r.code == 200 and as_json(r)["status"] == "closed"
+
+        async def closed() -> bool:
+            return receiver.successes() == {f"ev_{cid[3:]}_closed": 1}
+
+        await wait_for(closed)
+        assert json.loads(receiver.seen[-1]["body"])["type"] == "checkout.closed"
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()
+
+
+async def test_a_marker_left_by_a_crash_is_swept_into_the_outbox(tmp_path):
+    """A process died after the status move (marker set) but before writing the event."""
+    receiver = Receiver()
+    running = await start_server(tmp_path, **webhook_overrides(receiver))
+    try:
+        merchant = api(f"http://127.0.0.1:{running.port}")
+        services = running.services
+        services.orders.checkout_listeners.clear()  # the step after the move never runs
+        checkout = await paid_checkout(merchant, merchant.base, 77)
+        doc = await services.store.get("checkouts", checkout["id"])
+        assert doc["outbox_due_at"] is not None and await outbox_states(running) == []
+        assert await services.webhooks.sweep() == 1
+        assert await services.webhooks.sweep() == 0  # idempotent: derived ids, marker cleared
+
+        async def delivered() -> bool:
+            return receiver.successes() == {f"ev_{checkout['id'][3:]}_paid": 1}
+
+        await wait_for(delivered)
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()
+
+
+# --- the signature ------------------------------------------------------------------------
+
+
+def readme_snippet() -> dict:
+    """Execute the verification code block of the README's Webhooks section."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    return namespace
+
+
+SECRET = "whsec-test-0123456789"
+BODY = b'{"id":"ev_1","type":"checkout.paid","data":{"amount_fen":100}}'
+NOW = 1_800_000_000
+
+
+@pytest.fixture(params=["module", "readme"])
+def verify(request):
+    if request.param == "module":
+        return verify_webhook, WebhookVerificationError
+    ns = readme_snippet()
+    return ns["verify_webhook"], ns["WebhookVerificationError"]
+
+
+def test_the_documented_snippet_is_the_module_code():
+    source = Path(webhook_signature.__file__).read_text(encoding="utf-8")
+    module_part = source.split("# --- the documented snippet", 1)[1].split("\n", 1)[1].split("# --- end", 1)[0]
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+    readme_code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    assert module_part.strip() in readme_code
+
+
+def test_a_genuine_signature_verifies(verify):
+    check, _ = verify
+    header = sign_webhook(SECRET, BODY, NOW)
+    assert header.startswith(f"t={NOW},v1=")
+    expected = hmac.new(SECRET.encode(), f"{NOW}.".encode() + BODY, hashlib.sha256).hexdigest()
+    assert header == f"t={NOW},v1={expected}"
+    assert check(SECRET, header, BODY, now=NOW + 299) == NOW
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["tampered_body", "tampered_signature", "other_secret", "old_timestamp", "future_timestamp",
+     "timestamp_swapped", "malformed", "empty", "non_ascii"],
+)
+def test_the_documented_snippet_rejects(verify, case):
+    check, error = verify
+    header = sign_webhook(SECRET, BODY, NOW)
+    body, secret, now = BODY, SECRET, NOW
+    if case == "tampered_body":
+        body = BODY.replace(b"100", b"999")
+    elif case == "tampered_signature":
+        last = header[-1]
+        header = header[:-1] + ("0" if last != "0" else "1")
+    elif case == "other_secret":
+        secret = "another-secret"
+    elif case == "old_timestamp":
+        now = NOW + 301  # a replay after the tolerance window
+    elif case == "future_timestamp":
+        now = NOW - 301
+    elif case == "timestamp_swapped":
+        header = header.replace(f"t={NOW}", f"t={NOW + 10}")  # fresh-looking, but not what was signed
+        now = NOW + 10
+    elif case == "malformed":
+        header = "v1=abc"
+    elif case == "empty":
+        header = ""
+    elif case == "non_ascii":
+        header = f"t={NOW},v1=é"
+    with pytest.raises(error):
+        check(secret, header, body, now=now)
