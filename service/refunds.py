@@ -193,6 +193,8 @@ class RefundService:
             request_fingerprint=fingerprint,
             created_at=self.now(),
             updated_at=self.now(),
+            # If this process stops before WeChat answers, the reconciler takes over.
+            next_check_at=self.now() + self.query_after,
         )
         try:
             with store_guard():
@@ -427,7 +429,7 @@ class RefundService:
                 out_refund_no=no, checkout_id=order.checkout_id, out_trade_no=order.out_trade_no,
                 appid=order.appid, mch_id=order.mch_id, amount_fen=order.total_fee, total_fee=order.total_fee,
                 kind="double_payment", reason="Duplicate payment refunded automatically",
-                created_at=self.now(), updated_at=self.now(),
+                created_at=self.now(), updated_at=self.now(), next_check_at=self.now() + self.query_after,
             )
             try:
                 with store_guard():

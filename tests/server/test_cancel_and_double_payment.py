@@ -114,3 +114,29 @@ async def test_a_paid_checkout_cannot_be_cancelled(running, base_url, merchant):
     checkout = await paid_checkout(merchant, base_url, 300)
     r = await cancel(merchant, checkout["id"])
     assert r.code == 409 and as_json(r)["code"] == "checkout_paid"
+
+
+async def test_a_double_payment_refund_refused_for_now_is_retried_by_the_reconciler(running, base_url, merchant):
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "secapi/pay/refund", "kind": "http500", "count": 3})
+    checkout = await create_checkout(merchant, 330)
+    desktop, native = await native_prepay(base_url, checkout["id"])
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    jsapi = await prepay(shopper, checkout["id"])
+    await scan_and_pay(desktop, native["code_url"])
+    await wait_status(desktop, checkout["id"], "paid")
+    await pay_in_simulator(shopper, jsapi["bridge"])
+    extra = "D" + jsapi["out_trade_no"]
+    services = running.services
+
+    async def tried() -> bool:  # the automatic attempt is over (recorded in the audit trail)
+        calls = await services.audit.latest("refund_call")
+        return any(c["out_refund_no"] == extra and c["verdict"] == "unknown" for c in calls)
+
+    await wait_for(tried)
+    refund = await services.refunds.get(extra)
+    assert refund.state == "pending" and not refund.submitted  # WeChat answered 500 to every retry
+    await services.store.update_if("refunds", extra, {}, {"next_check_at": services.now()})
+    report = await services.reconciler.run_once()
+    assert report.refunds_checked == 1
+    await wait_refund(merchant, checkout["id"], extra, "succeeded")
+    assert len(as_json(await merchant.get("/_wechat/_sim/refunds"))["refunds"]) == 1

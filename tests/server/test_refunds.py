@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from tornado.testing import bind_unused_port
+
+import server
+from tests.store.conftest import drop_store, make_store
 from wxpay.simulator import demo
 from wxpay.xmlcodec import build_xml
 
-from .browser import as_json
+from .browser import Browser, as_json
+from .conftest import sandbox_settings
 from .journey import create_checkout
-from .payments import get_checkout, paid_checkout, refund, wait_refund
+from .payments import Receiver, get_checkout, paid_checkout, refund, wait_for, wait_refund, webhook_overrides
+from .test_journey_on_mongo import MONGO_BACKENDS
 
 
 async def test_partial_then_full_refund_with_notify(running, base_url, merchant):
@@ -141,3 +148,33 @@ async def test_refund_notify_that_does_not_decrypt_or_match_is_refused(running, 
     r = await merchant.post("/notify/refund", body=build_xml(fields))
     assert r.code == 200 and b"SUCCESS" in r.body
     assert (await running.services.refunds.get("rf-x")).state == "succeeded"
+
+
+@pytest.mark.parametrize("kind", MONGO_BACKENDS)
+async def test_refunds_and_webhooks_on_mongo(tmp_path, kind):
+    """The same compare-and-set reservations, markers and outbox on the MongoDB store."""
+    store, handle = await make_store(kind, tmp_path)
+    receiver = Receiver(fail_first=1)
+    sock, _ = bind_unused_port()
+    running = await server.start(sandbox_settings(tmp_path, **webhook_overrides(receiver)), sockets=[sock], store=store)
+    try:
+        merchant = Browser(f"http://127.0.0.1:{running.port}")
+        merchant.token_headers = {"Authorization": "Bearer sandbox-merchant-token"}
+        checkout = await paid_checkout(merchant, merchant.base, 700)
+        replies = await asyncio.gather(*(refund(merchant, checkout["id"], {"amount_fen": 200, "out_refund_no": "m-1"})
+                                         for _ in range(3)))
+        assert sorted(r.code for r in replies) == [200, 200, 201]
+        r = await refund(merchant, checkout["id"], {"amount_fen": 501})
+        assert r.code == 400 and as_json(r)["details"]["remaining_fen"] == 500
+        await wait_refund(merchant, checkout["id"], "m-1", "succeeded")
+
+        async def both() -> bool:
+            return len(receiver.successes()) == 2
+
+        await wait_for(both)
+        assert set(receiver.successes().values()) == {1}
+        assert await running.services.store.count("checkouts", {"outbox_due_at": {"$ne": None}}) == 0
+    finally:
+        await running.stop(grace=1)
+        receiver.stop()
+        await drop_store(kind, store, handle)
