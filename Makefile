@@ -17,10 +17,12 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 run: $(STAMP)            ## start the server: sandbox mode, embedded store
 	$(BIN)/python server.py $(ARGS)
 
-test: $(STAMP)           ## the suite CI runs
+test: $(STAMP)           ## the suite CI runs (the browser tests need Debian's chromium: .ci/ensure-chromium)
+	.ci/ensure-chromium
 	$(BIN)/python -m pytest $(ARGS)
 
 test-all: $(STAMP)       ## also the slow battery
+	.ci/ensure-chromium
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
 
 zipapp: $(STAMP)         ## one-file server: dist/wxpay-server.pyz (run: python3 dist/wxpay-server.pyz)

@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import segno
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, NotFound
 from service.oauth import safe_next
 
 from .base import BaseHandler, PageHandler
+from .i18n import page_strings, pick_language
 
 OPENID_COOKIE = "wx_openid"
 OAUTH_COOKIE = "wx_oauth"
@@ -42,23 +45,42 @@ class PayPageHandler(PageHandler):
             self.redirect(url)
             return
         self.xsrf_token  # sets the XSRF cookie the page's POST will echo
+        status = checkout.status
+        if status == "open" and checkout.expires_at <= self.services.now():
+            status = "expired"
+        lang = pick_language(self.get_query_argument("lang", None), self.request.headers.get("Accept-Language"))
+        t = page_strings(lang)
+        bridge = sandbox_bridge_enabled(self)
+        result_page = self.request.path.endswith("/result")
+        screen = status if status != "open" else ("confirming" if result_page else "idle")
+        config = {
+            "checkoutId": checkout.id,
+            "env": env,
+            "status": status,
+            "amountFen": checkout.amount_fen,
+            "returnUrl": checkout.return_url,
+            "useJssdk": self.app_settings.wechat.use_jssdk,
+            "sandbox": self.app_settings.is_sandbox,
+            "simulatorBase": self.services.simulator_path if bridge else None,
+            "resultPage": result_page,
+            "shopName": self.app_settings.shop.name,
+            "lang": lang,
+            "strings": t,
+        }
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Vary", "Accept-Language, User-Agent")
         self.render(
             "pay.html",
             checkout=checkout,
             shop_name=self.app_settings.shop.name,
-            page_config=json.dumps(
-                {
-                    "checkoutId": checkout.id,
-                    "env": env,
-                    "status": checkout.status,
-                    "amountFen": checkout.amount_fen,
-                    "returnUrl": checkout.return_url,
-                    "useJssdk": self.app_settings.wechat.use_jssdk,
-                    "sandbox": self.app_settings.is_sandbox,
-                    "simulatorBase": self.services.simulator_path if self.app_settings.is_sandbox else None,
-                },
-                ensure_ascii=False,
-            ),
+            t=t,
+            screen=screen,
+            sandbox=self.app_settings.is_sandbox,
+            sandbox_bridge=bridge,
+            amount_text=yuan_text(checkout.amount_fen),
+            return_url=checkout.return_url,
+            # JSON inside <script>: no "<" at all, so no "</script>" or "<!--" can end it early.
+            page_config=json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
         )
 
 
@@ -131,9 +153,43 @@ class ResultPageHandler(PayPageHandler):
     """Where an H5 (MWEB) payment returns: the page asks the server, not the URL."""
 
 
+SANDBOX_DIR = Path(__file__).resolve().parent.parent / "web" / "sandbox"
+SANDBOX_ASSETS = {"bridge.js": "application/javascript; charset=utf-8", "bridge.css": "text/css; charset=utf-8"}
+
+
+def sandbox_bridge_enabled(handler: BaseHandler) -> bool:
+    """Only in sandbox mode with the simulated WeChat mounted in this process."""
+    return bool(handler.app_settings.is_sandbox and handler.services.simulator is not None)
+
+
+class SandboxAssetHandler(BaseHandler):
+    """The sandbox bridge, which plays the WeChat client in any browser.
+
+    Not in the static directory (always served): this handler answers 404
+    unless the process runs in sandbox mode, so live mode cannot load it.
+    """
+
+    api = False
+
+    def get(self, name: str) -> None:
+        if not sandbox_bridge_enabled(self) or name not in SANDBOX_ASSETS:
+            raise NotFound("not_found", "Nothing here")
+        self.set_header("Content-Type", SANDBOX_ASSETS[name])
+        self.set_header("Cache-Control", "no-cache")
+        self.finish((SANDBOX_DIR / name).read_bytes())
+
+
+def yuan_text(fen: int) -> str:
+    """12345 fen → "123.45"; 123456789 → "1,234,567.89" (integer arithmetic only)."""
+    whole, cents = divmod(int(fen), 100)
+    return f"{whole:,}.{cents:02d}"
+
+
 def qr_data_uri(text: str) -> str:
-    svg = segno.make(text, error="m").svg_inline(scale=6, border=2)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    """The QR code as an image URI (a standalone SVG needs its xmlns, which inline SVG omits)."""
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=6, border=4, light="#fff", xmldecl=False, svgns=True)
+    return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 def _same_origin(url: str, base: str) -> bool:
@@ -149,4 +205,5 @@ def routes() -> list[tuple[str, type, dict]]:
         (rf"/pay/{cid}/prepay", PrepayHandler, {}),
         (rf"/pay/{cid}/status", StatusHandler, {}),
         (r"/oauth/callback", OAuthCallbackHandler, {}),
+        (r"/_sandbox/([a-z.]+)", SandboxAssetHandler, {}),
     ]
