@@ -104,6 +104,8 @@ async def test_a_double_payment_is_refunded_automatically(running, base_url, mer
     assert status["double_payments"]["count"] == 1
     assert status["double_payments"]["latest"][0]["checkout_id"] == cid
     assert any(r["out_refund_no"] == extra for r in status["refunds"]["latest"])
+    page = await merchant.get("/status", headers=ADMIN)
+    assert page.code == 200 and b"1 double payment(s), refunded automatically" in page.body
     # Seeing the extra payment again (a late notify, the reconciler) refunds nothing more.
     again = await running.services.orders.require(jsapi["out_trade_no"])
     await running.services.refunds.refund_double_payment(again)

@@ -178,3 +178,23 @@ async def test_refunds_and_webhooks_on_mongo(tmp_path, kind):
         await running.stop(grace=1)
         receiver.stop()
         await drop_store(kind, store, handle)
+
+
+async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(running, base_url, merchant):
+    checkout = await paid_checkout(merchant, base_url, 400)
+    # Someone refunds 350 fen of this order behind the server's back (the merchant platform, say).
+    await running.services.pay.refund(
+        out_refund_no="elsewhere-1", total_fee=400, refund_fee=350, out_trade_no=checkout["paid_out_trade_no"]
+    )
+    r = await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-too-much"})
+    assert r.code == 502
+    error = as_json(r)
+    assert error["code"] == "refund_rejected" and error["details"]["wechat_code"] == "NOTENOUGH"
+    assert (await running.services.refunds.get("rf-too-much")).state == "failed"
+    view = await get_checkout(merchant, checkout["id"])
+    assert (view["status"], view["refundable_fen"], view["refunded_fen"]) == ("paid", 400, 0)
+    # Asking again with the same number does not ask WeChat again.
+    again = await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-too-much"})
+    assert again.code == 200 and as_json(again)["state"] == "failed" and as_json(again)["failure"] == "NOTENOUGH"
+    calls = [c for c in await running.services.audit.latest("refund_call") if c["out_refund_no"] == "rf-too-much"]
+    assert [c["verdict"] for c in calls] == ["rejected"]
