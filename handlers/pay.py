@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import segno
 
 from service.errors import InvalidInput, NotFound
+from service.models import PAID_STATUSES
 from service.oauth import safe_next
 
 from .base import BaseHandler, PageHandler
@@ -45,7 +46,7 @@ class PayPageHandler(PageHandler):
             self.redirect(url)
             return
         self.xsrf_token  # sets the XSRF cookie the page's POST will echo
-        status = checkout.status
+        status = "paid" if checkout.status in PAID_STATUSES else checkout.status  # refunds are the merchant's side
         if status == "open" and checkout.expires_at <= self.services.now():
             status = "expired"
         lang = pick_language(self.get_query_argument("lang", None), self.request.headers.get("Accept-Language"))
@@ -140,10 +141,12 @@ class StatusHandler(BaseHandler):
     async def get(self, checkout_id: str) -> None:
         checkout = await self.services.checkouts.get(checkout_id)
         expired = checkout.status == "open" and checkout.expires_at <= self.services.now()
+        paid = checkout.status in PAID_STATUSES  # refunded later, but the shopper did pay
         self.write_json(
             {
-                "status": "expired" if expired else checkout.status,
-                "paid": checkout.status == "paid",
+                "status": "expired" if expired else ("paid" if paid else checkout.status),
+                "paid": paid,
+                "refunded_fen": checkout.refunded_fen,
                 "return_url": checkout.return_url,
             }
         )

@@ -198,3 +198,11 @@ async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(runnin
     assert again.code == 200 and as_json(again)["state"] == "failed" and as_json(again)["failure"] == "NOTENOUGH"
     calls = [c for c in await running.services.audit.latest("refund_call") if c["out_refund_no"] == "rf-too-much"]
     assert [c["verdict"] for c in calls] == ["rejected"]
+
+
+async def test_the_shoppers_page_still_says_paid_after_a_refund(running, base_url, merchant):
+    checkout = await paid_checkout(merchant, base_url, 200)
+    await refund(merchant, checkout["id"], {"amount_fen": 200, "out_refund_no": "rf-page"})
+    await wait_refund(merchant, checkout["id"], "rf-page", "succeeded")
+    status = as_json(await merchant.get(f"/pay/{checkout['id']}/status"))
+    assert status == {"status": "paid", "paid": True, "refunded_fen": 200, "return_url": None}
