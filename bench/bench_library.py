@@ -108,27 +108,35 @@ def best_rate(fn: Callable[[], object], number: int, repeats: int) -> float:
     return number / best
 
 
-def main() -> int:
+ROWS = [
+    ("notify parse+verify", ours_notify, theirs_notify, 600),
+    ("request build+sign", ours_request, theirs_request, 2000),
+    ("JSAPI payload", ours_jsapi, theirs_jsapi, 5000),
+]
+
+
+def measure(repeats: int = 9, rounds: int = 3) -> list[dict]:
+    """Each row: name, ops/s for both sides and ours/wechatpy (bench/run.py uses this)."""
     check_same_work()
-    rows = [
-        ("notify parse+verify", ours_notify, theirs_notify, 600),
-        ("request build+sign", ours_request, theirs_request, 2000),
-        ("JSAPI payload", ours_jsapi, theirs_jsapi, 5000),
-    ]
-    repeats, rounds = 9, 3
-    print(f"{'benchmark':<22}{'wxpay ops/s':>14}{'wechatpy ops/s':>17}{'ours/wechatpy':>16}")
-    slower = []
-    for name, ours, theirs, number in rows:
+    out = []
+    for name, ours, theirs, number in ROWS:
         # Interleave the two sides so drifting machine load hits both alike.
         rate_ours = rate_theirs = 0.0
         for _ in range(rounds):
             rate_theirs = max(rate_theirs, best_rate(theirs, number, repeats))
             rate_ours = max(rate_ours, best_rate(ours, number, repeats))
-        ratio = rate_ours / rate_theirs
-        if ratio < 1.0:
-            slower.append(name)
-        print(f"{name:<22}{rate_ours:>14,.0f}{rate_theirs:>17,.0f}{ratio:>15.2f}x")
+        out.append({"name": name, "ours": rate_ours, "wechatpy": rate_theirs, "ratio": rate_ours / rate_theirs})
+    return out
+
+
+def main() -> int:
+    repeats, rounds = 9, 3
+    print(f"{'benchmark':<22}{'wxpay ops/s':>14}{'wechatpy ops/s':>17}{'ours/wechatpy':>16}")
+    rows = measure(repeats, rounds)
+    for row in rows:
+        print(f"{row['name']:<22}{row['ours']:>14,.0f}{row['wechatpy']:>17,.0f}{row['ratio']:>15.2f}x")
     print(f"python {sys.version.split()[0]}; best of {repeats} repeats x {rounds} interleaved rounds")
+    slower = [row["name"] for row in rows if row["ratio"] < 1.0]
     if slower:
         print("slower than wechatpy on: " + ", ".join(slower))
     return 0
