@@ -13,6 +13,7 @@ import pytest
 
 from service import webhook_signature
 from service.webhook_signature import WebhookVerificationError, sign_webhook, verify_webhook
+from store.open import INDEXES, open_store
 
 from .browser import Browser, as_json
 from .conftest import API_TOKEN, start_server
@@ -57,8 +58,8 @@ async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path
         await refund(merchant, checkout["id"], {"amount_fen": 500, "out_refund_no": "wh-r2"})
         await wait_refund(merchant, checkout["id"], "wh-r2", "succeeded")
 
-        async def three() -> bool:
-            return len(receiver.successes()) == 3
+        async def three() -> bool:  # received, and recorded as delivered
+            return len(receiver.successes()) == 3 and await outbox_states(running) == ["delivered"] * 3
 
         await wait_for(three)
         bodies = [json.loads(s["body"]) for s in receiver.seen if s["status"] == 200]
@@ -77,9 +78,10 @@ async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path
 
 
 async def test_backlog_survives_a_restart_and_each_event_succeeds_once(tmp_path):
-    receiver = Receiver(fail_first=3)
-    # The first process retries slowly, so its backlog is still waiting when it stops.
-    first = await start_server(tmp_path, **webhook_overrides(receiver, **{"webhooks.retry_base_s": 2.0}))
+    receiver = Receiver()
+    receiver.fail_all = True  # nothing succeeds while the first process runs, however slow the machine
+    first = await start_server(tmp_path, **webhook_overrides(receiver, **{
+        "webhooks.retry_base_s": 0.2, "webhooks.max_attempts": 15}))
     ids = []
     try:
         merchant = api(f"http://127.0.0.1:{first.port}")
@@ -87,22 +89,28 @@ async def test_backlog_survives_a_restart_and_each_event_succeeds_once(tmp_path)
             checkout = await paid_checkout(merchant, merchant.base, amount)
             ids.append(f"ev_{checkout['id'][3:]}_paid")
 
-        async def three_failures() -> bool:
-            return len(receiver.seen) >= 3
+        async def each_tried() -> bool:
+            return {s["event_id"] for s in receiver.seen} == set(ids)
 
-        await wait_for(three_failures)
+        await wait_for(each_tried)
     finally:
         await first.stop(grace=2)
     assert receiver.successes() == {}
-    # A new process on the same SQLite file (and a fresh simulator) finishes the backlog.
+    between = open_store(None, sqlite_path=tmp_path / "wxpay.sqlite3")
+    await between.open(INDEXES)
+    assert [d["state"] for d in await between.find("outbox", {}, limit=0)] == ["pending"] * 3
+    await between.close()
+    # The receiver recovers after one more failure; a new process on the same
+    # SQLite file (and a fresh simulator) finishes the backlog.
+    receiver.fail_first = len(receiver.seen) + 1
+    receiver.fail_all = False
     second = await start_server(tmp_path, **webhook_overrides(receiver))
     try:
-        assert sorted(await outbox_states(second)) == ["pending"] * 3
 
         async def all_delivered() -> bool:
-            return sorted(receiver.successes()) == sorted(ids)
+            return sorted(receiver.successes()) == sorted(ids) and await outbox_states(second) == ["delivered"] * 3
 
-        await wait_for(all_delivered, tries=400)
+        await wait_for(all_delivered, tries=1000)
         assert set(receiver.successes().values()) == {1}  # each event id exactly once as a success
         assert await outbox_states(second) == ["delivered"] * 3
         assert {s["event_id"] for s in receiver.seen} == set(ids)
@@ -141,7 +149,7 @@ async def test_failed_deliveries_are_listed_and_can_be_resent(tmp_path):
         assert r.code == 200 and as_json(r)["state"] == "pending"
 
         async def delivered() -> bool:
-            return receiver.successes() == {event_id: 1}
+            return receiver.successes() == {event_id: 1} and await outbox_states(running) == ["delivered"]
 
         await wait_for(delivered)
         assert await outbox_states(running) == ["delivered"]
