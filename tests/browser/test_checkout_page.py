@@ -191,9 +191,10 @@ async def test_stubbed_bridge_gets_a_valid_payload_and_ok_is_not_believed(chromi
     await page.wait_for_function("document.getElementById('working-title').textContent === %r" % ZH["working_wechat"])
     await page.evaluate("window.__bridgeReady()")
 
-    # 1. "ok" from the front end, but WeChat never told the server: not paid.
-    await screen(page, "confirming")
+    # 1. "ok" from the front end, but WeChat never told the server: the page polls, then
+    #    says it could not confirm (with "check again"), never "paid".
     await screen(page, "unconfirmed")
+    assert await page.is_visible("#screen-unconfirmed .check-again")
     status = as_json(await merchant_for(sandbox).get(f"/pay/{checkout['id']}/status"))
     assert status["status"] == "open"
     # 2. cancel, 3. fail.

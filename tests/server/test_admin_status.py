@@ -9,14 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tornado.testing import bind_unused_port
 
 import server
-from config import load_settings
 from wxpay import signing
 from wxpay.simulator import demo
 from wxpay.xmlcodec import build_xml
@@ -24,6 +21,7 @@ from wxpay.xmlcodec import build_xml
 from .browser import MOBILE_UA, Browser, as_json
 from .conftest import start_server
 from .journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat, wait_status
+from .live import start_live
 
 ADMIN_PASSWORD = "sandbox-admin"
 VIEWS = ("/status", "/status.json", "/metrics")
@@ -42,24 +40,6 @@ def metrics(body: bytes) -> dict[tuple[str, tuple], float]:
         for sample in family.samples:
             out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return out
-
-
-async def start_live(tmp_path, **overrides: Any) -> server.Running:
-    values = {
-        "mode": "live",
-        "store.sqlite_path": str(tmp_path / "live.sqlite3"),
-        "reconciler.enabled": False,
-        "server.public_url": "https://pay.example.com",
-        "server.cookie_secret": "c" * 40,
-        "merchant_api.tokens": ["t" * 40],
-        "wechat.appid": "wx1234567890abcdef",
-        "wechat.app_secret": "s" * 32,
-        "wechat.mch_id": "1900000109",
-        "wechat.api_key": "k" * 32,
-        **overrides,
-    }
-    sock, _port = bind_unused_port()
-    return await server.start(load_settings(None, env={}, overrides=values), sockets=[sock])
 
 
 async def paid_journey(base_url: str, merchant: Browser, amount: int = 1234) -> dict:
