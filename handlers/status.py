@@ -102,7 +102,7 @@ def chart_svg(chart: dict[str, Any]) -> str:
     buckets = chart.get("buckets") or []
     if not buckets:
         return "<p class='muted'>No chart: the store did not answer.</p>"
-    width, height, left, bottom, top = 640, 200, 34, 26, 12
+    width, height, left, bottom, top = 420, 170, 30, 24, 10  # legible on a phone, capped in CSS on desktop
     plot_w, plot_h = width - left - 8, height - bottom - top
     peak = max([1] + [max(b["orders"], b["notifies"]) for b in buckets])
     step = plot_w / len(buckets)
@@ -116,7 +116,7 @@ def chart_svg(chart: dict[str, Any]) -> str:
     label = f"Orders and notifies per hour, last {len(buckets)} hours: {total_orders} orders, {total_notifies} notifies"
     parts = [
         f"<svg class='chart' viewBox='0 0 {width} {height}' role='img' aria-label={quoteattr(label)} "
-        f"xmlns='http://www.w3.org/2000/svg' font-family='sans-serif' font-size='11'>",
+        f"xmlns='http://www.w3.org/2000/svg' font-family='sans-serif' font-size='10'>",
         f"<title>{escape(label)}</title>",
         f"<line x1='{left}' y1='{y(0):.1f}' x2='{width - 8}' y2='{y(0):.1f}' stroke='#9ca3af'/>",
         f"<line x1='{left}' y1='{y(peak):.1f}' x2='{width - 8}' y2='{y(peak):.1f}' stroke='#e5e7eb'/>",
@@ -133,7 +133,7 @@ def chart_svg(chart: dict[str, Any]) -> str:
         parts.append(_bar(x + bar, bar, y(b["notifies"]), y(0), NOTIFY_FILL))
         parts.append(_bar(x + bar, bar, y(b["notifies_refused"]), y(0), REFUSED_FILL))
         parts.append("</g>")
-        if i % 2 == 0 or len(buckets) <= 8:
+        if (len(buckets) - 1 - i) % 3 == 0 or len(buckets) <= 6:  # the latest hour is always labelled
             parts.append(
                 f"<text x='{left + i * step + step / 2:.1f}' y='{height - 8}' text-anchor='middle' fill='#374151'>{hour}</text>"
             )

@@ -180,7 +180,7 @@
     message = String(message || "");
     if (/:ok$/.test(message)) { confirmPayment(TIMING.confirm); }
     else if (/cancel/i.test(message)) { show("cancelled"); }
-    else { failed(detail || message); }
+    else { failed(detail); }
   }
 
   function whenBridge(go, missing) {
@@ -255,7 +255,7 @@
         wx.chooseWXPay(Object.assign({}, p.choose_wx_pay, {
           success: once(function () { confirmPayment(TIMING.confirm); }),
           cancel: once(function () { show("cancelled"); }),
-          fail: once(function (res) { failed(res.errMsg); })
+          fail: once(function (res) { failed(res.errMsg !== "chooseWXPay:fail" ? res.errMsg : ""); })
         }));
       });
       wx.error(once(function (res) { failed(res.errMsg); }));
