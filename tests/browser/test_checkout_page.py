@@ -15,7 +15,7 @@ import pytest
 
 from handlers.i18n import strings
 from tests.server.browser import as_json
-from tests.server.journey import create_checkout, wait_status
+from tests.server.journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat, wait_status
 from wxpay import signing
 from wxpay.simulator import demo
 
@@ -355,4 +355,23 @@ async def test_paid_checkout_reopened_shows_paid(chromium, sandbox):
     await page.goto(checkout["pay_url"])
     await screen(page, "paid")
     assert not await page.is_visible("#pay-button")
+    await context.close()
+
+
+async def test_result_page_asks_the_server_and_does_not_trust_the_return(chromium, sandbox):
+    merchant = merchant_for(sandbox)
+    checkout = await create_checkout(merchant, 700)
+    shopper, _ = await sign_in_with_wechat(base_of(sandbox), checkout["pay_url"])
+    payment = await prepay(shopper, checkout["id"])
+    context = await new_context(chromium, "mobile")
+    await context.add_init_script(FAST)
+    page = await context.new_page()
+    # Back from the cashier before paying: the page polls, then says it cannot confirm.
+    await page.goto(checkout["pay_url"] + "/result")
+    await screen(page, "unconfirmed")
+    # Paid afterwards: "check again" asks the server, which now says paid.
+    await pay_in_simulator(shopper, payment["bridge"])
+    await wait_status(merchant, checkout["id"], "paid")
+    await page.click("#screen-unconfirmed .check-again")
+    await screen(page, "paid")
     await context.close()
