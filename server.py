@@ -33,6 +33,7 @@ from handlers import notify as notify_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
+from handlers.access_log import log_request
 from handlers.admin import LoginThrottle
 from handlers.inflight import Inflight
 from service.audit import Audit
@@ -43,6 +44,7 @@ from service.clock import utcnow
 from service.jssdk import JssdkService
 from service.metrics import StatusMetrics
 from service.oauth import OAuthService
+from service import pauses
 from service.orders import OrderBook
 from service.payment_notify import PaymentNotifyService
 from service.prepay import Apps, PrepayService
@@ -283,6 +285,7 @@ def make_app(services: Services) -> tornado.web.Application:
         autoreload=False,
         compress_response=True,
         default_handler_class=shop_routes.NotFoundHandler,
+        log_function=log_request,  # no query values (OAuth codes, sandbox secrets) in the access log
     )
 
 
@@ -328,6 +331,9 @@ async def start(
     run_reconciler: bool | None = None,
 ) -> Running:
     """Bind, build and start serving; used by main() and by the tests."""
+    # A test hook (service/pauses.py): refused outside sandbox mode, so a
+    # live process can neither pause nor be asked to.
+    pauses.configure(os.environ.get("WXPAY_TEST_PAUSES"), sandbox=settings.is_sandbox)
     if sockets is None:
         sockets = tornado.netutil.bind_sockets(port if port is not None else settings.server.port, settings.server.host)
     bound_port = sockets[0].getsockname()[1]
@@ -346,6 +352,17 @@ async def start(
     return running
 
 
+def merchant_token_hint(settings: Settings) -> str:
+    """The public sandbox default may be shown; a token someone configured is a
+    secret and stdout usually ends up in a log (journald, docker logs)."""
+    from config import SANDBOX_MERCHANT_TOKEN
+
+    tokens = settings.merchant_api.tokens
+    if not tokens:
+        return "(none)"
+    return tokens[0] if tokens[0] == SANDBOX_MERCHANT_TOKEN else "(configured; not shown)"
+
+
 def banner(running: Running) -> str:
     s = running.services.settings
     lines = [
@@ -356,7 +373,7 @@ def banner(running: Running) -> str:
         lines += [
             "  SANDBOX: WeChat is simulated in this process at " + SIMULATOR_PREFIX + " (no real money, no network).",
             f"  Try it:  open {running.services.public_base}/  (demo shop)",
-            f"  Merchant API token: {s.merchant_api.tokens[0] if s.merchant_api.tokens else '(none)'}",
+            f"  Merchant API token: {merchant_token_hint(s)}",
             f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} (API key: see README, demo only)",
         ]
     return "\n".join(lines)
@@ -453,7 +470,11 @@ async def main(argv: list[str] | None = None) -> int:
         return 2
     if settings.store.backend == "sqlite":
         Path(settings.store.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
-    running = await start(settings)
+    try:
+        running = await start(settings)
+    except pauses.PausesRefused as exc:
+        print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
+        return 2
     print(banner(running), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

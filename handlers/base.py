@@ -124,9 +124,11 @@ class BaseHandler(tornado.web.RequestHandler):
         return peer
 
     def json_body(self) -> Any:
+        """Strict JSON: no NaN/Infinity, and nesting deep enough to exhaust
+        the parser's recursion is a 400, not a 500."""
         try:
-            return json.loads(self.request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
+            return json.loads(self.request.body or b"null", parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
             from service.errors import InvalidInput
 
             raise InvalidInput("invalid_json", "The request body must be valid JSON") from None
@@ -167,6 +169,10 @@ class PageHandler(BaseHandler):
 
     def cookie_options(self) -> dict[str, Any]:
         return {"httponly": True, "samesite": "Lax", "secure": self.settings.get("secure_cookies", False)}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _in_networks(ip: str, networks: Any) -> bool:

@@ -177,6 +177,10 @@ class Order:
     next_check_at: datetime | None = None
     checks: int = 0
     close_requested: bool = False
+    # Set in the same write as the move to paid, cleared once the checkout,
+    # siblings and webhook intent are settled: a crash or store failure in
+    # between is finished by the next notify or the reconciler.
+    settle_due_at: datetime | None = None
     updated_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -18,6 +18,7 @@ from .audit import Audit
 from .clock import utcnow
 from .errors import Conflict, NotFound
 from .guard import store_guard
+from .pauses import pause
 from .models import (
     CHECKOUT_MOVES,
     CHECKOUTS,
@@ -134,22 +135,45 @@ class OrderBook:
             paid_at=now,
             paid_via=via,
             next_check_at=None,
+            settle_due_at=now,
         )
         if moved is None:
             current = await self.require(order.out_trade_no)
             if current.state == PAID:
+                if current.settle_due_at is not None:
+                    await self.settle_paid(current)
                 return PaidOutcome(current, newly_paid=False)
             raise Conflict("order_state", f"Order {order.out_trade_no} is {current.state}")
-        checkout, double = await self._settle_checkout(moved, now)
-        await self._close_siblings(moved)
+        _checkout, double = await self.settle_paid(moved)
+        return PaidOutcome(moved, newly_paid=True, double_payment=double)
+
+    async def settle_paid(self, order: Order) -> tuple[Checkout | None, bool]:
+        """What a payment implies beyond the order's own move: the checkout,
+        the siblings, the webhook intent, the listeners; then clear
+        ``settle_due_at``. Idempotent, so it is simply run again after a
+        crash or a store failure part-way (by a repeated notify, or the
+        reconciler's sweep of orders whose marker stayed set)."""
+        await pause("orders.before_settle")
+        checkout, double = await self._settle_checkout(order, order.paid_at or self.now())
+        await self._close_siblings(order)
         if checkout is not None and not double:
             await self.announce(checkout.id)
         for listener in self.paid_listeners:
             try:
-                await listener(moved, checkout, double)
+                await listener(order, checkout, double)
             except Exception:  # a listener must not undo a recorded payment
-                log.exception("paid listener failed for %s", moved.out_trade_no)
-        return PaidOutcome(moved, newly_paid=True, double_payment=double)
+                log.exception("paid listener failed for %s", order.out_trade_no)
+        with store_guard():
+            await self.store.update_if(ORDERS, order.out_trade_no, {"state": PAID}, {"settle_due_at": None})
+        return checkout, double
+
+    async def unsettled(self, before: datetime, limit: int = 100) -> list[Order]:
+        """Paid orders whose settlement was interrupted (marker older than ``before``)."""
+        with store_guard():
+            docs = await self.store.find(
+                ORDERS, {"state": PAID, "settle_due_at": {"$lte": before}}, sort=[("settle_due_at", 1)], limit=limit
+            )
+        return [Order.from_doc(d) for d in docs]
 
     async def announce(self, checkout_id: str) -> None:
         """Tell listeners (webhooks) a checkout's status moved; never raises."""

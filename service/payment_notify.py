@@ -30,6 +30,7 @@ from .errors import Conflict, ServiceError
 from .keyed_locks import KeyedLocks
 from .models import PAID
 from .orders import OrderBook, Payment
+from .pauses import pause
 
 log = logging.getLogger("wxpay_server.notify")
 
@@ -118,19 +119,23 @@ class PaymentNotifyService:
         if notify.total_fee != order.total_fee:
             return out_trade_no, NotifyOutcome.make(False, 400, "amount_mismatch", "amount mismatch")
         if order.state == PAID:
-            return out_trade_no, self._repeat(order, notify.transaction_id)
+            return out_trade_no, await self._repeat(order, notify.transaction_id)
         async with self._locks.hold(out_trade_no):
             return out_trade_no, await self._confirm(out_trade_no, notify.transaction_id)
 
-    def _repeat(self, order, transaction_id: str) -> NotifyOutcome:
+    async def _repeat(self, order, transaction_id: str) -> NotifyOutcome:
         if order.transaction_id and order.transaction_id != transaction_id:
             return NotifyOutcome.make(False, 409, "transaction_mismatch", "transaction mismatch")
+        if order.settle_due_at is not None:
+            # The first delivery moved the order but did not finish (crash,
+            # store failure): finish now, before telling WeChat to stop.
+            await self.orders.settle_paid(order)
         return NotifyOutcome.make(True, 200, "duplicate", "OK")
 
     async def _confirm(self, out_trade_no: str, transaction_id: str) -> NotifyOutcome:
         order = await self.orders.require(out_trade_no)
         if order.state == PAID:  # a concurrent duplicate got here first
-            return self._repeat(order, transaction_id)
+            return await self._repeat(order, transaction_id)
         try:
             query = await self.pay.order_query(out_trade_no=out_trade_no)
         except WxPayError as exc:
@@ -140,6 +145,7 @@ class PaymentNotifyService:
         if query.total_fee != order.total_fee or (query.transaction_id or transaction_id) != transaction_id:
             log.error("orderquery disagrees with notify for %s", out_trade_no)
             return NotifyOutcome.make(False, 409, "query_mismatch", "orderquery disagrees with notify")
+        await pause("notify.before_mark_paid")
         try:
             outcome = await self.orders.mark_paid(order, payment_from_query(query), via="notify")
         except Conflict as exc:

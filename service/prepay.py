@@ -35,12 +35,15 @@ from .guard import store_guard
 from .keyed_locks import KeyedLocks
 from .models import CREATED, FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
 from .orders import OrderBook, new_out_trade_no
+from .pauses import pause
 
 log = logging.getLogger("wxpay_server.prepay")
 
 PREPAY_LIFETIME = timedelta(hours=2)
 MWEB_LIFETIME = timedelta(minutes=5)
 REUSE_MARGIN = timedelta(minutes=1)  # don't hand out a prepay_id about to expire
+PREPAY_LEASE_TTL = timedelta(seconds=6)  # renewed every 2 s while unifiedorder runs
+PREPAY_WAIT_S = 10.0  # how long a concurrent request waits for the leader's prepay_id
 
 
 @dataclass(frozen=True)
@@ -173,13 +176,26 @@ class PrepayService:
         )
 
     async def _order_for_slot(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> tuple[Order, bool]:
-        for order in reversed(await self.orders.for_checkout(checkout.id)):
-            if self._reusable(order, slot):
-                return order, True
-        with store_guard():
-            leader = await self.leases.acquire(f"prepay:{slot}", self.holder, timedelta(seconds=30))
-        if not leader:
-            return await self._await_other(checkout.id, slot)
+        """Reuse the slot's prepay, or become the one process that asks WeChat.
+
+        The slot's lease is short and renewed while the leader works, so a
+        leader killed mid-unifiedorder frees the slot within seconds (with a
+        fixed 30 s lease, shoppers were told "being prepared" for 30 s after
+        a crash); waiting requests take the lease over once it lapses."""
+        name = f"prepay:{slot}"
+        waited = 0.0
+        while True:
+            for order in reversed(await self.orders.for_checkout(checkout.id)):
+                if self._reusable(order, slot):
+                    return order, True
+            with store_guard():
+                if await self.leases.acquire(name, self.holder, PREPAY_LEASE_TTL):
+                    break
+            if waited >= PREPAY_WAIT_S:
+                raise Conflict("prepay_in_progress", "A payment for this checkout is being prepared; retry in a moment")
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        renewing = asyncio.ensure_future(self._renew(name))
         try:
             # Another process may have finished while we took the lease.
             for order in reversed(await self.orders.for_checkout(checkout.id)):
@@ -187,16 +203,17 @@ class PrepayService:
                     return order, True
             return await self._unified_order(checkout, slot, trade_type, appid, openid, client_ip, wap_url), False
         finally:
+            renewing.cancel()
             with store_guard():
-                await self.leases.release(f"prepay:{slot}", self.holder)
+                await self.leases.release(name, self.holder)
 
-    async def _await_other(self, checkout_id: str, slot: str) -> tuple[Order, bool]:
-        for _ in range(200):
-            await asyncio.sleep(0.05)
-            for order in reversed(await self.orders.for_checkout(checkout_id)):
-                if self._reusable(order, slot):
-                    return order, True
-        raise Conflict("prepay_in_progress", "A payment for this checkout is being prepared; retry in a moment")
+    async def _renew(self, name: str) -> None:
+        while True:
+            await asyncio.sleep(PREPAY_LEASE_TTL.total_seconds() / 3)
+            try:
+                await self.leases.acquire(name, self.holder, PREPAY_LEASE_TTL)
+            except Exception:  # the store hiccuped; the next renewal may work
+                log.warning("could not renew the prepay lease %s", name)
 
     async def _unified_order(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> Order:
         now = self.now()
@@ -215,6 +232,7 @@ class PrepayService:
             extra={"slot": slot},
         )
         await self.orders.insert(order)
+        await pause("prepay.before_unifiedorder")
         scene_info = None
         if trade_type == "MWEB":
             scene_info = {"h5_info": {"type": "Wap", "wap_url": wap_url or self.notify_url, "wap_name": checkout.description[:32]}}
@@ -246,6 +264,7 @@ class PrepayService:
         except WxPayError as exc:
             await self.orders.move(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc
+        await pause("prepay.after_unifiedorder")
         lifetime = MWEB_LIFETIME if trade_type == "MWEB" else PREPAY_LIFETIME
         moved = await self.orders.move(
             order,

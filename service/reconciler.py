@@ -29,6 +29,7 @@ from .payment_notify import payment_from_query
 log = logging.getLogger("wxpay_server.reconciler")
 
 CLOSE_MIN_AGE = timedelta(minutes=5)  # WeChat refuses closeorder on younger orders
+SETTLE_GRACE = timedelta(seconds=5)   # leave a settlement in progress to its own request
 
 
 @dataclass
@@ -41,6 +42,7 @@ class RunReport:
     failed: int = 0
     errors: int = 0
     checkouts_closed: int = 0
+    settled: int = 0
     refunds_checked: int = 0
     refunds_settled: int = 0
     finished_at: datetime | None = None
@@ -100,6 +102,7 @@ class Reconciler:
                     report.errors += 1
                     await self._reschedule(order)
                     log.warning("reconciler: %s not settled (%s)", order.out_trade_no, getattr(exc, "code", exc))
+            await self._finish_settlements(report)
             await self._close_expired_checkouts(report)
             if self.refunds is not None:
                 await self._check_refunds(report)
@@ -188,6 +191,17 @@ class Reconciler:
 
     async def _reschedule(self, order: Order) -> None:
         await self.orders.touch(order, checks=order.checks + 1, next_check_at=self.now() + OrderBook.backoff(order.checks))
+
+    async def _finish_settlements(self, report: RunReport) -> None:
+        """Paid orders whose checkout was never settled (a crash or a store
+        failure right after the move, and no notify left to repeat it)."""
+        for order in await self.orders.unsettled(self.now() - SETTLE_GRACE, self.batch):
+            try:
+                await self.orders.settle_paid(order)
+                report.settled += 1
+            except ServiceError as exc:
+                report.errors += 1
+                log.warning("reconciler: %s not settled (%s)", order.out_trade_no, exc.code)
 
     async def _close_expired_checkouts(self, report: RunReport) -> None:
         now = self.now()

@@ -65,6 +65,7 @@ from .models import (
     Refund,
 )
 from .orders import OrderBook
+from .pauses import pause
 
 log = logging.getLogger("wxpay_server.webhooks")
 
@@ -311,6 +312,7 @@ class Webhooks:
                 error = f"HTTP {response.code}"
         except Exception as exc:  # DNS, refused connection, TLS …
             error = f"unreachable: {exc.__class__.__name__}"
+        await pause("webhooks.after_delivery")
         now = self.now()
         entry = {"at": now, "attempt": attempt, "status": status, "error": error,
                  "ms": round((time.perf_counter() - started) * 1000, 1)}

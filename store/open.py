@@ -38,6 +38,7 @@ INDEXES: list[Index] = [
     Index("orders", ("out_trade_no",), unique=True),
     Index("orders", ("checkout_id",)),
     Index("orders", ("state", "next_check_at")),  # the reconciler: due unconfirmed orders
+    Index("orders", ("state", "settle_due_at")),  # the reconciler: paid orders whose settlement was cut short
     Index("orders", ("state", "created_at")),
     Index("orders", ("created_at",)),  # /status: latest orders and the hourly chart
     Index("audit", ("kind", "at")),

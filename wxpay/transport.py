@@ -114,9 +114,12 @@ def raise_for_status(response: HttpResponse, url: str = "") -> None:
 class TornadoTransport:
     """The only class in :mod:`wxpay` that does I/O.
 
-    Uses Tornado's shared ``AsyncHTTPClient`` for the running loop, with
-    explicit connect and request timeouts, the merchant certificate for mutual
-    TLS when the request carries one, and a cap on how much it will read.
+    Uses its own ``AsyncHTTPClient`` per event loop (not Tornado's shared
+    one, whose 10 slots anything else in the process may fill: a burst of
+    inbound notifies, each waiting for its orderquery, once starved the
+    orderqueries into timeouts), with explicit connect and request timeouts,
+    the merchant certificate for mutual TLS when the request carries one,
+    and a cap on how much it will read.
     """
 
     def __init__(
@@ -125,13 +128,29 @@ class TornadoTransport:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         ca_certs: str | None = None,
         user_agent: str = "wxpay-server/0.1",
+        max_clients: int = 100,
     ) -> None:
         self.max_response_bytes = max_response_bytes
         self.ca_certs = ca_certs
         self.user_agent = user_agent
+        self.max_clients = max_clients
+        self._clients: dict[Any, Any] = {}
+
+    def _client(self) -> Any:
+        import asyncio
+
+        from tornado.httpclient import AsyncHTTPClient
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            for old in [k for k in self._clients if k.is_closed()]:
+                del self._clients[old]
+            client = self._clients[loop] = AsyncHTTPClient(force_instance=True, max_clients=self.max_clients)
+        return client
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+        from tornado.httpclient import HTTPClientError
         from tornado.httpclient import HTTPRequest as TornadoRequest
         from tornado.simple_httpclient import HTTPTimeoutError
 
@@ -167,7 +186,7 @@ class TornadoTransport:
         )
         where = _redacted_url(request.url)
         try:
-            reply = await AsyncHTTPClient().fetch(tornado_request, raise_error=False)
+            reply = await self._client().fetch(tornado_request, raise_error=False)
         except HTTPTimeoutError as exc:
             raise WxTimeoutError(f"Timed out talking to {where} ({exc.message})") from None
         except HTTPClientError as exc:  # 599: stream closed and similar

@@ -1,0 +1,37 @@
+"""The access log, without secrets in query strings.
+
+Tornado's default line carries the full URI, and some URIs carry secrets:
+``/oauth/callback?code=…`` (a shopper's single-use OAuth code) and, in
+sandbox mode, the simulated WeChat's ``sns/oauth2/access_token?secret=…``.
+Query values are replaced by ``…``; names stay, which is what debugging needs.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+access_log = logging.getLogger("tornado.access")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")  # a parameter name, not a value passed as one
+
+
+def redact_uri(uri: str) -> str:
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return path
+    names = [name if _NAME.match(name) else "?" for name, _ in parse_qsl(query, keep_blank_values=True)]
+    return f"{path}?{'&'.join(f'{n}=…' for n in names)}" if names else path
+
+
+def log_request(handler: Any) -> None:
+    status = handler.get_status()
+    if status < 400:
+        log = access_log.info
+    elif status < 500:
+        log = access_log.warning
+    else:
+        log = access_log.error
+    request = handler.request
+    log("%d %s %s (%s) %.2fms", status, request.method, redact_uri(request.uri or ""), request.remote_ip,
+        1000.0 * request.request_time())
