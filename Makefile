@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench zipapp clean
+.PHONY: run test test-all bench zipapp clean soak reliability
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ zipapp: $(STAMP)         ## one-file server: dist/wxpay-server.pyz (run: python3
 	$(BIN)/pip install --quiet shiv
 	rm -rf build && mkdir -p dist
 	$(BIN)/shiv --compressed --reproducible -c wxpay-server -o dist/wxpay-server.pyz -r requirements.txt .
+
+MINUTES ?= 10
+soak: $(STAMP)           ## a bounded soak of mixed sandbox traffic (MINUTES=10), figures into build/battery
+	$(BIN)/python -m tests.battery.soak --minutes $(MINUTES)
+
+reliability: $(STAMP)    ## the whole battery (slow cases too) and a soak, then writes docs/RELIABILITY.md
+	rm -rf build/battery
+	$(BIN)/python -m pytest -m "slow or not slow" tests/battery
+	$(BIN)/python -m tests.battery.soak --minutes $(MINUTES)
+	$(BIN)/python -m tests.battery.report
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
