@@ -20,6 +20,7 @@ import asyncio
 import gc
 import hashlib
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -45,6 +46,12 @@ def rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds() -> float:
+    """CPU of every thread of this process (the store's worker included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def transaction_id(out_trade_no: str) -> str:
@@ -110,6 +117,7 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
 
     start_rss = rss_kb()
     t0 = time.perf_counter()
+    cpu0 = cpu_seconds()
     await batch(0, warmup)
     gc.collect()
     curve = [{"payments": 0, "rss_kb": rss_kb()}]
@@ -122,6 +130,7 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
         gc.collect()
         curve.append({"payments": done, "rss_kb": rss_kb()})
     seconds = time.perf_counter() - t0
+    cpu = cpu_seconds() - cpu0
     paid = await services.store.count("orders", {"state": "paid"}) if hasattr(services.store, "count") else None
     sizes = {
         "prepay_locks": len(services.prepay._locks),
@@ -130,6 +139,7 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
     await services.store.close()
     return {
         "payments": payments, "warmup": warmup, "concurrency": concurrency, "seconds": round(seconds, 1),
+        "cpu_ms_per_payment": round(cpu * 1000 / (payments + warmup), 3),
         "rss_start_kb": start_rss, "curve": curve, "failures": failures, "paid_in_store": paid,
         "in_memory_tables": sizes,
     }
