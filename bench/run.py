@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--orders", type=int, help="checkouts (= first-time notifies) per journey (default 4000)")
     parser.add_argument("--memory-payments", type=int,
-                        help="payments for the memory run (default 20000 to stay within ~5 minutes; the issue's "
+                        help="payments for the memory run (default 10000 to stay within ~5 minutes; the issue's "
                              "figure is --memory-payments 100000, about 10 minutes more; 0 skips)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-library", action="store_true")
@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.orders is None:
         args.orders = 300 if args.quick else 4000
     if args.memory_payments is None:
-        args.memory_payments = 1000 if args.quick else 20_000
+        args.memory_payments = 1000 if args.quick else 10_000
     if args.profile and not shutil.which("py-spy", path=str(Path(sys.executable).parent)):
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=False)
     tmp = Path(tempfile.mkdtemp(prefix="wxpay-bench-"))
