@@ -23,7 +23,9 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _GOOD_NAMES: set[str] = set()  # names already checked (bounded): building is on the hot path
 # "<!" opens a comment, a CDATA section, or a declaration; only the first two
 # belong in a WeChat message.
-_DECLARATION = re.compile(rb"<!(?!--|\[CDATA\[)", re.IGNORECASE)
+# Every DTD starts with <!DOCTYPE and entities live only in one; the other
+# declaration keywords are refused too. (Not every "<!": a value may say "a<!b".)
+_DECLARATION = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)", re.IGNORECASE)
 _ENCODING_DECL = re.compile(rb"<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']", re.IGNORECASE)
 # Characters XML 1.0 cannot carry at all, even escaped.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -120,13 +122,23 @@ def _flat(doc: Any, root: str) -> dict[str, str]:
     return out
 
 
+_CDATA_BREAKS = re.compile(r"\]\]>|<!")
+
+
+def _break_cdata(match: re.Match) -> str:
+    # One pass, so a break inserted here is never itself re-broken.
+    return "]]]]><![CDATA[>" if match.group() == "]]>" else "<]]><![CDATA[!"
+
+
 def _cdata(text: str) -> str:
-    if "]]>" not in text and "\r" not in text:
+    if "]]>" not in text and "\r" not in text and "<!" not in text:
         return f"<![CDATA[{text}]]>"
     # "]]>" cannot live in one CDATA section and a bare CR would be normalised
-    # to LF by the reader, so both are cut out of the section.
+    # to LF by the reader, so both are cut out of the section; "<!" is split
+    # across two sections so no value can look like a declaration to a reader.
     parts = []
-    for chunk in re.split(r"(\r)", text.replace("]]>", "]]]]><![CDATA[>")):
+    safe = _CDATA_BREAKS.sub(_break_cdata, text)
+    for chunk in re.split(r"(\r)", safe):
         if chunk == "\r":
             parts.append("&#13;")
         elif chunk:

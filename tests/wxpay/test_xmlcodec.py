@@ -238,3 +238,15 @@ def test_expat_layer_refuses_declarations_too():
         _parse_flat(b'<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]><xml><a>&e;</a></xml>', "xml")
     with pytest.raises(UnsafeXMLError):
         _parse_flat(b"<!DOCTYPE xml><xml/>", "xml")
+
+
+@pytest.mark.parametrize("value", ["a<!b", "<!DOCTYPE x>", "]]><!", "<!<!]]>]]>", "x\r<!--y"])
+def test_values_that_look_like_markup_round_trip(value):
+    """Found by the property test: "<!" in a value was refused on the way back."""
+    body = build_xml({"attach": value})
+    assert b"<!D" not in body.replace(b"<![CDATA[", b"")
+    assert parse_xml(body) == {"attach": value}
+
+
+def test_comments_and_cdata_are_not_mistaken_for_declarations():
+    assert parse_xml(b"<xml><!-- note --><a><![CDATA[a<!b]]></a></xml>") == {"a": "a<!b"}
