@@ -1,8 +1,10 @@
 """A bounded soak of mixed traffic against one sandbox server process.
 
 ``python -m tests.battery.soak --minutes 10`` (``make soak``). Loopback only:
-the server runs ``server.py`` in sandbox mode (its simulated WeChat in the
-same process) on a fresh SQLite file; virtual shoppers and a merchant
+the server runs ``server.py`` in sandbox mode on a fresh SQLite file, its
+simulated WeChat in a process of its own (``--in-process-simulator`` mounts
+it inside, where its ever-growing order book, about 3 KB per order, would
+count in the server's RSS); virtual shoppers and a merchant
 create checkouts, view pages, sign in through OAuth, prepay (Native QR and
 JSAPI), pay through the simulator, poll the status, get duplicated notifies
 (a simulator fault now and then) and some refunds. The server's RSS is
@@ -44,8 +46,9 @@ def rss_mb(pid: int) -> float:
 
 
 class Soak:
-    def __init__(self, base: str, token: str, rng: random.Random) -> None:
+    def __init__(self, base: str, token: str, rng: random.Random, sim: str) -> None:
         self.base = base
+        self.sim = sim  # the simulator's base URL (its /_sim/ side plays the shopper)
         self.auth = {"Authorization": f"Bearer {token}"}
         self.rng = rng
         self.http = AsyncHTTPClient(force_instance=True, max_clients=100)
@@ -79,7 +82,7 @@ class Soak:
             bridge = as_json(r)["bridge"]
             prepay_id = bridge["package"].split("=", 1)[1]
             pay = {"prepay_id": prepay_id, "outcome": "ok", "payload": bridge}
-            pay_path = "/_wechat/_sim/pay"
+            pay_path = f"{self.sim}/_sim/pay"
         else:
             shopper = self.browser()
             self.check("page view", await shopper.get(f"/pay/{cid}"), 200)
@@ -89,11 +92,11 @@ class Soak:
                 if as_json(again)["out_trade_no"] != as_json(r)["out_trade_no"]:
                     self.errors.append("prepay repeat made a second order")
             pay = {"code_url": as_json(r)["code_url"], "outcome": "ok"}
-            pay_path = "/_wechat/_sim/scan"
+            pay_path = f"{self.sim}/_sim/scan"
         self.check("status poll", await shopper.get(f"/pay/{cid}/status"), 200)
         if self.rng.random() < 0.1:
             self.check("fault: duplicate notify", await merchant.post(
-                "/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "duplicate", "n": 3, "count": 1}), 200)
+                f"{self.sim}/_sim/faults", json_body={"endpoint": "notify", "kind": "duplicate", "n": 3, "count": 1}), 200)
         self.check("pay at simulator", await shopper.post(pay_path, json_body=pay), 200)
         for _ in range(400):
             status = as_json(self.check("status poll", await shopper.get(f"/pay/{cid}/status"), 200))
@@ -112,7 +115,7 @@ class Soak:
             self.check("merchant read", await merchant.get(f"/api/checkouts/{cid}", headers=self.auth), 200)
 
 
-async def run(minutes: float, concurrency: int, seed: int, workdir: Path) -> dict[str, Any]:
+async def run(minutes: float, concurrency: int, seed: int, workdir: Path, external: bool = True) -> dict[str, Any]:
     rng = random.Random(seed)
     port = free_port()
     receiver = Receiver()
@@ -126,11 +129,26 @@ async def run(minutes: float, concurrency: int, seed: int, workdir: Path) -> dic
         "WXPAY_WEBHOOKS_POLL_INTERVAL_S": "0.2", "WXPAY_WEBHOOKS_RETRY_BASE_S": "0.5",
         "WXPAY_LOG_LEVEL": "WARNING",
     }
-    proc = spawn(["server.py", "--port", str(port)], env, log_path=workdir / "server.log")
+    sim_proc = None
     base = f"http://127.0.0.1:{port}"
-    soak = Soak(base, token, rng)
+    sim_base = f"{base}/_wechat"
+    if external:
+        # WeChat in its own process, so the server's RSS is the server's own
+        # (the simulator keeps every order in memory, as WeChat keeps them).
+        sim_port = free_port()
+        sim_base = f"http://127.0.0.1:{sim_port}"
+        sim_proc = spawn(["-m", "wxpay.simulator", "--port", str(sim_port), "--notify-time-scale", "100"],
+                         log_path=workdir / "sim.log")
+        env.update({"WXPAY_WECHAT_PAY_BASE": sim_base, "WXPAY_WECHAT_API_BASE": sim_base,
+                    "WXPAY_WECHAT_OPEN_BASE": sim_base})
+    proc = spawn(["server.py", "--port", str(port)], env, log_path=workdir / "server.log")
+    soak = Soak(base, token, rng, sim_base)
     samples: list[tuple[float, float]] = []
+    sim_start = 0.0
     try:
+        if sim_proc is not None:
+            await wait_http(f"{sim_base}/_sim/", sim_proc)
+            sim_start = rss_mb(sim_proc.pid)
         await wait_http(f"{base}/healthz", proc, tries=300)
         started = time.monotonic()
         deadline = started + minutes * 60
@@ -153,6 +171,7 @@ async def run(minutes: float, concurrency: int, seed: int, workdir: Path) -> dic
         await asyncio.gather(sampler(), *(shopper() for _ in range(concurrency)))
         traffic_s = time.monotonic() - started
         end_rss = rss_mb(proc.pid)
+        sim_end = rss_mb(sim_proc.pid) if sim_proc is not None else 0.0
         # Let the reconciler and the webhook task finish what is due.
         store = SQLiteStore(env["WXPAY_STORE_SQLITE_PATH"])
         await store.open([])
@@ -171,12 +190,13 @@ async def run(minutes: float, concurrency: int, seed: int, workdir: Path) -> dic
         finally:
             await store.close()
     finally:
-        stop(proc)
+        stop(proc, *([sim_proc] if sim_proc is not None else []))
         receiver.stop()
     warm = [rss for at, rss in samples if at >= warmup - started] or [samples[-1][1]]
     baseline = warm[0]
     figures = {
-        "minutes": minutes, "concurrency": concurrency, "seed": seed, "traffic_seconds": round(traffic_s, 1),
+        "minutes": minutes, "concurrency": concurrency,
+        "simulator": "own process" if external else "in the server process (sandbox default)", "seed": seed, "traffic_seconds": round(traffic_s, 1),
         "requests": sum(soak.counts.values()), "by_kind": dict(soak.counts), "error_replies": len(soak.errors),
         "errors_sample": soak.errors[:5], "checkouts": checkouts, "orders": orders, "paid_orders": paid_orders,
         "pending_orders_after_reconciler": pending, "unsettled_paid_orders": unsettled,
@@ -186,6 +206,7 @@ async def run(minutes: float, concurrency: int, seed: int, workdir: Path) -> dic
         "rss_mb_end": round(end_rss, 1), "rss_mb_peak": max(r for _, r in samples) if samples else None,
         "rss_growth_after_warmup_mb": round(end_rss - baseline, 1), "rss_bound_mb": RSS_GROWTH_BOUND_MB,
         "rss_samples": samples[:: max(1, len(samples) // 40)],
+        "simulator_rss_mb_start_end": [round(sim_start, 1), round(sim_end, 1)] if external else None,
     }
     return figures
 
@@ -195,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16, help="virtual shoppers at once")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--in-process-simulator", action="store_true",
+                        help="mount the simulator in the server process (its order book then counts in the RSS)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wxpay-soak-") as tmp:
-        figures = asyncio.run(run(args.minutes, args.concurrency, args.seed, Path(tmp)))
+        figures = asyncio.run(run(args.minutes, args.concurrency, args.seed, Path(tmp), not args.in_process_simulator))
     broken = []
     if figures["error_replies"]:
         broken.append(f"{figures['error_replies']} error replies")
@@ -206,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     if figures["rss_growth_after_warmup_mb"] > RSS_GROWTH_BOUND_MB:
         broken.append(f"RSS grew {figures['rss_growth_after_warmup_mb']} MB after warm-up")
     outcome = "pass" if not broken else "FAIL: " + "; ".join(broken)
-    results.record("soak", f"mixed traffic for {args.minutes:g} min", outcome, **figures)
+    where = "in-process simulator" if args.in_process_simulator else "simulator in its own process"
+    results.record("soak", f"mixed traffic for {args.minutes:g} min ({where})", outcome, **figures)
     print(json.dumps({"outcome": outcome, **{k: v for k, v in figures.items() if k != "rss_samples"}}, indent=1))
     return 0 if not broken else 1
 
