@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from store.base import DuplicateKey, Store
@@ -19,6 +19,7 @@ from store.base import DuplicateKey, Store
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .guard import store_guard
+from .validation import json_object
 from .models import CHECKOUT_STATUSES, CHECKOUTS, Checkout
 
 MAX_AMOUNT_FEN = 100_000_000  # 1,000,000 yuan: far above any H5 payment limit
@@ -65,11 +66,7 @@ class CheckoutService:
 
     def validate(self, data: Any) -> dict[str, Any]:
         """Check a create request; returns the normalised fields."""
-        if not isinstance(data, Mapping):
-            raise InvalidInput("invalid_body", "The request body must be a JSON object")
-        unknown = sorted(set(data) - _FIELDS)
-        if unknown:
-            raise InvalidInput("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))}", fields=unknown)
+        data = json_object(data, _FIELDS)
         amount = data.get("amount_fen")
         if type(amount) is not int:
             raise InvalidInput("invalid_amount", "amount_fen must be an integer number of fen (1 yuan = 100 fen)")

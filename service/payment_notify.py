@@ -10,15 +10,12 @@ so WeChat retries.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
 from wxpay import notify as wxnotify
 from wxpay.errors import (
     IdentityMismatchError,
-    MessageTooLargeError,
     ProtocolError,
     SignatureError,
     WxPayError,
@@ -26,8 +23,9 @@ from wxpay.errors import (
 
 from .audit import Audit
 from .clock import utcnow
-from .errors import Conflict, ServiceError
+from .errors import Conflict
 from .keyed_locks import KeyedLocks
+from .notify_endpoint import NotifyEndpoint, NotifyOutcome
 from .models import PAID
 from .orders import OrderBook, Payment
 from .pauses import pause
@@ -35,19 +33,10 @@ from .pauses import pause
 log = logging.getLogger("wxpay_server.notify")
 
 
-@dataclass(frozen=True)
-class NotifyOutcome:
-    ok: bool          # what WeChat is told: SUCCESS or FAIL
-    status: int       # HTTP status of our reply
-    verdict: str      # stable code recorded in the audit trail
-    reply: bytes
+class PaymentNotifyService(NotifyEndpoint):
+    kind = "notify"
+    id_field = "out_trade_no"
 
-    @classmethod
-    def make(cls, ok: bool, status: int, verdict: str, message: str) -> "NotifyOutcome":
-        return cls(ok, status, verdict, wxnotify.notify_reply(ok, message))
-
-
-class PaymentNotifyService:
     def __init__(
         self,
         orders: OrderBook,
@@ -58,45 +47,17 @@ class PaymentNotifyService:
         max_bytes: int = 64 * 1024,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__(audit, max_bytes=max_bytes)
         self.orders = orders
         self.pay = pay
-        self.audit = audit
         self._key = api_key
-        self.max_bytes = max_bytes
         self.now = now
         self._locks = KeyedLocks()
 
-    async def handle(self, body: bytes) -> NotifyOutcome:
-        started = time.perf_counter()
-        out_trade_no = None
-        try:
-            out_trade_no, outcome = await self._handle(body)
-        except ServiceError as exc:  # store unavailable and the like
-            outcome = NotifyOutcome.make(False, 503, exc.code, "temporarily unable to process")
-        except Exception:
-            log.exception("notify processing failed")
-            outcome = NotifyOutcome.make(False, 500, "internal_error", "internal error")
-        await self.audit.record(
-            "notify",
-            verdict=outcome.verdict,
-            raw=body[: self.max_bytes],
-            out_trade_no=out_trade_no,
-            ok=outcome.ok,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        if not outcome.ok:
-            log.warning("payment notify refused: %s (%s)", outcome.verdict, out_trade_no or "no order")
-        return outcome
-
     async def _handle(self, body: bytes) -> tuple[str | None, NotifyOutcome]:
-        if len(body) > self.max_bytes:
-            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
-        try:
-            fields = wxnotify.read_notify(body, max_bytes=self.max_bytes)
-        except MessageTooLargeError:
-            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
-        except ProtocolError as exc:
-            return None, NotifyOutcome.make(False, 400, exc.code, "malformed notify")
+        fields = self.read(body)
+        if isinstance(fields, NotifyOutcome):
+            return None, fields
         out_trade_no = fields.get("out_trade_no")
         if not out_trade_no or len(out_trade_no) > 32:
             return None, NotifyOutcome.make(False, 400, "missing_out_trade_no", "missing out_trade_no")

@@ -33,7 +33,7 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, UpstreamError
 from .guard import store_guard
 from .keyed_locks import KeyedLocks
-from .models import CREATED, FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
+from .models import FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
 from .orders import OrderBook, new_out_trade_no
 from .pauses import pause
 

@@ -11,23 +11,24 @@ Every notify is audited with its raw body (still encrypted) and verdict.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Iterable
 
 from wxpay import notify as wxnotify
-from wxpay.errors import DecryptError, IdentityMismatchError, MessageTooLargeError, ProtocolError, WxPayError
+from wxpay.errors import DecryptError, IdentityMismatchError, ProtocolError, WxPayError
 
 from .audit import Audit
-from .errors import ServiceError
 from .keyed_locks import KeyedLocks
 from .models import REFUND_STATUS_MAP
-from .payment_notify import NotifyOutcome
+from .notify_endpoint import NotifyEndpoint, NotifyOutcome
 from .refunds import RefundService
 
 log = logging.getLogger("wxpay_server.refund_notify")
 
 
-class RefundNotifyService:
+class RefundNotifyService(NotifyEndpoint):
+    kind = "refund_notify"
+    id_field = "out_refund_no"
+
     def __init__(
         self,
         refunds: RefundService,
@@ -38,45 +39,17 @@ class RefundNotifyService:
         appids: Iterable[str],
         max_bytes: int = 64 * 1024,
     ) -> None:
+        super().__init__(audit, max_bytes=max_bytes)
         self.refunds = refunds
-        self.audit = audit
         self._key = api_key
         self.mch_id = mch_id
         self.appids = frozenset(a for a in appids if a)
-        self.max_bytes = max_bytes
         self._locks = KeyedLocks()
 
-    async def handle(self, body: bytes) -> NotifyOutcome:
-        started = time.perf_counter()
-        out_refund_no = None
-        try:
-            out_refund_no, outcome = await self._handle(body)
-        except ServiceError as exc:  # store unavailable and the like
-            outcome = NotifyOutcome.make(False, 503, exc.code, "temporarily unable to process")
-        except Exception:
-            log.exception("refund notify processing failed")
-            outcome = NotifyOutcome.make(False, 500, "internal_error", "internal error")
-        await self.audit.record(
-            "refund_notify",
-            verdict=outcome.verdict,
-            raw=body[: self.max_bytes],
-            out_refund_no=out_refund_no,
-            ok=outcome.ok,
-            latency_ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        if not outcome.ok:
-            log.warning("refund notify refused: %s (%s)", outcome.verdict, out_refund_no or "no refund")
-        return outcome
-
     async def _handle(self, body: bytes) -> tuple[str | None, NotifyOutcome]:
-        if len(body) > self.max_bytes:
-            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
-        try:
-            outer = wxnotify.read_notify(body, max_bytes=self.max_bytes)
-        except MessageTooLargeError:
-            return None, NotifyOutcome.make(False, 413, "too_large", "body too large")
-        except ProtocolError as exc:
-            return None, NotifyOutcome.make(False, 400, exc.code, "malformed notify")
+        outer = self.read(body)
+        if isinstance(outer, NotifyOutcome):
+            return None, outer
         appid = outer.get("appid") or ""
         if appid not in self.appids:
             return None, NotifyOutcome.make(False, 400, "identity_mismatch", "appid or mch_id mismatch")

@@ -43,6 +43,7 @@ from .checkouts import CheckoutService
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound, ServiceError, UpstreamError
 from .guard import store_guard
+from .validation import json_object
 from .models import (
     CHECKOUT_MOVES,
     CHECKOUTS,
@@ -133,11 +134,7 @@ class RefundService:
     # -- the merchant's request ----------------------------------------------------
 
     def validate(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
-            raise InvalidInput("invalid_body", "The request body must be a JSON object")
-        unknown = sorted(set(data) - _FIELDS)
-        if unknown:
-            raise InvalidInput("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))}", fields=unknown)
+        data = json_object(data, _FIELDS)
         amount = data.get("amount_fen")
         if type(amount) is not int or amount <= 0:
             raise InvalidInput("invalid_amount", "amount_fen must be a positive integer number of fen (1 yuan = 100 fen)")
