@@ -191,8 +191,8 @@ async def build_services(
             api_base=w.api_base or defaults.api_base,
         )
 
-    def observe(record: Any) -> None:
-        services.call_stats.observe(record) if hasattr(services, "call_stats") else None
+    call_stats = CallStats()
+    observe = call_stats.observe  # every WeChat call feeds /status and /metrics
 
     merchant = Merchant(w.mch_id, w.api_key, w.appid, w.sign_type, w.cert_path, w.key_path)
     pay = WxPayClient(merchant, transport=transport, endpoints=endpoints, observer=observe)
@@ -248,7 +248,7 @@ async def build_services(
         public_base=public_base, simulator=simulator, now=now,
         refunds=refunds, refund_notify=refund_notify,
         closing=ClosingService(store, checkouts, orders, reconciler, audit, now=now),
-        webhooks=webhooks,
+        webhooks=webhooks, call_stats=call_stats,
     )
     return services
 
