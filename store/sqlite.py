@@ -17,17 +17,24 @@ interpolated only after ``base.check_field`` (``[a-z_][a-z0-9_]*``). Each
 comparison carries a ``json_type`` guard so, as in MongoDB, strings never
 compare with numbers, and ``true`` never equals ``1``.
 
-Concurrency: every call runs on one dedicated worker thread that owns the
-connection, so the event loop never waits on disk. Compare-and-set verbs run
-in ``BEGIN IMMEDIATE`` transactions: SQLite's write lock makes them atomic
-between processes sharing the file, too. ``SQLITE_BUSY`` is retried (the
-busy timeout first, then a few bounded retries) before ``StoreUnavailable``.
+Concurrency: two connections per store. Every call first runs inline on
+the event loop's connection, which never waits: its busy timeout is zero and
+a progress budget interrupts a statement that scans. A call that would wait
+(another connection or process holds the write lock) or runs long is rolled
+back and handed whole to one worker thread whose connection may wait (the
+busy timeout, then a few bounded retries, then ``StoreUnavailable``). The
+worker also runs the WAL checkpoints, the only place SQLite fsyncs with
+``synchronous=NORMAL``, so the loop never waits on the disk. Compare-and-set
+verbs run in ``BEGIN IMMEDIATE`` transactions: SQLite's write lock makes them
+atomic between connections and processes sharing the file.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import json
+import logging
+import math
 import os
 import random
 import re
@@ -64,6 +71,42 @@ _RANGE_SQL = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _INDEX_IN_MESSAGE = re.compile(r"index '([A-Za-z0-9_]+)'")
 _MISSING = object()
+_DEFERRED = object()
+_INTERRUPT = 9  # SQLITE_INTERRUPT: our progress budget stopped the statement
+
+# An inline call may run INLINE_SECONDS before it is interrupted and handed
+# to the worker thread; the clock is read every INLINE_STEP virtual-machine
+# steps (a primary-key read or write takes fewer, so it never reads it).
+INLINE_SECONDS = 0.0005
+INLINE_STEP = 200
+CHECKPOINT_EVERY = 500
+BURST = 32
+
+log = logging.getLogger("wxpay_server.store")
+
+
+@contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """An IMMEDIATE transaction: takes the file's write lock up front, so
+    the read-check-write inside is atomic for every process."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def _select_one(conn: sqlite3.Connection) -> Any:
+    return conn.execute("SELECT 1").fetchone()
 
 
 # ---- documents <-> JSON ----------------------------------------------------
@@ -221,30 +264,123 @@ class SQLiteStore(Store):
 
     backend = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, busy_retries: int = 3) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        busy_retries: int = 3,
+        inline: bool = True,
+    ) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self.busy_retries = busy_retries
+        self.inline = inline
+        self.deferred = 0  # calls the loop's connection handed to the worker (busy or long)
         self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._conn: sqlite3.Connection | None = None  # the worker thread's
+        self._fast: sqlite3.Connection | None = None  # the event loop's (inline)
+        self._deadline = 0.0
+        self._burst = 0
+        self._writes_since_checkpoint = 0
+        self._checkpointing = False
         self._tables: set[str] = set()
         self._index_fields: dict[str, tuple[str, ...]] = {}
         self._sparse: dict[str, set[str]] = {}
 
-    # ---- plumbing (the worker thread owns the connection) -------------------
+    # ---- plumbing: inline first, the worker thread when that would wait ----
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         if self._executor is None:
             raise StoreUnavailable("the SQLite store is not open")
+        fast = self._fast
+        if fast is not None:
+            await self._take_turn()
+            result = self._inline(fast, fn, args, math.inf if write else INLINE_SECONDS)
+            if result is not _DEFERRED:
+                if write:
+                    self._count_write()
+                return result
+            self.deferred += 1
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(self._retrying, fn, *args))
 
+    async def _take_turn(self) -> None:
+        """Inline statements do not yield; so that a long run of them (a
+        sweep, a batch) cannot hold the loop, every ``BURST``-th one in the
+        same loop iteration first lets the loop run everything else."""
+        self._burst += 1
+        if self._burst == 1:
+            asyncio.get_running_loop().call_soon(self._end_burst)
+        elif self._burst > BURST:
+            await asyncio.sleep(0)
+
+    def _end_burst(self) -> None:
+        self._burst = 0
+
+    def _inline(self, conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...], seconds: float) -> Any:
+        """Run on the event loop's own connection, or return ``_DEFERRED``.
+
+        Handing a statement to the worker thread costs several times what a
+        primary-key read or write on a warm page cache does, so statements
+        run here first. Nothing here may wait: the connection's busy timeout
+        is zero, so a write lock held elsewhere answers BUSY at once, before
+        anything is written; and a read that turns out to scan is interrupted
+        after ``seconds``. Either way the whole call goes to the worker
+        thread, which may wait. Writes get no time limit: an interrupt can
+        land after SQLite committed, and a retry would then apply it twice;
+        they are all by ``_id``, so they never scan. Checkpoints (the fsyncs)
+        run on the worker too.
+        """
+        self._deadline = time.perf_counter() + seconds
+        try:
+            return fn(conn, *args)
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code in _BUSY_CODES or code == _INTERRUPT:
+                return _DEFERRED
+            raise StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}") from exc
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"sqlite integrity error: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"SQLite database {self.path} failed: {exc}") from exc
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def _count_write(self) -> None:
+        """Checkpoint on the worker every ``CHECKPOINT_EVERY`` inline writes
+        (the loop's connection never checkpoints: that is where SQLite fsyncs).
+        RESTART holds writers off while it runs, so it always finishes and the
+        next write starts the WAL file over instead of growing it; writes
+        meanwhile find the lock taken and queue on the worker behind it."""
+        self._writes_since_checkpoint += 1
+        if self._writes_since_checkpoint < CHECKPOINT_EVERY or self._checkpointing or self._executor is None:
+            return
+        self._writes_since_checkpoint = 0
+        self._checkpointing = True
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint_sync)
+        future.add_done_callback(self._checkpointed)
+
+    def _checkpoint_sync(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+
+    def _checkpointed(self, future: "asyncio.Future[None]") -> None:
+        self._checkpointing = False
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("SQLite checkpoint of %s failed: %s", self.path, future.exception())
+
     def _retrying(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs on the worker: retry a busy database a few times, map errors."""
+        conn = self._conn
+        if conn is None and fn != self._open_sync:
+            raise StoreUnavailable("the SQLite store is not open")
         attempt = 0
         while True:
             try:
-                return fn(*args)
+                return fn(conn, *args)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"sqlite integrity error: {exc}") from exc
             except sqlite3.OperationalError as exc:
@@ -256,36 +392,10 @@ class SQLiteStore(Store):
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"SQLite database {self.path} failed: {exc}") from exc
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreUnavailable("the SQLite store is not open")
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction: takes the file's write lock up front, so
-        the read-check-write inside is atomic for every process."""
-        conn = self._db
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-    def _ensure(self, collection: str) -> str:
+    def _ensure(self, conn: sqlite3.Connection, collection: str) -> str:
         table = _table(collection)
         if collection not in self._tables:
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
             self._tables.add(collection)
         return table
 
@@ -310,33 +420,60 @@ class SQLiteStore(Store):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         try:
-            await self._run(self._open_sync, list(indexes))
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, functools.partial(self._retrying, self._open_sync, list(indexes))
+            )
+            if self._fast is None and self.inline and self.path != ":memory:":
+                self._fast = self._connect_inline()
         except BaseException:
             await self.close()
             raise
 
-    def _open_sync(self, indexes: list[Index]) -> None:
-        if self._conn is None:
-            folder = os.path.dirname(self.path)
-            if folder and self.path != ":memory:":
-                try:
-                    os.makedirs(folder, exist_ok=True)
-                except OSError as exc:
-                    raise StoreUnavailable(f"cannot create the folder for {self.path}: {exc.strerror}") from exc
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            self._conn = conn
+    def _connect(self) -> sqlite3.Connection:
+        folder = os.path.dirname(self.path)
+        if folder and self.path != ":memory:":
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create the folder for {self.path}: {exc.strerror}") from exc
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and self.path != ":memory:":
                 raise StoreError(f"SQLite refused WAL mode for {self.path} (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
-        for index in indexes:
-            self._create_index(index)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
-    def _create_index(self, index: Index) -> None:
+    def _connect_inline(self) -> sqlite3.Connection:
+        """The event loop's connection: never waits, never checkpoints."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}") from exc
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}") from exc
+        conn.set_progress_handler(self._over_budget, INLINE_STEP)
+        return conn
+
+    def _open_sync(self, conn: sqlite3.Connection | None, indexes: list[Index]) -> None:
+        if conn is None:
+            conn = self._conn = self._connect()
+        for index in indexes:
+            self._create_index(conn, index)
+
+    def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
         if not index.fields:
             raise InvalidQuery("an index needs at least one field")
-        table = self._ensure(index.collection)
+        table = self._ensure(conn, index.collection)
         name = _index_name(index)
         keys = ", ".join(_x(check_field(f)) for f in index.fields)
         sql = f'CREATE {"UNIQUE " if index.unique else ""}INDEX IF NOT EXISTS "{name}" ON {table} ({keys})'
@@ -346,7 +483,7 @@ class SQLiteStore(Store):
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
         try:
-            self._db.execute(sql)
+            conn.execute(sql)
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(index.collection, exc) from exc
 
@@ -354,6 +491,9 @@ class SQLiteStore(Store):
         executor, self._executor = self._executor, None
         if executor is None:
             return
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             await asyncio.get_running_loop().run_in_executor(executor, conn.close)
@@ -362,7 +502,7 @@ class SQLiteStore(Store):
 
     async def ping(self) -> float:
         start = time.perf_counter()
-        await self._run(lambda: self._db.execute("SELECT 1").fetchone())
+        await self._run(_select_one)
         return time.perf_counter() - start
 
     # ---- verbs ------------------------------------------------------------------
@@ -371,12 +511,12 @@ class SQLiteStore(Store):
         check_doc(doc)
         self._check_sparse(collection, doc)
         _table(collection)
-        await self._run(self._insert_sync, collection, doc["_id"], _encode(doc))
+        await self._run(self._insert_sync, collection, doc["_id"], _encode(doc), write=True)
 
-    def _insert_sync(self, collection: str, _id: str, text: str) -> None:
-        table = self._ensure(collection)
+    def _insert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, text: str) -> None:
+        table = self._ensure(conn, collection)
         try:
-            self._db.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
+            conn.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(collection, exc) from exc
 
@@ -386,9 +526,9 @@ class SQLiteStore(Store):
             return None
         return await self._run(self._get_sync, collection, _id)
 
-    def _get_sync(self, collection: str, _id: str) -> Doc | None:
-        table = self._ensure(collection)
-        row = self._db.execute(f"SELECT doc FROM {table} WHERE _id = ?", (_id,)).fetchone()
+    def _get_sync(self, conn: sqlite3.Connection, collection: str, _id: str) -> Doc | None:
+        table = self._ensure(conn, collection)
+        row = conn.execute(f"SELECT doc FROM {table} WHERE _id = ?", (_id,)).fetchone()
         return _decode(_id, row[0]) if row else None
 
     async def find(
@@ -412,9 +552,9 @@ class SQLiteStore(Store):
         params += [limit or -1, skip]
         return await self._run(self._find_sync, collection, sql, params)
 
-    def _find_sync(self, collection: str, sql: str, params: list[Any]) -> list[Doc]:
-        self._ensure(collection)
-        return [_decode(_id, text) for _id, text in self._db.execute(sql, params)]
+    def _find_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> list[Doc]:
+        self._ensure(conn, collection)
+        return [_decode(_id, text) for _id, text in conn.execute(sql, params)]
 
     async def count(self, collection: str, where: Where | None = None) -> int:
         check_where(where)
@@ -423,9 +563,9 @@ class SQLiteStore(Store):
         sql = f"SELECT COUNT(*) FROM {table} WHERE {_where_sql(where, params)}"
         return await self._run(self._count_sync, collection, sql, params)
 
-    def _count_sync(self, collection: str, sql: str, params: list[Any]) -> int:
-        self._ensure(collection)
-        return int(self._db.execute(sql, params).fetchone()[0])
+    def _count_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> int:
+        self._ensure(conn, collection)
+        return int(conn.execute(sql, params).fetchone()[0])
 
     async def update_if(
         self,
@@ -445,13 +585,15 @@ class SQLiteStore(Store):
             return None
         params: list[Any] = [_id]
         sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
-        return await self._run(self._update_sync, collection, _id, sql, params, dict(changes), dict(inc or {}))
+        return await self._run(
+            self._update_sync, collection, _id, sql, params, dict(changes), dict(inc or {}), write=True
+        )
 
     def _update_sync(
-        self, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
+        self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
     ) -> Doc | None:
-        table = self._ensure(collection)
-        with self._write() as conn:
+        table = self._ensure(conn, collection)
+        with _write(conn):
             row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
@@ -485,11 +627,11 @@ class SQLiteStore(Store):
         table = _table(collection)
         params: list[Any] = [_id]
         match_sql = f"SELECT 1 FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
-        return await self._run(self._upsert_sync, collection, _id, match_sql, params, _encode(full))
+        return await self._run(self._upsert_sync, collection, _id, match_sql, params, _encode(full), write=True)
 
-    def _upsert_sync(self, collection: str, _id: str, match_sql: str, params: list[Any], text: str) -> bool:
-        table = self._ensure(collection)
-        with self._write() as conn:
+    def _upsert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, match_sql: str, params: list[Any], text: str) -> bool:
+        table = self._ensure(conn, collection)
+        with _write(conn):
             exists = conn.execute(f"SELECT 1 FROM {table} WHERE _id = ?", (_id,)).fetchone()
             try:
                 if exists is None:
@@ -510,8 +652,8 @@ class SQLiteStore(Store):
             return False
         params: list[Any] = [_id]
         sql = f"DELETE FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
-        return await self._run(self._delete_sync, collection, sql, params)
+        return await self._run(self._delete_sync, collection, sql, params, write=True)
 
-    def _delete_sync(self, collection: str, sql: str, params: list[Any]) -> bool:
-        self._ensure(collection)
-        return self._db.execute(sql, params).rowcount > 0
+    def _delete_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> bool:
+        self._ensure(conn, collection)
+        return conn.execute(sql, params).rowcount > 0
