@@ -63,6 +63,7 @@ from wxpay.merchant import Merchant
 from wxpay.oauth import OAuthClient
 from wxpay.official import OfficialAccountClient
 from wxpay.simulator import demo
+from wxpay.transport import TornadoTransport
 
 log = logging.getLogger("wxpay_server")
 
@@ -101,6 +102,7 @@ class Services:
     refund_notify: RefundNotifyService | None = None
     closing: ClosingService | None = None
     webhooks: Webhooks | None = None
+    transport: Any = None  # the WeChat connections, closed at stop() when we made them
 
     def pay_url(self, checkout_id: str) -> str:
         return f"{self.public_base}/pay/{checkout_id}"
@@ -194,6 +196,9 @@ async def build_services(
     call_stats = CallStats()
     observe = call_stats.observe  # every WeChat call feeds /status and /metrics
 
+    owned_transport = None
+    if transport is None:  # one client, one pool of kept-alive connections to WeChat
+        transport = owned_transport = TornadoTransport()
     merchant = Merchant(w.mch_id, w.api_key, w.appid, w.sign_type, w.cert_path, w.key_path)
     pay = WxPayClient(merchant, transport=transport, endpoints=endpoints, observer=observe)
     official = OfficialAccountClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
@@ -243,7 +248,7 @@ async def build_services(
     )
     services = Services(
         settings=settings, store=store, audit=audit, checkouts=checkouts, orders=orders, prepay=prepay,
-        payment_notify=notify, oauth=oauth, tokens=tokens, reconciler=reconciler, pay=pay,
+        payment_notify=notify, oauth=oauth, tokens=tokens, reconciler=reconciler, pay=pay, transport=owned_transport,
         jssdk=JssdkService(tokens, w.appid),
         public_base=public_base, simulator=simulator, now=now,
         refunds=refunds, refund_notify=refund_notify,
@@ -318,6 +323,8 @@ class Running:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.services.simulator is not None:
             await self.services.simulator.stop()
+        if self.services.transport is not None:
+            self.services.transport.close()
         await self.services.store.close()
 
 

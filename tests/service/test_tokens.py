@@ -49,6 +49,7 @@ async def world(tmp_path):
 
     yield clock, sim, service, base
     server.stop()
+    await server.close_all_connections()  # the client keeps its connections alive
     await store.close()
 
 

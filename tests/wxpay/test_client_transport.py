@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import subprocess
 from pathlib import Path
@@ -18,6 +19,20 @@ from wxpay.merchant import Merchant
 from wxpay.transport import FunctionTransport, HttpRequest, HttpResponse, TornadoTransport, as_transport
 
 from .replies import API_KEY, APPID, MCH_ID, load
+
+
+@pytest.fixture(autouse=True, params=["curl", "simple"])
+def http_client(request, monkeypatch):
+    """Every test here runs on both of Tornado's clients: curl (kept-alive
+    connections, the default) and simple (where pycurl is missing)."""
+    original = TornadoTransport.__init__
+
+    def init(self, **kw):
+        kw.setdefault("client", request.param)
+        original(self, **kw)
+
+    monkeypatch.setattr(TornadoTransport, "__init__", init)
+    return request.param
 
 
 class Echo(RequestHandler):
@@ -49,6 +64,11 @@ class OrderQuery(RequestHandler):
         self.write(load("orderquery_paid.xml"))
 
 
+class Peer(RequestHandler):
+    def post(self):
+        self.write(str(self.request.connection.stream.socket.getpeername()[1]))
+
+
 class WhoAmI(RequestHandler):
     def get(self):
         cert = self.request.get_ssl_certificate()
@@ -68,7 +88,7 @@ async def base():
     release = asyncio.Event()
     app = Application(
         [(r"/echo", Echo), (r"/status/(\d+)", Status), (r"/stall", Stall), (r"/big", Big),
-         (r"/_wechat/pay/orderquery", OrderQuery)],
+         (r"/_wechat/pay/orderquery", OrderQuery), (r"/peer", Peer)],
         release=release,
     )
     server, port = await serve(app)
@@ -87,6 +107,29 @@ async def test_round_trip(base):
     assert response.status == 200
     assert response.body == b"<xml></xml>"
     assert response.header("x-seen-type") == "text/xml"
+
+
+async def test_curl_keeps_the_connection_for_the_next_call(base, http_client):
+    transport = TornadoTransport()
+    try:
+        ports = {(await transport.send(req(f"{base}/peer", "POST", b"<xml></xml>"))).body for _ in range(5)}
+    finally:
+        transport.close()
+    assert len(ports) == (1 if http_client == "curl" else 5)
+
+
+async def test_no_query_or_body_in_the_clients_debug_log(base, caplog):
+    """At DEBUG Tornado's curl client logs each URL and curl's own trace."""
+    caplog.set_level(logging.DEBUG)
+    transport = TornadoTransport()
+    try:
+        await transport.send(req(f"{base}/echo?secret=S3CRETVALUE&code=C0DEVALUE", "POST", b"<xml>B0DYVALUE</xml>"))
+    finally:
+        transport.close()
+    # (tornado.access is the test server's own log, not the client's)
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name != "tornado.access")
+    for secret in ("S3CRETVALUE", "C0DEVALUE", "B0DYVALUE"):
+        assert secret not in text
 
 
 async def test_timeout_is_wx_timeout_error(base):
