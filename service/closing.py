@@ -22,7 +22,7 @@ from .checkouts import CheckoutService
 from .clock import utcnow
 from .errors import Conflict, ServiceError
 from .guard import store_guard
-from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, OUTBOX_DUE, PAID_STATUSES, PREPAID, Checkout
+from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, PAID_STATUSES, PREPAID, Checkout
 from .orders import OrderBook
 from .reconciler import Reconciler
 
@@ -57,7 +57,7 @@ class ClosingService:
             with store_guard():
                 moved = await self.store.update_if(
                     CHECKOUTS, checkout.id, {"status": {"$in": list(CHECKOUT_MOVES[CLOSED])}},
-                    {"status": CLOSED, "closed_at": now, "updated_at": now, OUTBOX_DUE: now},
+                    {"status": CLOSED, "closed_at": now, "updated_at": now, **self.orders.outbox_intent(now)},
                 )
             if moved is None:
                 return await self._settled_meanwhile(checkout.id)

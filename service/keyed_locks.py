@@ -15,12 +15,15 @@ class KeyedLocks:
         self._users: dict[str, int] = {}
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(self, key: str) -> AsyncIterator[bool]:
+        """Yields whether another holder got there first (we waited), i.e.
+        whether what the caller read before may have changed in-process."""
         lock = self._locks.setdefault(key, asyncio.Lock())
+        waited = self._users.get(key, 0) > 0
         self._users[key] = self._users.get(key, 0) + 1
         try:
             async with lock:
-                yield
+                yield waited
         finally:
             self._users[key] -= 1
             if not self._users[key]:

@@ -63,7 +63,9 @@ class PaidOutcome:
 
 
 PaidListener = Callable[[Order, Checkout | None, bool], Awaitable[None]]
-CheckoutListener = Callable[[str], Awaitable[None]]
+# Told the id of a checkout whose status moved, and its document when the
+# caller has just written it (so the listener need not read it again).
+CheckoutListener = Callable[[str, "dict[str, Any] | None"], Awaitable[None]]
 
 
 class OrderBook:
@@ -74,6 +76,8 @@ class OrderBook:
         self.paid_listeners: list[PaidListener] = []
         # Told the id of a checkout whose status moved (with OUTBOX_DUE set).
         self.checkout_listeners: list[CheckoutListener] = []
+        # Whether status moves carry the outbox marker (webhooks on).
+        self.outbox_wanted = False
 
     async def get(self, out_trade_no: str) -> Order | None:
         with store_guard():
@@ -154,10 +158,10 @@ class OrderBook:
         crash or a store failure part-way (by a repeated notify, or the
         reconciler's sweep of orders whose marker stayed set)."""
         await pause("orders.before_settle")
-        checkout, double = await self._settle_checkout(order, order.paid_at or self.now())
+        checkout, double, checkout_doc = await self._settle_checkout(order, order.paid_at or self.now())
         await self._close_siblings(order)
         if checkout is not None and not double:
-            await self.announce(checkout.id)
+            await self.announce(checkout.id, checkout_doc)
         for listener in self.paid_listeners:
             try:
                 await listener(order, checkout, double)
@@ -175,18 +179,24 @@ class OrderBook:
             )
         return [Order.from_doc(d) for d in docs]
 
-    async def announce(self, checkout_id: str) -> None:
-        """Tell listeners (webhooks) a checkout's status moved; never raises."""
+    def outbox_intent(self, now: datetime) -> dict[str, Any]:
+        """The marker a checkout's status move carries in the same write when
+        someone (webhooks) listens; nothing when nobody does."""
+        return {OUTBOX_DUE: now} if self.outbox_wanted else {}
+
+    async def announce(self, checkout_id: str, doc: dict[str, Any] | None = None) -> None:
+        """Tell listeners (webhooks) a checkout's status moved; never raises.
+        ``doc`` is the checkout as just written, when the caller has it."""
         for listener in self.checkout_listeners:
             try:
-                await listener(checkout_id)
+                await listener(checkout_id, doc)
             except Exception:  # the outbox sweep catches up (OUTBOX_DUE stays set)
                 log.exception("checkout listener failed for %s", checkout_id)
 
-    async def _settle_checkout(self, order: Order, now: datetime) -> tuple[Checkout | None, bool]:
+    async def _settle_checkout(self, order: Order, now: datetime) -> tuple[Checkout | None, bool, Any]:
         changes = {
             "status": PAID, "paid_out_trade_no": order.out_trade_no, "paid_at": now, "updated_at": now,
-            OUTBOX_DUE: now,  # the webhook's intent, in the same write as the move
+            **self.outbox_intent(now),  # the webhook's intent, in the same write as the move
         }
         with store_guard():
             # An expired-then-closed checkout still becomes paid: the money moved.
@@ -194,7 +204,7 @@ class OrderBook:
                 CHECKOUTS, order.checkout_id, {"status": {"$in": list(CHECKOUT_MOVES[PAID])}}, changes
             )
             if doc is not None:
-                return Checkout.from_doc(doc), False
+                return Checkout.from_doc(doc), False, doc
             doc = await self.store.update_if(
                 CHECKOUTS,
                 order.checkout_id,
@@ -202,7 +212,7 @@ class OrderBook:
                 {"double_paid": True, "updated_at": now},
             )
         if doc is None:
-            return None, False
+            return None, False, None
         log.error(
             "DOUBLE PAYMENT: checkout %s paid by %s and %s",
             order.checkout_id,
@@ -216,10 +226,16 @@ class OrderBook:
             out_trade_no=order.out_trade_no,
             first_out_trade_no=doc.get("paid_out_trade_no"),
         )
-        return Checkout.from_doc(doc), True
+        return Checkout.from_doc(doc), True, doc
 
     async def _close_siblings(self, paid: Order) -> None:
         """Unpaid siblings must never be paid too: hand them to the reconciler now."""
+        with store_guard():  # most checkouts have one order: count before reading any
+            open_siblings = await self.store.count(
+                ORDERS, {"checkout_id": paid.checkout_id, "state": {"$in": [CREATED, PREPAID]}}
+            )
+        if not open_siblings:
+            return
         for sibling in await self.for_checkout(paid.checkout_id):
             if sibling.out_trade_no != paid.out_trade_no and sibling.state in (CREATED, PREPAID):
                 await self.touch(sibling, close_requested=True, next_check_at=self.now())

@@ -26,7 +26,7 @@ from .clock import utcnow
 from .errors import Conflict
 from .keyed_locks import KeyedLocks
 from .notify_endpoint import NotifyEndpoint, NotifyOutcome
-from .models import PAID
+from .models import PAID, Order
 from .orders import OrderBook, Payment
 from .pauses import pause
 
@@ -81,8 +81,12 @@ class PaymentNotifyService(NotifyEndpoint):
             return out_trade_no, NotifyOutcome.make(False, 400, "amount_mismatch", "amount mismatch")
         if order.state == PAID:
             return out_trade_no, await self._repeat(order, notify.transaction_id)
-        async with self._locks.hold(out_trade_no):
-            return out_trade_no, await self._confirm(out_trade_no, notify.transaction_id)
+        async with self._locks.hold(out_trade_no) as waited:
+            # Uncontended, the order just read is still the one to confirm: a
+            # change by another process meanwhile loses at mark_paid's
+            # compare-and-set. After waiting, a duplicate may have paid it.
+            known = None if waited else order
+            return out_trade_no, await self._confirm(out_trade_no, notify.transaction_id, known)
 
     async def _repeat(self, order, transaction_id: str) -> NotifyOutcome:
         if order.transaction_id and order.transaction_id != transaction_id:
@@ -93,8 +97,8 @@ class PaymentNotifyService(NotifyEndpoint):
             await self.orders.settle_paid(order)
         return NotifyOutcome.make(True, 200, "duplicate", "OK")
 
-    async def _confirm(self, out_trade_no: str, transaction_id: str) -> NotifyOutcome:
-        order = await self.orders.require(out_trade_no)
+    async def _confirm(self, out_trade_no: str, transaction_id: str, known: Order | None = None) -> NotifyOutcome:
+        order = known or await self.orders.require(out_trade_no)
         if order.state == PAID:  # a concurrent duplicate got here first
             return await self._repeat(order, transaction_id)
         try:

@@ -22,7 +22,7 @@ from .audit import Audit
 from .clock import utcnow
 from .errors import Conflict, ServiceError
 from .guard import store_guard
-from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, OUTBOX_DUE, PREPAID, RUNS, Order
+from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, PREPAID, RUNS, Order
 from .orders import OrderBook
 from .payment_notify import payment_from_query
 
@@ -213,7 +213,7 @@ class Reconciler:
             with store_guard():
                 closed = await self.store.update_if(
                     CHECKOUTS, doc["_id"], {"status": {"$in": list(CHECKOUT_MOVES[CLOSED])}},
-                    {"status": CLOSED, "closed_at": now, "updated_at": now, OUTBOX_DUE: now},
+                    {"status": CLOSED, "closed_at": now, "updated_at": now, **self.orders.outbox_intent(now)},
                 )
             if closed is None:
                 continue

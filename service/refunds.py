@@ -47,7 +47,6 @@ from .validation import json_object
 from .models import (
     CHECKOUT_MOVES,
     CHECKOUTS,
-    OUTBOX_DUE,
     PARTIALLY_REFUNDED,
     REFUND_MOVES,
     REFUND_STATUS_MAP,
@@ -401,7 +400,7 @@ class RefundService:
             if refund.state == R_SUCCEEDED:
                 refunded = checkout.refunded_fen + refund.amount_fen
                 status = REFUNDED if refunded >= checkout.amount_fen else PARTIALLY_REFUNDED
-                changes.update({"refunded_fen": refunded, "status": status, OUTBOX_DUE: now})
+                changes.update({"refunded_fen": refunded, "status": status, **self.orders.outbox_intent(now)})
                 expect["status"] = {"$in": list(CHECKOUT_MOVES[status])}
             elif refund.out_refund_no in checkout.refund_nos:  # closed or failed: release the hold
                 changes["refund_reserved_fen"] = max(0, checkout.refund_reserved_fen - refund.amount_fen)

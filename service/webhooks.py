@@ -148,7 +148,9 @@ class Webhooks:
         self.now = now
         self._wake = asyncio.Event()
         self._passes = 0
-        orders.checkout_listeners.append(self.checkout_changed)
+        if self.enabled:  # otherwise no outbox intent is written at all
+            orders.outbox_wanted = True
+            orders.checkout_listeners.append(self.checkout_changed)
         if url and not secret:
             log.warning("webhooks.url is set but webhooks.secret is not: webhooks are off (they must be signed)")
 
@@ -158,13 +160,15 @@ class Webhooks:
 
     # -- enqueueing -------------------------------------------------------------------
 
-    async def checkout_changed(self, checkout_id: str) -> None:
-        await self.enqueue_for(checkout_id)
+    async def checkout_changed(self, checkout_id: str, doc: dict[str, Any] | None = None) -> None:
+        await self.enqueue_for(checkout_id, doc)
 
-    async def enqueue_for(self, checkout_id: str) -> int:
-        """Write the events a checkout's status implies, then clear its marker (steps 2, 3)."""
-        with store_guard():
-            doc = await self.store.get(CHECKOUTS, checkout_id)
+    async def enqueue_for(self, checkout_id: str, doc: dict[str, Any] | None = None) -> int:
+        """Write the events a checkout's status implies, then clear its marker (steps 2, 3).
+        ``doc``: the checkout as its mover just wrote it, saving a read."""
+        if doc is None:
+            with store_guard():
+                doc = await self.store.get(CHECKOUTS, checkout_id)
         if doc is None or doc.get(OUTBOX_DUE) is None:
             return 0
         due = doc[OUTBOX_DUE]

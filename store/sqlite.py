@@ -145,14 +145,30 @@ def _from_json_object(obj: dict[str, Any]) -> Any:
     return obj
 
 
+def _stored(value: Any) -> Any:
+    """``value`` as it reads back from the stored JSON (UTC, milliseconds,
+    lists for tuples), so an update can answer without decoding its write."""
+    if isinstance(value, datetime):
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+    if isinstance(value, Mapping):
+        return {k: _stored(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_stored(v) for v in value]
+    return value
+
+
 def _encode(doc: Mapping[str, Any]) -> str:
     body = {k: v for k, v in doc.items() if k != "_id"}
     return json.dumps(_to_json(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+_DECODER = json.JSONDecoder(object_hook=_from_json_object)
+
+
 def _decode(_id: str, text: str) -> Doc:
     doc = {"_id": _id}
-    doc.update(json.loads(text, object_hook=_from_json_object))
+    doc.update(_DECODER.decode(text))
     return doc
 
 
@@ -598,7 +614,7 @@ class SQLiteStore(Store):
             if row is None:
                 return None
             doc = _decode(_id, row[0])
-            doc.update(changes)
+            doc.update({k: _stored(v) for k, v in changes.items()})
             for field, amount in inc.items():
                 current = doc.get(field, _MISSING)
                 if current is _MISSING:
@@ -614,7 +630,7 @@ class SQLiteStore(Store):
                 conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(collection, exc) from exc
-        return _decode(_id, text)
+        return doc  # already what reading ``text`` back would give (``_stored``)
 
     async def upsert_if(self, collection: str, _id: str, expect: Where, doc: Doc) -> bool:
         check_where(expect)

@@ -281,6 +281,21 @@ async def test_update_if_compare_and_set(orders: Store) -> None:
     assert await orders.update_if("orders", "missing", {}, {"state": "paid"}) is None
 
 
+async def test_update_if_answers_what_a_read_gives(orders: Store) -> None:
+    """The returned document is the stored one: microseconds cut to the
+    store's milliseconds, any timezone as UTC, tuples as lists."""
+    china = timezone(timedelta(hours=8))
+    changes = {
+        "paid_at": datetime(2024, 5, 1, 16, 0, 0, 123456, tzinfo=china),
+        "tags": ("a", 1),
+        "detail": {"at": T0 + timedelta(microseconds=999), "items": [("x", T0)]},
+    }
+    doc = await orders.update_if("orders", "o002", {}, changes)
+    assert doc == await orders.get("orders", "o002")
+    assert doc["paid_at"] == datetime(2024, 5, 1, 8, 0, 0, 123000, tzinfo=timezone.utc)
+    assert doc["paid_at"].utcoffset() == timedelta(0) and doc["tags"] == ["a", 1]
+
+
 async def test_update_if_inc(orders: Store) -> None:
     doc = await orders.update_if("orders", "o001", {"state": "created"}, {"checked": True}, inc={"checks": 1})
     assert doc is not None and doc["checks"] == 1 and doc["checked"] is True
