@@ -4,6 +4,10 @@ Tornado's default line carries the full URI, and some URIs carry secrets:
 ``/oauth/callback?code=…`` (a shopper's single-use OAuth code) and, in
 sandbox mode, the simulated WeChat's ``sns/oauth2/access_token?secret=…``.
 Query values are replaced by ``…``; names stay, which is what debugging needs.
+
+The checkout page polls its status every couple of seconds per shopper; an
+answered poll is logged at DEBUG, or those lines would be most of the log
+(and most of a poll's cost). A failed poll is logged like anything else.
 """
 from __future__ import annotations
 
@@ -27,7 +31,12 @@ def redact_uri(uri: str) -> str:
 def log_request(handler: Any) -> None:
     status = handler.get_status()
     if status < 400:
-        log = access_log.info
+        if getattr(handler, "quiet_access_log", False):
+            if not access_log.isEnabledFor(logging.DEBUG):
+                return
+            log = access_log.debug
+        else:
+            log = access_log.info
     elif status < 500:
         log = access_log.warning
     else:

@@ -133,6 +133,10 @@ class BaseHandler(tornado.web.RequestHandler):
 
             raise InvalidInput("invalid_json", "The request body must be valid JSON") from None
 
+    def compute_etag(self) -> str | None:
+        # JSON answers are no-store: a validator would never be used.
+        return None if self._headers.get("Cache-Control") == "no-store" else super().compute_etag()
+
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")

@@ -138,6 +138,8 @@ class PrepayHandler(BaseHandler):
 class StatusHandler(BaseHandler):
     """The page's poll: one store read, no WeChat call."""
 
+    quiet_access_log = True  # answered polls at DEBUG (handlers/access_log.py)
+
     async def get(self, checkout_id: str) -> None:
         checkout = await self.services.checkouts.get(checkout_id)
         expired = checkout.status == "open" and checkout.expires_at <= self.services.now()

@@ -82,12 +82,41 @@ REFUND_STATUS_MAP = {"SUCCESS": R_SUCCEEDED, "REFUNDCLOSE": R_CLOSED, "CHANGE": 
 REFUND_HOLDS = (R_PENDING, R_SUCCEEDED, R_NEEDS_ATTENTION)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_SETS: dict[type, frozenset[str]] = {}
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    """Field names in declaration order, worked out once per class."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+        _FIELD_SETS[cls] = frozenset(names)
+    return names
+
+
 def _from_doc(cls, doc: dict[str, Any]):
-    names = {f.name for f in fields(cls)}
+    names = _FIELD_SETS.get(cls) or (_names(cls) and _FIELD_SETS[cls])
     kwargs = {k: v for k, v in doc.items() if k in names}
     if "_id" in doc and "id" in names:
         kwargs["id"] = doc["_id"]
     return cls(**kwargs)
+
+
+def _to_fields(obj: Any) -> dict[str, Any]:
+    """Set fields only; lists and dicts copied one level (they hold plain
+    values), which is all ``dataclasses.asdict``'s deep copy bought here."""
+    out: dict[str, Any] = {}
+    for name in _names(type(obj)):
+        value = getattr(obj, name)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = dict(value)
+        elif isinstance(value, list):
+            value = list(value)
+        out[name] = value
+    return out
 
 
 @dataclass
@@ -114,9 +143,9 @@ class Checkout:
     updated_at: datetime | None = None
 
     def to_doc(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = _to_fields(self)
         doc["_id"] = doc.pop("id")
-        return {k: v for k, v in doc.items() if v is not None}
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Checkout":
@@ -185,9 +214,9 @@ class Order:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_doc(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = _to_fields(self)
         doc["_id"] = self.out_trade_no
-        return {k: v for k, v in doc.items() if v is not None}
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> "Order":

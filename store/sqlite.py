@@ -310,6 +310,8 @@ class SQLiteStore(Store):
         if self._executor is None:
             raise StoreUnavailable("the SQLite store is not open")
         fast = self._fast
+        if write and self._writes_since_checkpoint >= 2 * CHECKPOINT_EVERY:
+            fast = None  # a checkpoint is overdue: queue behind it, do not grow the WAL
         if fast is not None:
             await self._take_turn()
             result = self._inline(fast, fn, args, math.inf if write else INLINE_SECONDS)
@@ -369,11 +371,12 @@ class SQLiteStore(Store):
         (the loop's connection never checkpoints: that is where SQLite fsyncs).
         RESTART holds writers off while it runs, so it always finishes and the
         next write starts the WAL file over instead of growing it; writes
-        meanwhile find the lock taken and queue on the worker behind it."""
+        meanwhile find the lock taken and queue on the worker behind it. One
+        that has not even started after as many writes again (a busy loop
+        starves the worker of the GIL) gets every write queued behind it."""
         self._writes_since_checkpoint += 1
         if self._writes_since_checkpoint < CHECKPOINT_EVERY or self._checkpointing or self._executor is None:
             return
-        self._writes_since_checkpoint = 0
         self._checkpointing = True
         future = asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint_sync)
         future.add_done_callback(self._checkpointed)
@@ -385,6 +388,7 @@ class SQLiteStore(Store):
 
     def _checkpointed(self, future: "asyncio.Future[None]") -> None:
         self._checkpointing = False
+        self._writes_since_checkpoint = 0
         if not future.cancelled() and future.exception() is not None:
             log.warning("SQLite checkpoint of %s failed: %s", self.path, future.exception())
 
