@@ -1,7 +1,8 @@
 """Checks every merchant request body shares, with one error code each."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import InvalidInput
 

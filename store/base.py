@@ -25,7 +25,8 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 OPERATORS = frozenset({"$in", "$nin", "$ne", "$lt", "$lte", "$gt", "$gte", "$exists"})
@@ -230,6 +231,8 @@ def check_doc(doc: Mapping[str, Any], *, need_id: bool = True) -> None:
 
 def _check_stored(value: Any, depth: int) -> None:
     if value is None or isinstance(value, bool):
+        return
+    if type(value) is str and value.isascii():  # the common case, surely valid
         return
     if isinstance(value, str):
         try:

@@ -43,7 +43,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator, TypeVar
 
 from store.base import (
     INT64_MAX,
@@ -125,7 +126,12 @@ def _date_json(value: datetime) -> str:
     return '{"$date":"' + _iso(value) + '"}'
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _to_json(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, datetime):
         return {"$date": _iso(value)}
     if isinstance(value, Mapping):
@@ -300,6 +306,7 @@ class SQLiteStore(Store):
         self._burst = 0
         self._writes_since_checkpoint = 0
         self._checkpointing = False
+        self.last_checkpoint: tuple[int, ...] | None = None  # (busy, WAL frames, frames copied)
         self._tables: set[str] = set()
         self._index_fields: dict[str, tuple[str, ...]] = {}
         self._sparse: dict[str, set[str]] = {}
@@ -384,7 +391,11 @@ class SQLiteStore(Store):
     def _checkpoint_sync(self) -> None:
         conn = self._conn
         if conn is not None:
-            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+            # Read the schema first: a connection that had never read it
+            # (opened without indexes, tables made by the loop's connection)
+            # waited out the whole busy timeout in RESTART for itself.
+            conn.execute("PRAGMA schema_version").fetchone()
+            self.last_checkpoint = tuple(conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone())
 
     def _checkpointed(self, future: "asyncio.Future[None]") -> None:
         self._checkpointing = False

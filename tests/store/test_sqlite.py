@@ -293,6 +293,28 @@ async def test_inline_writes_checkpoint_on_the_worker_and_reuse_the_wal(tmp_path
         await store.close()
 
 
+async def test_the_first_checkpoint_completes_after_tables_made_inline(tmp_path: Path) -> None:
+    """A worker connection that had never read the schema (a store opened
+    without indexes; every table made by the loop's connection) waited out
+    the busy timeout in its RESTART checkpoint for a reader that was itself,
+    and gave up (busy=1)."""
+    from store import sqlite as backend
+
+    store = SQLiteStore(tmp_path / "wxpay.sqlite3", busy_timeout=1.0)
+    await store.open([])
+    try:
+        for i in range(backend.CHECKPOINT_EVERY):
+            await store.insert("brand_new", {"_id": f"d{i}", "n": i})
+        for _ in range(200):  # bounded: the checkpoint runs on the worker
+            if store.last_checkpoint is not None:
+                break
+            await asyncio.sleep(0.05)
+        busy, frames, copied = store.last_checkpoint
+        assert busy == 0 and frames == copied > 0
+    finally:
+        await store.close()
+
+
 async def test_booleans_are_not_numbers(tmp_path: Path) -> None:
     """JSON true reads back from json_extract as 1: the type guard keeps
     them apart, as a MongoDB server does (the emulator does not: mongomock
