@@ -262,7 +262,9 @@ def make_app(services: Services) -> tornado.web.Application:
     """The Tornado application; tests build it with this same factory."""
     settings = services.settings
     routes: list[Any] = []
-    for module in (api_routes, after_payment_routes, pay_routes, notify_routes, health_routes, shop_routes, status_routes):
+    # Tornado tries routes in order: the hot ones (WeChat's notifies, the page's
+    # polls and prepays) first. No two modules' patterns overlap.
+    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, health_routes, shop_routes, status_routes):
         routes.extend(module.routes())
     if services.simulator is not None:
         from wxpay.simulator.app import make_routes

@@ -2,6 +2,12 @@
 
 Run as its own process by bench/run.py; every server figure is divided by
 this one, measured by the same load generator in the same run.
+
+``hello.py PORT UPSTREAM_PORT`` also answers ``/relay`` by first fetching
+``/`` from another bare app on UPSTREAM_PORT, through the client our server
+uses for WeChat (Tornado's curl client, connections kept alive). That is the
+ceiling for any request that waits on one upstream call, as a first-time
+notify (orderquery) and a prepay (unifiedorder) do.
 """
 from __future__ import annotations
 
@@ -19,11 +25,32 @@ class Hello(tornado.web.RequestHandler):
         self.write("hello")
 
 
-async def main(port: int) -> None:
-    tornado.web.Application([(r"/.*", Hello)]).listen(port, "127.0.0.1")
+class Relay(tornado.web.RequestHandler):
+    async def get(self) -> None:
+        await self.relay()
+
+    async def post(self) -> None:
+        await self.relay()
+
+    async def relay(self) -> None:
+        settings = self.application.settings
+        reply = await settings["client"].fetch(settings["upstream"], request_timeout=10)
+        self.write(reply.body)
+
+
+async def main(port: int, upstream: int | None) -> None:
+    settings = {}
+    routes: list = [(r"/.*", Hello)]
+    if upstream:
+        from tornado.curl_httpclient import CurlAsyncHTTPClient
+
+        settings = {"client": CurlAsyncHTTPClient(force_instance=True, max_clients=100),
+                    "upstream": f"http://127.0.0.1:{upstream}/"}
+        routes.insert(0, (r"/relay", Relay))
+    tornado.web.Application(routes, **settings).listen(port, "127.0.0.1")
     print(f"hello listening on 127.0.0.1:{port}", flush=True)
     await asyncio.Event().wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None))

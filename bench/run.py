@@ -412,8 +412,16 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         hello = procs.spawn("hello", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port)
         await procs.wait_http(hello)
         r["hello"] = await bench.timed("hello", [hello], None, asyncio.to_thread(bench.load, hello_port, [("GET", "/", "")]))
-        procs.stop(hello)
         progress("hello", r["hello"])
+        # The same bare app behind one upstream call: the ceiling for notify and prepay.
+        relay_port = free_port()
+        relay = procs.spawn("relay", [str(ROOT / "bench" / "hello.py"), str(relay_port), str(hello_port)],
+                            port=relay_port)
+        await procs.wait_http(relay)
+        r["relay"] = await bench.timed("relay", [relay], hello,
+                                       asyncio.to_thread(bench.load, relay_port, [("GET", "/relay", "")]))
+        procs.stop(relay, hello)
+        progress("relay", r["relay"])
 
         sim = await bench.start_sim("sim")
         sqlite_path = str(tmp / "one.sqlite3")
@@ -507,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--json", help="also write the raw figures here")
     parser.add_argument("--render", metavar="JSON", help="only re-render --out from figures saved with --json")
+    parser.add_argument("--before", metavar="JSON", help="figures of an earlier commit (--json) to compare with, "
+                        "as ratios to each run's own bare hello")
     args = parser.parse_args(argv)
     if args.render:
         import report as rep
@@ -528,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] failed; process logs kept in {tmp}", file=sys.stderr)
         raise
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.before:
+        results["before"] = json.loads(Path(args.before).read_text())
+        results["before_file"] = os.path.relpath(args.before, ROOT)
     if args.json:
         Path(args.json).write_text(json.dumps(results, default=lambda o: o.__dict__ | {"rate": o.rate}, indent=1))
     Path(args.out).write_text(report(results))
