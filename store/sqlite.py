@@ -114,11 +114,10 @@ def _select_one(conn: sqlite3.Connection) -> Any:
 
 
 def _iso(value: datetime) -> str:
-    utc = value.astimezone(timezone.utc)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
-    )
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ``; isoformat truncates to milliseconds,
+    as the stored precision does."""
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _date_json(value: datetime) -> str:
@@ -126,28 +125,24 @@ def _date_json(value: datetime) -> str:
     return '{"$date":"' + _iso(value) + '"}'
 
 
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def _to_json(value: Any) -> Any:
-    if type(value) in _PLAIN:
-        return value
+def _json_default(value: Any) -> Any:
+    """What JSON has no type for; the C encoder asks only about those, so
+    plain values never pass through Python."""
     if isinstance(value, datetime):
         return {"$date": _iso(value)}
     if isinstance(value, Mapping):
-        return {k: _to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_json(v) for v in value]
-    return value
+        return dict(value)
+    raise TypeError(f"cannot store a {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False, default=_json_default
+)
 
 
 def _from_json_object(obj: dict[str, Any]) -> Any:
     if len(obj) == 1 and "$date" in obj:
-        s = obj["$date"]
-        return datetime(
-            int(s[0:4]), int(s[5:7]), int(s[8:10]), int(s[11:13]), int(s[14:16]), int(s[17:19]),
-            int(s[20:23]) * 1000, tzinfo=timezone.utc,
-        )
+        return datetime.fromisoformat(obj["$date"])  # "...Z" reads as timezone.utc (3.11+)
     return obj
 
 
@@ -166,7 +161,7 @@ def _stored(value: Any) -> Any:
 
 def _encode(doc: Mapping[str, Any]) -> str:
     body = {k: v for k, v in doc.items() if k != "_id"}
-    return json.dumps(_to_json(body), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(body)
 
 
 _DECODER = json.JSONDecoder(object_hook=_from_json_object)
