@@ -609,11 +609,31 @@ class SQLiteStore(Store):
         table = _table(collection)
         if not isinstance(_id, str):
             return None
+        if changes and not inc:
+            # One statement: SQLite patches the stored JSON in place, atomic
+            # on its own, with no read-decode-encode round in Python.
+            patch_params: list[Any] = []
+            pairs = []
+            for field, value in changes.items():
+                pairs.append(f"'$.{field}', json(?)")
+                patch_params.append(_ENCODER.encode(value))
+            patch_params.append(_id)
+            where = _where_sql(expect, patch_params)
+            sql = f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}) WHERE _id = ? AND {where} RETURNING doc"
+            return await self._run(self._patch_sync, collection, _id, sql, patch_params, write=True)
         params: list[Any] = [_id]
         sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
         return await self._run(
             self._update_sync, collection, _id, sql, params, dict(changes), dict(inc or {}), write=True
         )
+
+    def _patch_sync(self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any]) -> Doc | None:
+        self._ensure(conn, collection)
+        try:
+            rows = conn.execute(sql, params).fetchall()  # to the end: the statement commits
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(collection, exc) from exc
+        return _decode(_id, rows[0][0]) if rows else None
 
     def _update_sync(
         self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
