@@ -36,17 +36,30 @@ def wire_time(dt: datetime) -> str:
 def _build(parts: tuple[str, ...], text: str) -> datetime:
     try:
         local = datetime(*(int(p) for p in parts), tzinfo=CHINA_TZ)
-    except ValueError:
+        return local.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # no such date, or year 1 moved before year 1
         raise ProtocolError(f"Invalid China time {text!r}") from None
-    return local.astimezone(timezone.utc)
+
+
+_UTC = timezone.utc
+_CHINA_OFFSET = CHINA_TZ.utcoffset(None)
 
 
 def parse_wire_time(text: str) -> datetime:
-    """``yyyyMMddHHmmss`` China time → aware UTC datetime."""
+    """``yyyyMMddHHmmss`` China time → aware UTC datetime.
+
+    Every notify and reply carries one, so the fixed-width fields are sliced
+    straight into the constructor, and UTC is China time less eight hours.
+    """
     if not isinstance(text, str) or not _WIRE.match(text):
         raise ProtocolError(f"Expected yyyyMMddHHmmss China time, got {text!r}")
-    parts = (text[0:4], text[4:6], text[6:8], text[8:10], text[10:12], text[12:14])
-    return _build(parts, text)
+    try:
+        return datetime(
+            int(text[0:4]), int(text[4:6]), int(text[6:8]),
+            int(text[8:10]), int(text[10:12]), int(text[12:14]), 0, _UTC,
+        ) - _CHINA_OFFSET
+    except (ValueError, OverflowError):  # no such date, or year 1 moved before year 1
+        raise ProtocolError(f"Invalid China time {text!r}") from None
 
 
 def parse_success_time(text: str) -> datetime:

@@ -27,10 +27,29 @@ def test_parse_round_trip_gives_aware_utc():
     assert wire_time(parsed) == "20250101003005"
 
 
-@pytest.mark.parametrize("text", ["2024030109300", "20241301093000", "2024-03-01 09:30:00", "", "20240230093000"])
+@pytest.mark.parametrize("text", ["2024030109300", "20241301093000", "2024-03-01 09:30:00", "", "20240230093000",
+                                  "20140230000000", "20230229120000", "20240301240000", "20240301096000",
+                                  "20240301093060", "00000101000000", "2014090313154x", "2014 903131540",
+                                  "+2014090313154", "201409031315400", None, 20140903131540])
 def test_bad_wire_times(text):
     with pytest.raises(ProtocolError):
         parse_wire_time(text)
+
+
+def test_year_one_midnight_china_is_refused_not_an_overflow():
+    """00010101000000 China time is before 0001-01-01 UTC, which datetime cannot hold."""
+    with pytest.raises(ProtocolError, match="Invalid China time"):
+        parse_wire_time("00010101000000")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("20240229235959", datetime(2024, 2, 29, 15, 59, 59, tzinfo=timezone.utc)),
+    ("20250101000000", datetime(2024, 12, 31, 16, 0, tzinfo=timezone.utc)),
+    ("99991231235959", datetime(9999, 12, 31, 15, 59, 59, tzinfo=timezone.utc)),
+])
+def test_wire_times_at_the_edges(text, expected):
+    parsed = parse_wire_time(text)
+    assert parsed == expected and parsed.tzinfo is timezone.utc
 
 
 def test_success_time_formats():
