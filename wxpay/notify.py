@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from datetime import datetime
-from typing import Mapping
+from typing import Mapping, TypeVar
 
 from .errors import (
     DecryptError,
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 # Real notifies are 1-2 KiB; promotion_detail can add a few more.
 MAX_NOTIFY_BYTES = 32 * 1024
 
-_INT = re.compile(r"[0-9]{1,18}")
 _COUPON = re.compile(r"coupon_(type|id|fee)_([0-9]{1,3})")
 
 
@@ -115,10 +115,15 @@ def _req(fields: Mapping[str, str], name: str, what: str) -> str:
     return value
 
 
+def _is_amount(value: str) -> bool:
+    """Same as matching ``[0-9]{1,18}``, without a regex call per amount."""
+    return len(value) <= 18 and value.isdigit() and value.isascii()
+
+
 def _int(name: str, value: str) -> int:
-    if not _INT.fullmatch(value):
-        raise ProtocolError(f"Field {name} must be a non-negative integer, got {value[:20]!r}")
-    return int(value)
+    if _is_amount(value):
+        return int(value)
+    raise ProtocolError(f"Field {name} must be a non-negative integer, got {value[:20]!r}")
 
 
 def _opt_int(fields: Mapping[str, str], name: str) -> int | None:
@@ -126,21 +131,57 @@ def _opt_int(fields: Mapping[str, str], name: str) -> int | None:
     return _int(name, value) if value else None
 
 
+# Coupon field name -> (part, n); at most 3,330 names can match _COUPON. Names
+# known not to be coupon fields are remembered too (capped), so a notify's
+# usual fields are skipped without a regex or a Python-level test each.
+_COUPON_FIELDS: dict[str, tuple[str, int]] = {}
+_OTHER_FIELDS: set[str] = set()
+
+
+def _frozen(cls: type[_T], values: dict) -> _T:
+    """An instance of frozen dataclass ``cls`` from all its field values.
+
+    Equal to ``cls(**values)``; a frozen ``__init__`` pays one
+    ``object.__setattr__`` per field, and a notify has 22 of them.
+    """
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
+
+
+def _coupon_field(name: str) -> tuple[str, int] | None:
+    """(part, n) for a coupon field name, remembering the answer either way."""
+    match = _COUPON.fullmatch(name)
+    if match is None:
+        if len(_OTHER_FIELDS) < 4096:
+            _OTHER_FIELDS.add(name)
+        return None
+    hit = _COUPON_FIELDS[name] = (match.group(1), int(match.group(2)))
+    return hit
+
+
 def _coupons(fields: Mapping[str, str]) -> list[Coupon]:
     """``coupon_{type,id,fee}_$n`` in any element order, sorted by ``$n``."""
     by_index: dict[int, dict[str, str]] = {}
-    for name, value in fields.items():
-        if not name.startswith("coupon_"):
-            continue
-        match = _COUPON.fullmatch(name)
-        if match:
-            by_index.setdefault(int(match.group(2)), {})[match.group(1)] = value
+    # Known non-coupon names are skipped in C; of two names for one part
+    # ("_1", "_01") the later in the document wins.
+    for name in filterfalse(_OTHER_FIELDS.__contains__, fields):
+        hit = _COUPON_FIELDS.get(name) or _coupon_field(name)
+        if hit is not None:
+            by_index.setdefault(hit[1], {})[hit[0]] = fields[name]
+    return _coupon_list(by_index) if by_index else []
+
+
+def _coupon_list(by_index: dict[int, dict[str, str]]) -> list[Coupon]:
     coupons = []
     for n in sorted(by_index):
         parts = by_index[n]
-        if not parts.get("id") or not parts.get("fee"):
+        coupon_id, fee = parts.get("id"), parts.get("fee")
+        if not coupon_id or not fee:
             raise ProtocolError(f"Coupon {n} needs both coupon_id_{n} and coupon_fee_{n}")
-        coupons.append(Coupon(parts.get("type") or None, parts["id"], _int(f"coupon_fee_{n}", parts["fee"])))
+        if not _is_amount(fee):
+            _int(f"coupon_fee_{n}", fee)  # raises, naming the field
+        coupons.append(_frozen(Coupon, {"type": parts.get("type") or None, "id": coupon_id, "fee": int(fee)}))
     return coupons
 
 
@@ -188,29 +229,30 @@ def verify_payment_notify(
             raise business_error(fields)
         _check_identity(fields, appid, mch_id, "Payment notify")
         what = "Payment notify"
-        notify = PaymentNotify(
-            appid=appid,
-            mch_id=mch_id,
-            out_trade_no=_req(fields, "out_trade_no", what),
-            transaction_id=_req(fields, "transaction_id", what),
-            total_fee=_int("total_fee", _req(fields, "total_fee", what)),
-            time_end=parse_wire_time(_req(fields, "time_end", what)),
-            sign_type=used,
-            cash_fee=_opt_int(fields, "cash_fee"),
-            settlement_total_fee=_opt_int(fields, "settlement_total_fee"),
-            coupon_fee=_opt_int(fields, "coupon_fee"),
-            coupon_count=_opt_int(fields, "coupon_count"),
-            coupons=_coupons(fields),
-            openid=_opt(fields, "openid"),
-            trade_type=_opt(fields, "trade_type"),
-            bank_type=_opt(fields, "bank_type"),
-            fee_type=_opt(fields, "fee_type"),
-            cash_fee_type=_opt(fields, "cash_fee_type"),
-            is_subscribe=_opt(fields, "is_subscribe"),
-            attach=_opt(fields, "attach"),
-            device_info=_opt(fields, "device_info"),
-            raw=dict(fields),
-        )
+        get = fields.get
+        notify = _frozen(PaymentNotify, {
+            "appid": appid,
+            "mch_id": mch_id,
+            "out_trade_no": _req(fields, "out_trade_no", what),
+            "transaction_id": _req(fields, "transaction_id", what),
+            "total_fee": _int("total_fee", _req(fields, "total_fee", what)),
+            "time_end": parse_wire_time(_req(fields, "time_end", what)),
+            "sign_type": used,
+            "cash_fee": _opt_int(fields, "cash_fee"),
+            "settlement_total_fee": _opt_int(fields, "settlement_total_fee"),
+            "coupon_fee": _opt_int(fields, "coupon_fee"),
+            "coupon_count": _opt_int(fields, "coupon_count"),
+            "coupons": _coupons(fields),
+            "openid": get("openid") or None,
+            "trade_type": get("trade_type") or None,
+            "bank_type": get("bank_type") or None,
+            "fee_type": get("fee_type") or None,
+            "cash_fee_type": get("cash_fee_type") or None,
+            "is_subscribe": get("is_subscribe") or None,
+            "attach": get("attach") or None,
+            "device_info": get("device_info") or None,
+            "raw": dict(fields),
+        })
     except WxPayError as exc:
         log.info("payment notify rejected: %s: %s", exc.code, exc.message)
         raise

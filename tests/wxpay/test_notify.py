@@ -260,6 +260,36 @@ def test_reject_coupon_without_id():
         check(notify_body(fields))
 
 
+
+def test_typed_notify_equals_one_built_by_its_constructor():
+    """The notify and its coupons are filled without the dataclass __init__; nothing may differ."""
+    from dataclasses import fields as dataclass_fields
+
+    n = check(notify_body(FIELDS))
+    assert set(vars(n)) == {f.name for f in dataclass_fields(PaymentNotify)}
+    assert PaymentNotify(**vars(n)) == n and repr(PaymentNotify(**vars(n))) == repr(n)
+    assert [Coupon(**vars(c)) for c in n.coupons] == n.coupons
+    with pytest.raises(AttributeError):
+        n.total_fee = 1  # type: ignore[misc]
+
+
+def test_coupons_in_scrambled_order_and_with_gaps_sort_by_index():
+    fields = {k: v for k, v in FIELDS.items() if not k.startswith("coupon_")}
+    fields.update({"coupon_fee_7": "1", "coupon_id_2": "b", "coupon_id_7": "a", "coupon_fee_2": "3"})
+    assert check(notify_body(fields)).coupons == [Coupon(None, "b", 3), Coupon(None, "a", 1)]
+
+
+def test_one_coupon_part_written_two_ways_keeps_the_later():
+    body = notify_body({**FIELDS, "coupon_fee_1": "1", "coupon_fee_01": "2"})
+    assert body.index(b"coupon_fee_1>") < body.index(b"coupon_fee_01>")
+    assert check(body).coupons[1] == Coupon("NO_CASH", "10001", 2)
+
+
+def test_names_that_only_look_like_coupons_are_plain_fields():
+    n = check(notify_body({**FIELDS, "coupon_fee_1000": "5", "coupon_idx_0": "y"}))
+    assert len(n.coupons) == 2 and n.raw["coupon_fee_1000"] == "5"
+
+
 # --- reply -----------------------------------------------------------------------
 
 
