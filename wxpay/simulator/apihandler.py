@@ -7,7 +7,7 @@ and honour ``sim.faults`` (see faults.py) for the endpoint they serve.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Awaitable
 
 import tornado.web
 
@@ -37,10 +37,13 @@ class SimHandler(tornado.web.RequestHandler):
         if self.MUTATES and callable(changed):
             changed()
 
-    async def prepare(self) -> None:
+    def prepare(self) -> Awaitable[bool] | None:
+        # Not a coroutine: with no fault for this endpoint (the usual case)
+        # there is nothing to await, and Tornado awaits only what it is given.
         faults = getattr(self.sim, "faults", None)
-        if self.ENDPOINT and faults is not None:
-            await faults.apply(self.ENDPOINT, self)  # finishing here skips the method
+        if self.ENDPOINT and faults is not None and faults.touches(self.ENDPOINT):
+            return faults.apply(self.ENDPOINT, self)  # finishing there skips the method
+        return None
 
 
 class JsonApiHandler(SimHandler):

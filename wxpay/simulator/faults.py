@@ -110,6 +110,10 @@ class Faults:
                 return fault
         return None
 
+    def touches(self, endpoint: str) -> bool:
+        """Whether any active fault is for ``endpoint`` (or ``*``); per request, so cheap."""
+        return any(fault.endpoint in (endpoint, "*") for fault in self._faults)
+
     async def apply(self, endpoint: str, handler: Any) -> bool:
         """Run the before-handler faults; True means the response is finished.
 
