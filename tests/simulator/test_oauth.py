@@ -474,3 +474,14 @@ async def test_with_the_real_simulator_app():
     finally:
         server.stop()
         await server.close_all_connections()
+
+
+def test_remembered_openids_are_the_derived_ones():
+    from wxpay.simulator.oauth import OAuthState
+
+    state = OAuthState(make_config(), FakeClock(), seed=b"s" * 32)
+    first = state.openid(APPID, "alice")
+    assert state.openid(APPID, "alice") == first  # from memory
+    assert OAuthState(make_config(), FakeClock(), seed=b"s" * 32).openid(APPID, "alice") == first
+    assert state.openid(SECOND_OA_APPID, "alice") != first != state.openid(APPID, "bob")
+    assert OAuthState(make_config(), FakeClock(), seed=b"t" * 32).openid(APPID, "alice") != first

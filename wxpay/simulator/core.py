@@ -83,16 +83,28 @@ class Simulator:
         self._known_users.add(user)
         return self.oauth.openid(appid, user)
 
-    def _users(self) -> set[str]:
-        users = set(self.config.users) | self._known_users
+    def _oauth_users(self) -> set[str]:
+        users: set[str] = set()
         for table in ("_access", "_refresh", "_codes"):  # shoppers who went through OAuth
             users.update(getattr(e, "user", "") for e in getattr(self.oauth, table, {}).values())
         users.discard("")
         return users
 
+    def _users(self) -> set[str]:
+        return set(self.config.users) | self._known_users | self._oauth_users()
+
     def openid_belongs(self, appid: str, openid: str) -> bool:
-        """§4.1: an openid is only valid under the appid it was issued for."""
-        return any(self.oauth.openid(appid, user) == openid for user in self._users())
+        """§4.1: an openid is only valid under the appid it was issued for.
+
+        Every JSAPI unifiedorder asks; the configured and known shoppers are
+        tried first, and the OAuth tables (which grow with every sign-in) are
+        scanned only when none of them matches.
+        """
+        openid_of = self.oauth.openid
+        for users in (self.config.users, self._known_users):
+            if any(openid_of(appid, user) == openid for user in users if user):
+                return True
+        return any(openid_of(appid, user) == openid for user in self._oauth_users())
 
     def default_openid(self, appid: str) -> str:
         return self.openid_for(appid, self.oauth.default_user())

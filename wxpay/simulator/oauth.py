@@ -151,6 +151,7 @@ class OAuthState:
         self.config = config
         self.clock = clock
         self._seed = seed or secrets.token_bytes(32)
+        self._openids: dict[tuple[str, str], str] = {}
         self._codes: dict[str, _Code] = {}
         self._access: dict[str, _Access] = {}
         self._refresh: dict[str, _Refresh] = {}
@@ -160,9 +161,18 @@ class OAuthState:
     # -- identities ---------------------------------------------------------
 
     def openid(self, appid: str, user: str) -> str:
-        """The shopper's openid in this app: 28 chars starting with "o" like WeChat's."""
-        mac = hmac.new(self._seed, f"openid\0{appid}\0{user}".encode(), hashlib.sha256).digest()
-        return "o" + _b64(mac)[:27]
+        """The shopper's openid in this app: 28 chars starting with "o" like WeChat's.
+
+        Remembered (bounded): every JSAPI order and orderquery of a shopper asks again.
+        """
+        key = (appid, user)
+        found = self._openids.get(key)
+        if found is None:
+            mac = hmac.new(self._seed, f"openid\0{appid}\0{user}".encode(), hashlib.sha256).digest()
+            found = "o" + _b64(mac)[:27]
+            if len(self._openids) < 4096:
+                self._openids[key] = found
+        return found
 
     def unionid(self, user: str) -> str:
         """The shopper's unionid, the same in every app of the simulated Open platform."""
