@@ -94,3 +94,26 @@ async def test_manual_refund_settlement_notifies_change(simsrv, merchant):
     assert (await simsrv.call("/pay/refundquery", {"out_refund_no": "nr2"}))["refund_status_0"] == "CHANGE"
     code, again = await simsrv.post_json("/_sim/refunds/nr2/settle", {"status": "SUCCESS"})
     assert code == 409
+
+
+def test_only_finished_deliveries_are_forgotten_oldest_first(monkeypatch):
+    """Past the cap the oldest finished delivery goes; pending ones (all of them
+    while notifies are dropped) are kept, however many there are."""
+    from wxpay.simulator import notifier as notifier_module
+    from wxpay.simulator.clock import FakeClock
+    from wxpay.simulator.faults import Faults
+
+    monkeypatch.setattr(notifier_module, "MAX_DELIVERIES", 3)
+    n = notifier_module.Notifier(lambda d: b"", clock=FakeClock(), faults=Faults())
+    first = [n.enqueue("pay", "m", f"o{i}", "http://x/n", start=False) for i in range(5)]
+    assert len(n.deliveries) == 5  # all pending: nothing may go
+    n._finish(first[3], "delivered")
+    n._finish(first[1], "gave_up")
+    n.enqueue("pay", "m", "o5", "http://x/n", start=False)
+    assert [d.key for d in n.deliveries.values()] == ["o0", "o2", "o4", "o5"]  # o1 then o3 went, oldest first
+    n._finish(first[2], "delivered")
+    again = notifier_module.Notifier(lambda d: b"", clock=FakeClock(), faults=Faults())
+    again.load_json(n.to_json())  # a restart: o2 is known to be finished
+    again._finish(again.deliveries[first[0].id], "delivered")
+    again.enqueue("pay", "m", "o6", "http://x/n", start=False)
+    assert [d.key for d in again.deliveries.values()] == ["o4", "o5", "o6"]

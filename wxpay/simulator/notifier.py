@@ -12,6 +12,7 @@ attempt by a callback (new nonce, same facts), so nothing secret is stored.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
 import logging
 from collections import OrderedDict
@@ -103,6 +104,9 @@ class Notifier:
         self._ids = itertools.count(1)
         self._tasks: dict[int, asyncio.Task] = {}
         self._done: dict[int, asyncio.Event] = {}
+        # Ids of finished deliveries, smallest (oldest) first, so trimming
+        # never walks the pending ones (all of them, while notifies are dropped).
+        self._finished: list[int] = []
         self._running = False
 
     @property
@@ -240,6 +244,8 @@ class Notifier:
         self.on_change()
 
     def _finish(self, delivery: Delivery, state: str) -> None:
+        if delivery.state == "pending":
+            heapq.heappush(self._finished, delivery.id)
         delivery.state = state
         event = self._done.get(delivery.id)
         if event is not None:
@@ -247,12 +253,10 @@ class Notifier:
         self.on_change()
 
     def _trim(self) -> None:
-        while len(self.deliveries) > MAX_DELIVERIES:
-            oldest = next((i for i, d in self.deliveries.items() if d.state != "pending"), None)
-            if oldest is None:
-                break
-            del self.deliveries[oldest]
-            self._done.pop(oldest, None)
+        while len(self.deliveries) > MAX_DELIVERIES and self._finished:
+            oldest = heapq.heappop(self._finished)
+            if self.deliveries.pop(oldest, None) is not None:
+                self._done.pop(oldest, None)
 
     # --- persistence -----------------------------------------------------------
 
@@ -263,5 +267,7 @@ class Notifier:
         for raw in data.get("deliveries", []):
             delivery = Delivery.from_json(raw)
             self.deliveries[delivery.id] = delivery
+            if delivery.state != "pending":
+                heapq.heappush(self._finished, delivery.id)
         if self.deliveries:
             self._ids = itertools.count(max(self.deliveries) + 1)
