@@ -30,7 +30,12 @@ def _require_aware(dt: datetime) -> None:
 def wire_time(dt: datetime) -> str:
     """An aware datetime as WeChat's ``yyyyMMddHHmmss`` China time."""
     _require_aware(dt)
-    return dt.astimezone(CHINA_TZ).strftime("%Y%m%d%H%M%S")
+    t = dt.astimezone(CHINA_TZ)
+    if t.year < 1000:  # strftime does not pad years before 1000; keep what it wrote
+        return t.strftime("%Y%m%d%H%M%S")
+    # An f-string, not strftime (which builds a time tuple): every signed
+    # request, notify and simulator reply carries a wire time.
+    return f"{t.year}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}"
 
 
 def _build(parts: tuple[str, ...], text: str) -> datetime:

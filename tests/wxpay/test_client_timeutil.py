@@ -58,3 +58,14 @@ def test_success_time_formats():
     assert parse_success_time("2020-01-04 18：34：24") == expected  # full-width colons in old bill samples
     with pytest.raises(ProtocolError):
         parse_success_time("20200104183424")
+
+
+@pytest.mark.parametrize("dt", [
+    datetime(999, 6, 1, 12, 0, tzinfo=timezone.utc),
+    datetime(1000, 1, 1, 0, 0, 1, tzinfo=timezone.utc),
+    datetime(2024, 2, 29, 16, 0, tzinfo=timezone.utc),
+    datetime(9999, 12, 31, 15, 59, 59, tzinfo=timezone.utc),
+    datetime(2024, 3, 1, 7, 5, 9, tzinfo=timezone(timedelta(hours=-9, minutes=-30))),
+])
+def test_wire_time_writes_what_strftime_writes(dt):
+    assert wire_time(dt) == dt.astimezone(timezone(timedelta(hours=8))).strftime("%Y%m%d%H%M%S")
