@@ -69,6 +69,11 @@ WEAKNESSES = [
      "journald/docker logs).",
      "Only the public sandbox default is shown; a configured token reads `(configured; not shown)`.",
      "secrets", "no secret in logs or error bodies"),
+    ("With WeChat calls moved to Tornado's curl client (kept-alive connections), its DEBUG log carried every "
+     "URL: the app secret and OAuth code in `sns/oauth2/access_token`'s query.",
+     "`wxpay/transport.py`: a filter on the curl client's logger masks query strings and drops curl's traces of "
+     "request bodies.",
+     "secrets", "no secret in logs or error bodies"),
 ]
 
 LIMITS = [
