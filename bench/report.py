@@ -190,7 +190,7 @@ def _before_after(r: dict[str, Any]) -> list[str]:
 
 
 def _where_the_time_goes(r: dict[str, Any], base: float) -> list[str]:
-    s, relay, hello = r["sqlite"], r.get("relay"), r["hello"]
+    relay, hello = r.get("relay"), r["hello"]
     out = ["", "### Where the time goes, and what the goals would take", ""]
     if relay and hello.extra.get("server_cpu_ms") and relay.extra.get("server_cpu_ms"):
         floor = relay.extra["server_cpu_ms"]

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from datetime import datetime
-from typing import Mapping, TypeVar
+from typing import Mapping
 
 from .errors import (
     DecryptError,
