@@ -154,6 +154,16 @@ def simulator_config(settings: Settings) -> Any:
     )
 
 
+def configured_endpoints(w: Any) -> Endpoints:
+    """WeChat's own base URLs, each overridable in ``[wechat]``."""
+    defaults = Endpoints()
+    return Endpoints(
+        pay_base=w.pay_base or defaults.pay_base,
+        open_base=w.open_base or defaults.open_base,
+        api_base=w.api_base or defaults.api_base,
+    )
+
+
 async def build_services(
     settings: Settings,
     *,
@@ -186,12 +196,7 @@ async def build_services(
         loopback = Endpoints.single(f"http://127.0.0.1:{port}{SIMULATOR_PREFIX}")
         endpoints = replace(loopback, open_base=f"{public_base}{SIMULATOR_PREFIX}")
     else:
-        defaults = Endpoints()
-        endpoints = Endpoints(
-            pay_base=w.pay_base or defaults.pay_base,
-            open_base=w.open_base or defaults.open_base,
-            api_base=w.api_base or defaults.api_base,
-        )
+        endpoints = configured_endpoints(w)
 
     call_stats = CallStats()
     observe = call_stats.observe  # every WeChat call feeds /status and /metrics
@@ -407,12 +412,7 @@ def pay_client_for_cli(settings: Settings) -> WxPayClient:
     if settings.is_sandbox and not w.pay_base:
         endpoints = Endpoints.single(settings.server.public_url.rstrip("/") + SIMULATOR_PREFIX)
     else:
-        defaults = Endpoints()
-        endpoints = Endpoints(
-            pay_base=w.pay_base or defaults.pay_base,
-            open_base=w.open_base or defaults.open_base,
-            api_base=w.api_base or defaults.api_base,
-        )
+        endpoints = configured_endpoints(w)
     merchant = Merchant(w.mch_id, w.api_key, w.appid, w.sign_type, w.cert_path, w.key_path)
     return WxPayClient(merchant, endpoints=endpoints)
 

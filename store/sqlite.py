@@ -106,6 +106,11 @@ def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             raise
 
 
+def _code(exc: sqlite3.DatabaseError) -> int:
+    """SQLite's primary result code (BUSY, LOCKED, INTERRUPT …) of an error."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
+
+
 def _select_one(conn: sqlite3.Connection) -> Any:
     return conn.execute("SELECT 1").fetchone()
 
@@ -355,15 +360,10 @@ class SQLiteStore(Store):
         self._deadline = time.perf_counter() + seconds
         try:
             return fn(conn, *args)
-        except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-            if code in _BUSY_CODES or code == _INTERRUPT:
-                return _DEFERRED
-            raise StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}") from exc
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"sqlite integrity error: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"SQLite database {self.path} failed: {exc}") from exc
+            if _code(exc) in _BUSY_CODES or _code(exc) == _INTERRUPT:
+                return _DEFERRED
+            raise self._store_error(exc) from exc
 
     def _over_budget(self) -> bool:
         return time.perf_counter() > self._deadline
@@ -407,16 +407,20 @@ class SQLiteStore(Store):
         while True:
             try:
                 return fn(conn, *args)
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(f"sqlite integrity error: {exc}") from exc
-            except sqlite3.OperationalError as exc:
-                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY_CODES and attempt < self.busy_retries:
+            except sqlite3.DatabaseError as exc:
+                if _code(exc) in _BUSY_CODES and attempt < self.busy_retries:
                     attempt += 1
                     time.sleep(0.02 * attempt * (1 + random.random()))
                     continue
-                raise StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}") from exc
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"SQLite database {self.path} failed: {exc}") from exc
+                raise self._store_error(exc) from exc
+
+    def _store_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """The one mapping of SQLite's errors to the store's, for both connections."""
+        if isinstance(exc, sqlite3.IntegrityError):
+            return StoreError(f"sqlite integrity error: {exc}")
+        if isinstance(exc, sqlite3.OperationalError):
+            return StoreUnavailable(f"SQLite database {self.path} unavailable: {exc}")
+        return StoreError(f"SQLite database {self.path} failed: {exc}")
 
     def _ensure(self, conn: sqlite3.Connection, collection: str) -> str:
         table = _table(collection)
