@@ -34,7 +34,7 @@ from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
 from handlers.access_log import log_request
-from handlers.admin import LoginThrottle
+from handlers.lockout import admin_lockout, merchant_api_lockout
 from handlers.inflight import Inflight
 from service.audit import Audit
 from service.call_stats import CallStats
@@ -282,7 +282,8 @@ def make_app(services: Services) -> tornado.web.Application:
         services=services,
         inflight=Inflight(),
         version=VERSION,
-        admin_throttle=LoginThrottle(),
+        admin_lockout=admin_lockout(),
+        api_lockout=merchant_api_lockout(),
         metrics=StatusMetrics(),  # its own CollectorRegistry, never the global one
         app_settings=settings,
         template_path=str(WEB / "templates"),

@@ -699,28 +699,49 @@ def _basic(user: str, password: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-async def _burst(w: World):
-    from handlers.admin import LoginThrottle
-
+async def _burst(w: World, path: str, setting: str, make_lockout, header) -> Any:
+    """40 wrong guesses, 20 at a time, against a fresh lockout (restored after)."""
     app = w.md5.running.app
-    saved = app.settings["admin_throttle"]
-    throttle = app.settings["admin_throttle"] = LoginThrottle(base_delay=0.001, max_delay=0.02)
+    saved = app.settings[setting]
+    lockout = app.settings[setting] = make_lockout()
     try:
         from .harness import bounded
 
         browser = Browser(w.md5.base)
-        replies = await bounded([lambda i=i: browser.get("/status.json", headers=_basic("admin", f"guess{i}"))
-                                 for i in range(40)], limit=20)
-        assert [r.code for r in replies] == [401] * 40
-        assert throttle.failures("127.0.0.1") == 40  # each guess counted (and slowed)
-        return replies[-1]
+        replies = await bounded([lambda i=i: browser.get(path, headers=header(i)) for i in range(40)], limit=20)
+        return replies, lockout
     finally:
-        app.settings["admin_throttle"] = saved
+        app.settings[setting] = saved
 
 
-@case("status-brute-force-burst", 401)
+def _refused_after(evaluated: int):
+    def check(w: World, reply) -> None:
+        replies, lockout = reply.burst
+        got = [r.code for r in replies]
+        assert got.count(401) == evaluated and got.count(429) == 40 - evaluated, got
+        assert lockout.failures("127.0.0.1") == evaluated  # only the admitted guesses were compared
+        assert all(r.headers.get("Retry-After") for r in replies if r.code == 429)
+    return check
+
+
+@case("status-brute-force-burst", 429, check=_refused_after(5))
 async def _(w):
-    return await _burst(w)
+    from handlers.lockout import admin_lockout
+
+    replies, lockout = await _burst(w, "/status.json", "admin_lockout", admin_lockout,
+                                    lambda i: _basic("admin", f"guess{i}"))
+    replies[-1].burst = (replies, lockout)
+    return replies[-1]
+
+
+@case("api-token-brute-force-burst", 429, check=_refused_after(20))
+async def _(w):
+    from handlers.lockout import merchant_api_lockout
+
+    replies, lockout = await _burst(w, "/api/checkouts", "api_lockout", merchant_api_lockout,
+                                    lambda i: {"Authorization": f"Bearer guess-{i}"})
+    replies[-1].burst = (replies, lockout)
+    return replies[-1]
 
 
 for _path in ("/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/server.py", "/static/%2e%2e%2fserver.py",
