@@ -585,6 +585,28 @@ async def _(w):
     return await mine.get(f"/oauth/callback?code=abc&state={q['state']}")
 
 
+async def _signed_in_code(w: World) -> str:
+    """A code the simulated WeChat gave a shopper, who has just used it."""
+    from tests.server.journey import query_of
+
+    alice, q = await oauth_begin(w, f"/pay/{w.d['id']}")
+    authorize = f"/_wechat/connect/oauth2/authorize?appid={q['appid']}&redirect_uri={quote(q['redirect_uri'], safe='')}" \
+                f"&response_type=code&scope=snsapi_base&state={q['state']}"
+    callback = (await alice.get(authorize)).headers["Location"]
+    code = query_of(callback)["code"]
+    logwatch.secret(code, "OAuth code")
+    assert (await alice.get(callback)).code == 302
+    return code
+
+
+@case("oauth-code-replayed-from-other-browser", 403,
+      check=lambda w, r: b"oauth_code_replayed" in r.body and "wx_openid" not in str(r.headers))
+async def _(w):
+    code = await _signed_in_code(w)
+    mallory, q = await oauth_begin(w, f"/pay/{w.d['id']}")  # her own state, in her own signed cookie
+    return await mallory.get(f"/oauth/callback?code={quote(code)}&state={q['state']}")
+
+
 def raw_get(w: World, path: str):
     """The path exactly as given (no URL joining that would read //host as a host)."""
     return w.md5.merchant.client.fetch(w.md5.base + path, raise_error=False, follow_redirects=False)
