@@ -109,6 +109,10 @@ LIMITS = [
     "with the simulator in its own process, so the figure is the server's own.",
     "The MongoDB figures come from the in-process emulator (no MongoDB server can run here); set MONGODB_URI to run "
     "the store contract suite against a real one.",
+    "Login and token lockouts count in each process: N processes behind a load balancer allow N times the guesses "
+    "(the per-address and overall budgets are per process).",
+    "A stolen OAuth code redeemed by another browser before its owner does wins (WeChat does not bind a code to our "
+    "state); the owner gets `oauth_code_replayed` and signs in again.",
 ]
 
 
