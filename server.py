@@ -25,7 +25,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from config import Settings, SettingsError, load_settings
+from config import PublicCredentials, Settings, SettingsError, load_settings
 from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
 from handlers import health as health_routes
@@ -34,7 +34,7 @@ from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
 from handlers.access_log import log_request
-from handlers.admin import LoginThrottle
+from handlers.lockout import admin_lockout, merchant_api_lockout
 from handlers.inflight import Inflight
 from service.audit import Audit
 from service.call_stats import CallStats
@@ -71,9 +71,10 @@ VERSION = "0.1.0"
 ROOT = Path(__file__).resolve().parent
 WEB = ROOT / "web"
 SIMULATOR_PREFIX = "/_wechat"
-# Sandbox only: a publicly known self-signed pair (see its README), so
-# refunds work with nothing configured. Live mode demands real files.
-DEMO_CERT_DIR = Path(demo.__file__).resolve().parent / "demo_cert"
+def public_credentials() -> PublicCredentials:
+    """What live mode must refuse: the simulator's demo merchant, which
+    config/ may not import (it knows nothing of the app)."""
+    return PublicCredentials(frozenset(demo.PUBLIC_VALUES), (str(demo.CERT_PATH), str(demo.KEY_PATH)))
 
 
 @dataclass
@@ -129,8 +130,8 @@ def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
     if not wechat.cert_path and not wechat.key_path:
         wechat = replace(
             wechat,
-            cert_path=str(DEMO_CERT_DIR / "apiclient_cert.pem"),
-            key_path=str(DEMO_CERT_DIR / "apiclient_key.pem"),
+            cert_path=str(demo.CERT_PATH),
+            key_path=str(demo.KEY_PATH),
         )
     server = settings.server
     if not server.public_url:
@@ -281,7 +282,8 @@ def make_app(services: Services) -> tornado.web.Application:
         services=services,
         inflight=Inflight(),
         version=VERSION,
-        admin_throttle=LoginThrottle(),
+        admin_lockout=admin_lockout(),
+        api_lockout=merchant_api_lockout(),
         metrics=StatusMetrics(),  # its own CollectorRegistry, never the global one
         app_settings=settings,
         template_path=str(WEB / "templates"),
@@ -439,7 +441,7 @@ async def bills_main(argv: list[str]) -> int:
         print(f"wxpay-server bills: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
     try:
-        settings = load_settings(args.config).check()
+        settings = load_settings(args.config).check(public_credentials())
     except SettingsError as exc:
         print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
         return 2
@@ -473,7 +475,7 @@ async def main(argv: list[str] | None = None) -> int:
     if args.host:
         overrides["server.host"] = args.host
     try:
-        settings = load_settings(args.config, overrides=overrides).check()
+        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
     except SettingsError as exc:
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2

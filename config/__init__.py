@@ -22,4 +22,4 @@ from .settings import (  # noqa: F401
     load_settings,
     redacted,
 )
-from .validate import validate_live  # noqa: F401
+from .validate import PublicCredentials, validate_live  # noqa: F401

@@ -22,8 +22,11 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from .validate import PublicCredentials
 
 Mode = Literal["sandbox", "live"]
 SignType = Literal["MD5", "HMAC-SHA256"]
@@ -238,11 +241,14 @@ class Settings:
     def is_sandbox(self) -> bool:
         return self.mode == "sandbox"
 
-    def check(self) -> "Settings":
-        """Raise SettingsError listing every problem if live mode is not safe."""
+    def check(self, public: "PublicCredentials | None" = None) -> "Settings":
+        """Raise SettingsError listing every problem if live mode is not safe.
+
+        ``public`` comes from the entry point (the simulator's demo
+        merchant); live mode refuses to start without it."""
         from .validate import validate_live
 
-        problems = validate_live(self)
+        problems = validate_live(self, public)
         if problems:
             raise SettingsError.from_problems(
                 "unsafe_live_settings",
@@ -625,8 +631,8 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
             problems.append(
                 f"server.trusted_proxies: '{cidr}' is not an IP address or CIDR network (e.g. 10.0.0.0/8)"
             )
-    if server.public_url is not None and not _looks_like_url(server.public_url):
-        problems.append("server.public_url must be an absolute http(s) URL, e.g. https://pay.example.com")
+    if server.public_url is not None:
+        problems.extend(_origin_problems("server.public_url", server.public_url))
     wechat: WechatSettings = s["wechat"]
     for name in ("notify_url", "pay_base", "open_base", "api_base"):
         url = getattr(wechat, name)
@@ -675,6 +681,34 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
 
     if s["simulator"].notify_time_scale <= 0:
         problems.append("simulator.notify_time_scale must be greater than 0")
+
+
+def _origin_problems(dotted: str, url: str) -> list[str]:
+    """At most one line: ``url`` must be a bare origin, scheme://host[:port].
+
+    Every URL the server hands out (pay links, notify and OAuth callback
+    URLs) is this base plus a path, and its routes and redirects are
+    root-relative: a path prefix, query or fragment would end up in the
+    middle of those URLs, and user:password@ would be sent to WeChat and
+    shown to every shopper."""
+    if not _looks_like_url(url):
+        return [f"{dotted} must be an absolute http(s) URL, e.g. https://pay.your-domain.cn"]
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        return [f"{dotted} must not contain a user name or password (user:password@)"]
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535 or parts.netloc.endswith(":"):
+        return [f"{dotted} has an empty or out-of-range port (must be 1-65535)"]
+    if parts.path not in ("", "/"):
+        return [f"{dotted} must not have a path ({parts.path}): the server's routes start at /"]
+    if parts.query or url.rstrip("/").endswith("?"):
+        return [f"{dotted} must not have a query string"]
+    if parts.fragment or "#" in url:
+        return [f"{dotted} must not have a #fragment"]
+    return []
 
 
 def _looks_like_url(url: str) -> bool:

@@ -2,76 +2,34 @@
 
 Deny by default: no configured password means nobody gets in. Credentials
 are compared in constant time. A wrong password is logged (user name and
-source, never the password) and answered only after a delay that doubles
-with each recent failure from the same source, so guessing is slow; the
-table of sources is bounded, so a flood of addresses cannot grow it.
+source, never the password).
+
+Guessing is refused, not just slowed (handlers/lockout.py): each attempt is
+admitted before its credentials are compared. Per source, 5 failures are
+answered with 401; then the source is locked for 30 s, doubling with each
+further failure up to 15 minutes, and every attempt meanwhile gets 429 with
+Retry-After and no comparison, however many arrive in parallel. Across all
+sources, at most 100 failures per 10 minutes; beyond that only sources that
+signed in successfully in the last 7 days are admitted, until the window
+slides. Every lock expires; a success clears its source. A request without
+credentials is not an attempt: it gets the usual 401 challenge.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
 import logging
-import time
-from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any
 
-from service.errors import Unauthorized
+from service.errors import TooManyAttempts, Unauthorized
 
 from .base import PageHandler
+from .lockout import Lockout
 
 log = logging.getLogger("wxpay_server.admin")
 
 REALM = 'Basic realm="wxpay-server admin", charset="UTF-8"'
-
-
-class LoginThrottle:
-    """Per-source failure counts with a growing delay; bounded memory."""
-
-    def __init__(
-        self,
-        *,
-        base_delay: float = 0.25,
-        max_delay: float = 8.0,
-        forget_after: float = 900.0,
-        max_sources: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.forget_after = forget_after
-        self.max_sources = max_sources
-        self.clock = clock
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # oldest update first
-
-    def __len__(self) -> int:
-        return len(self._failures)
-
-    def failures(self, source: str) -> int:
-        self._forget_old()
-        entry = self._failures.get(source)
-        return entry[0] if entry else 0
-
-    def failed(self, source: str) -> float:
-        """Count a failure from ``source``; returns how long to hold the reply."""
-        self._forget_old()
-        count = self._failures.pop(source, (0, 0.0))[0] + 1
-        self._failures[source] = (count, self.clock())
-        while len(self._failures) > self.max_sources:
-            self._failures.popitem(last=False)
-        return min(self.max_delay, self.base_delay * 2 ** (count - 1))
-
-    def succeeded(self, source: str) -> None:
-        self._failures.pop(source, None)
-
-    def _forget_old(self) -> None:
-        horizon = self.clock() - self.forget_after
-        while self._failures:
-            source, (_count, at) = next(iter(self._failures.items()))
-            if at > horizon:
-                break
-            del self._failures[source]
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
@@ -105,20 +63,35 @@ class AdminHandler(PageHandler):
 
     async def prepare(self) -> None:
         admin = self.app_settings.admin
-        source = self.client_ip()
         header = self.request.headers.get("Authorization", "")
+        if not header:
+            raise Unauthorized("admin_auth_required", "Admin credentials are required (HTTP Basic)")
+        source = self.client_ip()
+        lockout: Lockout = self.settings["admin_lockout"]
+        refusal = lockout.admit(source)
+        if refusal is not None:
+            raise TooManyAttempts(
+                "too_many_login_attempts",
+                "Too many failed admin sign-ins" + (" overall" if refusal.overall else " from your address")
+                + f"; try again in {refusal.retry_after} s",
+                retry_after=refusal.retry_after,
+            )
         given = parse_basic(header)
-        throttle: LoginThrottle = self.settings["admin_throttle"]
         if credentials_match(given, admin.username, admin.password):
-            throttle.succeeded(source)
+            lockout.succeeded(source)
             return
-        if header:
-            if not admin.password:
-                log.warning("admin login refused from %s: no admin.password is configured", source)
-            else:
-                user = given[0] if given else "(malformed header)"
-                log.warning("admin login failed for user %r from %s", user[:64], source)
-            await asyncio.sleep(throttle.failed(source))
+        overall_before = lockout.overall_locked()
+        lock = lockout.failed(source)
+        if not admin.password:
+            log.warning("admin login refused from %s: no admin.password is configured", source)
+        else:
+            user = given[0] if given else "(malformed header)"
+            log.warning("admin login failed for user %r from %s", user[:64], source)
+        if lock:
+            log.warning("admin login: %s locked for %.0f s after %d failures", source, lock, lockout.failures(source))
+        if not overall_before and lockout.overall_locked():
+            log.warning("admin login: too many failures across all sources; only sources that signed in recently "
+                        "are admitted until the window slides")
         raise Unauthorized("admin_auth_required", "Admin credentials are required (HTTP Basic)")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -24,6 +24,7 @@ STATUS_BY_KIND = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "rate_limited": 429,
     "upstream": 502,
     "unavailable": 503,
 }
@@ -80,6 +81,8 @@ class BaseHandler(tornado.web.RequestHandler):
             status_code = STATUS_BY_KIND.get(exc.kind, 400)
             self.set_status(status_code)
             body = exc.to_dict()
+            if "retry_after_s" in exc.details:
+                self.set_header("Retry-After", str(exc.details["retry_after_s"]))
         elif isinstance(exc, tornado.web.HTTPError):
             body = {"code": f"http_{status_code}", "message": exc.reason or self._reason}
         else:
@@ -151,17 +154,29 @@ class ApiHandler(BaseHandler):
         return None
 
     def prepare(self) -> None:
+        """A presented token is an attempt: admitted by the lockout
+        (handlers/lockout.py) before it is compared, counted when wrong."""
+        from service.errors import TooManyAttempts, Unauthorized
+
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        tokens = self.settings.get("api_tokens") or ()
-        ok = scheme.lower() == "bearer" and token and any(
-            hmac.compare_digest(token.encode(), t.encode()) for t in tokens
-        )
-        if not ok:
-            from service.errors import Unauthorized
-
-            self.set_header("WWW-Authenticate", 'Bearer realm="wxpay-server"')
-            raise Unauthorized("unauthorized", "A valid merchant API token is required (Authorization: Bearer …)")
+        if scheme.lower() == "bearer" and token:
+            source = self.client_ip()
+            lockout = self.settings["api_lockout"]
+            refusal = lockout.admit(source)
+            if refusal is not None:
+                raise TooManyAttempts(
+                    "too_many_token_attempts",
+                    f"Too many requests with a wrong API token from your address; try again in {refusal.retry_after} s",
+                    retry_after=refusal.retry_after,
+                )
+            tokens = self.settings.get("api_tokens") or ()
+            if any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
+                lockout.succeeded(source)
+                return
+            lockout.failed(source)
+        self.set_header("WWW-Authenticate", 'Bearer realm="wxpay-server"')
+        raise Unauthorized("unauthorized", "A valid merchant API token is required (Authorization: Bearer …)")
 
 
 class PageHandler(BaseHandler):

@@ -15,6 +15,7 @@ UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"  # our store is down: retry later
 UPSTREAM = "upstream"        # WeChat failed or refused
+RATE_LIMITED = "rate_limited"  # too many attempts: wait ``retry_after_s`` and retry
 
 
 class ServiceError(Exception):
@@ -61,3 +62,12 @@ class Unavailable(ServiceError):
 
 class UpstreamError(ServiceError):
     kind = UPSTREAM
+
+
+class TooManyAttempts(ServiceError):
+    """Refused before any work, for ``retry_after`` seconds (whole, >= 1)."""
+
+    kind = RATE_LIMITED
+
+    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
+        super().__init__(code, message, retry_after_s=max(1, int(retry_after)))

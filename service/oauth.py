@@ -2,26 +2,51 @@
 
 A WeChat code is single-use: a second exchange (a refresh of the callback
 page, a double tap) earns 40163. So the first exchange is claimed in the
-store and its result kept briefly; repeats read the result instead of
-calling WeChat again.
+store, keyed by a digest of the code (never the code), with a digest of the
+state whose signed cookie started that sign-in. Its result goes
+
+- only to that browser: a code replayed from another browser, with another
+  state cookie or none, gets nothing (``oauth_code_replayed``, or the state
+  checks before it), and costs no call to WeChat;
+- once, plus repeats from the same browser within ``REPEAT_WINDOW`` (10 s)
+  of the exchange: a double tap, or a retry whose first answer was lost.
+  The first answer clears the state cookie, so a browser that got it cannot
+  present the state again anyway; later repeats get ``oauth_code_used``.
+
+Claims and cached openids expire after ``RECORD_TTL`` (10 minutes, longer
+than WeChat lets a code live, so a replay never reaches WeChat); an expired
+record is never used, and each new claim deletes up to ``PRUNE_BATCH`` (20)
+expired ones, so the collection stays near (sign-ins per 10 minutes)
+however fast they come, at the cost of one indexed query per sign-in.
+
+Not stoppable here: a stolen code redeemed by another browser *before* its
+owner does (WeChat does not bind a code to our state). The owner then gets
+``oauth_code_replayed`` and signs in again with a fresh code.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from store.base import DuplicateKey, Store
+from store.base import DuplicateKey, Store, StoreError
 from wxpay.errors import OAuthCodeError, WxPayError
 
 from .clock import utcnow
 from .errors import Forbidden, InvalidInput, UpstreamError
 from .guard import store_guard
 from .models import OAUTH_CODES
+
+log = logging.getLogger("wxpay_server.oauth")
+
+RECORD_TTL = timedelta(minutes=10)
+REPEAT_WINDOW = timedelta(seconds=10)
+PRUNE_BATCH = 20
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 _STATE = re.compile(r"^[0-9a-f]{32}$")
@@ -40,6 +65,10 @@ def new_state() -> str:
     return secrets.token_hex(16)  # [0-9a-f]{32}: inside WeChat's [a-zA-Z0-9]{,128}
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
 class OAuthService:
     def __init__(
         self,
@@ -50,6 +79,8 @@ class OAuthService:
         scope: str = "snsapi_base",
         wait_step: float = 0.05,
         wait_max: float = 5.0,
+        record_ttl: timedelta = RECORD_TTL,
+        repeat_window: timedelta = REPEAT_WINDOW,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -58,6 +89,8 @@ class OAuthService:
         self.scope = scope
         self.wait_step = wait_step
         self.wait_max = wait_max
+        self.record_ttl = record_ttl
+        self.repeat_window = repeat_window
         self.now = now
 
     def begin(self) -> tuple[str, str]:
@@ -66,7 +99,7 @@ class OAuthService:
         return self.client.authorize_url(self.callback_url, scope=self.scope, state=state), state
 
     async def finish(self, code: str | None, state: str | None, expected_state: str | None) -> str:
-        """Check the state, trade the code (once), return the openid."""
+        """Check the state, trade the code (once, for this browser), return the openid."""
         if not expected_state or not _STATE.match(expected_state):
             raise Forbidden("oauth_state_missing", "The sign-in session expired; open the payment link again")
         if not state or not hmac.compare_digest(state.encode(), expected_state.encode()):
@@ -75,12 +108,15 @@ class OAuthService:
             raise Forbidden("oauth_denied", "WeChat sign-in was refused; open the payment link again to retry")
         if len(code) > 512:
             raise InvalidInput("oauth_code_invalid", "The sign-in code is malformed")
-        key = hashlib.sha256(code.encode()).hexdigest()[:40]
+        key, tag = _digest(code), _digest(expected_state)
+        now = self.now()
+        claim = {"_id": key, "status": "pending", "state": tag, "at": now, "expires_at": now + self.record_ttl}
         try:
             with store_guard():
-                await self.store.insert(OAUTH_CODES, {"_id": key, "status": "pending", "at": self.now()})
+                await self.store.insert(OAUTH_CODES, claim)
         except DuplicateKey:
-            return await self._await_first(key)
+            return await self._repeat(key, tag)
+        await self._prune_quietly()  # after the claim: an expired record of this code refuses it first
         try:
             token = await self.client.exchange_code(code)
         except WxPayError as exc:
@@ -90,17 +126,46 @@ class OAuthService:
                 raise Forbidden(exc.code, "The WeChat sign-in code is no longer valid; open the payment link again") from exc
             raise UpstreamError(exc.code, f"WeChat sign-in failed: {exc.message}") from exc
         with store_guard():
-            await self.store.update_if(OAUTH_CODES, key, {"status": "pending"}, {"status": "done", "openid": token.openid})
+            await self.store.update_if(
+                OAUTH_CODES, key, {"status": "pending"},
+                {"status": "done", "openid": token.openid, "done_at": self.now()},
+            )
         return token.openid
 
-    async def _await_first(self, key: str) -> str:
+    async def _repeat(self, key: str, tag: str) -> str:
+        """The same code again: the result only for the same browser, only briefly."""
         waited = 0.0
         while True:
             with store_guard():
                 doc = await self.store.get(OAUTH_CODES, key)
-            if doc and doc.get("status") == "done":
-                return doc["openid"]
-            if not doc or doc.get("status") == "failed" or waited >= self.wait_max:
-                raise Forbidden("oauth_code_used", "This sign-in was already completed; open the payment link again")
-            await asyncio.sleep(self.wait_step)
-            waited += self.wait_step
+            now = self.now()
+            if doc and not hmac.compare_digest(str(doc.get("state", "")), tag):
+                raise Forbidden(
+                    "oauth_code_replayed",
+                    "This WeChat sign-in was started by another browser; open the payment link again",
+                )
+            if doc and doc.get("expires_at") and doc["expires_at"] > now:
+                if doc.get("status") == "done" and now <= doc["done_at"] + self.repeat_window:
+                    return doc["openid"]
+                if doc.get("status") == "pending" and waited < self.wait_max:
+                    await asyncio.sleep(self.wait_step)
+                    waited += self.wait_step
+                    continue
+            raise Forbidden("oauth_code_used", "This sign-in was already completed; open the payment link again")
+
+    async def prune(self, limit: int = PRUNE_BATCH) -> int:
+        """Delete up to ``limit`` expired claims; returns how many went."""
+        now = self.now()
+        expired = {"expires_at": {"$lte": now}}
+        docs = await self.store.find(OAUTH_CODES, expired, sort=[("expires_at", 1)], limit=limit)
+        gone = 0
+        for doc in docs:
+            gone += bool(await self.store.delete_if(OAUTH_CODES, doc["_id"], expired))
+        return gone
+
+    async def _prune_quietly(self) -> None:
+        """A failure to prune never stops a sign-in (the next one tries again)."""
+        try:
+            await self.prune()
+        except StoreError as exc:
+            log.warning("could not prune expired OAuth claims: %s", exc)

@@ -18,6 +18,7 @@ Field names the service layer can rely on (the indexes below are on them):
 - ``checkouts.outbox_due_at``: set while a status move's webhook events are
   not yet in the outbox (null otherwise)
 - ``outbox``: ``state``, ``next_attempt_at``
+- ``oauth_codes``: ``expires_at`` (expired sign-in claims are pruned)
 - ``leases`` (``store/leases.py``): keyed by ``_id``, no index
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ INDEXES: list[Index] = [
     Index("refunds", ("created_at",)),  # bills: one China day's refunds
     Index("checkouts", ("outbox_due_at",)),  # webhooks: status moves whose events are not written yet
     Index("outbox", ("state", "next_attempt_at")),
+    Index("oauth_codes", ("expires_at",)),  # OAuth: expired claims are pruned
 ]
 
 

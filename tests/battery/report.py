@@ -74,6 +74,28 @@ WEAKNESSES = [
      "`wxpay/transport.py`: a filter on the curl client's logger masks query strings and drops curl's traces of "
      "request bodies.",
      "secrets", "no secret in logs or error bodies"),
+    ("The admin login only delayed each wrong reply: 40 parallel guesses were all evaluated (the delay came after "
+     "the comparison). The merchant API's bearer token had no limit at all.",
+     "`handlers/lockout.py`: an attempt is admitted before its credentials are compared, attempts in flight count. "
+     "Admin: 5 failures per address, then 429 + Retry-After for 30 s doubling to 15 min; 100 failures per 10 min "
+     "overall, addresses that signed in within 7 days exempt; every lock expires. API token: 20 per address, then "
+     "1 s doubling to 60 s.",
+     "hostile", "status-brute-force-burst"),
+    ("Same weakness on the merchant API's bearer token (no limit on wrong tokens).",
+     "`merchant_api_lockout`: 20 wrong tokens per address, then 429 `too_many_token_attempts`.",
+     "hostile", "api-token-brute-force-burst"),
+    ("A WeChat OAuth code's cached result was handed to any browser presenting the code with a valid state of its "
+     "own: a code replayed from another browser got the shopper's openid. Cached results never expired.",
+     "Claims store a digest of the starting browser's state: another state gets 403 `oauth_code_replayed` and no "
+     "WeChat call; the same browser may repeat within 10 s; claims expire after 10 min and are pruned.",
+     "hostile", "oauth-code-replayed-from-other-browser"),
+    ("Live mode started with the simulator's demo merchant (its appid, mch_id, API key, secrets, the demo "
+     "certificate), WeChat's documentation examples and degenerate secrets (`\"k\" * 32`).",
+     "`config/validate.py` refuses every public value, the demo key by path and by fingerprint of its RSA numbers "
+     "(copies and re-encodings too), secrets with one repeated character, fewer than 8 distinct characters or a "
+     "repeated pattern, a public_url beyond a bare domain origin, trusted_proxies covering every address and a "
+     "placeholder shop name.",
+     "secrets", "live mode refuses public and degenerate credentials"),
 ]
 
 LIMITS = [
@@ -87,6 +109,10 @@ LIMITS = [
     "with the simulator in its own process, so the figure is the server's own.",
     "The MongoDB figures come from the in-process emulator (no MongoDB server can run here); set MONGODB_URI to run "
     "the store contract suite against a real one.",
+    "Login and token lockouts count in each process: N processes behind a load balancer allow N times the guesses "
+    "(the per-address and overall budgets are per process).",
+    "A stolen OAuth code redeemed by another browser before its owner does wins (WeChat does not bind a code to our "
+    "state); the owner gets `oauth_code_replayed` and signs in again.",
 ]
 
 

@@ -585,6 +585,28 @@ async def _(w):
     return await mine.get(f"/oauth/callback?code=abc&state={q['state']}")
 
 
+async def _signed_in_code(w: World) -> str:
+    """A code the simulated WeChat gave a shopper, who has just used it."""
+    from tests.server.journey import query_of
+
+    alice, q = await oauth_begin(w, f"/pay/{w.d['id']}")
+    authorize = f"/_wechat/connect/oauth2/authorize?appid={q['appid']}&redirect_uri={quote(q['redirect_uri'], safe='')}" \
+                f"&response_type=code&scope=snsapi_base&state={q['state']}"
+    callback = (await alice.get(authorize)).headers["Location"]
+    code = query_of(callback)["code"]
+    logwatch.secret(code, "OAuth code")
+    assert (await alice.get(callback)).code == 302
+    return code
+
+
+@case("oauth-code-replayed-from-other-browser", 403,
+      check=lambda w, r: b"oauth_code_replayed" in r.body and "wx_openid" not in str(r.headers))
+async def _(w):
+    code = await _signed_in_code(w)
+    mallory, q = await oauth_begin(w, f"/pay/{w.d['id']}")  # her own state, in her own signed cookie
+    return await mallory.get(f"/oauth/callback?code={quote(code)}&state={q['state']}")
+
+
 def raw_get(w: World, path: str):
     """The path exactly as given (no URL joining that would read //host as a host)."""
     return w.md5.merchant.client.fetch(w.md5.base + path, raise_error=False, follow_redirects=False)
@@ -699,28 +721,49 @@ def _basic(user: str, password: str) -> dict:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-async def _burst(w: World):
-    from handlers.admin import LoginThrottle
-
+async def _burst(w: World, path: str, setting: str, make_lockout, header) -> Any:
+    """40 wrong guesses, 20 at a time, against a fresh lockout (restored after)."""
     app = w.md5.running.app
-    saved = app.settings["admin_throttle"]
-    throttle = app.settings["admin_throttle"] = LoginThrottle(base_delay=0.001, max_delay=0.02)
+    saved = app.settings[setting]
+    lockout = app.settings[setting] = make_lockout()
     try:
         from .harness import bounded
 
         browser = Browser(w.md5.base)
-        replies = await bounded([lambda i=i: browser.get("/status.json", headers=_basic("admin", f"guess{i}"))
-                                 for i in range(40)], limit=20)
-        assert [r.code for r in replies] == [401] * 40
-        assert throttle.failures("127.0.0.1") == 40  # each guess counted (and slowed)
-        return replies[-1]
+        replies = await bounded([lambda i=i: browser.get(path, headers=header(i)) for i in range(40)], limit=20)
+        return replies, lockout
     finally:
-        app.settings["admin_throttle"] = saved
+        app.settings[setting] = saved
 
 
-@case("status-brute-force-burst", 401)
+def _refused_after(evaluated: int):
+    def check(w: World, reply) -> None:
+        replies, lockout = reply.burst
+        got = [r.code for r in replies]
+        assert got.count(401) == evaluated and got.count(429) == 40 - evaluated, got
+        assert lockout.failures("127.0.0.1") == evaluated  # only the admitted guesses were compared
+        assert all(r.headers.get("Retry-After") for r in replies if r.code == 429)
+    return check
+
+
+@case("status-brute-force-burst", 429, check=_refused_after(5))
 async def _(w):
-    return await _burst(w)
+    from handlers.lockout import admin_lockout
+
+    replies, lockout = await _burst(w, "/status.json", "admin_lockout", admin_lockout,
+                                    lambda i: _basic("admin", f"guess{i}"))
+    replies[-1].burst = (replies, lockout)
+    return replies[-1]
+
+
+@case("api-token-brute-force-burst", 429, check=_refused_after(20))
+async def _(w):
+    from handlers.lockout import merchant_api_lockout
+
+    replies, lockout = await _burst(w, "/api/checkouts", "api_lockout", merchant_api_lockout,
+                                    lambda i: {"Authorization": f"Bearer guess-{i}"})
+    replies[-1].burst = (replies, lockout)
+    return replies[-1]
 
 
 for _path in ("/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/server.py", "/static/%2e%2e%2fserver.py",

@@ -35,7 +35,7 @@ async def test_status_refuses_without_credentials_and_shows_figures_with_them(ch
     page = await wrong.new_page()
     response = await page.goto(base_of(sandbox) + "/status")
     assert response.status == 401 and await page.locator("#tile-today").count() == 0
-    assert sandbox.app.settings["admin_throttle"].failures("127.0.0.1") >= 1
+    assert sandbox.app.settings["admin_lockout"].failures("127.0.0.1") >= 1
     await wrong.close()
 
     admin = await new_context(chromium, "desktop", http_credentials=ADMIN)

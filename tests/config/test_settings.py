@@ -21,17 +21,21 @@ from config import (
     validate_live,
 )
 
+from .livecfg import (
+    ADMIN_PASSWORD,
+    API_KEY,
+    APP_SECRET,
+    COOKIE_SECRET,
+    MERCHANT_TOKEN,
+    MINI_SECRET,
+    MONGO_PASSWORD,
+    PUBLIC,
+    WEBHOOK_SECRET,
+)
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs" / "configuration.md"
 
-API_KEY = "Kq3Zt8Vw2Xy7Ab4Cd9Ef1Gh6Jk5Lm0Np"
-APP_SECRET = "s3cr3tAppSecretValue0123456789ab"
-COOKIE_SECRET = "Qm9yZWFsLWNvb2tpZS1zZWNyZXQtdmFsdWUtMDEyMzQ1Njc4OQ"
-ADMIN_PASSWORD = "Correct-Horse-Battery-9"
-MERCHANT_TOKEN = "mT0k3n-9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c"
-WEBHOOK_SECRET = "wh-Secret-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-MINI_SECRET = "miniProgramSecret000111222333444"
-MONGO_PASSWORD = "m0ng0-Pa55word"
 
 
 def write(tmp_path: Path, text: str, name: str = "wxpay.toml") -> Path:
@@ -66,8 +70,8 @@ def test_no_configuration_means_sandbox_on_sqlite(tmp_path):
     assert s.merchant_api.tokens == (SANDBOX_MERCHANT_TOKEN,)
     assert s.admin.password == SANDBOX_ADMIN_PASSWORD
     assert s.shop.catalogue and all(p.amount_fen > 0 for p in s.shop.catalogue)
-    assert validate_live(s) == []
-    assert s.check() is s
+    assert validate_live(s, PUBLIC) == []
+    assert s.check(PUBLIC) is s
 
 
 def test_sandbox_generates_a_fresh_cookie_secret_per_process(tmp_path):
@@ -405,63 +409,24 @@ def test_settings_are_frozen(tmp_path):
 # --- live mode ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def pem_files(tmp_path):
-    cert = tmp_path / "apiclient_cert.pem"
-    key = tmp_path / "apiclient_key.pem"
-    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
-    return cert, key
-
-
-@pytest.fixture
-def live_file(tmp_path, pem_files):
-    cert, key = pem_files
-    return write(tmp_path, f"""
-mode = "live"
-[server]
-public_url = "https://pay.example.com"
-cookie_secret = "{COOKIE_SECRET}"
-trusted_proxies = ["10.0.0.5"]
-[store]
-mongodb_uri = "mongodb://wxpay:{MONGO_PASSWORD}@db1.example.com:27017,db2.example.com/?replicaSet=rs0"
-[wechat]
-appid = "wx1234567890abcdef"
-app_secret = "{APP_SECRET}"
-mch_id = "1230000109"
-api_key = "{API_KEY}"
-cert_path = "{cert}"
-key_path = "{key}"
-mini_program_appid = "wxfedcba0987654321"
-mini_program_secret = "{MINI_SECRET}"
-[merchant_api]
-tokens = ["{MERCHANT_TOKEN}"]
-[admin]
-password = "{ADMIN_PASSWORD}"
-[webhooks]
-url = "https://shop.example.com/hooks"
-secret = "{WEBHOOK_SECRET}"
-""", "live.toml")
-
-
 def test_complete_live_config_passes(live_file):
     s = load_settings(live_file, env={})
     assert s.is_live and s.wechat.has_credentials
-    assert validate_live(s) == []
-    assert s.check() is s
+    assert validate_live(s, PUBLIC) == []
+    assert s.check(PUBLIC) is s
 
 
 def test_empty_live_config_lists_each_missing_item(tmp_path):
     s = load(tmp_path, env={"WXPAY_MODE": "live"})
     with pytest.raises(SettingsError) as exc:
-        s.check()
+        s.check(PUBLIC)
     assert exc.value.code == "unsafe_live_settings"
     lines = problems_of(exc)
     for name in ("wechat.appid", "wechat.app_secret", "wechat.mch_id", "wechat.api_key",
                  "server.cookie_secret", "server.public_url", "admin.password",
-                 "merchant_api.tokens", "wechat.cert_path"):
+                 "merchant_api.tokens", "wechat.cert_path", "shop.name"):
         assert sum(line.startswith(name) for line in lines) == 1, name
-    assert len(lines) == 9
+    assert len(lines) == 10
 
 
 LIVE_PROBLEMS = [
@@ -483,7 +448,7 @@ LIVE_PROBLEMS = [
     ({"server.debug": True}, "server.debug"),
     ({"server.trusted_proxies": ["0.0.0.0/0"]}, "forge X-Forwarded-For"),
     ({"server.public_url": ""}, "server.public_url (WXPAY_SERVER_PUBLIC_URL) is not set"),
-    ({"server.public_url": "http://pay.example.com"}, "must start with https://"),
+    ({"server.public_url": "http://pay.tea-merchant.cn"}, "must start with https://"),
     ({"server.public_url": "https://localhost:8443"}, "localhost"),
     ({"server.public_url": "https://192.168.1.20"}, "private or loopback"),
     ({"admin.password": ""}, "admin.password (WXPAY_ADMIN_PASSWORD) is not set"),
@@ -500,9 +465,9 @@ LIVE_PROBLEMS = [
     ({"wechat.pay_base": "http://127.0.0.1:9000"}, "wechat.pay_base (WXPAY_WECHAT_PAY_BASE) must be https"),
     ({"wechat.open_base": "http://open.test"}, "wechat.open_base"),
     ({"wechat.api_base": "http://api.test"}, "wechat.api_base"),
-    ({"wechat.notify_url": "http://pay.example.com/notify"}, "wechat.notify_url"),
-    ({"wechat.notify_url": "https://pay.example.com/notify?shop=1"}, "query string"),
-    ({"webhooks.url": "http://shop.example.com/hooks"}, "webhooks.url"),
+    ({"wechat.notify_url": "http://pay.tea-merchant.cn/notify"}, "wechat.notify_url"),
+    ({"wechat.notify_url": "https://pay.tea-merchant.cn/notify?shop=1"}, "query string"),
+    ({"webhooks.url": "http://shop.tea-merchant.cn/hooks"}, "webhooks.url"),
     ({"webhooks.secret": ""}, "webhooks.secret (WXPAY_WEBHOOKS_SECRET) is not set"),
     ({"webhooks.secret": "short-hook-secret"}, "webhooks.secret (WXPAY_WEBHOOKS_SECRET) is shorter"),
     ({"simulator.notify_time_scale": 0.01}, "only apply in sandbox mode"),
@@ -512,11 +477,11 @@ LIVE_PROBLEMS = [
 @pytest.mark.parametrize("change, needle", LIVE_PROBLEMS, ids=[n for _, n in LIVE_PROBLEMS])
 def test_each_live_problem_gets_its_own_line(live_file, change, needle):
     s = load_settings(live_file, env={}, overrides=change)
-    lines = validate_live(s)
+    lines = validate_live(s, PUBLIC)
     assert len(lines) == 1, lines
     assert needle in lines[0]
     with pytest.raises(SettingsError) as exc:
-        s.check()
+        s.check(PUBLIC)
     assert exc.value.problems == lines
 
 
@@ -524,7 +489,7 @@ def test_live_problems_do_not_echo_secrets(live_file):
     s = load_settings(live_file, env={}, overrides={
         "wechat.api_key": "x" * 31, "admin.password": "tiny", "server.cookie_secret": "c0okie",
     })
-    message = "\n".join(validate_live(s))
+    message = "\n".join(validate_live(s, PUBLIC))
     for secret in ("x" * 31, "tiny", "c0okie"):
         assert secret not in message
 
@@ -532,13 +497,13 @@ def test_live_problems_do_not_echo_secrets(live_file):
 def test_live_problems_reported_together(live_file):
     s = load_settings(live_file, env={}, overrides={"wechat.api_key": "", "server.debug": True,
                                                      "admin.password": ""})
-    assert len(validate_live(s)) == 3
+    assert len(validate_live(s, PUBLIC)) == 3
 
 
 def test_sandbox_skips_live_checks(tmp_path):
     s = load(tmp_path, "[server]\ndebug = true\npublic_url = \"http://127.0.0.1:8000\"\n")
     assert validate_live(s) == []
-    s.check()
+    s.check()  # sandbox: nothing to refuse, with or without the list
 
 
 # --- redaction -------------------------------------------------------------------------
@@ -562,7 +527,7 @@ def test_redaction_hides_every_secret(live_file):
         "mongodb://wxpay:***@db1.example.com:27017,db2.example.com/?replicaSet=rs0")
     # What is not secret stays visible: that is the point of a status view.
     assert view["wechat"]["appid"] == "wx1234567890abcdef"
-    assert view["server"]["public_url"] == "https://pay.example.com"
+    assert view["server"]["public_url"] == "https://pay.tea-merchant.cn"
 
 
 def test_redaction_of_generated_sandbox_secret(tmp_path):

@@ -58,3 +58,57 @@ async def test_sigterm_finishes_the_request_in_flight(tmp_path):
         stop(proc)
     log = (tmp_path / "server.log").read_text()
     assert "stopping" in log
+
+
+def _live_config(tmp_path, **replace: str):
+    """The config tests' correct live file, on SQLite, with no webhook receiver."""
+    from tests.config.livecfg import write_live_config, write_pem_pair
+
+    text = write_live_config(tmp_path, *write_pem_pair(tmp_path)).read_text()
+    text = text.replace("[store]\n", f'[store]\nsqlite_path = "{tmp_path / "live.sqlite3"}"\n# ')
+    text = text[: text.index("[webhooks]")] + "[reconciler]\nenabled = false\n"
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "entry-live.toml"
+    path.write_text(text)
+    return path
+
+
+async def test_a_correct_live_configuration_starts(tmp_path):
+    port = free_port()
+    proc = spawn(["server.py", "--config", str(_live_config(tmp_path)), "--port", str(port)],
+                 log_path=tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_http(f"{base}/healthz", proc)
+        r = await Browser(base).get("/healthz")
+        assert r.code == 200, r.body
+        # The sandbox's demo shop (its catalogue and descriptions) is not served live.
+        assert (await Browser(base).get("/")).code == 404
+    finally:
+        stop(proc)
+    assert "live mode" in (tmp_path / "server.log").read_text()
+
+
+def test_live_mode_refuses_the_demo_merchant_through_the_entry_point(tmp_path):
+    """The entry point hands the simulator's demo values and files to the check."""
+    from wxpay.simulator import demo
+
+    path = _live_config(tmp_path, **{
+        'appid = "wx1234567890abcdef"': f'appid = "{demo.OFFICIAL_ACCOUNT_APPID}"',
+        'mch_id = "1230000109"': f'mch_id = "{demo.MCH_ID}"',
+        'api_key = "Kq3Zt8Vw2Xy7Ab4Cd9Ef1Gh6Jk5Lm0Np"': f'api_key = "{demo.API_KEY}"',
+        f'cert_path = "{tmp_path / "apiclient_cert.pem"}"': f'cert_path = "{demo.CERT_PATH}"',
+    })
+    (tmp_path / "apiclient_key.pem").write_bytes(demo.KEY_PATH.read_bytes())  # a copy, elsewhere
+    proc = subprocess.run(
+        [sys.executable, "server.py", "--config", str(path), "--port", "0"], cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip().startswith("- ")]
+    for key in ("wechat.appid", "wechat.mch_id", "wechat.api_key", "wechat.cert_path", "wechat.key_path"):
+        assert sum(ln.startswith(f"- {key} ") for ln in lines) == 1, (key, lines)
+    assert len(lines) == 5, lines
+    assert demo.API_KEY not in proc.stderr
