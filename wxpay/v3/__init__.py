@@ -1,0 +1,46 @@
+"""wxpay.v3: WeChat Pay APIv3, sans-I/O (no sockets, no clocks you cannot inject).
+
+The roles, each in its own module:
+
+- ``keys``: PEM keys and X.509 certificates (serials, validity, matching pairs);
+- ``signing``: the signed strings, SHA256withRSA, ``Authorization`` (``MerchantSigner``);
+- ``verification``: WeChat keys by serial (``Verifier`` and its three kinds) and the
+  ``Validator`` of ``Wechatpay-*`` headers over raw bodies;
+- ``aead``: AES-256-GCM with the APIv3 key (``ApiV3Cipher``).
+
+The names below are the public API (see docs/wxpay.md, "APIv3 (core)").
+"""
+from .aead import ALGORITHM, ApiV3Cipher
+from .keys import (
+    Certificate,
+    certificate_serial,
+    keys_match,
+    load_certificate,
+    load_private_key,
+    load_public_key,
+)
+from .signing import (
+    SCHEME,
+    Authorization,
+    MerchantSigner,
+    parse_authorization,
+    request_message,
+    response_message,
+    wechatpay_headers,
+)
+from .verification import (
+    CombinedVerifier,
+    PlatformCertificateVerifier,
+    PublicKeyVerifier,
+    SignedHeaders,
+    Validator,
+    Verifier,
+)
+
+__all__ = [
+    "ALGORITHM", "ApiV3Cipher",
+    "Certificate", "certificate_serial", "keys_match", "load_certificate", "load_private_key", "load_public_key",
+    "SCHEME", "Authorization", "MerchantSigner", "parse_authorization", "request_message", "response_message",
+    "wechatpay_headers",
+    "CombinedVerifier", "PlatformCertificateVerifier", "PublicKeyVerifier", "SignedHeaders", "Validator", "Verifier",
+]
