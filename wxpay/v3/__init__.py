@@ -6,7 +6,9 @@ The roles, each in its own module:
 - ``signing``: the signed strings, SHA256withRSA, ``Authorization`` (``MerchantSigner``);
 - ``verification``: WeChat keys by serial (``Verifier`` and its three kinds) and the
   ``Validator`` of ``Wechatpay-*`` headers over raw bodies;
-- ``aead``: AES-256-GCM with the APIv3 key (``ApiV3Cipher``).
+- ``aead``: AES-256-GCM with the APIv3 key (``ApiV3Cipher``);
+- ``models``: transactions and refunds as dataclasses (notify resources and query replies);
+- ``notify``: ``NotifyReader``, verify then decrypt then type (``PaymentEvent``, ``RefundEvent``).
 
 The names below are the public API (see docs/wxpay.md, "APIv3 (core)").
 """
@@ -19,6 +21,8 @@ from .keys import (
     load_private_key,
     load_public_key,
 )
+from .models import Refund, RefundAmount, Transaction, TransactionAmount, parse_refund, parse_transaction
+from .notify import NotifyEvent, NotifyReader, PaymentEvent, RefundEvent, notify_reply
 from .signing import (
     SCHEME,
     Authorization,
@@ -43,4 +47,6 @@ __all__ = [
     "SCHEME", "Authorization", "MerchantSigner", "parse_authorization", "request_message", "response_message",
     "wechatpay_headers",
     "CombinedVerifier", "PlatformCertificateVerifier", "PublicKeyVerifier", "SignedHeaders", "Validator", "Verifier",
+    "Refund", "RefundAmount", "Transaction", "TransactionAmount", "parse_refund", "parse_transaction",
+    "NotifyEvent", "NotifyReader", "PaymentEvent", "RefundEvent", "notify_reply",
 ]
