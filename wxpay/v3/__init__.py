@@ -8,7 +8,8 @@ The roles, each in its own module:
   ``Validator`` of ``Wechatpay-*`` headers over raw bodies;
 - ``aead``: AES-256-GCM with the APIv3 key (``ApiV3Cipher``);
 - ``models``: transactions and refunds as dataclasses (notify resources and query replies);
-- ``notify``: ``NotifyReader``, verify then decrypt then type (``PaymentEvent``, ``RefundEvent``).
+- ``notify``: ``NotifyReader``, verify then decrypt then type (``PaymentEvent``, ``RefundEvent``);
+- ``payloads``: RSA-signed front-end payloads (JSAPI bridge, ``wx.chooseWXPay``, Mini Program, App).
 
 The names below are the public API (see docs/wxpay.md, "APIv3 (core)").
 """
@@ -22,6 +23,7 @@ from .keys import (
     load_public_key,
 )
 from .models import Refund, RefundAmount, Transaction, TransactionAmount, parse_refund, parse_transaction
+from .payloads import app_payload, jsapi_payloads, mini_program_payload
 from .notify import NotifyEvent, NotifyReader, PaymentEvent, RefundEvent, notify_reply
 from .signing import (
     SCHEME,
@@ -49,4 +51,5 @@ __all__ = [
     "CombinedVerifier", "PlatformCertificateVerifier", "PublicKeyVerifier", "SignedHeaders", "Validator", "Verifier",
     "Refund", "RefundAmount", "Transaction", "TransactionAmount", "parse_refund", "parse_transaction",
     "NotifyEvent", "NotifyReader", "PaymentEvent", "RefundEvent", "notify_reply",
+    "app_payload", "jsapi_payloads", "mini_program_payload",
 ]

@@ -201,7 +201,7 @@ class MerchantSigner:
         self.mchid = mchid
         self.serial_no = serial_no
         self._key = private_key
-        self._clock = clock
+        self.clock = clock
 
     @classmethod
     def from_pem(
@@ -265,7 +265,7 @@ class MerchantSigner:
             c <= " " or c == "\x7f" for c in path_with_query
         ):
             raise InvalidArgumentError("path_with_query must start with '/' and be percent-encoded (no spaces)")
-        ts = str(int(self._clock()) if timestamp is None else int(timestamp))
+        ts = str(int(self.clock()) if timestamp is None else int(timestamp))
         nonce = make_nonce() if nonce is None else nonce
         if not isinstance(nonce, str) or not _TOKEN.fullmatch(nonce):
             raise InvalidArgumentError("nonce must be 1-128 printable ASCII characters without quotes or commas")
