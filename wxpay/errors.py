@@ -198,6 +198,30 @@ class MerchantSetupError(BusinessError):
     code = "merchant_setup"
 
 
+class UserPayingError(RetryableBusinessError):
+    """V3 202 USER_PAYING: the shopper is still confirming; ask again with the same parameters."""
+
+    code = "user_paying"
+
+
+class RateLimitedError(RetryableBusinessError):
+    """V3 429: WeChat asks us to slow down; retry later, not at once."""
+
+    code = "rate_limited"
+
+
+class ResourceNotExistError(BusinessError):
+    """V3 404 RESOURCE_NOT_EXISTS: the object asked for does not exist at WeChat."""
+
+    code = "resource_not_exist"
+
+
+class PlatformCertificatesUnavailableError(MerchantSetupError):
+    """``/v3/certificates`` answered 404: this merchant has a WeChat Pay public key, no platform certificates."""
+
+    code = "no_platform_certificates"
+
+
 # --- Official Account / OAuth JSON APIs (errcode) ----------------------------
 
 

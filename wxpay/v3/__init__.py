@@ -9,11 +9,13 @@ The roles, each in its own module:
 - ``aead``: AES-256-GCM with the APIv3 key (``ApiV3Cipher``);
 - ``models``: transactions and refunds as dataclasses (notify resources and query replies);
 - ``notify``: ``NotifyReader``, verify then decrypt then type (``PaymentEvent``, ``RefundEvent``);
-- ``payloads``: RSA-signed front-end payloads (JSAPI bridge, ``wx.chooseWXPay``, Mini Program, App).
+- ``payloads``: RSA-signed front-end payloads (JSAPI bridge, ``wx.chooseWXPay``, Mini Program, App);
+- ``err_codes``: error replies (status + ``{code, message, detail}``) to :mod:`wxpay.errors` classes.
 
 The names below are the public API (see docs/wxpay.md, "APIv3 (core)").
 """
 from .aead import ALGORITHM, ApiV3Cipher
+from .err_codes import error_from_reply
 from .keys import (
     Certificate,
     certificate_serial,
@@ -52,4 +54,5 @@ __all__ = [
     "Refund", "RefundAmount", "Transaction", "TransactionAmount", "parse_refund", "parse_transaction",
     "NotifyEvent", "NotifyReader", "PaymentEvent", "RefundEvent", "notify_reply",
     "app_payload", "jsapi_payloads", "mini_program_payload",
+    "error_from_reply",
 ]
