@@ -10,11 +10,13 @@ The roles, each in its own module:
 - ``models``: transactions and refunds as dataclasses (notify resources and query replies);
 - ``notify``: ``NotifyReader``, verify then decrypt then type (``PaymentEvent``, ``RefundEvent``);
 - ``payloads``: RSA-signed front-end payloads (JSAPI bridge, ``wx.chooseWXPay``, Mini Program, App);
-- ``err_codes``: error replies (status + ``{code, message, detail}``) to :mod:`wxpay.errors` classes.
+- ``err_codes``: error replies (status + ``{code, message, detail}``) to :mod:`wxpay.errors` classes;
+- ``certificates``: ``/v3/certificates`` replies decrypted and checked.
 
 The names below are the public API (see docs/wxpay.md, "APIv3 (core)").
 """
 from .aead import ALGORITHM, ApiV3Cipher
+from .certificates import parse_certificates, read_certificates_reply
 from .err_codes import error_from_reply
 from .keys import (
     Certificate,
@@ -54,5 +56,5 @@ __all__ = [
     "Refund", "RefundAmount", "Transaction", "TransactionAmount", "parse_refund", "parse_transaction",
     "NotifyEvent", "NotifyReader", "PaymentEvent", "RefundEvent", "notify_reply",
     "app_payload", "jsapi_payloads", "mini_program_payload",
-    "error_from_reply",
+    "error_from_reply", "parse_certificates", "read_certificates_reply",
 ]
