@@ -11,11 +11,13 @@ The roles, each in its own module:
 - ``notify``: ``NotifyReader``, verify then decrypt then type (``PaymentEvent``, ``RefundEvent``);
 - ``payloads``: RSA-signed front-end payloads (JSAPI bridge, ``wx.chooseWXPay``, Mini Program, App);
 - ``err_codes``: error replies (status + ``{code, message, detail}``) to :mod:`wxpay.errors` classes;
-- ``certificates``: ``/v3/certificates`` replies decrypted and checked.
+- ``certificates``: ``/v3/certificates`` replies decrypted and checked;
+- ``bills``: the bill download's step-1 reply and the SHA1 check of the file.
 
 The names below are the public API (see docs/wxpay.md, "APIv3 (core)").
 """
 from .aead import ALGORITHM, ApiV3Cipher
+from .bills import BillDownload, check_bill, parse_bill_download
 from .certificates import parse_certificates, read_certificates_reply
 from .err_codes import error_from_reply
 from .keys import (
@@ -57,4 +59,5 @@ __all__ = [
     "NotifyEvent", "NotifyReader", "PaymentEvent", "RefundEvent", "notify_reply",
     "app_payload", "jsapi_payloads", "mini_program_payload",
     "error_from_reply", "parse_certificates", "read_certificates_reply",
+    "BillDownload", "check_bill", "parse_bill_download",
 ]
