@@ -54,6 +54,7 @@ _SHA256 = hashes.SHA256()
 # A field of a signed string must not hold the line separator (it would
 # move the line boundaries), and header fields must not hold '"' or ','.
 _METHOD = re.compile(r"[A-Z]{1,16}")
+_PATH = re.compile(r"/[\x21-\x7E]*")
 _TOKEN = re.compile(r"[\x21\x23-\x2B\x2D-\x7E]{1,128}")  # printable ASCII but '"' and ','
 
 
@@ -261,10 +262,9 @@ class MerchantSigner:
         """
         if not isinstance(method, str) or not _METHOD.fullmatch(method):
             raise InvalidArgumentError("method must be an upper-case HTTP method such as GET or POST")
-        if not isinstance(path_with_query, str) or not path_with_query.startswith("/") or any(
-            c <= " " or c == "\x7f" for c in path_with_query
-        ):
-            raise InvalidArgumentError("path_with_query must start with '/' and be percent-encoded (no spaces)")
+        if not isinstance(path_with_query, str) or not _PATH.fullmatch(path_with_query):
+            raise InvalidArgumentError(
+                "path_with_query must start with '/' and be percent-encoded ASCII (no spaces), as sent")
         ts = str(int(self.clock()) if timestamp is None else int(timestamp))
         nonce = make_nonce() if nonce is None else nonce
         if not isinstance(nonce, str) or not _TOKEN.fullmatch(nonce):

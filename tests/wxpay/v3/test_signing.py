@@ -118,10 +118,11 @@ def test_signer_fills_in_timestamp_from_its_clock_and_a_fresh_nonce():
         (("POST", "v3/x", b""), InvalidArgumentError),
         (("POST", "/v3/x?a=b c", b""), InvalidArgumentError),
         (("POST", "/v3/x\n", b""), InvalidArgumentError),
+        (("GET", "/v3/bill?name=账单", b""), InvalidArgumentError),
         (("POST", "/v3/x", '{"a":1}'), TypeError),
         (("POST", "/v3/x", {"a": 1}), TypeError),
     ],
-    ids=["lower-method", "relative-path", "space-in-query", "newline", "str-body", "dict-body"],
+    ids=["lower-method", "relative-path", "space-in-query", "newline", "not-encoded", "str-body", "dict-body"],
 )
 def test_signer_refuses_what_would_not_be_sent_as_signed(args, error):
     with pytest.raises(error):
