@@ -2,7 +2,13 @@
 
 Callers branch on the class (or on ``code``); merchants read ``message``.
 WeChat's own words (``err_code``, ``err_code_des``, ``return_msg``) are kept
-verbatim beside ours so nothing is lost in translation.
+verbatim beside ours so nothing is lost in translation. APIv3 replies put
+their ``code``/``message`` in ``err_code``/``err_code_des`` too, beside the
+HTTP status, the free-form ``detail`` and WeChat's ``Request-ID``.
+
+A class may carry several causes that callers treat alike (every way a V3
+signature can fail is one :class:`VerificationError`); those instances carry
+a finer ``code`` of their own, passed to the constructor.
 """
 from __future__ import annotations
 
@@ -26,9 +32,18 @@ class WxPayError(Exception):
         err_code_des: str | None = None,
         errcode: int | None = None,
         errmsg: str | None = None,
+        code: str | None = None,
+        http_status: int | None = None,
+        detail: Any = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code  # a finer cause than the class's own code
+        self.http_status = http_status
+        self.detail = detail
+        self.request_id = request_id
         self.return_code = return_code
         self.return_msg = return_msg
         self.result_code = result_code
@@ -40,7 +55,7 @@ class WxPayError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe view for logs and API error bodies (never holds secrets)."""
         out: dict[str, Any] = {"code": self.code, "message": self.message}
-        for name in ("return_msg", "err_code", "err_code_des", "errcode", "errmsg"):
+        for name in ("return_msg", "err_code", "err_code_des", "errcode", "errmsg", "http_status", "request_id"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -87,8 +102,21 @@ class SignatureError(WxPayError):
     code = "bad_signature"
 
 
+class VerificationError(SignatureError):
+    """An APIv3 response or notify that does not prove it came from WeChat.
+
+    One class for every cause (missing or malformed ``Wechatpay-*`` headers,
+    a stale timestamp, an unknown serial, a ``WECHATPAY/SIGNTEST/`` probe, a
+    signature that is not base64 or does not verify): the answer is always
+    "do not trust it" (a notify gets a non-2xx reply). ``code`` names the cause.
+    """
+
+    code = "bad_signature"
+
+
 class DecryptError(ProtocolError):
-    """A refund notify whose req_info does not decrypt with our key."""
+    """Ciphertext that does not decrypt with our key: a V2 refund notify's
+    req_info, or a V3 AES-256-GCM resource (wrong APIv3 key, tampering)."""
 
     code = "undecryptable"
 
@@ -168,6 +196,30 @@ class MerchantSetupError(BusinessError):
     """Problems only the merchant's WeChat console or config can fix."""
 
     code = "merchant_setup"
+
+
+class UserPayingError(RetryableBusinessError):
+    """V3 202 USER_PAYING: the shopper is still confirming; ask again with the same parameters."""
+
+    code = "user_paying"
+
+
+class RateLimitedError(RetryableBusinessError):
+    """V3 429: WeChat asks us to slow down; retry later, not at once."""
+
+    code = "rate_limited"
+
+
+class ResourceNotExistError(BusinessError):
+    """V3 404 RESOURCE_NOT_EXISTS: the object asked for does not exist at WeChat."""
+
+    code = "resource_not_exist"
+
+
+class PlatformCertificatesUnavailableError(MerchantSetupError):
+    """``/v3/certificates`` answered 404: this merchant has a WeChat Pay public key, no platform certificates."""
+
+    code = "no_platform_certificates"
 
 
 # --- Official Account / OAuth JSON APIs (errcode) ----------------------------

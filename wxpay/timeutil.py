@@ -1,9 +1,10 @@
 """China time on the wire, aware UTC in Python.
 
-WeChat writes every time as China Standard Time without a zone
+APIv2 writes every time as China Standard Time without a zone
 (``yyyyMMddHHmmss``, or ``yyyy-MM-dd HH:mm:ss`` for refund success times).
 China has had no daylight saving since 1991, so a fixed +08:00 offset is
-exact and needs no tz database.
+exact and needs no tz database. APIv3 writes RFC 3339 with the offset
+(``2026-01-01T12:00:00+08:00``): :func:`parse_rfc3339`, :func:`rfc3339_time`.
 """
 from __future__ import annotations
 
@@ -73,3 +74,43 @@ def parse_success_time(text: str) -> datetime:
     if not match:
         raise ProtocolError(f"Expected 'yyyy-MM-dd HH:mm:ss' China time, got {text!r}")
     return _build(match.groups(), text)
+
+
+# --- APIv3: RFC 3339 with an offset ------------------------------------------------
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """An APIv3 time (``2026-01-01T12:00:00+08:00``; any offset, ``Z``, fractions) → aware UTC.
+
+    A time without an offset is refused: V3 always writes one, and guessing
+    the zone is how eight-hour errors are made.
+    """
+    match = _RFC3339.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ProtocolError(f"Expected an RFC 3339 time with offset (2026-01-01T12:00:00+08:00), got {str(text)[:40]!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        if offset in ("Z", "z"):
+            tz = _UTC
+        else:
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            if hours > 23 or minutes > 59:
+                raise ValueError(offset)
+            delta = timedelta(hours=hours, minutes=minutes)
+            tz = timezone(-delta if offset[0] == "-" else delta)
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
+        return local.astimezone(_UTC)
+    except (ValueError, OverflowError):  # no such date or offset, or out of range once in UTC
+        raise ProtocolError(f"Invalid RFC 3339 time {text!r}") from None
+
+
+def rfc3339_time(dt: datetime) -> str:
+    """An aware datetime as APIv3 writes it: China time, seconds, ``+08:00``."""
+    _require_aware(dt)
+    t = dt.astimezone(CHINA_TZ)
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}+08:00")

@@ -1,0 +1,308 @@
+"""Proving a V3 response or notify came from WeChat: verifiers and the validator.
+
+Two roles, as in WeChat's own SDKs:
+
+- a :class:`Verifier` holds WeChat keys by the serial that names them and
+  checks one signature: :class:`PublicKeyVerifier` (the WeChat Pay public
+  key, ``PUB_KEY_ID_…``), :class:`PlatformCertificateVerifier` (platform
+  certificates by serial, several during a rotation, each only inside its
+  validity period) and :class:`CombinedVerifier` (both, for the gray switch:
+  the serial picks the key);
+- the :class:`Validator` reads the ``Wechatpay-*`` headers, refuses stale
+  timestamps and probes, and asks its verifier about the **raw body bytes**.
+
+Every failure is one :class:`~wxpay.errors.VerificationError` whose ``code``
+names the cause: ``missing_header``, ``malformed_header``,
+``unsupported_signature_type``, ``signtest_probe``, ``stale_timestamp``,
+``unknown_serial``, ``certificate_not_valid``, ``signature_not_base64``,
+``signature_wrong_length``, ``bad_signature``.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Protocol, runtime_checkable
+
+from ..errors import ConfigError, VerificationError
+from .keys import Certificate, RSAPublicKey
+from .signing import SCHEME, decode_signature, response_message, rsa_verify
+
+__all__ = [
+    "PROBE_PREFIX",
+    "WINDOW_SECONDS",
+    "CombinedVerifier",
+    "PlatformCertificateVerifier",
+    "PublicKeyVerifier",
+    "SignedHeaders",
+    "Validator",
+    "Verifier",
+    "read_signed_headers",
+]
+
+# WeChat's signature probes: not a signature, must simply fail verification.
+PROBE_PREFIX = "WECHATPAY/SIGNTEST/"
+# The official Go SDK refuses |now - Wechatpay-Timestamp| >= 300 s.
+WINDOW_SECONDS = 300
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Holds WeChat keys by serial; checks one signature."""
+
+    @property
+    def preferred_serial(self) -> str:
+        """The serial to name in a request's ``Wechatpay-Serial`` header (the key replies should use)."""
+        ...
+
+    def knows(self, serial: str) -> bool:
+        """Whether ``serial`` names a key this verifier holds."""
+        ...
+
+    def verify(self, serial: str, message: bytes, signature: bytes, *, signed_at: int) -> None:
+        """Raise :class:`VerificationError` unless ``signature`` is ``message``'s under the key ``serial`` names.
+
+        ``signed_at`` is the signed Unix timestamp (a certificate must be valid then).
+        """
+        ...
+
+
+def _check(public_key: RSAPublicKey, message: bytes, signature: bytes) -> None:
+    if len(signature) != (public_key.key_size + 7) // 8:
+        raise VerificationError(
+            f"The signature is {len(signature)} bytes, not one of this key's: the message was not signed by WeChat",
+            code="signature_wrong_length",
+        )
+    if not rsa_verify(public_key, message, signature):
+        raise VerificationError(
+            "The signature does not verify: the body or headers changed after WeChat signed them, "
+            "or the key configured for this serial is not WeChat's",
+            code="bad_signature",
+        )
+
+
+def _unknown(serial: str) -> VerificationError:
+    return VerificationError(
+        f"Wechatpay-Serial {serial[:64]!r} names no WeChat key configured here: "
+        "configure the WeChat Pay public key ID or refresh the platform certificates",
+        code="unknown_serial",
+    )
+
+
+class PublicKeyVerifier:
+    """The WeChat Pay public key, named by its ``PUB_KEY_ID_…`` (compared exactly)."""
+
+    def __init__(self, public_key_id: str, public_key: RSAPublicKey) -> None:
+        if not isinstance(public_key_id, str) or not public_key_id:
+            raise ConfigError("The WeChat Pay public key ID is empty (it looks like PUB_KEY_ID_…)",
+                              code="bad_public_key_id")
+        if not isinstance(public_key, RSAPublicKey):
+            raise TypeError("public_key must be a loaded RSA public key (wxpay.v3.keys.load_public_key)")
+        self.public_key_id = public_key_id
+        self.public_key = public_key
+
+    def __repr__(self) -> str:
+        return f"PublicKeyVerifier({self.public_key_id!r})"
+
+    @property
+    def preferred_serial(self) -> str:
+        return self.public_key_id
+
+    def knows(self, serial: str) -> bool:
+        return serial == self.public_key_id
+
+    def verify(self, serial: str, message: bytes, signature: bytes, *, signed_at: int) -> None:
+        if serial != self.public_key_id:
+            raise _unknown(serial)
+        _check(self.public_key, message, signature)
+
+
+class PlatformCertificateVerifier:
+    """WeChat platform certificates by serial (case-insensitive hex).
+
+    A certificate verifies only messages signed inside its validity period.
+    """
+
+    def __init__(self, certificates: Iterable[Certificate]) -> None:
+        by_serial: dict[str, Certificate] = {}
+        for cert in certificates:
+            if not isinstance(cert, Certificate):
+                raise TypeError("certificates must be wxpay.v3.keys.Certificate objects (load_certificate)")
+            by_serial[cert.serial_no.upper()] = cert
+        if not by_serial:
+            raise ConfigError("No platform certificate given: download them from /v3/certificates, "
+                              "or configure the WeChat Pay public key instead", code="no_platform_certificates")
+        self._by_serial = by_serial
+
+    def __repr__(self) -> str:
+        return f"PlatformCertificateVerifier({sorted(self._by_serial)!r})"
+
+    @property
+    def certificates(self) -> tuple[Certificate, ...]:
+        return tuple(self._by_serial.values())
+
+    @property
+    def preferred_serial(self) -> str:
+        """The certificate that expires last (the newest during a rotation)."""
+        return max(self._by_serial.values(), key=lambda c: (c.not_after, c.serial_no)).serial_no
+
+    def knows(self, serial: str) -> bool:
+        return isinstance(serial, str) and serial.upper() in self._by_serial
+
+    def verify(self, serial: str, message: bytes, signature: bytes, *, signed_at: int) -> None:
+        cert = self._by_serial.get(serial.upper())
+        if cert is None:
+            raise _unknown(serial)
+        if not cert.valid_at(signed_at):
+            raise VerificationError(
+                f"Platform certificate {cert.serial_no} was not valid at the signed time "
+                f"(valid {cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d} UTC): refresh the certificates",
+                code="certificate_not_valid",
+            )
+        _check(cert.public_key, message, signature)
+
+
+class CombinedVerifier:
+    """Several verifiers; the serial picks the one that knows it (the gray switch).
+
+    The first one's serial is the preferred one: put the public key first to
+    ask WeChat for replies signed with it.
+    """
+
+    def __init__(self, *verifiers: Verifier) -> None:
+        if not verifiers:
+            raise ConfigError("CombinedVerifier needs at least one verifier", code="no_verifier")
+        self.verifiers = verifiers
+
+    def __repr__(self) -> str:
+        return f"CombinedVerifier{self.verifiers!r}"
+
+    @property
+    def preferred_serial(self) -> str:
+        return self.verifiers[0].preferred_serial
+
+    def knows(self, serial: str) -> bool:
+        return any(v.knows(serial) for v in self.verifiers)
+
+    def verify(self, serial: str, message: bytes, signature: bytes, *, signed_at: int) -> None:
+        for verifier in self.verifiers:
+            if verifier.knows(serial):
+                verifier.verify(serial, message, signature, signed_at=signed_at)
+                return
+        raise _unknown(serial)
+
+
+# --- the headers -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedHeaders:
+    """The ``Wechatpay-*`` headers of one reply or notify (not yet trusted by themselves)."""
+
+    timestamp: str
+    nonce: str
+    serial: str
+    signature: str
+    signature_type: str | None = None
+    request_id: str | None = None
+
+    @property
+    def is_probe(self) -> bool:
+        """A ``WECHATPAY/SIGNTEST/`` probe: WeChat checking that we refuse it."""
+        return self.signature.startswith(PROBE_PREFIX)
+
+
+_NAMES = {
+    "wechatpay-timestamp": "timestamp",
+    "wechatpay-nonce": "nonce",
+    "wechatpay-serial": "serial",
+    "wechatpay-signature": "signature",
+    "wechatpay-signature-type": "signature_type",
+    "request-id": "request_id",
+}
+_MAX_HEADER = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _header_key(name: str) -> str | None:
+    """``Wechatpay-Serial``, ``wechatpay-serial``, ``HTTP_WECHATPAY_SERIAL`` → the field name."""
+    key = name.strip().lower().replace("_", "-")
+    if key.startswith("http-"):
+        key = key[5:]
+    return _NAMES.get(key)
+
+
+def read_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
+    """The ``Wechatpay-*`` headers of a reply or notify, by any spelling of their names.
+
+    Refuses a missing one (``missing_header``), one given twice under two
+    spellings or with control characters (``malformed_header``), and a
+    ``Wechatpay-Signature-Type`` other than ``WECHATPAY2-SHA256-RSA2048``
+    (``unsupported_signature_type``).
+    """
+    found: dict[str, str] = {}
+    for name, value in headers.items():
+        key = _header_key(name) if isinstance(name, str) else None
+        if key is None:
+            continue
+        if key in found or not isinstance(value, str) or len(value) > _MAX_HEADER or _CONTROL.search(value):
+            raise VerificationError(f"The {name} header is malformed or repeated", code="malformed_header")
+        found[key] = value.strip()
+    for key in ("timestamp", "nonce", "serial", "signature"):
+        if not found.get(key):
+            name = "Wechatpay-" + key.capitalize()
+            raise VerificationError(
+                f"The {name} header is missing: the message is not signed (a proxy may strip Wechatpay-* headers)",
+                code="missing_header",
+            )
+    signature_type = found.get("signature_type")
+    if signature_type is not None and signature_type != SCHEME:
+        raise VerificationError(f"Wechatpay-Signature-Type must be {SCHEME}", code="unsupported_signature_type")
+    return SignedHeaders(**found)
+
+
+class Validator:
+    """Checks the signature of a reply or notify: headers, time window, serial, raw body.
+
+    ``clock`` returns Unix seconds (injectable for tests); ``window`` is the
+    allowed distance between it and ``Wechatpay-Timestamp``, refused when
+    reached (the Go SDK's ``>= 300``).
+    """
+
+    def __init__(self, verifier: Verifier, *, clock: Callable[[], float] = time.time,
+                 window: int = WINDOW_SECONDS) -> None:
+        if not isinstance(verifier, Verifier):
+            raise TypeError("verifier must provide preferred_serial, knows() and verify()")
+        self.verifier = verifier
+        self._clock = clock
+        self.window = window
+
+    def validate(self, headers: Mapping[str, str], body: bytes) -> SignedHeaders:
+        """Return the headers once ``body`` (the raw bytes received) is proven WeChat's.
+
+        Check order: headers, signature type, probe, timestamp, window,
+        serial, base64, length, signature. A 204 passes ``b""``.
+        """
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError("body must be the raw bytes received, before any JSON parsing")
+        signed = read_signed_headers(headers)
+        if signed.is_probe:
+            raise VerificationError(
+                "A WECHATPAY/SIGNTEST/ signature probe: refused, as WeChat expects", code="signtest_probe"
+            )
+        ts = signed.timestamp
+        if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+            raise VerificationError("Wechatpay-Timestamp is not Unix seconds", code="malformed_header")
+        now = int(self._clock())
+        if abs(now - int(ts)) >= self.window:
+            raise VerificationError(
+                f"Wechatpay-Timestamp is {now - int(ts)} s from our clock (limit {self.window - 1} s): "
+                "a replay, or this machine's clock is wrong (check NTP)",
+                code="stale_timestamp",
+            )
+        if not self.verifier.knows(signed.serial):
+            raise _unknown(signed.serial)
+        raw_signature = decode_signature(signed.signature)
+        message = response_message(ts, signed.nonce, bytes(body))
+        self.verifier.verify(signed.serial, message, raw_signature, signed_at=int(ts))
+        return signed
