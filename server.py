@@ -35,6 +35,7 @@ from handlers import shop as shop_routes
 from handlers import status as status_routes
 from handlers.access_log import log_request
 from handlers.admin import LoginThrottle
+from handlers.body_limit import BodyLimit, server_max_body_size
 from handlers.inflight import Inflight
 from service.audit import Audit
 from service.call_stats import CallStats
@@ -353,7 +354,10 @@ async def start(
     bound_port = sockets[0].getsockname()[1]
     services = await build_services(settings, port=bound_port, transport=transport, store=store)
     app = make_app(services)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max(services.settings.server.max_body_bytes, 1 << 20), xheaders=False)
+    limit = services.settings.server.max_body_bytes  # the documented limit is the real one (handlers/body_limit.py)
+    server = tornado.httpserver.HTTPServer(
+        BodyLimit(app, limit), max_body_size=server_max_body_size(limit), xheaders=False
+    )
     server.add_sockets(sockets)
     running = Running(services, server, app, bound_port, asyncio.Event())
     if services.simulator is not None:

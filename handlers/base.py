@@ -28,6 +28,14 @@ STATUS_BY_KIND = {
     "unavailable": 503,
 }
 
+# Refusals Tornado makes before any handler code runs (its HTTPError statuses).
+HTTP_ERRORS = {
+    400: ("invalid_encoding", "A query or path argument is not valid UTF-8"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Nothing here; the merchant API is described at /api/openapi.json"),
+    413: ("body_too_large", "The request body is larger than the server accepts"),
+}
+
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' https://res.wx.qq.com; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -80,15 +88,46 @@ class BaseHandler(tornado.web.RequestHandler):
             status_code = STATUS_BY_KIND.get(exc.kind, 400)
             self.set_status(status_code)
             body = exc.to_dict()
-        elif isinstance(exc, tornado.web.HTTPError):
-            body = {"code": f"http_{status_code}", "message": exc.reason or self._reason}
+        elif status_code < 500:
+            body = self.http_error_body(status_code)
         else:
             body = {"code": "internal_error", "message": "Internal error; it has been logged"}
         if self.api:
             self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.set_header("Cache-Control", "no-store")
             self.finish(json.dumps(body, ensure_ascii=False))
         else:
             self.render_error_page(status_code, body)
+
+    def http_error_body(self, status_code: int) -> dict[str, Any]:
+        """What Tornado itself refuses (no route, no such method, undecodable
+        arguments), in the same ``{code, message}`` shape as ours."""
+        if status_code == 405:
+            allowed = self.allowed_methods()
+            self.set_header("Allow", ", ".join(allowed))
+            return {
+                "code": "method_not_allowed",
+                "message": f"{self.request.method} is not allowed here; allowed: {', '.join(allowed) or 'none'}",
+            }
+        code, message = HTTP_ERRORS.get(status_code, (f"http_{status_code}", self._reason))
+        return {"code": code, "message": message}
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this handler implements (for ``Allow`` and the API document)."""
+        base = tornado.web.RequestHandler
+        return [m for m in cls.SUPPORTED_METHODS if getattr(cls, m.lower(), None) is not getattr(base, m.lower(), None)]
+
+    def check_xsrf_cookie(self) -> None:
+        """Tornado's check, refusing with a code the page's script can act on."""
+        try:
+            super().check_xsrf_cookie()
+        except tornado.web.HTTPError:
+            from service.errors import Forbidden
+
+            raise Forbidden(
+                "xsrf_invalid", "The page's form token (XSRF) is missing or wrong; reload the page and try again"
+            ) from None
 
     def render_error_page(self, status_code: int, body: dict[str, Any]) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
@@ -149,6 +188,11 @@ class ApiHandler(BaseHandler):
 
     def check_xsrf_cookie(self) -> None:
         return None
+
+    def query_arg(self, name: str) -> str | None:
+        """A query argument exactly as sent: Tornado strips whitespace by
+        default, which would let "12\\n" or " paid" pass as "12" and "paid"."""
+        return self.get_query_argument(name, None, strip=False)
 
     def prepare(self) -> None:
         header = self.request.headers.get("Authorization", "")

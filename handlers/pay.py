@@ -14,6 +14,7 @@ import segno
 from service.errors import InvalidInput, NotFound
 from service.models import PAID_STATUSES
 from service.oauth import safe_next
+from service.validation import http_url
 
 from .base import BaseHandler, PageHandler
 from .i18n import page_strings, pick_language
@@ -198,8 +199,9 @@ def qr_data_uri(text: str) -> str:
 
 
 def _same_origin(url: str, base: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+    """The page's own URL on this server; a URL that does not parse is not."""
+    a, b = http_url(url), urlsplit(base)
+    return a is not None and (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def routes() -> list[tuple[str, type, dict]]:
