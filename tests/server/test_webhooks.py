@@ -249,7 +249,7 @@ def test_a_genuine_signature_verifies(verify):
 @pytest.mark.parametrize(
     "case",
     ["tampered_body", "tampered_signature", "other_secret", "old_timestamp", "future_timestamp",
-     "timestamp_swapped", "malformed", "empty", "non_ascii"],
+     "timestamp_swapped", "malformed", "empty", "non_ascii", "timestamp_unicode_digits", "timestamp_with_space"],
 )
 def test_the_documented_snippet_rejects(verify, case):
     check, error = verify
@@ -275,5 +275,9 @@ def test_the_documented_snippet_rejects(verify, case):
         header = ""
     elif case == "non_ascii":
         header = f"t={NOW},v1=é"
+    elif case == "timestamp_unicode_digits":  # the same number in Arabic-Indic digits: int() takes it
+        header = header.replace(f"t={NOW}", "t=" + str(NOW).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")))
+    elif case == "timestamp_with_space":
+        header = header.replace(f"t={NOW}", f"t= {NOW}")
     with pytest.raises(error):
         check(secret, header, body, now=now)
