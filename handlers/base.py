@@ -95,7 +95,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.api:
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.set_header("Cache-Control", "no-store")
-            self.finish(json.dumps(body, ensure_ascii=False))
+            self.finish(json_bytes(body))
         else:
             self.render_error_page(status_code, body)
 
@@ -180,7 +180,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(data, ensure_ascii=False, default=str))
+        self.finish(json_bytes(data))
 
 
 class ApiHandler(BaseHandler):
@@ -217,6 +217,12 @@ class PageHandler(BaseHandler):
 
     def cookie_options(self) -> dict[str, Any]:
         return {"httponly": True, "samesite": "Lax", "secure": self.settings.get("secure_cookies", False)}
+
+
+def json_bytes(data: Any) -> bytes:
+    """UTF-8 JSON that cannot fail to encode: a lone surrogate that slipped
+    into a value is written as its ``\\uXXXX`` escape, which is still JSON."""
+    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
 
 
 def _refuse_constant(name: str) -> Any:

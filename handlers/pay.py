@@ -108,8 +108,8 @@ class PrepayHandler(BaseHandler):
         env = client_env(self.request.headers.get("User-Agent", ""))
         trade_type = data.get("trade_type") or default_trade_type(env)
         allowed = {"wechat": ("JSAPI", "NATIVE"), "mobile": ("MWEB", "NATIVE"), "desktop": ("NATIVE",)}[env]
-        if trade_type not in allowed:
-            raise InvalidInput("trade_type_not_allowed", f"{trade_type} is not available in this browser ({env})")
+        if not isinstance(trade_type, str) or trade_type not in allowed:
+            raise InvalidInput("trade_type_not_allowed", f"trade_type must be {' or '.join(allowed)} in this browser ({env})")
         openid = None
         if trade_type == "JSAPI":
             raw = self.get_signed_cookie(OPENID_COOKIE, max_age_days=30)

@@ -32,8 +32,17 @@ def json_object(data: Any, allowed: set[str] | frozenset[str]) -> Mapping[str, A
         raise InvalidInput("invalid_body", "The request body must be a JSON object")
     unknown = sorted(set(data) - set(allowed))
     if unknown:
-        raise InvalidInput("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))}", fields=unknown)
+        names = [printable(name, 64) for name in unknown[:20]]
+        raise InvalidInput("unknown_field", f"Unknown field(s): {', '.join(names)}", fields=names)
     return data
+
+
+def printable(value: str, limit: int) -> str:
+    """Outside text to quote back in a message: unencodable and unsafe characters
+    escaped (a key may be a lone surrogate), at most ``limit`` characters."""
+    if not safe_text(value):
+        value = UNSAFE_TEXT.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def matches(pattern: re.Pattern[str], value: Any) -> bool:

@@ -159,6 +159,16 @@ for _name, _escape in {"lone-surrogate": "\\ud800", "rtl-override": "\\u202e", "
                          raw=f'{{"amount_fen": 1, "reason": "a{escape}b"}}'.encode())
 
 
+@case("api-unknown-field-named-by-a-lone-surrogate", 400, "unknown_field")
+async def _(w):
+    return await create_raw(w, '{"amount_fen": 100, "description": "Tea", "\\ud800": 1}')
+
+
+@case("api-unknown-field-named-by-a-bidi-override", 400, "unknown_field")
+async def _(w):
+    return await create_raw(w, '{"amount_fen": 100, "description": "Tea", "\\u202eevil": 1}')
+
+
 @case("api-description-surrogate-pair-escaped-is-text", 400, "invalid_description")
 async def _(w):
     # A valid pair (an emoji) is text; the same pair with the halves swapped is not.
