@@ -30,6 +30,7 @@ from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
 from handlers import health as health_routes
 from handlers import notify as notify_routes
+from handlers import openapi as openapi_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
@@ -270,7 +271,8 @@ def make_app(services: Services) -> tornado.web.Application:
     routes: list[Any] = []
     # Tornado tries routes in order: the hot ones (WeChat's notifies, the page's
     # polls and prepays) first. No two modules' patterns overlap.
-    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, health_routes, shop_routes, status_routes):
+    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, openapi_routes, health_routes, shop_routes,
+                   status_routes):
         routes.extend(module.routes())
     if services.simulator is not None:
         from wxpay.simulator.app import make_routes

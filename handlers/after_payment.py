@@ -29,7 +29,7 @@ class CancelHandler(ApiHandler):
 
 class WebhookEventsHandler(ApiHandler):
     async def get(self) -> None:
-        limit = query_int(self.query_arg("limit"), name="limit", default=50, low=1, high=LIST_LIMIT_MAX)
+        limit = query_int(self.query_arg("limit"), name="limit", code="invalid_limit", default=50, low=1, high=LIST_LIMIT_MAX)
         items = await self.services.webhooks.list(state=self.query_arg("state"), limit=limit)
         self.write_json({"items": items, "backlog": await self.services.webhooks.backlog()})
 

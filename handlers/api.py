@@ -26,8 +26,8 @@ class CheckoutsHandler(CheckoutView, ApiHandler):
         self.write_json(self._view(checkout), status=201 if created else 200)
 
     async def get(self) -> None:
-        limit = query_int(self.query_arg("limit"), name="limit", default=20, low=1, high=LIST_LIMIT_MAX)
-        offset = query_int(self.query_arg("offset"), name="offset", default=0, low=0, high=LIST_OFFSET_MAX)
+        limit = query_int(self.query_arg("limit"), name="limit", code="invalid_limit", default=20, low=1, high=LIST_LIMIT_MAX)
+        offset = query_int(self.query_arg("offset"), name="offset", code="invalid_offset", default=0, low=0, high=LIST_OFFSET_MAX)
         items = await self.services.checkouts.list(
             status=self.query_arg("status"),
             merchant_reference=self.query_arg("merchant_reference"),

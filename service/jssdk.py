@@ -7,6 +7,7 @@ from typing import Any
 from wxpay import payloads
 
 from .errors import InvalidInput
+from .tokens import TokenService
 from .validation import http_url, matches
 
 API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
@@ -15,7 +16,7 @@ PAGE_URL_MAX = 1024
 
 
 class JssdkService:
-    def __init__(self, tokens: Any, appid: str) -> None:
+    def __init__(self, tokens: TokenService, appid: str) -> None:
         self.tokens = tokens
         self.appid = appid
 

@@ -36,6 +36,7 @@ from .keyed_locks import KeyedLocks
 from .models import FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
 from .orders import OrderBook, new_out_trade_no
 from .pauses import pause
+from .tokens import TokenService
 from .validation import OPENID, ip_address_text, json_object, matches
 
 log = logging.getLogger("wxpay_server.prepay")
@@ -127,7 +128,7 @@ class PrepayService:
         sign_type: str,
         notify_url: str,
         holder: str,
-        tokens: Any = None,
+        tokens: TokenService | None = None,
         query_after: timedelta = timedelta(seconds=60),
         now: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -60,12 +60,12 @@ def utf8_len(value: str) -> int:
     return len(value.encode("utf-8"))
 
 
-def query_int(raw: str | None, *, name: str, default: int, low: int, high: int) -> int:
+def query_int(raw: str | None, *, name: str, code: str, default: int, low: int, high: int) -> int:
     """A query argument that must be ASCII digits, nothing around them, within bounds."""
     if raw is None:
         return default
     if not ASCII_DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
-        raise InvalidInput(f"invalid_{name}", f"{name} must be an integer between {low} and {high}")
+        raise InvalidInput(code, f"{name} must be an integer between {low} and {high}")
     return int(raw)
 
 

@@ -110,7 +110,7 @@ def public_event(doc: dict[str, Any]) -> dict[str, Any]:
         "delivered_at": _iso(doc.get("delivered_at")),
         "last_status": doc.get("last_status"),
         "last_error": doc.get("last_error"),
-        "history": doc.get("history", []),
+        "history": [{**h, "at": _iso(h.get("at")) or h.get("at")} for h in doc.get("history", [])],
     }
 
 
