@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench zipapp clean soak reliability
+.PHONY: run test test-all bench zipapp clean soak reliability api-docs
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ reliability: $(STAMP)    ## the whole battery (slow cases too) and a soak, then 
 	$(BIN)/python -m pytest -m "slow or not slow" tests/battery
 	$(BIN)/python -m tests.battery.soak --minutes $(MINUTES)
 	$(BIN)/python -m tests.battery.report
+
+api-docs: $(STAMP)       ## docs/api.md and docs/openapi.json from handlers/openapi.py
+	$(BIN)/python server.py openapi --write-docs
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)

@@ -468,10 +468,35 @@ async def bills_main(argv: list[str]) -> int:
     return 0 if report.clean else 1
 
 
+def openapi_main(argv: list[str]) -> int:
+    """``wxpay-server openapi [--write-docs | --check]``: the merchant API's OpenAPI document."""
+    from handlers import openapi_markdown
+    from handlers.openapi import build_document
+
+    parser = argparse.ArgumentParser(prog="wxpay-server openapi", description=openapi_main.__doc__)
+    parser.add_argument("--write-docs", action="store_true", help="write docs/api.md and docs/openapi.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/api.md or docs/openapi.json is stale")
+    args = parser.parse_args(argv)
+    doc = build_document(load_settings(None, env={}), version=VERSION, server_url=openapi_markdown.DOCS_SERVER_URL)
+    if args.check:
+        stale = openapi_markdown.stale(doc)
+        if stale:
+            print(f"stale: {', '.join(stale)} (run: make api-docs)", file=sys.stderr)
+        return 1 if stale else 0
+    if args.write_docs:
+        for path, text in openapi_markdown.rendered(doc).items():
+            path.write_text(text, encoding="utf-8")
+        return 0
+    print(openapi_markdown.json_text(doc), end="")
+    return 0
+
+
 async def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bills"]:
         return await bills_main(argv[1:])
+    if argv[:1] == ["openapi"]:
+        return openapi_main(argv[1:])
     args = parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.port is not None:
