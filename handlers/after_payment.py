@@ -28,6 +28,8 @@ class CancelHandler(ApiHandler):
 
 
 class WebhookEventsHandler(ApiHandler):
+    query_params = {"GET": frozenset({"state", "limit"})}
+
     async def get(self) -> None:
         limit = query_int(self.query_arg("limit"), name="limit", code="invalid_limit", default=50, low=1, high=LIST_LIMIT_MAX)
         items = await self.services.webhooks.list(state=self.query_arg("state"), limit=limit)

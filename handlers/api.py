@@ -20,6 +20,8 @@ class CheckoutView:
 
 
 class CheckoutsHandler(CheckoutView, ApiHandler):
+    query_params = {"GET": frozenset({"status", "merchant_reference", "limit", "offset"})}
+
     async def post(self) -> None:
         key = self.request.headers.get("Idempotency-Key")
         checkout, created = await self.services.checkouts.create(self.json_body(), idempotency_key=key)
@@ -60,6 +62,8 @@ class CheckoutPaymentHandler(ApiHandler):
 
 class WxConfigHandler(ApiHandler):
     """A signed ``wx.config`` for one of the merchant's own pages (JSSDK)."""
+
+    query_params = {"GET": frozenset({"url", "jsApiList"})}
 
     async def get(self) -> None:
         url = self.query_arg("url") or ""

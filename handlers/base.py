@@ -186,8 +186,25 @@ class BaseHandler(tornado.web.RequestHandler):
 class ApiHandler(BaseHandler):
     """The merchant API: bearer token, JSON in and out, no cookies so no XSRF."""
 
+    # The query arguments each method reads; any other, or one given twice, is
+    # refused: a typo such as ?stauts=paid must not list every checkout.
+    query_params: dict[str, frozenset[str]] = {}
+
     def check_xsrf_cookie(self) -> None:
         return None
+
+    def check_query(self) -> None:
+        from service.errors import InvalidInput
+        from service.validation import printable
+
+        allowed = self.query_params.get(self.request.method or "", frozenset())
+        for name, values in self.request.query_arguments.items():
+            if name not in allowed:
+                shown = printable(name, 64)
+                raise InvalidInput("unknown_parameter", f"Unknown query parameter: {shown}", parameter=shown)
+            if len(values) > 1:
+                raise InvalidInput("repeated_parameter", f"The query parameter {name} is given more than once",
+                                   parameter=name)
 
     def query_arg(self, name: str) -> str | None:
         """A query argument exactly as sent: Tornado strips whitespace by
@@ -206,6 +223,7 @@ class ApiHandler(BaseHandler):
 
             self.set_header("WWW-Authenticate", 'Bearer realm="wxpay-server"')
             raise Unauthorized("unauthorized", "A valid merchant API token is required (Authorization: Bearer …)")
+        self.check_query()
 
 
 class PageHandler(BaseHandler):

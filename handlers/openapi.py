@@ -47,6 +47,8 @@ ERRORS: dict[str, ErrorCode] = {
     "invalid_body": ErrorCode(400, "The body is JSON but not an object."),
     "unknown_field": ErrorCode(400, "The body has a field this operation does not take (`details.fields` names them)."),
     "invalid_encoding": ErrorCode(400, HTTP_ERRORS[400][1] + "."),
+    "unknown_parameter": ErrorCode(400, "A query parameter this operation does not take (a typo must not widen a list)."),
+    "repeated_parameter": ErrorCode(400, "A query parameter given more than once."),
     "malformed_request": ErrorCode(400, "The Content-Length header is not a number."),
     "invalid_amount": ErrorCode(400, "amount_fen is not an integer in range (fen: 1 yuan = 100 fen)."),
     "invalid_description": ErrorCode(400, "description is missing, longer than 127 UTF-8 bytes, or not one line of "
@@ -140,7 +142,7 @@ UPSTREAM: dict[str, str] = {
 # before any handler runs; 500 is a bug, 503 our store).
 COMMON = ("malformed_request", "internal_error", "store_unavailable")
 WITH_BODY = ("invalid_json", "body_too_large")
-AUTHENTICATED = ("unauthorized",)
+AUTHENTICATED = ("unauthorized", "unknown_parameter", "repeated_parameter")
 
 # -- schemas ---------------------------------------------------------------------------------------
 

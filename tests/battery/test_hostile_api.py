@@ -271,6 +271,24 @@ for _method, _path in (("DELETE", "/api/checkouts"), ("PUT", "/api/checkouts"), 
         return await api(w, method, path.replace("{open}", w.open["id"]), raw=b"" if method in ("POST", "PUT", "PATCH") else None)
 
 
+# -- query parameters the operation does not take ---------------------------------------------------
+
+
+@case("api-list-typo-in-filter-is-refused", 400, "unknown_parameter")
+async def _(w):
+    return await api(w, "GET", "/api/checkouts?stauts=paid")  # it used to list every checkout
+
+
+@case("api-list-filter-given-twice", 400, "repeated_parameter")
+async def _(w):
+    return await api(w, "GET", "/api/checkouts?status=paid&status=open")
+
+
+@case("api-create-with-query-parameters", 400, "unknown_parameter")
+async def _(w):
+    return await api(w, "POST", "/api/checkouts?amount_fen=1", body=GOOD)
+
+
 # -- the page's JSON calls without their XSRF token ------------------------------------------------
 
 

@@ -216,6 +216,8 @@ def test_each_operation_reads_exactly_the_documented_query_arguments_and_headers
     for op, handler in all_operations(app):
         reach = reach_of(handler, op.method)
         assert reach.query == {p.name for p in op.params if p.where == "query"}, op.operation_id
+        if not op.public:  # ApiHandler refuses any other query argument
+            assert handler.query_params.get(op.method.upper(), frozenset()) == reach.query, op.operation_id
         # Authorization is the bearer security scheme: read by every operation that is not public.
         # X-Forwarded-For is believed only from server.trusted_proxies: infrastructure, not the API.
         assert ("Authorization" in reach.headers) is not op.public, op.operation_id
