@@ -37,6 +37,7 @@ soak: $(STAMP)           ## a bounded soak of mixed sandbox traffic (MINUTES=10)
 reliability: $(STAMP)    ## the whole battery (slow cases too) and a soak, then writes docs/RELIABILITY.md
 	rm -rf build/battery
 	$(BIN)/python -m pytest -m "slow or not slow" tests/battery
+	$(BIN)/python -m pytest -m slow tests/server/test_fuzz_api.py
 	$(BIN)/python -m tests.battery.soak --minutes $(MINUTES)
 	$(BIN)/python -m tests.battery.report
 

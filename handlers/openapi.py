@@ -149,6 +149,7 @@ AUTHENTICATED = ("unauthorized", "unknown_parameter", "repeated_parameter")
 ISO = {"type": "string", "format": "date-time"}
 ISO_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
 STR_OR_NULL = {"type": ["string", "null"]}
+OPTIONAL = ["string", "null"]  # an optional text field: null is the same as leaving it out
 # One line of plain text: no C0/C1 controls, bidi embeddings/overrides/isolates or line separators.
 TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\u2028\\u2029]*$"
 
@@ -237,20 +238,20 @@ def schemas(settings: Any) -> dict[str, Any]:
             "description": {"type": "string", "minLength": 1, "maxLength": TEXT_MAX_BYTES, "pattern": TEXT_PATTERN,
                             "description": f"What the shopper buys, shown by WeChat: at most {TEXT_MAX_BYTES} UTF-8 "
                                            "bytes of one line of plain text, not only spaces."},
-            "merchant_reference": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,64}$",
+            "merchant_reference": {"type": OPTIONAL, "pattern": "^[\\x20-\\x7e]{1,64}$",
                                    "description": "Your own reference (printable ASCII), filterable in the list."},
-            "attach": {"type": "string", "maxLength": TEXT_MAX_BYTES, "pattern": TEXT_PATTERN,
+            "attach": {"type": OPTIONAL, "maxLength": TEXT_MAX_BYTES, "pattern": TEXT_PATTERN,
                        "description": f"Passed to WeChat and back: at most {TEXT_MAX_BYTES} UTF-8 bytes."},
             "expires_in_minutes": {"type": "integer", "minimum": co.min_expiry_minutes,
                                    "maximum": co.max_expiry_minutes, "default": co.default_expiry_minutes},
-            "return_url": {"type": "string", "format": "uri", "maxLength": RETURN_URL_MAX,
+            "return_url": {"type": OPTIONAL, "format": "uri", "maxLength": RETURN_URL_MAX,
                            "description": "Where the page sends the shopper after paying (https in live mode)."},
         }, required=["amount_fen", "description"]),
         "PaymentRequest": obj({
             "client": {"type": "string", "enum": ["mini_program", "app"]},
-            "openid": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$",
+            "openid": {"type": OPTIONAL, "pattern": "^[A-Za-z0-9_-]{1,128}$",
                        "description": "The shopper's Mini Program openid; required for (and only for) `mini_program`."},
-            "client_ip": {"type": "string", "description": "The shopper's IPv4 or IPv6 address; default: the caller's."},
+            "client_ip": {"type": OPTIONAL, "description": "The shopper's IPv4 or IPv6 address; default: the caller's."},
         }, required=["client"]),
         "Payment": obj({
             "out_trade_no": {"type": "string"},
@@ -273,9 +274,9 @@ def schemas(settings: Any) -> dict[str, Any]:
         "RefundList": obj({"items": {"type": "array", "items": ref("Refund")}}),
         "CreateRefund": obj({
             "amount_fen": {"type": "integer", "minimum": 1, "description": "At most the remaining refundable amount."},
-            "out_refund_no": {"type": "string", "pattern": "^[0-9A-Za-z_|*@-]{1,64}$",
+            "out_refund_no": {"type": OPTIONAL, "pattern": "^[0-9A-Za-z_|*@-]{1,64}$",
                               "description": "Your refund number; a repeat returns the same refund."},
-            "reason": {"type": "string", "maxLength": REASON_MAX_CHARS, "pattern": TEXT_PATTERN,
+            "reason": {"type": OPTIONAL, "maxLength": REASON_MAX_CHARS, "pattern": TEXT_PATTERN,
                        "description": "Shown to the shopper by WeChat."},
         }, required=["amount_fen"]),
         "WebhookEvent": obj({

@@ -1,7 +1,8 @@
 """schemathesis against a real server on 127.0.0.1, from the server's own
 OpenAPI document: every operation, valid and invalid input, a fixed seed.
 
-Per call: no 5xx; a response that conforms to the document (status, content
+Per call: no 5xx of ours (a 502 only with WeChat's own refusal, a code the
+document lists as WeChat's); a response that conforms to the document (status, content
 type, body schema, which for errors means a code the operation documents);
 every error is ``{code, message}``; and a refused call (4xx) changes nothing
 in the store (checkouts, orders, refunds, webhook outbox).
@@ -26,7 +27,6 @@ import schemathesis
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -38,14 +38,16 @@ from tornado.testing import bind_unused_port
 import server
 from handlers import openapi
 from tests.battery.harness import Client, snapshot
+from tests.battery.results import record
 
 from .conftest import sandbox_settings
 
 SEED = 20261129
 EXAMPLES = 30
 SLOW_EXAMPLES = 400
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          negative_data_rejection]
+# Not schemathesis' not_a_server_error: a 502 that passes on WeChat's own refusal (the simulator
+# refusing an openid of another appid, say) is the documented answer; our own 5xx are not (below).
+CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance, negative_data_rejection]
 
 
 @dataclass
@@ -128,6 +130,9 @@ def fuzz(live: Live, label: str, examples: int) -> dict[str, int]:
         response = case.call(base_url=live.base, timeout=30)
         seen[str(response.status_code)] = seen.get(str(response.status_code), 0) + 1
         case.validate_response(response, checks=CHECKS)
+        if response.status_code >= 500:
+            body = json.loads(response.content)
+            assert response.status_code == 502 and body["code"] in openapi.UPSTREAM, (response.status_code, body)
         if response.status_code >= 400:
             body = json.loads(response.content)
             assert set(body) - {"details"} == {"code", "message"}, body
@@ -139,16 +144,23 @@ def fuzz(live: Live, label: str, examples: int) -> dict[str, int]:
     return seen
 
 
+def fuzz_and_record(live: Live, label: str, examples: int) -> dict[str, int]:
+    try:
+        seen = fuzz(live, label, examples)
+    except BaseException as exc:
+        record("fuzz", label, f"FAIL: {str(exc)[:200]}", examples=examples)
+        raise
+    record("fuzz", label, "pass", examples=examples, statuses=seen)
+    return seen
+
+
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_operation(live, label):
-    seen = fuzz(live, label, EXAMPLES)
+    seen = fuzz_and_record(live, label, EXAMPLES)
     assert sum(seen.values()) >= 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzz_operation_long(live, label):
-    seen = fuzz(live, label, SLOW_EXAMPLES)
-    from tests.battery.results import record
-
-    record("fuzz", label, "pass", examples=SLOW_EXAMPLES, statuses=seen)
+    fuzz_and_record(live, label, SLOW_EXAMPLES)
