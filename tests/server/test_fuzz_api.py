@@ -137,7 +137,8 @@ def fuzz(live: Live, label: str, examples: int) -> dict[str, int]:
             body = json.loads(response.content)
             assert set(body) - {"details"} == {"code", "message"}, body
             assert body["code"] in error_codes(operation, response.status_code), (response.status_code, body)
-            assert live.snapshot() == before, f"{label} refused ({response.status_code} {body['code']}) but the store changed"
+            if response.status_code < 500:  # a 502 did call WeChat: the order it made is recorded as failed
+                assert live.snapshot() == before, f"{label} refused ({response.status_code} {body['code']}) but the store changed"
 
     one()
     print(f"{label}: {examples} examples, statuses {dict(sorted(seen.items()))}")
