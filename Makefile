@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench zipapp clean soak reliability
+.PHONY: run test test-all bench zipapp clean soak reliability api-docs
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,12 @@ soak: $(STAMP)           ## a bounded soak of mixed sandbox traffic (MINUTES=10)
 reliability: $(STAMP)    ## the whole battery (slow cases too) and a soak, then writes docs/RELIABILITY.md
 	rm -rf build/battery
 	$(BIN)/python -m pytest -m "slow or not slow" tests/battery
+	$(BIN)/python -m pytest -m slow tests/server/test_fuzz_api.py
 	$(BIN)/python -m tests.battery.soak --minutes $(MINUTES)
 	$(BIN)/python -m tests.battery.report
+
+api-docs: $(STAMP)       ## docs/api.md and docs/openapi.json from handlers/openapi.py
+	$(BIN)/python server.py openapi --write-docs
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)

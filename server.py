@@ -30,11 +30,13 @@ from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
 from handlers import health as health_routes
 from handlers import notify as notify_routes
+from handlers import openapi as openapi_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
 from handlers.access_log import log_request
 from handlers.lockout import admin_lockout, merchant_api_lockout
+from handlers.body_limit import BodyLimit, server_max_body_size
 from handlers.inflight import Inflight
 from service.audit import Audit
 from service.call_stats import CallStats
@@ -270,7 +272,8 @@ def make_app(services: Services) -> tornado.web.Application:
     routes: list[Any] = []
     # Tornado tries routes in order: the hot ones (WeChat's notifies, the page's
     # polls and prepays) first. No two modules' patterns overlap.
-    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, health_routes, shop_routes, status_routes):
+    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, openapi_routes, health_routes, shop_routes,
+                   status_routes):
         routes.extend(module.routes())
     if services.simulator is not None:
         from wxpay.simulator.app import make_routes
@@ -355,7 +358,10 @@ async def start(
     bound_port = sockets[0].getsockname()[1]
     services = await build_services(settings, port=bound_port, transport=transport, store=store)
     app = make_app(services)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max(services.settings.server.max_body_bytes, 1 << 20), xheaders=False)
+    limit = services.settings.server.max_body_bytes  # the documented limit is the real one (handlers/body_limit.py)
+    server = tornado.httpserver.HTTPServer(
+        BodyLimit(app, limit), max_body_size=server_max_body_size(limit), xheaders=False
+    )
     server.add_sockets(sockets)
     running = Running(services, server, app, bound_port, asyncio.Event())
     if services.simulator is not None:
@@ -464,10 +470,35 @@ async def bills_main(argv: list[str]) -> int:
     return 0 if report.clean else 1
 
 
+def openapi_main(argv: list[str]) -> int:
+    """``wxpay-server openapi [--write-docs | --check]``: the merchant API's OpenAPI document."""
+    from handlers import openapi_markdown
+    from handlers.openapi import build_document
+
+    parser = argparse.ArgumentParser(prog="wxpay-server openapi", description=openapi_main.__doc__)
+    parser.add_argument("--write-docs", action="store_true", help="write docs/api.md and docs/openapi.json")
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/api.md or docs/openapi.json is stale")
+    args = parser.parse_args(argv)
+    doc = build_document(load_settings(None, env={}), version=VERSION, server_url=openapi_markdown.DOCS_SERVER_URL)
+    if args.check:
+        stale = openapi_markdown.stale(doc)
+        if stale:
+            print(f"stale: {', '.join(stale)} (run: make api-docs)", file=sys.stderr)
+        return 1 if stale else 0
+    if args.write_docs:
+        for path, text in openapi_markdown.rendered(doc).items():
+            path.write_text(text, encoding="utf-8")
+        return 0
+    print(openapi_markdown.json_text(doc), end="")
+    return 0
+
+
 async def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bills"]:
         return await bills_main(argv[1:])
+    if argv[:1] == ["openapi"]:
+        return openapi_main(argv[1:])
     args = parse_args(argv)
     overrides: dict[str, Any] = {}
     if args.port is not None:

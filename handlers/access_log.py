@@ -17,14 +17,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 access_log = logging.getLogger("tornado.access")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,40}$")  # a parameter name, not a value passed as one
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,40}")  # a parameter name, not a value passed as one
 
 
 def redact_uri(uri: str) -> str:
     path, sep, query = uri.partition("?")
     if not sep:
         return path
-    names = [name if _NAME.match(name) else "?" for name, _ in parse_qsl(query, keep_blank_values=True)]
+    names = [name if _NAME.fullmatch(name) else "?" for name, _ in parse_qsl(query, keep_blank_values=True)]
     return f"{path}?{'&'.join(f'{n}=…' for n in names)}" if names else path
 
 

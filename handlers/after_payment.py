@@ -1,7 +1,8 @@
 """The merchant API after the payment: refunds, cancelling, webhook deliveries."""
 from __future__ import annotations
 
-from service.errors import InvalidInput
+from service.validation import query_int
+from service.webhooks import LIST_LIMIT_MAX
 
 from .base import ApiHandler
 
@@ -27,11 +28,11 @@ class CancelHandler(ApiHandler):
 
 
 class WebhookEventsHandler(ApiHandler):
+    query_params = {"GET": frozenset({"state", "limit"})}
+
     async def get(self) -> None:
-        raw = self.get_query_argument("limit", "50")
-        if not raw.isdigit() or len(raw) > 4:
-            raise InvalidInput("invalid_limit", "limit must be a positive integer")
-        items = await self.services.webhooks.list(state=self.get_query_argument("state", None), limit=int(raw))
+        limit = query_int(self.query_arg("limit"), name="limit", code="invalid_limit", default=50, low=1, high=LIST_LIMIT_MAX)
+        items = await self.services.webhooks.list(state=self.query_arg("state"), limit=limit)
         self.write_json({"items": items, "backlog": await self.services.webhooks.backlog()})
 
 

@@ -29,6 +29,14 @@ STATUS_BY_KIND = {
     "unavailable": 503,
 }
 
+# Refusals Tornado makes before any handler code runs (its HTTPError statuses).
+HTTP_ERRORS = {
+    400: ("invalid_encoding", "A query or path argument is not valid UTF-8"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Nothing here; the merchant API is described at /api/openapi.json"),
+    413: ("body_too_large", "The request body is larger than the server accepts"),
+}
+
 PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' https://res.wx.qq.com; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -83,15 +91,46 @@ class BaseHandler(tornado.web.RequestHandler):
             body = exc.to_dict()
             if "retry_after_s" in exc.details:
                 self.set_header("Retry-After", str(exc.details["retry_after_s"]))
-        elif isinstance(exc, tornado.web.HTTPError):
-            body = {"code": f"http_{status_code}", "message": exc.reason or self._reason}
+        elif status_code < 500:
+            body = self.http_error_body(status_code)
         else:
             body = {"code": "internal_error", "message": "Internal error; it has been logged"}
         if self.api:
             self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(json.dumps(body, ensure_ascii=False))
+            self.set_header("Cache-Control", "no-store")
+            self.finish(json_bytes(body))
         else:
             self.render_error_page(status_code, body)
+
+    def http_error_body(self, status_code: int) -> dict[str, Any]:
+        """What Tornado itself refuses (no route, no such method, undecodable
+        arguments), in the same ``{code, message}`` shape as ours."""
+        if status_code == 405:
+            allowed = self.allowed_methods()
+            self.set_header("Allow", ", ".join(allowed))
+            return {
+                "code": "method_not_allowed",
+                "message": f"{self.request.method} is not allowed here; allowed: {', '.join(allowed) or 'none'}",
+            }
+        code, message = HTTP_ERRORS.get(status_code, (f"http_{status_code}", self._reason))
+        return {"code": code, "message": message}
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this handler implements (for ``Allow`` and the API document)."""
+        base = tornado.web.RequestHandler
+        return [m for m in cls.SUPPORTED_METHODS if getattr(cls, m.lower(), None) is not getattr(base, m.lower(), None)]
+
+    def check_xsrf_cookie(self) -> None:
+        """Tornado's check, refusing with a code the page's script can act on."""
+        try:
+            super().check_xsrf_cookie()
+        except tornado.web.HTTPError:
+            from service.errors import Forbidden
+
+            raise Forbidden(
+                "xsrf_invalid", "The page's form token (XSRF) is missing or wrong; reload the page and try again"
+            ) from None
 
     def render_error_page(self, status_code: int, body: dict[str, Any]) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
@@ -144,14 +183,36 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(data, ensure_ascii=False, default=str))
+        self.finish(json_bytes(data))
 
 
 class ApiHandler(BaseHandler):
     """The merchant API: bearer token, JSON in and out, no cookies so no XSRF."""
 
+    # The query arguments each method reads; any other, or one given twice, is
+    # refused: a typo such as ?stauts=paid must not list every checkout.
+    query_params: dict[str, frozenset[str]] = {}
+
     def check_xsrf_cookie(self) -> None:
         return None
+
+    def check_query(self) -> None:
+        from service.errors import InvalidInput
+        from service.validation import printable
+
+        allowed = self.query_params.get(self.request.method or "", frozenset())
+        for name, values in self.request.query_arguments.items():
+            if name not in allowed:
+                shown = printable(name, 64)
+                raise InvalidInput("unknown_parameter", f"Unknown query parameter: {shown}", parameter=shown)
+            if len(values) > 1:
+                raise InvalidInput("repeated_parameter", f"The query parameter {name} is given more than once",
+                                   parameter=name)
+
+    def query_arg(self, name: str) -> str | None:
+        """A query argument exactly as sent: Tornado strips whitespace by
+        default, which would let "12\\n" or " paid" pass as "12" and "paid"."""
+        return self.get_query_argument(name, None, strip=False)
 
     def prepare(self) -> None:
         """A presented token is an attempt: admitted by the lockout
@@ -173,6 +234,7 @@ class ApiHandler(BaseHandler):
             tokens = self.settings.get("api_tokens") or ()
             if any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):
                 lockout.succeeded(source)
+                self.check_query()
                 return
             lockout.failed(source)
         self.set_header("WWW-Authenticate", 'Bearer realm="wxpay-server"')
@@ -188,6 +250,12 @@ class PageHandler(BaseHandler):
 
     def cookie_options(self) -> dict[str, Any]:
         return {"httponly": True, "samesite": "Lax", "secure": self.settings.get("secure_cookies", False)}
+
+
+def json_bytes(data: Any) -> bytes:
+    """UTF-8 JSON that cannot fail to encode: a lone surrogate that slipped
+    into a value is written as its ``\\uXXXX`` escape, which is still JSON."""
+    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
 
 
 def _refuse_constant(name: str) -> Any:

@@ -11,7 +11,8 @@ class HealthHandler(BaseHandler):
         try:
             rtt = await self.services.store.ping()
         except StoreError as exc:
-            self.write_json({"ok": False, "store": self.services.store.backend, "error": exc.code}, status=503)
+            self.write_json({"ok": False, "store": self.services.store.backend, "error": exc.code,
+                             "code": "store_unavailable", "message": "The order store is unavailable"}, status=503)
             return
         self.write_json({"ok": True, "store": self.services.store.backend, "store_rtt_ms": round(rtt * 1000, 2)})
 

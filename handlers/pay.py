@@ -14,6 +14,7 @@ import segno
 from service.errors import InvalidInput, NotFound
 from service.models import PAID_STATUSES
 from service.oauth import safe_next
+from service.validation import http_url
 
 from .base import BaseHandler, PageHandler
 from .i18n import page_strings, pick_language
@@ -107,8 +108,8 @@ class PrepayHandler(BaseHandler):
         env = client_env(self.request.headers.get("User-Agent", ""))
         trade_type = data.get("trade_type") or default_trade_type(env)
         allowed = {"wechat": ("JSAPI", "NATIVE"), "mobile": ("MWEB", "NATIVE"), "desktop": ("NATIVE",)}[env]
-        if trade_type not in allowed:
-            raise InvalidInput("trade_type_not_allowed", f"{trade_type} is not available in this browser ({env})")
+        if not isinstance(trade_type, str) or trade_type not in allowed:
+            raise InvalidInput("trade_type_not_allowed", f"trade_type must be {' or '.join(allowed)} in this browser ({env})")
         openid = None
         if trade_type == "JSAPI":
             raw = self.get_signed_cookie(OPENID_COOKIE, max_age_days=30)
@@ -198,8 +199,9 @@ def qr_data_uri(text: str) -> str:
 
 
 def _same_origin(url: str, base: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+    """The page's own URL on this server; a URL that does not parse is not."""
+    a, b = http_url(url), urlsplit(base)
+    return a is not None and (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def routes() -> list[tuple[str, type, dict]]:

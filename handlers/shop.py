@@ -33,7 +33,14 @@ class BuyHandler(PageHandler):
 
 
 class NotFoundHandler(PageHandler):
+    """No route matched: an HTML page, or JSON ``not_found`` under ``/api``."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # a 404 changes nothing; a POST to a wrong URL is a 404, not a 403
+
     def prepare(self) -> None:
+        path = self.request.path
+        self.api = path == "/api" or path.startswith("/api/")
         raise tornado.web.HTTPError(404)
 
 

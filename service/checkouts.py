@@ -12,21 +12,24 @@ import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from store.base import DuplicateKey, Store
 
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .guard import store_guard
-from .validation import json_object
+from .validation import http_url, json_object, matches, safe_text, utf8_len
 from .models import CHECKOUT_STATUSES, CHECKOUTS, Checkout
 
 MAX_AMOUNT_FEN = 100_000_000  # 1,000,000 yuan: far above any H5 payment limit
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_REFERENCE = re.compile(r"^[\x20-\x7e]{1,64}$")
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_FIELDS = {"amount_fen", "description", "merchant_reference", "attach", "expires_in_minutes", "return_url"}
+REFERENCE = re.compile(r"[\x20-\x7e]{1,64}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+CHECKOUT_ID = re.compile(r"co_[0-9a-f]{24}")
+TEXT_MAX_BYTES = 127  # WeChat's limit for body and attach
+RETURN_URL_MAX = 512
+LIST_LIMIT_MAX = 100
+LIST_OFFSET_MAX = 100_000
+FIELDS = frozenset({"amount_fen", "description", "merchant_reference", "attach", "expires_in_minutes", "return_url"})
 
 
 def new_checkout_id() -> str:
@@ -35,14 +38,13 @@ def new_checkout_id() -> str:
 
 def validate_return_url(value: Any, *, require_https: bool = False) -> str:
     """An absolute http(s) URL with no control characters (no header injection)."""
-    if not isinstance(value, str) or not value or len(value) > 512:
-        raise InvalidInput("invalid_return_url", "return_url must be an absolute URL of at most 512 characters")
-    if _CONTROL.search(value) or " " in value or "\\" in value:
-        raise InvalidInput("invalid_return_url", "return_url must not contain spaces, backslashes or control characters")
-    parts = urlsplit(value)
     allowed = ("https",) if require_https else ("http", "https")
-    if parts.scheme not in allowed or not parts.hostname:
-        raise InvalidInput("invalid_return_url", f"return_url must be an absolute {' or '.join(allowed)} URL")
+    if http_url(value, schemes=allowed, max_length=RETURN_URL_MAX) is None:
+        raise InvalidInput(
+            "invalid_return_url",
+            f"return_url must be an absolute {' or '.join(allowed)} URL of at most {RETURN_URL_MAX} ASCII characters, "
+            "with a host, a valid port, and no spaces, backslashes or control characters",
+        )
     return value
 
 
@@ -66,7 +68,7 @@ class CheckoutService:
 
     def validate(self, data: Any) -> dict[str, Any]:
         """Check a create request; returns the normalised fields."""
-        data = json_object(data, _FIELDS)
+        data = json_object(data, FIELDS)
         amount = data.get("amount_fen")
         if type(amount) is not int:
             raise InvalidInput("invalid_amount", "amount_fen must be an integer number of fen (1 yuan = 100 fen)")
@@ -75,18 +77,26 @@ class CheckoutService:
         desc = data.get("description")
         if not isinstance(desc, str) or not desc.strip():
             raise InvalidInput("invalid_description", "description is required (what the shopper buys)")
-        if len(desc.encode("utf-8")) > 127 or _CONTROL.search(desc):
-            raise InvalidInput("invalid_description", "description must be at most 127 UTF-8 bytes, without control characters")
+        if not safe_text(desc) or utf8_len(desc) > TEXT_MAX_BYTES:
+            raise InvalidInput(
+                "invalid_description",
+                f"description must be at most {TEXT_MAX_BYTES} UTF-8 bytes of one line of text, without control "
+                "characters, bidi overrides, line separators or unpaired surrogates",
+            )
         out: dict[str, Any] = {"amount_fen": amount, "description": desc.strip()}
         ref = data.get("merchant_reference")
         if ref is not None:
-            if not isinstance(ref, str) or not _REFERENCE.match(ref):
+            if not matches(REFERENCE, ref):
                 raise InvalidInput("invalid_reference", "merchant_reference must be 1-64 printable ASCII characters")
             out["merchant_reference"] = ref
         attach = data.get("attach")
         if attach is not None:
-            if not isinstance(attach, str) or len(attach.encode("utf-8")) > 127 or _CONTROL.search(attach):
-                raise InvalidInput("invalid_attach", "attach must be text of at most 127 UTF-8 bytes")
+            if not safe_text(attach) or utf8_len(attach) > TEXT_MAX_BYTES:
+                raise InvalidInput(
+                    "invalid_attach",
+                    f"attach must be at most {TEXT_MAX_BYTES} UTF-8 bytes of one line of text, without control "
+                    "characters, bidi overrides, line separators or unpaired surrogates",
+                )
             out["attach"] = attach
         minutes = data.get("expires_in_minutes", self.default_expiry)
         if type(minutes) is not int or not self.min_expiry <= minutes <= self.max_expiry:
@@ -104,7 +114,7 @@ class CheckoutService:
         key and body returns the first one; the same key with another body
         is a conflict."""
         fields = self.validate(data)
-        if idempotency_key is not None and not _KEY.match(idempotency_key):
+        if idempotency_key is not None and not matches(IDEMPOTENCY_KEY, idempotency_key):
             raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters")
         fingerprint = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
         now = self.now()
@@ -140,7 +150,7 @@ class CheckoutService:
         return existing, False
 
     async def get(self, checkout_id: str) -> Checkout:
-        if not isinstance(checkout_id, str) or not re.fullmatch(r"co_[0-9a-f]{24}", checkout_id):
+        if not matches(CHECKOUT_ID, checkout_id):
             raise NotFound("checkout_not_found", "No such checkout")
         with store_guard():
             doc = await self.store.get(CHECKOUTS, checkout_id)
@@ -162,13 +172,13 @@ class CheckoutService:
                 raise InvalidInput("invalid_status", f"status must be one of {', '.join(CHECKOUT_STATUSES)}")
             where["status"] = status
         if merchant_reference is not None:
-            if not _REFERENCE.match(merchant_reference):
+            if not matches(REFERENCE, merchant_reference):
                 raise InvalidInput("invalid_reference", "merchant_reference must be 1-64 printable ASCII characters")
             where["merchant_reference"] = merchant_reference
-        if not 1 <= limit <= 100:
-            raise InvalidInput("invalid_limit", "limit must be between 1 and 100")
-        if not 0 <= offset <= 100_000:
-            raise InvalidInput("invalid_offset", "offset must be between 0 and 100000")
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise InvalidInput("invalid_limit", f"limit must be an integer between 1 and {LIST_LIMIT_MAX}")
+        if not 0 <= offset <= LIST_OFFSET_MAX:
+            raise InvalidInput("invalid_offset", f"offset must be an integer between 0 and {LIST_OFFSET_MAX}")
         with store_guard():
             docs = await self.store.find(CHECKOUTS, where, sort=[("created_at", -1)], limit=limit, skip=offset)
         return [Checkout.from_doc(d) for d in docs]

@@ -49,7 +49,7 @@ REPEAT_WINDOW = timedelta(seconds=10)
 PRUNE_BATCH = 20
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
-_STATE = re.compile(r"^[0-9a-f]{32}$")
+_STATE = re.compile(r"[0-9a-f]{32}")
 
 
 def safe_next(path: Any) -> str:
@@ -100,7 +100,7 @@ class OAuthService:
 
     async def finish(self, code: str | None, state: str | None, expected_state: str | None) -> str:
         """Check the state, trade the code (once, for this browser), return the openid."""
-        if not expected_state or not _STATE.match(expected_state):
+        if not expected_state or not _STATE.fullmatch(expected_state):
             raise Forbidden("oauth_state_missing", "The sign-in session expired; open the payment link again")
         if not state or not hmac.compare_digest(state.encode(), expected_state.encode()):
             raise Forbidden("oauth_state_mismatch", "The sign-in response does not belong to this browser; open the payment link again")

@@ -36,6 +36,8 @@ from .keyed_locks import KeyedLocks
 from .models import FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
 from .orders import OrderBook, new_out_trade_no
 from .pauses import pause
+from .tokens import TokenService
+from .validation import OPENID, ip_address_text, json_object, matches
 
 log = logging.getLogger("wxpay_server.prepay")
 
@@ -76,6 +78,41 @@ class PrepayResult:
         return out
 
 
+PAYMENT_FIELDS = frozenset({"client", "openid", "client_ip"})
+PAYMENT_CLIENTS = {"mini_program": "JSAPI", "app": "APP"}  # client -> trade_type
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    """A Mini Program or App backend's request for a client payload."""
+
+    client: str
+    trade_type: str
+    client_ip: str
+    openid: str | None = None
+
+
+def payment_request(data: Any, *, peer_ip: str) -> PaymentRequest:
+    """Check ``POST /api/checkouts/{id}/payment``; ``peer_ip`` when no ``client_ip`` is given."""
+    data = json_object(data, PAYMENT_FIELDS)
+    raw_ip = data.get("client_ip")
+    client_ip = ip_address_text(peer_ip if raw_ip is None else raw_ip)
+    if client_ip is None:
+        raise InvalidInput("invalid_client_ip", "client_ip must be the shopper's IPv4 or IPv6 address, as text")
+    client = data.get("client")
+    if not isinstance(client, str) or client not in PAYMENT_CLIENTS:
+        raise InvalidInput("invalid_client", f"client must be one of {', '.join(PAYMENT_CLIENTS)}")
+    openid = data.get("openid")
+    if client == "mini_program":
+        if not matches(OPENID, openid):
+            raise InvalidInput(
+                "openid_required", "openid (the shopper's Mini Program openid: 1-128 of A-Z a-z 0-9 _ -) is required"
+            )
+    elif openid is not None:
+        raise InvalidInput("invalid_client", "openid is only for client 'mini_program'")
+    return PaymentRequest(client, PAYMENT_CLIENTS[client], client_ip, openid)
+
+
 class PrepayService:
     def __init__(
         self,
@@ -91,7 +128,7 @@ class PrepayService:
         sign_type: str,
         notify_url: str,
         holder: str,
-        tokens: Any = None,
+        tokens: TokenService | None = None,
         query_after: timedelta = timedelta(seconds=60),
         now: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -43,7 +43,8 @@ from .checkouts import CheckoutService
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound, ServiceError, UpstreamError
 from .guard import store_guard
-from .validation import json_object
+from .checkouts import IDEMPOTENCY_KEY
+from .validation import json_object, matches, safe_text
 from .models import (
     CHECKOUT_MOVES,
     CHECKOUTS,
@@ -66,9 +67,9 @@ from .orders import OrderBook
 log = logging.getLogger("wxpay_server.refunds")
 
 MAX_REFUNDS = 50  # WeChat's limit of partial refunds per order
-OUT_REFUND_NO = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-_FIELDS = {"amount_fen", "out_refund_no", "reason"}
+OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
+REASON_MAX_CHARS = 80  # WeChat's refund_desc: shown to the shopper
+FIELDS = frozenset({"amount_fen", "out_refund_no", "reason"})
 _CAS_TRIES = 20
 
 
@@ -133,22 +134,26 @@ class RefundService:
     # -- the merchant's request ----------------------------------------------------
 
     def validate(self, data: Any) -> dict[str, Any]:
-        data = json_object(data, _FIELDS)
+        data = json_object(data, FIELDS)
         amount = data.get("amount_fen")
         if type(amount) is not int or amount <= 0:
             raise InvalidInput("invalid_amount", "amount_fen must be a positive integer number of fen (1 yuan = 100 fen)")
         out: dict[str, Any] = {"amount_fen": amount}
         no = data.get("out_refund_no")
         if no is not None:
-            if not isinstance(no, str) or not OUT_REFUND_NO.match(no):
+            if not matches(OUT_REFUND_NO, no):
                 raise InvalidInput(
                     "invalid_out_refund_no", "out_refund_no must be 1-64 characters of letters, digits and _-|*@"
                 )
             out["out_refund_no"] = no
         reason = data.get("reason")
         if reason is not None:
-            if not isinstance(reason, str) or len(reason) > 80 or re.search(r"[\x00-\x1f\x7f]", reason):
-                raise InvalidInput("invalid_reason", "reason must be text of at most 80 characters (shown to the shopper)")
+            if not safe_text(reason) or len(reason) > REASON_MAX_CHARS:
+                raise InvalidInput(
+                    "invalid_reason",
+                    f"reason must be one line of at most {REASON_MAX_CHARS} characters (shown to the shopper), without "
+                    "control characters, bidi overrides, line separators or unpaired surrogates",
+                )
             out["reason"] = reason or None
         return out
 
@@ -163,7 +168,7 @@ class RefundService:
         """
         fields = self.validate(data)
         checkout = await self.checkouts.get(checkout_id)
-        if idempotency_key is not None and not _KEY.match(idempotency_key):
+        if idempotency_key is not None and not matches(IDEMPOTENCY_KEY, idempotency_key):
             raise InvalidInput("invalid_idempotency_key", "Idempotency-Key must be 1-255 visible ASCII characters")
         out_refund_no = fields.get("out_refund_no") or (
             key_out_refund_no(checkout.id, idempotency_key) if idempotency_key else new_out_refund_no()

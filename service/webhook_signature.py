@@ -31,6 +31,8 @@ def verify_webhook(secret: str, header: str, body: bytes, now: float | None = No
     """Check a Wxpay-Signature header against the raw body; returns its timestamp."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
+        if not (parts["t"].isascii() and parts["t"].isdigit()):  # int() also takes " 1", "١"
+            raise ValueError(parts["t"])
         timestamp = int(parts["t"])
         given = parts["v1"]
     except (KeyError, ValueError):

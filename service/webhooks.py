@@ -74,6 +74,8 @@ DELIVERED = "delivered"
 FAILED = "failed"
 EVENT_STATES = (PENDING, DELIVERED, FAILED)
 MAX_DELAY = timedelta(hours=6)
+LIST_LIMIT_MAX = 200
+EVENT_ID_MAX = 100
 LEASE = "webhooks"
 USER_AGENT = "wxpay-server-webhooks/1"
 
@@ -108,7 +110,7 @@ def public_event(doc: dict[str, Any]) -> dict[str, Any]:
         "delivered_at": _iso(doc.get("delivered_at")),
         "last_status": doc.get("last_status"),
         "last_error": doc.get("last_error"),
-        "history": doc.get("history", []),
+        "history": [{**h, "at": _iso(h.get("at")) or h.get("at")} for h in doc.get("history", [])],
     }
 
 
@@ -341,8 +343,8 @@ class Webhooks:
     async def list(self, *, state: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         if state is not None and state not in EVENT_STATES:
             raise InvalidInput("invalid_state", f"state must be one of {', '.join(EVENT_STATES)}")
-        if not 1 <= limit <= 200:
-            raise InvalidInput("invalid_limit", "limit must be between 1 and 200")
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise InvalidInput("invalid_limit", f"limit must be an integer between 1 and {LIST_LIMIT_MAX}")
         where = {"state": state} if state else {}
         with store_guard():
             docs = await self.store.find(OUTBOX, where, sort=[("created_at", -1)], limit=limit)
@@ -350,7 +352,7 @@ class Webhooks:
 
     async def resend(self, event_id_: str) -> dict[str, Any]:
         """Queue one event again now, with a fresh attempt budget."""
-        if not isinstance(event_id_, str) or not event_id_.startswith("ev_") or len(event_id_) > 100:
+        if not isinstance(event_id_, str) or not event_id_.startswith("ev_") or len(event_id_) > EVENT_ID_MAX:
             raise NotFound("event_not_found", "No such webhook event")
         with store_guard():
             doc = await self.store.get(OUTBOX, event_id_)

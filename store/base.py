@@ -28,7 +28,7 @@ from datetime import datetime
 from collections.abc import Mapping
 from typing import Any
 
-FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+FIELD = re.compile(r"[a-z_][a-z0-9_]*")
 OPERATORS = frozenset({"$in", "$nin", "$ne", "$lt", "$lte", "$gt", "$gte", "$exists"})
 
 Doc = dict[str, Any]
@@ -145,7 +145,7 @@ class Store(ABC):
 
 
 def check_field(name: str) -> str:
-    if not isinstance(name, str) or not FIELD.match(name):
+    if not isinstance(name, str) or not FIELD.fullmatch(name):
         raise InvalidQuery(f"invalid field name {name!r}")
     return name
 
@@ -224,7 +224,7 @@ def check_doc(doc: Mapping[str, Any], *, need_id: bool = True) -> None:
             raise InvalidDocument("a document needs a non-empty string _id")
     for name, value in doc.items():
         if name != "_id":
-            if not isinstance(name, str) or not FIELD.match(name):
+            if not isinstance(name, str) or not FIELD.fullmatch(name):
                 raise InvalidDocument(f"invalid field name {name!r}")
         _check_stored(value, 1)
 

@@ -221,9 +221,9 @@ def _convert(kind: str, text: str) -> Any:
     if kind == "yuan":
         return _yuan(text)
     if kind == "int":
-        if not re.fullmatch(r"\d+", text.strip()):
+        if not re.fullmatch(r"[0-9]{1,18}", text.strip()):
             raise ProtocolError(f"Bill count is not an integer: {text!r}")
-        return int(text)
+        return int(text.strip())
     if kind == "time":
         return parse_success_time(text)
     raise AssertionError(kind)

@@ -63,7 +63,7 @@ TRADE_TYPES = ("JSAPI", "NATIVE", "APP", "MWEB")
 BILL_TYPES = ("ALL", "SUCCESS", "REFUND", "RECHARGE_REFUND")
 BILL_REQUEST_TIMEOUT = 60.0
 
-_MERCHANT_NO = re.compile(r"^[A-Za-z0-9_\-|*@]+$")
+_MERCHANT_NO = re.compile(r"[A-Za-z0-9_\-|*@]+")
 _H5_TYPES = {"Wap": ("wap_url", "wap_name"), "IOS": ("app_name", "bundle_id"), "Android": ("app_name", "package_name")}
 
 
@@ -92,7 +92,7 @@ def _opt_text(value: Any, name: str, **limits: int) -> str | None:
 
 def check_merchant_no(value: Any, name: str, *, min_len: int = 1, max_len: int = 32) -> str:
     """out_trade_no / out_refund_no: ASCII letters, digits and _ - | * @ only."""
-    if not isinstance(value, str) or not _MERCHANT_NO.match(value):
+    if not isinstance(value, str) or not _MERCHANT_NO.fullmatch(value):
         raise _bad(f"{name} may hold only letters, digits and _ - | * @ (got {value!r})")
     if not min_len <= len(value) <= max_len:
         raise _bad(f"{name} must be {min_len}..{max_len} characters long (got {len(value)})")

@@ -30,7 +30,7 @@ log = logging.getLogger("wxpay.oauth")
 
 SCOPES = ("snsapi_base", "snsapi_userinfo")
 LANGS = ("zh_CN", "zh_TW", "en")
-_STATE = re.compile(r"^[A-Za-z0-9]{1,128}$")
+_STATE = re.compile(r"[A-Za-z0-9]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _token(data: dict) -> OAuthToken:
 
 
 def check_state(state: Any) -> str:
-    if not isinstance(state, str) or not _STATE.match(state):
+    if not isinstance(state, str) or not _STATE.fullmatch(state):
         raise InvalidArgumentError("OAuth state must be 1..128 ASCII letters or digits")
     return state
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from .errors import ProtocolError
 from .timeutil import parse_success_time, parse_wire_time
 
-_INT = re.compile(r"^-?\d+$")
+_INT = re.compile(r"-?[0-9]{1,18}")  # ASCII digits only: int() also takes "١٢"
 
 
 # --- field readers -----------------------------------------------------------
@@ -40,7 +40,7 @@ def opt_int(raw: Mapping[str, str], name: str) -> int | None:
     if value is None:
         return None
     value = value.strip()
-    if not _INT.match(value):
+    if not _INT.fullmatch(value):
         raise ProtocolError(f"WeChat reply field {name} is not an integer: {value!r}")
     return int(value)
 
@@ -278,13 +278,9 @@ def parse_json_reply(body: bytes, *, max_bytes: int = 256 * 1024) -> dict[str, A
     if not isinstance(data, dict):
         raise ProtocolError("WeChat's JSON reply is not an object")
     errcode = data.get("errcode", 0)
-    if isinstance(errcode, bool) or not isinstance(errcode, (int, str)):
+    if isinstance(errcode, bool) or not (isinstance(errcode, int) or isinstance(errcode, str) and _INT.fullmatch(errcode)):
         raise ProtocolError(f"WeChat's errcode is not a number: {errcode!r}")
-    try:
-        errcode_int = int(errcode)
-    except ValueError:
-        raise ProtocolError(f"WeChat's errcode is not a number: {errcode!r}") from None
-    if errcode_int != 0:
+    if int(errcode) != 0:
         raise api_error(data)
     return data
 
@@ -299,8 +295,8 @@ def json_int(data: Mapping[str, Any], name: str, *, required: bool = True) -> in
         raise ProtocolError(f"WeChat reply field {name} is not an integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and _INT.match(value.strip()):
-        return int(value)
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
+        return int(value.strip())
     raise ProtocolError(f"WeChat reply field {name} is not an integer: {value!r}")
 
 

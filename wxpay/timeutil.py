@@ -15,10 +15,10 @@ from .errors import ProtocolError
 
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 
-_WIRE = re.compile(r"^\d{14}$")
+_WIRE = re.compile(r"[0-9]{14}")
 # Bills and refunds use "yyyy-MM-dd HH:mm:ss"; WeChat's own bill examples
 # sometimes show full-width colons, which cost nothing to accept.
-_DASHED = re.compile(r"^(\d{4})-(\d{2})-(\d{2})\s*(\d{2})[:：](\d{2})[:：](\d{2})$")
+_DASHED = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[ \t]*([0-9]{2})[:：]([0-9]{2})[:：]([0-9]{2})")
 
 
 def _require_aware(dt: datetime) -> None:
@@ -57,7 +57,7 @@ def parse_wire_time(text: str) -> datetime:
     Every notify and reply carries one, so the fixed-width fields are sliced
     straight into the constructor, and UTC is China time less eight hours.
     """
-    if not isinstance(text, str) or not _WIRE.match(text):
+    if not isinstance(text, str) or not _WIRE.fullmatch(text):
         raise ProtocolError(f"Expected yyyyMMddHHmmss China time, got {text!r}")
     try:
         return datetime(
@@ -70,7 +70,7 @@ def parse_wire_time(text: str) -> datetime:
 
 def parse_success_time(text: str) -> datetime:
     """``yyyy-MM-dd HH:mm:ss`` China time (refund success, bills) → aware UTC."""
-    match = _DASHED.match(text.strip()) if isinstance(text, str) else None
+    match = _DASHED.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match:
         raise ProtocolError(f"Expected 'yyyy-MM-dd HH:mm:ss' China time, got {text!r}")
     return _build(match.groups(), text)

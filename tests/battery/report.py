@@ -36,6 +36,11 @@ SECTIONS = [
      "simulated WeChat in a process of its own), mixed traffic from virtual shoppers, RSS sampled every 5 s; "
      "bounds: no error reply, no pending order after the reconciler, RSS growth after warm-up under the stated "
      "bound."),
+    ("fuzz", "7. Fuzzing the merchant API (schemathesis)", "`tests/server/test_fuzz_api.py`: schemathesis 4 against "
+     "a real server on loopback, from the server's own OpenAPI document (`/api/openapi.json`), valid and invalid "
+     "cases with a fixed seed (30 per operation in `make test`, 400 with `-m slow`). Each call: no 5xx, status, "
+     "content type and body conform to the document, invalid data refused, errors `{code, message}` with a code the "
+     "operation documents, and the store unchanged by every refused call."),
 ]
 
 # (weakness, fix, section, case that pins it)
@@ -96,6 +101,48 @@ WEAKNESSES = [
      "repeated pattern, a public_url beyond a bare domain origin, trusted_proxies covering every address and a "
      "placeholder shop name.",
      "secrets", "live mode refuses public and degenerate credentials"),
+    ("Query integers went through `str.isdigit()` and `int()`: `limit=١٢` (Arabic-Indic) or `１２` listed 12 "
+     "checkouts, `limit=²` was a 500; Tornado stripped whitespace so `12\\n` passed too.",
+     "`service/validation.query_int`: ASCII digits matched whole, on the argument as sent (`ApiHandler.query_arg`, "
+     "no stripping); the same family closed in wxpay (reply integers, wire times, bill counts, errcode).",
+     "hostile", "api-list-limit-superscript-two"),
+    ("Patterns were `re.match` with `$`, which lets a trailing newline through: `merchant_reference: \"order-1\\n\"` "
+     "was stored, `out_refund_no: \"R1\\n\"` refunded, `jsApiList=chooseWXPay%0A` signed.",
+     "Every pattern is matched whole (`fullmatch` or `\\Z`), in the services, wxpay, the store and the simulator.",
+     "hostile", "api-reference-trailing-newline"),
+    ("A lone surrogate (`\\ud800`) in description or attach was a 500 (UTF-8 encoding failed), in a refund reason a "
+     "503 `store_unavailable` (SQLite refused it); as a JSON key, the 400 itself failed to encode and the body was "
+     "empty. Bidi overrides and line or paragraph separators were accepted in what WeChat shows the shopper.",
+     "`service/validation.safe_text` refuses controls (C0, C1), surrogates, bidi embeddings/overrides/isolates and "
+     "U+2028/2029 in description, attach and reason; unknown field names are quoted back escaped; JSON bodies are "
+     "encoded with `backslashreplace`, so no answer can fail to encode.",
+     "hostile", "api-description-lone-surrogate"),
+    ("URLs went straight to `urlsplit`: `return_url` or wx-config `url` = `http://[::1` was a 500 (ValueError), "
+     "ports 99999 or `:http` were accepted; the page's `page_url` likewise made prepay a 500.",
+     "`service/validation.http_url` parses inside `try`, reads `.port`, wants a host and ASCII; used by return_url, "
+     "wx-config and the page's same-origin check.",
+     "hostile", "api-return-url-unclosed-ipv6"),
+    ("The documented body limit (`server.max_body_bytes`, 64 KiB) was not the real one: the HTTP server took up to "
+     "1 MiB (a 1 MiB checkout request was created), and past that Tornado answered a bare `400` with no body.",
+     "`handlers/body_limit.py` wraps the application: a Content-Length over the limit is 413 `body_too_large` in "
+     "JSON before the handler runs (chunked bodies counted likewise), a malformed one 400 `malformed_request`.",
+     "hostile", "api-body-limit-plus-one"),
+    ("Unknown `/api/...` paths answered the HTML 404 page (a POST to one: an HTML 403 XSRF page); 405s had code "
+     "`http_405` and no `Allow`, and `POST /api/checkouts/{id}` answered 405 with code `internal_error`; the page's "
+     "missing XSRF token was `http_403`; undecodable query arguments `http_400`.",
+     "JSON `not_found` for any `/api` path, `method_not_allowed` with `Allow`, `xsrf_invalid`, `invalid_encoding`: "
+     "one mapping in `handlers/base.py`.",
+     "hostile", "api-unknown-path-without-token"),
+    ("The App/Mini Program payload request ignored unknown fields, took an integer or `true` as `client_ip` "
+     "(then WeChat's 502 `invalid_argument`) and any openid up to 128 characters (NUL, spaces: a 502 from WeChat).",
+     "`service/prepay.payment_request`: a field table like the other bodies, `client_ip` as text without zone, "
+     "openid `[A-Za-z0-9_-]{1,128}`.",
+     "hostile", "api-payment-client-ip-integer"),
+    ("Unknown query parameters were ignored: a typo such as `?stauts=paid` listed every checkout.",
+     "Each API handler names the query parameters it reads; any other, or one given twice, is 400 "
+     "`unknown_parameter` / `repeated_parameter` (found by schemathesis' negative cases against the OpenAPI "
+     "document).",
+     "hostile", "api-list-typo-in-filter-is-refused"),
 ]
 
 LIMITS = [

@@ -22,6 +22,19 @@ from .payments import Receiver, paid_checkout, refund, wait_for, wait_refund, we
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+def assert_conforms(running, schema: str, instance) -> None:
+    """``instance`` is what the OpenAPI document (/api/openapi.json) says ``schema`` is, date-times included."""
+    import jsonschema_rs
+
+    from handlers.openapi import build_document
+
+    components = build_document(running.services.settings)["components"]
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema}", "components": components}, validate_formats=True)
+    errors = [f"{e.instance_path}: {e.message}" for e in validator.iter_errors(instance)]
+    assert errors == [], errors
+
+
 def api(base: str) -> Browser:
     b = Browser(base)
     b.token_headers = {"Authorization": f"Bearer {API_TOKEN}"}  # type: ignore[attr-defined]
@@ -64,6 +77,8 @@ async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path
         await wait_for(three)
         bodies = [json.loads(s["body"]) for s in receiver.seen if s["status"] == 200]
         assert [b["type"] for b in bodies] == ["checkout.paid", "checkout.partially_refunded", "checkout.refunded"]
+        for body in bodies:  # the webhooks the OpenAPI document describes are the ones sent
+            assert_conforms(running, "WebhookPayload", body)
         assert [b["data"]["refund"]["out_refund_no"] for b in bodies[1:]] == ["wh-r1", "wh-r2"]
         assert set(receiver.successes().values()) == {1}
         assert await outbox_states(running) == ["delivered"] * 3
@@ -134,6 +149,7 @@ async def test_failed_deliveries_are_listed_and_can_be_resent(tmp_path):
         await wait_for(failed)
         listed = as_json(await merchant.get("/api/webhooks?state=failed", headers=merchant.token_headers))
         assert [e["id"] for e in listed["items"]] == [event_id]
+        assert_conforms(running, "WebhookEventList", listed)
         item = listed["items"][0]
         assert item["attempts"] == 2 and item["last_error"] == "HTTP 500" and len(item["history"]) == 2
         assert listed["backlog"]["failed"] == 1
@@ -249,7 +265,7 @@ def test_a_genuine_signature_verifies(verify):
 @pytest.mark.parametrize(
     "case",
     ["tampered_body", "tampered_signature", "other_secret", "old_timestamp", "future_timestamp",
-     "timestamp_swapped", "malformed", "empty", "non_ascii"],
+     "timestamp_swapped", "malformed", "empty", "non_ascii", "timestamp_unicode_digits", "timestamp_with_space"],
 )
 def test_the_documented_snippet_rejects(verify, case):
     check, error = verify
@@ -275,5 +291,9 @@ def test_the_documented_snippet_rejects(verify, case):
         header = ""
     elif case == "non_ascii":
         header = f"t={NOW},v1=é"
+    elif case == "timestamp_unicode_digits":  # the same number in Arabic-Indic digits: int() takes it
+        header = header.replace(f"t={NOW}", "t=" + str(NOW).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")))
+    elif case == "timestamp_with_space":
+        header = header.replace(f"t={NOW}", f"t= {NOW}")
     with pytest.raises(error):
         check(secret, header, body, now=now)

@@ -43,7 +43,7 @@ _FORGET_AFTER = timedelta(days=1)
 
 SCOPES = ("snsapi_base", "snsapi_userinfo")
 USER_COOKIE = "sim_user"
-_USER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_USER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 # Authorize-page errors (§14.1) with the text the error page shows.
 AUTHORIZE_ERRORS = {
@@ -184,7 +184,7 @@ class OAuthState:
 
     @staticmethod
     def valid_user(name: str) -> bool:
-        return bool(_USER_NAME.match(name or ""))
+        return bool(_USER_NAME.fullmatch(name or ""))
 
     # -- authorize page -----------------------------------------------------
 

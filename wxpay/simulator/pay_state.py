@@ -31,11 +31,11 @@ REFUND_MAX_AGE = timedelta(days=365)  # §7: TRADE_OVERDUE after one year
 REFUND_PAGE = 10  # §8: refundquery lists at most 10 refunds per call
 TRADE_TYPES = ("JSAPI", "NATIVE", "APP", "MWEB")
 
-_OUT_TRADE_NO = re.compile(r"^[A-Za-z0-9_\-|*@]{6,32}$")  # §3 (current docs: ≥6, some pages allow @)
-_OUT_REFUND_NO = re.compile(r"^[A-Za-z0-9_\-|*@]{1,64}$")  # §7
-_FEN = re.compile(r"^[1-9][0-9]{0,9}$")  # §3: integer fen > 0, no decimals
-_WIRE_TIME = re.compile(r"^\d{14}$")
-_BILL_DATE = re.compile(r"^\d{8}$")
+_OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_\-|*@]{6,32}")  # §3 (current docs: ≥6, some pages allow @)
+_OUT_REFUND_NO = re.compile(r"[A-Za-z0-9_\-|*@]{1,64}")  # §7
+_FEN = re.compile(r"[1-9][0-9]{0,9}")  # §3: integer fen > 0, no decimals
+_WIRE_TIME = re.compile(r"[0-9]{14}")
+_BILL_DATE = re.compile(r"[0-9]{8}")
 
 STATE_DESC = {
     "NOTPAY": "订单未支付",
@@ -281,9 +281,9 @@ class PayState:
         trade_type = params["trade_type"]
         if trade_type not in TRADE_TYPES:
             raise PayFail(code, "trade_type参数格式错误，取值为JSAPI、NATIVE、APP或MWEB")
-        if not _OUT_TRADE_NO.match(params["out_trade_no"]):
+        if not _OUT_TRADE_NO.fullmatch(params["out_trade_no"]):
             raise PayFail(code, "out_trade_no参数格式错误：6-32位字母、数字或_-|*@")
-        if not _FEN.match(params["total_fee"]):
+        if not _FEN.fullmatch(params["total_fee"]):
             raise PayFail(code, "total_fee参数格式错误：必须是大于0的整数(单位分)")
         if (params.get("fee_type") or "CNY") != "CNY":
             raise PayFail(code, "fee_type参数错误：境内商户仅支持CNY")
@@ -304,7 +304,7 @@ class PayState:
         for name in ("time_start", "time_expire"):
             value = params.get(name)
             if value:
-                if not _WIRE_TIME.match(value):
+                if not _WIRE_TIME.fullmatch(value):
                     raise PayFail(code, f"{name}参数格式错误，格式为yyyyMMddHHmmss")
                 try:
                     parsed = parse_wire_time(value)
@@ -482,10 +482,10 @@ class PayState:
         now = self.clock.now()
         self.check_app(params, merchant)
         _need(params, "out_refund_no", "total_fee", "refund_fee")
-        if not _OUT_REFUND_NO.match(params["out_refund_no"]):
+        if not _OUT_REFUND_NO.fullmatch(params["out_refund_no"]):
             raise PayFail("PARAM_ERROR", "out_refund_no参数格式错误：最多64位字母、数字或_-|*@")
         for name in ("total_fee", "refund_fee"):
-            if not _FEN.match(params[name]):
+            if not _FEN.fullmatch(params[name]):
                 raise PayFail("PARAM_ERROR", f"{name}参数格式错误：必须是大于0的整数(单位分)")
         if (params.get("refund_fee_type") or "CNY") != "CNY":
             raise PayFail("PARAM_ERROR", "refund_fee_type参数错误：仅支持CNY")
