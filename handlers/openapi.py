@@ -76,6 +76,8 @@ ERRORS: dict[str, ErrorCode] = {
     "invalid_state": ErrorCode(400, "The state filter is not a webhook event state."),
     # 401
     "unauthorized": ErrorCode(401, "No valid merchant token (`Authorization: Bearer <token>`)."),
+    # 429
+    "too_many_token_attempts": ErrorCode(429, "Too many wrong tokens from your address; wait `Retry-After` seconds."),
     # 404
     "not_found": ErrorCode(404, "No such path (the operations are the ones in this document)."),
     "checkout_not_found": ErrorCode(404, "No checkout with this id."),
@@ -133,6 +135,10 @@ UPSTREAM: dict[str, str] = {
     "not_enough": "Insufficient balance.",
     "invalid_request": "WeChat found a parameter invalid (for example an openid of another appid).",
     "merchant_setup": "Only the merchant's WeChat console or configuration can fix this.",
+    "user_paying": "WeChat says the shopper is still paying (APIv3 202); retry with the same parameters.",
+    "rate_limited": "WeChat asks us to slow down (APIv3 429); retry later.",
+    "resource_not_exist": "WeChat has no such resource (APIv3 404 RESOURCE_NOT_EXISTS).",
+    "no_platform_certificates": "WeChat has no platform certificates for this merchant: configure its public key.",
     "wechat_api_error": "A WeChat JSON API answered with a non-zero errcode.",
     "token_invalid": "WeChat refused the access_token; it is refreshed on the next call.",
     "api_quota_exceeded": "The Official Account's daily API quota is used up.",
@@ -142,7 +148,7 @@ UPSTREAM: dict[str, str] = {
 # before any handler runs; 500 is a bug, 503 our store).
 COMMON = ("malformed_request", "internal_error", "store_unavailable")
 WITH_BODY = ("invalid_json", "body_too_large")
-AUTHENTICATED = ("unauthorized", "unknown_parameter", "repeated_parameter")
+AUTHENTICATED = ("unauthorized", "too_many_token_attempts", "unknown_parameter", "repeated_parameter")
 
 # -- schemas ---------------------------------------------------------------------------------------
 
@@ -555,7 +561,7 @@ def build_document(settings: Any, *, version: str = "0.1.0", server_url: str | N
             "description": "Create checkouts, read them back, refund and cancel them; hear back by webhooks. "
                            "Amounts are integer fen. Every error is JSON `{code, message}` (sometimes `details`) "
                            "with a status that says who must act: 400 your input, 401 the token, 404 not found, "
-                           "409 the checkout's state, 413 the body's size, 502 WeChat, 503 our store (retry).",
+                           "409 the checkout's state, 413 the body's size, 429 too many wrong tokens, 502 WeChat, 503 our store (retry).",
         },
         "servers": [{"url": server_url or "/"}],
         "security": [{"merchantToken": []}],
