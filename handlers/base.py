@@ -210,9 +210,13 @@ class ApiHandler(BaseHandler):
                                    parameter=name)
 
     def query_arg(self, name: str) -> str | None:
-        """A query argument exactly as sent: Tornado strips whitespace by
-        default, which would let "12\\n" or " paid" pass as "12" and "paid"."""
-        return self.get_query_argument(name, None, strip=False)
+        """A query argument exactly as sent: Tornado strips whitespace and
+        turns control characters into spaces, which would let "12\\n", " paid"
+        or "ref\\x0f" pass as "12", "paid" and "ref "."""
+        values = self.request.query_arguments.get(name)
+        if not values:
+            return None
+        return self.decode_argument(values[-1], name=name)
 
     def prepare(self) -> None:
         """A presented token is an attempt: admitted by the lockout

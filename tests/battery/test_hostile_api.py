@@ -126,6 +126,12 @@ async def _(w):
     return await api(w, "GET", "/api/checkouts?merchant_reference=" + quote("order-1\n"))
 
 
+@case("api-list-reference-control-character", 400, "invalid_reference")
+async def _(w):
+    # Tornado's own argument getters turn controls into spaces; the filter must see the byte as sent.
+    return await api(w, "GET", "/api/checkouts?merchant_reference=%0F")
+
+
 @case("api-refund-no-trailing-newline", 400, "invalid_out_refund_no")
 async def _(w):
     return await api(w, "POST", f"/api/checkouts/{w.paid['id']}/refunds", body={"amount_fen": 1, "out_refund_no": "R1\n"})
