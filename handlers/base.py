@@ -24,6 +24,7 @@ STATUS_BY_KIND = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "rate_limited": 429,
     "upstream": 502,
     "unavailable": 503,
 }
@@ -80,6 +81,8 @@ class BaseHandler(tornado.web.RequestHandler):
             status_code = STATUS_BY_KIND.get(exc.kind, 400)
             self.set_status(status_code)
             body = exc.to_dict()
+            if isinstance(exc.details.get("retry_after_s"), int):
+                self.set_header("Retry-After", str(exc.details["retry_after_s"]))
         elif isinstance(exc, tornado.web.HTTPError):
             body = {"code": f"http_{status_code}", "message": exc.reason or self._reason}
         else:

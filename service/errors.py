@@ -15,6 +15,7 @@ UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 UNAVAILABLE = "unavailable"  # our store is down: retry later
 UPSTREAM = "upstream"        # WeChat failed or refused
+RATE_LIMITED = "rate_limited"  # too many attempts from one source: wait, then retry
 
 
 class ServiceError(Exception):
@@ -61,3 +62,9 @@ class Unavailable(ServiceError):
 
 class UpstreamError(ServiceError):
     kind = UPSTREAM
+
+
+class RateLimited(ServiceError):
+    """``details["retry_after_s"]`` says when the caller may try again."""
+
+    kind = RATE_LIMITED

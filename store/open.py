@@ -19,6 +19,7 @@ Field names the service layer can rely on (the indexes below are on them):
   not yet in the outbox (null otherwise)
 - ``outbox``: ``state``, ``next_attempt_at``
 - ``leases`` (``store/leases.py``): keyed by ``_id``, no index
+- ``quotas`` (``service/source_quota.py``): ``expires_at`` (old windows are purged)
 """
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ INDEXES: list[Index] = [
     Index("refunds", ("created_at",)),  # bills: one China day's refunds
     Index("checkouts", ("outbox_due_at",)),  # webhooks: status moves whose events are not written yet
     Index("outbox", ("state", "next_attempt_at")),
+    Index("quotas", ("expires_at",)),
 ]
 
 
