@@ -10,6 +10,9 @@ the checkout becomes paid — the money moved before the merchant was told
 anything else — and the merchant hears 409 ``checkout_paid``. Once the
 answer is 200 ``closed`` it stays true: a payment that still lands on an
 order of the checkout is refunded automatically and flagged ``double_paid``.
+A cancel cut short after the mark (a crash, the store down: the merchant got
+no 200) leaves the checkout open but unpayable; repeating the cancel
+finishes it, and the expiry does at the latest.
 """
 from __future__ import annotations
 
