@@ -231,13 +231,15 @@ class Reconciler:
             if lease.lost:
                 return
             try:
-                if await self.close_checkout(doc["_id"], report) is not None:
+                if await self.close_checkout(doc["_id"], report, patient=True) is not None:
                     report.checkouts_closed += 1
             except ServiceError as exc:
                 report.errors += 1
                 log.warning("reconciler: checkout %s not closed yet (%s)", doc["_id"], exc.code)
 
-    async def close_checkout(self, checkout_id: str, report: RunReport | None = None) -> Checkout | None:
+    async def close_checkout(
+        self, checkout_id: str, report: RunReport | None = None, *, patient: bool = False
+    ) -> Checkout | None:
         """Close an open checkout so that no order of it stays payable (the
         merchant's cancel and the expiry both come here).
 
@@ -251,8 +253,14 @@ class Reconciler:
         Returns the closed checkout, or ``None`` when it was not open or a
         payment won. An order whose unifiedorder was still under way is
         either listed in step 2 or sees the mark when WeChat answers
-        (``PrepayService``), so it is closed too. WeChat unreachable: the
-        close goes on; the passes keep asking about the orders."""
+        (``PrepayService``), so it is closed too.
+
+        WeChat unreachable: the merchant's cancel goes on (the passes keep
+        asking about the orders; a payment found later is refunded). The
+        expiry is ``patient``: it stops at the first order WeChat could not
+        answer for and leaves the checkout marked (unpayable, still open)
+        for a later pass, so a payment made before the expiry whose notify
+        is late is kept rather than refunded."""
         report = report or RunReport(started_at=self.now())
         if not await self.orders.begin_close(checkout_id):
             return None
@@ -272,6 +280,9 @@ class Reconciler:
             except WxPayError as exc:
                 report.errors += 1
                 log.warning("closing %s: order %s not closed yet (%s)", checkout_id, order.out_trade_no, exc.code)
+                if patient:
+                    await self._reschedule(touched)
+                    return None
         await pause("closing.before_final")
         return await self.orders.finish_close(checkout_id)
 

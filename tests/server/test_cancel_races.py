@@ -211,3 +211,25 @@ async def test_a_payment_racing_a_sibling_prepay(running, base_url, merchant):
     assert r.code == 409 and as_json(r)["code"] == "checkout_paid"
     states = await nothing_payable_once_wechat_allows(running, merchant, checkout["id"], kept=native["out_trade_no"])
     assert sorted(states.values()) == ["CLOSED", "SUCCESS"] and states[native["out_trade_no"]] == "SUCCESS"
+
+
+async def test_an_expiry_while_wechat_is_unreachable_keeps_a_payment_made_before_it(running, base_url, merchant):
+    services = running.services
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "drop", "count": None})
+    checkout = await create_checkout(merchant, 580)
+    desktop, result = await native_prepay(base_url, checkout["id"])
+    r = await desktop.post("/_wechat/_sim/scan", json_body={"code_url": result["code_url"], "outcome": "ok"})
+    assert as_json(r)["ok"]  # paid at WeChat; the notify is lost
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "pay/orderquery", "kind": "http500", "count": None})
+    await services.store.update_if("checkouts", checkout["id"], {}, {"expires_at": services.now() - timedelta(seconds=1)})
+    report = await services.reconciler.run_once()
+    # WeChat could not say whether the order was paid: the checkout is not closed on a guess.
+    assert report.checkouts_closed == 0
+    assert (await get_checkout(merchant, checkout["id"]))["status"] == "open"
+    r = await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
+    assert r.code == 409 and as_json(r)["code"] == "checkout_closed"  # but nothing new can start
+    await merchant.request("DELETE", "/_wechat/_sim/faults?endpoint=pay/orderquery")
+    await services.reconciler.run_once()
+    view = await get_checkout(merchant, checkout["id"])
+    assert view["status"] == "paid" and view["paid_out_trade_no"] == result["out_trade_no"]
+    assert "double_paid" not in view and view["refunds"] == []
