@@ -132,12 +132,6 @@ class Reconciler:
         if self.refunds is not None and not lease.lost:
             await self._check_refunds(report)
 
-    async def check_now(self, order: Order) -> RunReport:
-        """One order's check outside a pass (the merchant's cancel uses it)."""
-        report = RunReport(started_at=self.now())
-        await self._check(order, report)
-        return report
-
     async def _check_refunds(self, report: RunReport) -> None:
         for refund in await self.refunds.unapplied(self.batch):  # a crash between settle and apply
             await self.refunds.apply(refund)
