@@ -53,6 +53,7 @@ from service.prepay import Apps, PrepayService
 from service.reconciler import Reconciler
 from service.refund_notify import RefundNotifyService
 from service.refunds import RefundService
+from service.source_quota import SourceQuota
 from service.tokens import TokenService
 from service.webhooks import Webhooks
 from store.base import Store
@@ -231,7 +232,13 @@ async def build_services(
         mch_id=w.mch_id, api_key=w.api_key, sign_type=w.sign_type,
         notify_url=w.notify_url or f"{public_base}/notify/pay",
         holder=holder, tokens=tokens,
-        query_after=timedelta(seconds=settings.reconciler.query_after_s), now=now,
+        query_after=timedelta(seconds=settings.reconciler.query_after_s),
+        max_orders=settings.checkout.max_orders,
+        source_quota=SourceQuota(
+            store, limit=settings.checkout.orders_per_ip,
+            window=timedelta(seconds=settings.checkout.orders_per_ip_window_s), now=now,
+        ),
+        now=now,
     )
     notify = PaymentNotifyService(orders, pay, audit, api_key=w.api_key, max_bytes=settings.server.max_body_bytes, now=now)
     oauth = OAuthService(store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope, now=now)

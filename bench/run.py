@@ -129,6 +129,7 @@ def server_env(sim_port: int, *, sqlite: str | None = None, mongodb_uri: str | N
     env = {
         "WXPAY_WECHAT_PAY_BASE": base, "WXPAY_WECHAT_API_BASE": base, "WXPAY_WECHAT_OPEN_BASE": base,
         "WXPAY_RECONCILER_ENABLED": "false", "WXPAY_SERVER_COOKIE_SECRET": COOKIE_SECRET,
+        "WXPAY_CHECKOUT_ORDERS_PER_IP": "0",  # every virtual shopper comes from 127.0.0.1
     }
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri

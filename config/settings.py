@@ -179,6 +179,9 @@ class CheckoutSettings(_Section):
     default_expiry_minutes: int = 30
     min_expiry_minutes: int = 5
     max_expiry_minutes: int = 1440
+    max_orders: int = 10
+    orders_per_ip: int = 60
+    orders_per_ip_window_s: int = 600
 
 
 @dataclass(frozen=True, repr=False)
@@ -660,6 +663,12 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
             "checkout: need min_expiry_minutes <= default_expiry_minutes <= max_expiry_minutes, got "
             f"{co.min_expiry_minutes} / {co.default_expiry_minutes} / {co.max_expiry_minutes}"
         )
+    if not 1 <= co.max_orders <= 100:
+        problems.append("checkout.max_orders must be between 1 and 100")
+    if co.orders_per_ip < 0:
+        problems.append("checkout.orders_per_ip must not be negative (0 switches the limit off)")
+    if not 1 <= co.orders_per_ip_window_s <= 86400:
+        problems.append("checkout.orders_per_ip_window_s must be between 1 and 86400")
 
     rec: ReconcilerSettings = s["reconciler"]
     for name in ("interval_s", "query_after_s"):

@@ -22,7 +22,7 @@ import hmac
 import logging
 from typing import Any
 
-from service.errors import TooManyAttempts, Unauthorized
+from service.errors import RateLimited, Unauthorized
 
 from .base import PageHandler
 from .lockout import Lockout
@@ -70,11 +70,11 @@ class AdminHandler(PageHandler):
         lockout: Lockout = self.settings["admin_lockout"]
         refusal = lockout.admit(source)
         if refusal is not None:
-            raise TooManyAttempts(
+            raise RateLimited(
                 "too_many_login_attempts",
                 "Too many failed admin sign-ins" + (" overall" if refusal.overall else " from your address")
                 + f"; try again in {refusal.retry_after} s",
-                retry_after=refusal.retry_after,
+                retry_after_s=refusal.retry_after,
             )
         given = parse_basic(header)
         if credentials_match(given, admin.username, admin.password):

@@ -89,7 +89,7 @@ class BaseHandler(tornado.web.RequestHandler):
             status_code = STATUS_BY_KIND.get(exc.kind, 400)
             self.set_status(status_code)
             body = exc.to_dict()
-            if "retry_after_s" in exc.details:
+            if isinstance(exc.details.get("retry_after_s"), int):
                 self.set_header("Retry-After", str(exc.details["retry_after_s"]))
         elif status_code < 500:
             body = self.http_error_body(status_code)
@@ -221,7 +221,7 @@ class ApiHandler(BaseHandler):
     def prepare(self) -> None:
         """A presented token is an attempt: admitted by the lockout
         (handlers/lockout.py) before it is compared, counted when wrong."""
-        from service.errors import TooManyAttempts, Unauthorized
+        from service.errors import RateLimited, Unauthorized
 
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
@@ -230,10 +230,10 @@ class ApiHandler(BaseHandler):
             lockout = self.settings["api_lockout"]
             refusal = lockout.admit(source)
             if refusal is not None:
-                raise TooManyAttempts(
+                raise RateLimited(
                     "too_many_token_attempts",
                     f"Too many requests with a wrong API token from your address; try again in {refusal.retry_after} s",
-                    retry_after=refusal.retry_after,
+                    retry_after_s=refusal.retry_after,
                 )
             tokens = self.settings.get("api_tokens") or ()
             if any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens):

@@ -78,6 +78,7 @@ ERRORS: dict[str, ErrorCode] = {
     "unauthorized": ErrorCode(401, "No valid merchant token (`Authorization: Bearer <token>`)."),
     # 429
     "too_many_token_attempts": ErrorCode(429, "Too many wrong tokens from your address; wait `Retry-After` seconds."),
+    "too_many_requests": ErrorCode(429, "Too many new WeChat orders from this network; wait `Retry-After` seconds."),
     # 404
     "not_found": ErrorCode(404, "No such path (the operations are the ones in this document)."),
     "checkout_not_found": ErrorCode(404, "No checkout with this id."),
@@ -93,6 +94,7 @@ ERRORS: dict[str, ErrorCode] = {
     "checkout_expired": ErrorCode(409, "The checkout has expired and cannot be paid."),
     "checkout_not_paid": ErrorCode(409, "Only a paid checkout can be refunded."),
     "prepay_in_progress": ErrorCode(409, "A payment for this checkout is being prepared; retry in a moment."),
+    "too_many_orders": ErrorCode(409, "The checkout has made `checkout.max_orders` WeChat orders; create a new checkout."),
     "order_state": ErrorCode(409, "The WeChat order moved to another state while this request ran; retry."),
     "out_refund_no_reused": ErrorCode(409, "This out_refund_no (or Idempotency-Key) was used for a different refund."),
     "refund_in_progress": ErrorCode(409, "A refund with this number is being created; retry."),
@@ -408,7 +410,8 @@ def operations() -> list[Operation]:
             errors=("invalid_body", "unknown_field", "invalid_client", "invalid_client_ip", "openid_required",
                     "invalid_trade_type",
                     "app_not_configured", "mini_program_not_configured", "checkout_not_found", "checkout_paid",
-                    "checkout_closed", "checkout_expired", "prepay_in_progress", "order_state", "order_not_found",
+                    "checkout_closed", "checkout_expired", "prepay_in_progress", "too_many_orders", "too_many_requests",
+                    "order_state", "order_not_found",
                     "token_refresh_timeout", *UPSTREAM_ERRORS),
             description="Calls WeChat's unifiedorder (or reuses a still valid prepay_id for the same shopper).",
         ),

@@ -1,13 +1,18 @@
 """The merchant cancels an unpaid checkout.
 
-The checkout moves open → closed first (compare-and-set), so no new WeChat
-order can start; then each unpaid WeChat order of it is asked to close
-(``pay/closeorder``). WeChat refuses to close an order younger than five
-minutes, so those are handed to the reconciler for when they are old
-enough. Each order is queried before it is closed: if WeChat says it is
-paid (or closeorder answers ORDERPAID), the payment is confirmed and the
-checkout becomes paid after all — the money moved, it must not be lost —
-and the merchant hears 409 ``checkout_paid``.
+The close itself is the reconciler's (``Reconciler.close_checkout``, shared
+with the expiry): the checkout is marked so no new WeChat order can start,
+each unpaid order is queried and closed (``pay/closeorder``; WeChat refuses
+that within five minutes of an order's creation, so younger ones are closed
+by the reconciler as soon as WeChat allows), then the checkout moves open →
+closed. If WeChat says an order is paid meanwhile, the payment is confirmed,
+the checkout becomes paid — the money moved before the merchant was told
+anything else — and the merchant hears 409 ``checkout_paid``. Once the
+answer is 200 ``closed`` it stays true: a payment that still lands on an
+order of the checkout is refunded automatically and flagged ``double_paid``.
+A cancel cut short after the mark (a crash, the store down: the merchant got
+no 200) leaves the checkout open but unpayable; repeating the cancel
+finishes it, and the expiry does at the latest.
 """
 from __future__ import annotations
 
@@ -20,9 +25,8 @@ from store.base import Store
 from .audit import Audit
 from .checkouts import CheckoutService
 from .clock import utcnow
-from .errors import Conflict, ServiceError
-from .guard import store_guard
-from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, PAID_STATUSES, PREPAID, Checkout
+from .errors import Conflict
+from .models import PAID_STATUSES, Checkout
 from .orders import OrderBook
 from .reconciler import Reconciler
 
@@ -52,40 +56,11 @@ class ClosingService:
         checkout = await self.checkouts.get(checkout_id)
         if checkout.status in PAID_STATUSES:
             raise Conflict("checkout_paid", "A paid checkout cannot be cancelled; refund it instead")
-        now = self.now()
-        if checkout.status not in (CLOSED,):
-            with store_guard():
-                moved = await self.store.update_if(
-                    CHECKOUTS, checkout.id, {"status": {"$in": list(CHECKOUT_MOVES[CLOSED])}},
-                    {"status": CLOSED, "closed_at": now, "updated_at": now, **self.orders.outbox_intent(now)},
-                )
-            if moved is None:
-                return await self._settled_meanwhile(checkout.id)
+        closed = await self.reconciler.close_checkout(checkout.id)
+        if closed is not None:
             await self.audit.record("cancel", verdict="closed", checkout_id=checkout.id)
-            await self.orders.announce(checkout.id)
-        for order in await self.orders.for_checkout(checkout.id):
-            if order.state not in (CREATED, PREPAID):
-                continue
-            touched = await self.orders.touch(order, close_requested=True, next_check_at=now)
-            if touched is None:
-                continue
-            try:
-                # Query first (a payment is confirmed, not lost), then close if old enough.
-                await self.reconciler.check_now(touched)
-                again = await self.orders.get(order.out_trade_no)
-                if again is not None and again.state in (CREATED, PREPAID) and again.next_check_at and again.next_check_at <= self.now():
-                    await self.reconciler.check_now(again)  # closeorder said ORDERPAID: confirm it
-            except ServiceError:
-                raise
-            except Exception as exc:  # WeChat unreachable: the reconciler keeps trying
-                log.warning("cancel %s: order %s not closed yet (%s)", checkout.id, order.out_trade_no, getattr(exc, "code", exc))
-        after = await self.checkouts.get(checkout.id)
+            return closed
+        after = await self.checkouts.get(checkout.id)  # already closed, or a payment won
         if after.status in PAID_STATUSES:
             raise Conflict("checkout_paid", "The shopper paid before the cancel reached WeChat; the checkout is paid")
         return after
-
-    async def _settled_meanwhile(self, checkout_id: str) -> Checkout:
-        current = await self.checkouts.get(checkout_id)
-        if current.status in PAID_STATUSES:
-            raise Conflict("checkout_paid", "A paid checkout cannot be cancelled; refund it instead")
-        return current

@@ -64,10 +64,10 @@ class UpstreamError(ServiceError):
     kind = UPSTREAM
 
 
-class TooManyAttempts(ServiceError):
-    """Refused before any work, for ``retry_after`` seconds (whole, >= 1)."""
+class RateLimited(ServiceError):
+    """Refused before any work: ``details["retry_after_s"]`` (whole, >= 1) says when to try again."""
 
     kind = RATE_LIMITED
 
-    def __init__(self, code: str, message: str, *, retry_after: int) -> None:
-        super().__init__(code, message, retry_after_s=max(1, int(retry_after)))
+    def __init__(self, code: str, message: str, *, retry_after_s: int) -> None:
+        super().__init__(code, message, retry_after_s=max(1, int(retry_after_s)))

@@ -18,11 +18,17 @@ OAUTH_CODES = "oauth_codes"
 RUNS = "runs"
 REFUNDS = "refunds"
 OUTBOX = "outbox"
+QUOTAS = "quotas"  # new WeChat orders per client source and window (service/source_quota.py)
 
 # Set on a checkout in the same atomic write as any status change that the
 # merchant hears about by webhook; cleared once the outbox holds the events
 # (service/webhooks.py explains the write order).
 OUTBOX_DUE = "outbox_due_at"
+
+# Set on an open checkout when a close begins (the merchant's cancel, or the
+# reconciler at expiry): from then on no new WeChat order may be reserved for
+# it. The close ends open → closed, or loses to a payment (open → paid).
+CLOSE_MARK = "close_requested_at"
 
 # Checkout statuses.
 OPEN = "open"
@@ -34,11 +40,13 @@ CHECKOUT_STATUSES = (OPEN, PAID, CLOSED, PARTIALLY_REFUNDED, REFUNDED)
 # A checkout in one of these was paid (whatever has been refunded since).
 PAID_STATUSES = (PAID, PARTIALLY_REFUNDED, REFUNDED)
 
-# Checkout moves: target -> statuses it may be entered from. Paying may
-# follow closing (the money moved: WeChat is the truth); refunds only
+# Checkout moves: target -> statuses it may be entered from. Closed is final:
+# once the merchant is told a checkout is closed, a payment that still lands
+# on one of its orders is confirmed on the order, refunded and flagged on the
+# checkout (``double_paid``), and the checkout stays closed. Refunds only
 # follow a payment.
 CHECKOUT_MOVES: dict[str, tuple[str, ...]] = {
-    PAID: (OPEN, CLOSED),
+    PAID: (OPEN,),
     CLOSED: (OPEN,),
     PARTIALLY_REFUNDED: (PAID, PARTIALLY_REFUNDED),
     REFUNDED: (PAID, PARTIALLY_REFUNDED),
@@ -136,6 +144,8 @@ class Checkout:
     paid_at: datetime | None = None
     closed_at: datetime | None = None
     double_paid: bool = False
+    orders_made: int = 0           # WeChat orders reserved for it (capped: checkout.max_orders)
+    close_requested_at: datetime | None = None  # CLOSE_MARK
     refunded_fen: int = 0          # refunds WeChat completed
     refund_reserved_fen: int = 0   # pending + completed + needs attention
     refund_nos: list[str] = field(default_factory=list)      # reserved, by out_refund_no

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
-from store.base import Store
+from store.base import Store, find_every
 
 from .audit import Audit
 from .clock import utcnow
@@ -22,10 +22,13 @@ from .pauses import pause
 from .models import (
     CHECKOUT_MOVES,
     CHECKOUTS,
+    CLOSE_MARK,
+    CLOSED,
     CREATED,
     ORDER_MOVES,
     OUTBOX_DUE,
     PAID_STATUSES,
+    OPEN,
     ORDERS,
     PAID,
     PREPAID,
@@ -91,9 +94,72 @@ class OrderBook:
         return order
 
     async def for_checkout(self, checkout_id: str) -> list[Order]:
+        """Every order of the checkout, oldest first: read a page at a time,
+        never cut at a limit (closing siblings must see all of them)."""
         with store_guard():
-            docs = await self.store.find(ORDERS, {"checkout_id": checkout_id}, sort=[("created_at", 1)], limit=200)
+            docs = await find_every(self.store, ORDERS, {"checkout_id": checkout_id}, sort=[("created_at", 1)])
         return [Order.from_doc(d) for d in docs]
+
+    # -- a checkout's openness: new orders and closing ------------------------------
+
+    async def reserve_order(self, checkout_id: str, *, cap: int, payable_after: datetime) -> Checkout | None:
+        """Count one more WeChat order against the checkout, in the same
+        compare-and-set that finds it open, not being closed, not about to
+        expire (``expires_at`` after ``payable_after``) and under ``cap``.
+        ``None`` when any of that fails (the caller reads the checkout to
+        say which). A close marks the checkout first, so an order reserved
+        after that point cannot exist; one reserved before is listed by it."""
+        payable = {"status": OPEN, CLOSE_MARK: {"$exists": False}, "expires_at": {"$gt": payable_after}}
+        for _ in range(5):
+            with store_guard():
+                doc = await self.store.update_if(
+                    CHECKOUTS, checkout_id, {**payable, "orders_made": {"$lt": cap}}, {}, inc={"orders_made": 1}
+                )
+                if doc is not None:
+                    return Checkout.from_doc(doc)
+                # Checkouts stored before the count existed: start it from their orders.
+                current = await self.store.get(CHECKOUTS, checkout_id)
+                if current is None or "orders_made" in current:
+                    return None
+                made = await self.store.count(ORDERS, {"checkout_id": checkout_id})
+                if made >= cap:
+                    return None
+                doc = await self.store.update_if(
+                    CHECKOUTS, checkout_id, {**payable, "orders_made": {"$exists": False}}, {"orders_made": made + 1}
+                )
+            if doc is not None:
+                return Checkout.from_doc(doc)
+        return None
+
+    async def begin_close(self, checkout_id: str) -> bool:
+        """Mark an open checkout as being closed: no new order can be
+        reserved from now on. ``False`` if it is no longer open (paid or
+        closed); a mark left by an earlier, interrupted close is kept."""
+        now = self.now()
+        with store_guard():
+            marked = await self.store.update_if(
+                CHECKOUTS, checkout_id, {"status": OPEN, CLOSE_MARK: {"$exists": False}}, {CLOSE_MARK: now, "updated_at": now}
+            )
+            if marked is not None:
+                return True
+            doc = await self.store.get(CHECKOUTS, checkout_id)
+        return doc is not None and doc.get("status") == OPEN
+
+    async def finish_close(self, checkout_id: str) -> Checkout | None:
+        """open → closed, once :meth:`begin_close` marked it and its orders
+        were dealt with; from here the close is final (a payment that still
+        lands is refunded: see ``_settle_checkout``). ``None`` if a payment
+        won meanwhile (or another closer did it first)."""
+        now = self.now()
+        with store_guard():
+            doc = await self.store.update_if(
+                CHECKOUTS, checkout_id, {"status": {"$in": list(CHECKOUT_MOVES[CLOSED])}, CLOSE_MARK: {"$exists": True}},
+                {"status": CLOSED, "closed_at": now, "updated_at": now, **self.outbox_intent(now)},
+            )
+        if doc is None:
+            return None
+        await self.announce(checkout_id, doc)
+        return Checkout.from_doc(doc)
 
     async def insert(self, order: Order) -> None:
         with store_guard():
@@ -194,12 +260,14 @@ class OrderBook:
                 log.exception("checkout listener failed for %s", checkout_id)
 
     async def _settle_checkout(self, order: Order, now: datetime) -> tuple[Checkout | None, bool, Any]:
+        """The checkout's side of a payment: open → paid; or, when another
+        order paid it already or the merchant was told it is closed, a flag
+        (``double_paid``) and the paid listeners' refund of this payment."""
         changes = {
             "status": PAID, "paid_out_trade_no": order.out_trade_no, "paid_at": now, "updated_at": now,
             **self.outbox_intent(now),  # the webhook's intent, in the same write as the move
         }
         with store_guard():
-            # An expired-then-closed checkout still becomes paid: the money moved.
             doc = await self.store.update_if(
                 CHECKOUTS, order.checkout_id, {"status": {"$in": list(CHECKOUT_MOVES[PAID])}}, changes
             )
@@ -211,17 +279,26 @@ class OrderBook:
                 {"status": {"$in": list(PAID_STATUSES)}, "paid_out_trade_no": {"$ne": order.out_trade_no}},
                 {"double_paid": True, "updated_at": now},
             )
+            reason = "second_payment"
+            if doc is None:
+                # Closed, and final: the money goes back, the close stays true.
+                doc = await self.store.update_if(
+                    CHECKOUTS, order.checkout_id, {"status": CLOSED}, {"double_paid": True, "updated_at": now}
+                )
+                reason = "paid_after_close"
         if doc is None:
             return None, False, None
         log.error(
-            "DOUBLE PAYMENT: checkout %s paid by %s and %s",
+            "DOUBLE PAYMENT (%s): checkout %s (%s) paid by %s; refunding it",
+            reason,
             order.checkout_id,
-            doc.get("paid_out_trade_no"),
+            doc.get("status"),
             order.out_trade_no,
         )
         await self.audit.record(
             "double_payment",
             verdict="flagged",
+            reason=reason,
             checkout_id=order.checkout_id,
             out_trade_no=order.out_trade_no,
             first_out_trade_no=doc.get("paid_out_trade_no"),

@@ -4,6 +4,13 @@ The amount always comes from the checkout, never from the caller. A still
 valid prepay_id for the same checkout, trade type and shopper is reused, and
 concurrent requests for one such slot make one unifiedorder call: an
 in-process lock per slot, and a store lease across processes.
+
+A new WeChat order is bounded twice before WeChat is asked: per checkout
+(``OrderBook.reserve_order``: at most ``max_orders``, counted in the same
+compare-and-set that finds the checkout open and not being closed), and per
+source (``SourceQuota``: a client IP across checkouts). After WeChat answers,
+the checkout is read again: if a close or a payment came meanwhile, the new
+order is handed to the reconciler to close and its prepay_id never leaves.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from store.leases import Leases
+from store.leases import HEARTBEAT_TTL, Leases
 from wxpay import payloads
 from wxpay.errors import (
     IdentityMismatchError,
@@ -38,14 +45,17 @@ from .orders import OrderBook, new_out_trade_no
 from .pauses import pause
 from .tokens import TokenService
 from .validation import OPENID, ip_address_text, json_object, matches
+from .source_quota import SourceQuota
 
 log = logging.getLogger("wxpay_server.prepay")
 
 PREPAY_LIFETIME = timedelta(hours=2)
 MWEB_LIFETIME = timedelta(minutes=5)
 REUSE_MARGIN = timedelta(minutes=1)  # don't hand out a prepay_id about to expire
-PREPAY_LEASE_TTL = timedelta(seconds=6)  # renewed every 2 s while unifiedorder runs
+PREPAY_LEASE_TTL = HEARTBEAT_TTL  # renewed every 2 s while unifiedorder runs
 PREPAY_WAIT_S = 10.0  # how long a concurrent request waits for the leader's prepay_id
+PAYABLE_MARGIN = timedelta(minutes=1)  # no new order for a checkout about to expire
+MAX_ORDERS = 10  # WeChat orders per checkout (checkout.max_orders)
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,8 @@ class PrepayService:
         holder: str,
         tokens: TokenService | None = None,
         query_after: timedelta = timedelta(seconds=60),
+        max_orders: int = MAX_ORDERS,
+        source_quota: SourceQuota | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.checkouts = checkouts
@@ -145,6 +157,8 @@ class PrepayService:
         self.holder = holder
         self.tokens = tokens
         self.query_after = query_after
+        self.max_orders = max_orders
+        self.source_quota = source_quota
         self.now = now
         self._locks = KeyedLocks()
 
@@ -169,6 +183,7 @@ class PrepayService:
             raise InvalidInput("openid_required", "Paying inside WeChat needs the shopper's openid (sign in first)")
         checkout = await self.checkouts.get(checkout_id)
         self._check_payable(checkout)
+        await pause("prepay.after_checkout_check")
         slot = self._slot(checkout.id, trade_type, appid, openid, client_ip if trade_type == "MWEB" else None)
         async with self._locks.hold(slot):
             order, reused = await self._order_for_slot(checkout, slot, trade_type, appid, openid, client_ip, wap_url)
@@ -194,10 +209,41 @@ class PrepayService:
     def _check_payable(self, checkout: Checkout) -> None:
         if checkout.status in PAID_STATUSES:
             raise Conflict("checkout_paid", "This checkout is already paid")
-        if checkout.status != OPEN:
+        if checkout.status != OPEN or checkout.close_requested_at is not None:
             raise Conflict("checkout_closed", "This checkout is closed and can no longer be paid")
-        if checkout.expires_at <= self.now() + timedelta(minutes=1):
+        if checkout.expires_at <= self.now() + PAYABLE_MARGIN:
             raise Conflict("checkout_expired", "This checkout has expired; ask the merchant for a new payment link")
+
+    async def _reserve(self, checkout: Checkout, client_ip: str) -> None:
+        """Count the order about to be made against its source and its
+        checkout, or refuse (nothing is stored, WeChat is not asked)."""
+        if self.source_quota is not None:
+            await self.source_quota.take(client_ip)
+        reserved = await self.orders.reserve_order(
+            checkout.id, cap=self.max_orders, payable_after=self.now() + PAYABLE_MARGIN
+        )
+        if reserved is not None:
+            return
+        current = await self.checkouts.get(checkout.id)
+        self._check_payable(current)  # closed, being closed, paid or expired since it was read
+        raise Conflict(
+            "too_many_orders",
+            f"This payment link has started {self.max_orders} WeChat Pay orders, the most one checkout may; "
+            "ask the merchant for a new payment link",
+            max_orders=self.max_orders,
+        )
+
+    async def _still_payable(self, order: Order) -> None:
+        """After WeChat answered: a close or a payment that began meanwhile
+        wins. The new order goes to the reconciler to be closed (as soon as
+        WeChat allows) and its prepay_id is not handed out."""
+        checkout = await self.checkouts.get(order.checkout_id)
+        if checkout.status == OPEN and checkout.close_requested_at is None:
+            return
+        await self.orders.touch(order, close_requested=True, next_check_at=self.now())
+        if checkout.status in PAID_STATUSES:
+            raise Conflict("checkout_paid", "This checkout was paid meanwhile")
+        raise Conflict("checkout_closed", "This checkout was closed meanwhile and can no longer be paid")
 
     @staticmethod
     def _slot(checkout_id: str, trade_type: str, appid: str, openid: str | None, ip: str | None) -> str:
@@ -207,6 +253,7 @@ class PrepayService:
     def _reusable(self, order: Order, slot: str) -> bool:
         return (
             order.state == PREPAID
+            and not order.close_requested
             and order.extra.get("slot") == slot
             and order.prepay_expires_at is not None
             and order.prepay_expires_at - REUSE_MARGIN > self.now()
@@ -226,33 +273,20 @@ class PrepayService:
                 if self._reusable(order, slot):
                     return order, True
             with store_guard():
-                if await self.leases.acquire(name, self.holder, PREPAY_LEASE_TTL):
-                    break
+                async with self.leases.hold(name, self.holder, PREPAY_LEASE_TTL) as lease:
+                    if lease is not None:
+                        # Another process may have finished while we took the lease.
+                        for order in reversed(await self.orders.for_checkout(checkout.id)):
+                            if self._reusable(order, slot):
+                                return order, True
+                        return await self._unified_order(checkout, slot, trade_type, appid, openid, client_ip, wap_url), False
             if waited >= PREPAY_WAIT_S:
                 raise Conflict("prepay_in_progress", "A payment for this checkout is being prepared; retry in a moment")
             await asyncio.sleep(0.05)
             waited += 0.05
-        renewing = asyncio.ensure_future(self._renew(name))
-        try:
-            # Another process may have finished while we took the lease.
-            for order in reversed(await self.orders.for_checkout(checkout.id)):
-                if self._reusable(order, slot):
-                    return order, True
-            return await self._unified_order(checkout, slot, trade_type, appid, openid, client_ip, wap_url), False
-        finally:
-            renewing.cancel()
-            with store_guard():
-                await self.leases.release(name, self.holder)
-
-    async def _renew(self, name: str) -> None:
-        while True:
-            await asyncio.sleep(PREPAY_LEASE_TTL.total_seconds() / 3)
-            try:
-                await self.leases.acquire(name, self.holder, PREPAY_LEASE_TTL)
-            except Exception:  # the store hiccuped; the next renewal may work
-                log.warning("could not renew the prepay lease %s", name)
 
     async def _unified_order(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> Order:
+        await self._reserve(checkout, client_ip)
         now = self.now()
         order = Order(
             out_trade_no=new_out_trade_no(now),
@@ -314,6 +348,7 @@ class PrepayService:
         if moved is None:  # a notify raced ahead of this reply: the order is paid already
             current = await self.orders.require(order.out_trade_no)
             raise Conflict("checkout_paid" if current.state == PAID else "order_state", f"Order is {current.state}")
+        await self._still_payable(moved)
         return moved
 
     # -- payloads -------------------------------------------------------------

@@ -3,8 +3,8 @@
 Each pass queries the orders whose check is due, applies what WeChat says,
 closes orders that can no longer be paid, closes expired checkouts, and
 asks ``pay/refundquery`` about refunds whose notify has not come.
-Only one process runs a pass at a time (a lease), however many are
-deployed.
+Only one process runs a pass at a time (a lease, short and renewed by a
+heartbeat while the pass runs), however many are deployed.
 """
 from __future__ import annotations
 
@@ -15,21 +15,23 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from store.base import Store
-from store.leases import Leases
+from store.leases import HEARTBEAT_TTL, HeldLease, Leases
 from wxpay.errors import OrderClosedError, OrderNotExistError, OrderPaidError, WxPayError
 
 from .audit import Audit
 from .clock import utcnow
 from .errors import Conflict, ServiceError
 from .guard import store_guard
-from .models import CHECKOUT_MOVES, CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, PREPAID, RUNS, Order
+from .models import CHECKOUTS, CLOSED, CREATED, FAILED, OPEN, PREPAID, RUNS, Checkout, Order
 from .orders import OrderBook
+from .pauses import pause
 from .payment_notify import payment_from_query
 
 log = logging.getLogger("wxpay_server.reconciler")
 
 CLOSE_MIN_AGE = timedelta(minutes=5)  # WeChat refuses closeorder on younger orders
 SETTLE_GRACE = timedelta(seconds=5)   # leave a settlement in progress to its own request
+LEASE = "reconciler"
 
 
 @dataclass
@@ -61,6 +63,7 @@ class Reconciler:
         holder: str,
         interval: float = 30.0,
         batch: int = 100,
+        lease_ttl: timedelta = HEARTBEAT_TTL,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -71,54 +74,63 @@ class Reconciler:
         self.holder = holder
         self.interval = interval
         self.batch = batch
+        self.lease_ttl = lease_ttl
         self.now = now
         self.last: RunReport | None = None
         self.refunds: Any = None  # service.refunds.RefundService, wired by server.py
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            ran = True
             try:
-                await self.run_once()
+                ran = (await self.run_once()).ran
             except Exception:  # the loop must survive a bad pass
                 log.exception("reconciler pass failed")
+            # Another holder (perhaps one that just died) has the lease: look
+            # again once it could have lapsed, not a whole interval later.
+            wait = self.interval if ran else min(self.interval, self.lease_ttl.total_seconds())
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval)
+                await asyncio.wait_for(stop.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
 
     async def run_once(self) -> RunReport:
+        """One pass under the lease (kept by a heartbeat while the pass runs;
+        if it is lost, the pass stops at the next order: every step is a
+        compare-and-set, so whoever took over repeats nothing twice)."""
         report = RunReport(started_at=self.now())
-        ttl = timedelta(seconds=max(60.0, 3 * self.interval))
         with store_guard():
-            if not await self.leases.acquire("reconciler", self.holder, ttl):
-                report.ran = False
-                return report
-        try:
-            for order in await self.orders.due_for_check(self.now(), self.batch):
-                report.checked += 1
+            async with self.leases.hold(LEASE, self.holder, self.lease_ttl) as lease:
+                if lease is None:
+                    report.ran = False
+                    return report
                 try:
-                    await self._check(order, report)
-                except (WxPayError, ServiceError) as exc:
-                    report.errors += 1
-                    await self._reschedule(order)
-                    log.warning("reconciler: %s not settled (%s)", order.out_trade_no, getattr(exc, "code", exc))
-            await self._finish_settlements(report)
-            await self._close_expired_checkouts(report)
-            if self.refunds is not None:
-                await self._check_refunds(report)
-        finally:
-            report.finished_at = self.now()
-            self.last = report
-            with store_guard():
-                await self.leases.release("reconciler", self.holder)
-            await self._record(report)
+                    await self._pass(report, lease)
+                finally:
+                    report.finished_at = self.now()
+                    self.last = report
+                    await self._record(report)
         return report
 
-    async def check_now(self, order: Order) -> RunReport:
-        """One order's check outside a pass (the merchant's cancel uses it)."""
-        report = RunReport(started_at=self.now())
-        await self._check(order, report)
-        return report
+    async def _pass(self, report: RunReport, lease: HeldLease) -> None:
+        for order in await self.orders.due_for_check(self.now(), self.batch):
+            if lease.lost:
+                report.notes.append("lease lost; pass stopped")
+                return
+            await pause("reconciler.before_check")
+            report.checked += 1
+            try:
+                await self._check(order, report)
+            except (WxPayError, ServiceError) as exc:
+                report.errors += 1
+                await self._reschedule(order)
+                log.warning("reconciler: %s not settled (%s)", order.out_trade_no, getattr(exc, "code", exc))
+        if lease.lost:
+            return
+        await self._finish_settlements(report)
+        await self._close_expired_checkouts(report, lease)
+        if self.refunds is not None and not lease.lost:
+            await self._check_refunds(report)
 
     async def _check_refunds(self, report: RunReport) -> None:
         for refund in await self.refunds.unapplied(self.batch):  # a crash between settle and apply
@@ -203,25 +215,70 @@ class Reconciler:
                 report.errors += 1
                 log.warning("reconciler: %s not settled (%s)", order.out_trade_no, exc.code)
 
-    async def _close_expired_checkouts(self, report: RunReport) -> None:
+    async def _close_expired_checkouts(self, report: RunReport, lease: HeldLease) -> None:
         now = self.now()
         with store_guard():
             docs = await self.store.find(
                 CHECKOUTS, {"status": OPEN, "expires_at": {"$lte": now}}, sort=[("expires_at", 1)], limit=self.batch
             )
         for doc in docs:
-            with store_guard():
-                closed = await self.store.update_if(
-                    CHECKOUTS, doc["_id"], {"status": {"$in": list(CHECKOUT_MOVES[CLOSED])}},
-                    {"status": CLOSED, "closed_at": now, "updated_at": now, **self.orders.outbox_intent(now)},
-                )
-            if closed is None:
+            if lease.lost:
+                return
+            try:
+                if await self.close_checkout(doc["_id"], report, patient=True) is not None:
+                    report.checkouts_closed += 1
+            except ServiceError as exc:
+                report.errors += 1
+                log.warning("reconciler: checkout %s not closed yet (%s)", doc["_id"], exc.code)
+
+    async def close_checkout(
+        self, checkout_id: str, report: RunReport | None = None, *, patient: bool = False
+    ) -> Checkout | None:
+        """Close an open checkout so that no order of it stays payable (the
+        merchant's cancel and the expiry both come here).
+
+        1. Mark it (``OrderBook.begin_close``): no new order can be reserved.
+        2. Check each unpaid order with WeChat: a payment found is confirmed
+           (the checkout becomes paid and the close loses); an unpaid order
+           is closed, or handed to the passes for when WeChat allows it
+           (never within five minutes of its creation).
+        3. open → closed (``OrderBook.finish_close``), final from then on.
+
+        Returns the closed checkout, or ``None`` when it was not open or a
+        payment won. An order whose unifiedorder was still under way is
+        either listed in step 2 or sees the mark when WeChat answers
+        (``PrepayService``), so it is closed too.
+
+        WeChat unreachable: the merchant's cancel goes on (the passes keep
+        asking about the orders; a payment found later is refunded). The
+        expiry is ``patient``: it stops at the first order WeChat could not
+        answer for and leaves the checkout marked (unpayable, still open)
+        for a later pass, so a payment made before the expiry whose notify
+        is late is kept rather than refunded."""
+        report = report or RunReport(started_at=self.now())
+        if not await self.orders.begin_close(checkout_id):
+            return None
+        listed = await self.orders.for_checkout(checkout_id)
+        await pause("closing.after_list")
+        for order in listed:
+            if order.state not in (CREATED, PREPAID):
                 continue
-            report.checkouts_closed += 1
-            for order in await self.orders.for_checkout(doc["_id"]):
-                if order.state in (CREATED, PREPAID):
-                    await self.orders.touch(order, close_requested=True, next_check_at=now)
-            await self.orders.announce(doc["_id"])
+            touched = await self.orders.touch(order, close_requested=True, next_check_at=self.now())
+            if touched is None:
+                continue
+            try:
+                await self._check(touched, report)
+                again = await self.orders.get(order.out_trade_no)
+                if again is not None and again.state in (CREATED, PREPAID) and again.next_check_at and again.next_check_at <= self.now():
+                    await self._check(again, report)  # closeorder said ORDERPAID: confirm it
+            except WxPayError as exc:
+                report.errors += 1
+                log.warning("closing %s: order %s not closed yet (%s)", checkout_id, order.out_trade_no, exc.code)
+                if patient:
+                    await self._reschedule(touched)
+                    return None
+        await pause("closing.before_final")
+        return await self.orders.finish_close(checkout_id)
 
     async def _record(self, report: RunReport) -> None:
         doc = asdict(report)

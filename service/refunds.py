@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from store.base import DuplicateKey, Store
+from store.base import DuplicateKey, Store, find_every
 from wxpay.errors import (
     BusinessError,
     ConfigError,
@@ -48,6 +48,7 @@ from .validation import json_object, matches, safe_text
 from .models import (
     CHECKOUT_MOVES,
     CHECKOUTS,
+    CLOSED,
     PARTIALLY_REFUNDED,
     REFUND_MOVES,
     REFUND_STATUS_MAP,
@@ -70,6 +71,8 @@ MAX_REFUNDS = 50  # WeChat's limit of partial refunds per order
 OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
 REASON_MAX_CHARS = 80  # WeChat's refund_desc: shown to the shopper
 FIELDS = frozenset({"amount_fen", "out_refund_no", "reason"})
+DOUBLE_REASON = "Duplicate payment refunded automatically"
+CLOSED_REASON = "Order closed before payment; refunded automatically"
 _CAS_TRIES = 20
 
 
@@ -124,7 +127,7 @@ class RefundService:
 
     async def for_checkout(self, checkout_id: str) -> list[Refund]:
         with store_guard():
-            docs = await self.store.find(REFUNDS, {"checkout_id": checkout_id}, sort=[("created_at", 1)], limit=200)
+            docs = await find_every(self.store, REFUNDS, {"checkout_id": checkout_id}, sort=[("created_at", 1)])
         return [Refund.from_doc(d) for d in docs]
 
     async def list_for(self, checkout_id: str) -> list[Refund]:
@@ -419,17 +422,19 @@ class RefundService:
 
     async def _on_paid(self, order: Order, checkout: Checkout | None, double: bool) -> None:
         if double:
-            await self.refund_double_payment(order)
+            closed = checkout is not None and checkout.status == CLOSED
+            await self.refund_double_payment(order, reason=CLOSED_REASON if closed else DOUBLE_REASON)
 
-    async def refund_double_payment(self, order: Order) -> Refund:
-        """Give the second payment of a checkout back in full, once."""
+    async def refund_double_payment(self, order: Order, *, reason: str = "") -> Refund:
+        """Give a payment the checkout cannot keep (it was paid already, or
+        closed) back in full, once."""
         no = double_payment_refund_no(order.out_trade_no)
         existing = await self.get(no)
         if existing is None:
             refund = Refund(
                 out_refund_no=no, checkout_id=order.checkout_id, out_trade_no=order.out_trade_no,
                 appid=order.appid, mch_id=order.mch_id, amount_fen=order.total_fee, total_fee=order.total_fee,
-                kind="double_payment", reason="Duplicate payment refunded automatically",
+                kind="double_payment", reason=reason or DOUBLE_REASON,
                 created_at=self.now(), updated_at=self.now(), next_check_at=self.now() + self.query_after,
             )
             try:

@@ -117,32 +117,27 @@ class TokenService:
 
     async def _refresh(self, kind: str, fetch: Callable[[], Awaitable[Fetched]], stale: dict | None) -> str:
         key = self._key(kind)
-        lease = f"refresh:{key}"
         with store_guard():
-            leader = await self.leases.acquire(lease, self.holder, timedelta(seconds=30))
-        if not leader:
-            return await self._await_other(key, stale)
-        try:
-            with store_guard():
+            # Short and renewed while WeChat answers: a refresher killed
+            # mid-call holds the others up for seconds, not half a minute.
+            async with self.leases.hold(f"refresh:{key}", self.holder) as lease:
+                if lease is None:
+                    return await self._await_other(key, stale)
                 doc = await self.store.get(TOKENS, key)
-            if self._fresh(doc) and (stale is None or doc["value"] != stale.get("value")):
-                return doc["value"]  # another process refreshed while we queued
-            try:
-                got = await fetch()
-            except WxPayError as exc:
-                if self._usable(stale):
-                    log.warning("%s refresh failed (%s); serving the cached one until expiry", kind, exc.code)
-                    return stale["value"]
-                raise UpstreamError(exc.code, f"Could not obtain the {kind} from WeChat: {exc.message}") from exc
-            self.upstream_fetches += 1
-            now = self.now()
-            record = {"value": got.value, "expires_at": now + timedelta(seconds=got.expires_in), "refreshed_at": now}
-            with store_guard():
+                if self._fresh(doc) and (stale is None or doc["value"] != stale.get("value")):
+                    return doc["value"]  # another process refreshed while we queued
+                try:
+                    got = await fetch()
+                except WxPayError as exc:
+                    if self._usable(stale):
+                        log.warning("%s refresh failed (%s); serving the cached one until expiry", kind, exc.code)
+                        return stale["value"]
+                    raise UpstreamError(exc.code, f"Could not obtain the {kind} from WeChat: {exc.message}") from exc
+                self.upstream_fetches += 1
+                now = self.now()
+                record = {"value": got.value, "expires_at": now + timedelta(seconds=got.expires_in), "refreshed_at": now}
                 await self.store.upsert_if(TOKENS, key, {}, record)
-            return got.value
-        finally:
-            with store_guard():
-                await self.leases.release(lease, self.holder)
+                return got.value
 
     async def _await_other(self, key: str, stale: dict | None) -> str:
         """Another process holds the refresh lease: wait for its result."""

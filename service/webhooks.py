@@ -26,7 +26,9 @@ Steps 2-3 run before the request that moved the state is answered (they
 are awaited inside the same use case), and the sweep covers the rest.
 
 Delivery: one background task per process, but a store lease lets only one
-process deliver at a time. Each attempt is a POST signed with
+process deliver at a time; the lease is short and renewed by a heartbeat
+during the pass, so a process killed mid-pass holds up delivery for
+seconds, not for the longest a pass could take. Each attempt is a POST signed with
 ``Wxpay-Signature: t=<unix>,v1=<hmac>`` (service/webhook_signature.py) and
 carries ``Wxpay-Event-Id`` for de-duplication; a 2xx is success. Failures
 are retried after ``retry_base_s`` × 2^(n-1) (capped at 6 h) up to
@@ -47,8 +49,8 @@ from typing import Any, Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from store.base import DuplicateKey, Store
-from store.leases import Leases
+from store.base import DuplicateKey, Store, find_every
+from store.leases import HEARTBEAT_TTL, Leases
 
 from .clock import utcnow
 from .errors import InvalidInput, NotFound
@@ -134,10 +136,12 @@ class Webhooks:
         timeout: float = 10.0,
         sweep_every: int = 30,
         batch: int = 50,
+        lease_ttl: timedelta = HEARTBEAT_TTL,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
         self.leases = leases
+        self.lease_ttl = lease_ttl
         self.url = url
         self._secret = secret
         self.holder = holder
@@ -198,7 +202,7 @@ class Webhooks:
             events.append((event_id(checkout.id, "closed"), "checkout.closed", view))
         if checkout.refunds_applied:
             with store_guard():
-                docs = await self.store.find(REFUNDS, {"checkout_id": checkout.id}, limit=200)
+                docs = await find_every(self.store, REFUNDS, {"checkout_id": checkout.id})
             refunds = {d["_id"]: Refund.from_doc(d) for d in docs}
             cumulative = 0
             for no in checkout.refunds_applied:
@@ -255,34 +259,32 @@ class Webhooks:
                 pass
 
     async def run_once(self, stop: asyncio.Event | None = None) -> PassReport:
+        """One delivery pass under the lease, kept by a heartbeat however slow
+        the merchant answers. If the lease is lost mid-pass (this process
+        stalled past its ttl and another took over), the POST under way is
+        still recorded (compare-and-set; at worst one more delivery) and the
+        pass stops before the next event."""
         if not self.enabled:
             return PassReport(ran=False)
-        ttl = timedelta(seconds=max(30.0, 3 * self.timeout))
-        with store_guard():
-            if not await self.leases.acquire(LEASE, self.holder, ttl):
-                return PassReport(ran=False)
         enqueued = delivered = retried = failed = 0
-        try:
-            if self._passes % self.sweep_every == 0:
-                enqueued = await self.sweep()
-            self._passes += 1
-            with store_guard():
+        with store_guard():
+            async with self.leases.hold(LEASE, self.holder, self.lease_ttl) as lease:
+                if lease is None:
+                    return PassReport(ran=False)
+                if self._passes % self.sweep_every == 0:
+                    enqueued = await self.sweep()
+                self._passes += 1
                 due = await self.store.find(
                     OUTBOX, {"state": PENDING, "next_attempt_at": {"$lte": self.now()}},
                     sort=[("next_attempt_at", 1)], limit=self.batch,
                 )
-            for doc in due:
-                if stop is not None and stop.is_set():
-                    break
-                outcome = await self.deliver(doc)
-                delivered += outcome == DELIVERED
-                failed += outcome == FAILED
-                retried += outcome == PENDING
-                with store_guard():
-                    await self.leases.acquire(LEASE, self.holder, ttl)
-        finally:
-            with store_guard():
-                await self.leases.release(LEASE, self.holder)
+                for doc in due:
+                    if (stop is not None and stop.is_set()) or lease.lost:
+                        break
+                    outcome = await self.deliver(doc)
+                    delivered += outcome == DELIVERED
+                    failed += outcome == FAILED
+                    retried += outcome == PENDING
         return PassReport(True, enqueued, delivered, retried, failed)
 
     def delay(self, attempt: int) -> timedelta:

@@ -303,3 +303,29 @@ def check_page(sort: list[tuple[str, int]] | None, limit: int, skip: int) -> Non
     for name, value in (("limit", limit), ("skip", skip)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise InvalidQuery(f"{name} must be a non-negative integer")
+
+
+#: Page size of :func:`find_every`.
+PAGE = 200
+
+
+async def find_every(
+    store: Store, collection: str, where: Where | None = None, *, sort: list[tuple[str, int]] | None = None,
+    page: int = PAGE,
+) -> list[Doc]:
+    """Every matching document, read ``page`` at a time, for lists a caller
+    must see whole (a checkout's orders, its refunds): a limit there would
+    silently drop the rest. A document inserted meanwhile may shift a page
+    and be read twice; it is kept once (documents are not deleted there)."""
+    out: list[Doc] = []
+    seen: set[str] = set()
+    skip = 0
+    while True:
+        docs = await store.find(collection, where, sort=sort, limit=page, skip=skip)
+        for doc in docs:
+            if doc["_id"] not in seen:
+                seen.add(doc["_id"])
+                out.append(doc)
+        if len(docs) < page:
+            return out
+        skip += page

@@ -20,6 +20,7 @@ Field names the service layer can rely on (the indexes below are on them):
 - ``outbox``: ``state``, ``next_attempt_at``
 - ``oauth_codes``: ``expires_at`` (expired sign-in claims are pruned)
 - ``leases`` (``store/leases.py``): keyed by ``_id``, no index
+- ``quotas`` (``service/source_quota.py``): ``expires_at`` (old windows are purged)
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ INDEXES: list[Index] = [
     Index("checkouts", ("outbox_due_at",)),  # webhooks: status moves whose events are not written yet
     Index("outbox", ("state", "next_attempt_at")),
     Index("oauth_codes", ("expires_at",)),  # OAuth: expired claims are pruned
+    Index("quotas", ("expires_at",)),
 ]
 
 

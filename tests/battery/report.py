@@ -143,11 +143,44 @@ WEAKNESSES = [
      "`unknown_parameter` / `repeated_parameter` (found by schemathesis' negative cases against the OpenAPI "
      "document).",
      "hostile", "api-list-typo-in-filter-is-refused"),
+    ("After a kill -9 during a webhook delivery pass or a reconciler pass, the lease the dead process held (30 s "
+     "and 60 s, fixed) blocked that work until it expired: with 4 such kills across 12 payments, payment to "
+     "webhook took median 31-46 s, 90th percentile 62 s, worst 62 s (two runs of the case below on the earlier "
+     "code).",
+     "`Leases.hold` (store/leases.py): leases of 6 s renewed every 2 s by a heartbeat while the pass runs (webhook "
+     "delivery, reconciler, prepay slot, token refresh); a holder that lost its lease stops at its next safe point "
+     "(a webhook POST under way is recorded first, so delivery stays at least once); a reconciler that finds the "
+     "lease busy looks again after one lease ttl.",
+     "crashes", "payment to webhook under kill -9 of leased passes (CI variant)"),
+    ("A pay link could make unbounded `unifiedorder` calls: each new H5 client IP (or openid, or trade type) made "
+     "a new WeChat order, for any number of checkouts from one source; closing a paid checkout's siblings read "
+     "at most 200 of its orders.",
+     "At most `checkout.max_orders` (10) WeChat orders per checkout, reserved in the compare-and-set that finds the "
+     "checkout open (409 `too_many_orders`); at most `checkout.orders_per_ip` (60 per 10 min; an IPv6 /64 is one "
+     "source) new orders per source, counted in the store so every process shares it (429 `too_many_requests`, "
+     "`Retry-After`); a checkout's orders and refunds are read whole.",
+     "duplicates", "pay-link flood and one source, two processes"),
+    ("A cancel racing a prepay: an order whose unifiedorder landed after the cancel had listed the checkout's "
+     "orders stayed payable with its prepay_id handed out, and a payment after the merchant was told `closed` "
+     "turned the checkout paid.",
+     "A close marks the checkout first (no order can be reserved after), checks every order with WeChat, then "
+     "moves open → closed; a prepay reads the checkout again after WeChat answers and hands a late order to the "
+     "reconciler instead of to the shopper. Closed is final: a payment that still lands is confirmed, refunded "
+     "automatically and flagged `double_paid`.",
+     "duplicates", "a cancel racing unifiedorder"),
 ]
 
 LIMITS = [
-    "After a kill -9 the webhook lease (30 s) and the reconciler lease (60 s) stay with the dead process until they "
-     "expire, so webhooks and reconciler passes resume up to that long after a crash (nothing is lost; it is late).",
+    "After a kill -9 the leases the dead process held (webhook delivery, reconciler, a prepay slot, a token "
+    "refresh: 6 s each, renewed every 2 s while the work runs) stay with it until they lapse, so that work "
+    "resumes up to about 6 s after the crash (plus the restart): nothing is lost, it is late (see 'payment to "
+    "webhook under kill -9 of leased passes').",
+    "WeChat refuses `closeorder` within 5 minutes of an order's creation: after a cancel, an order whose "
+    "prepay_id a shopper already holds stays payable at WeChat until then (the reconciler closes it at the first "
+    "moment WeChat allows); a payment in that window is confirmed, refunded automatically and flagged "
+    "`double_paid`, and the checkout stays closed.",
+    "`checkout.orders_per_ip` counts fixed windows (a burst across a window's edge may reach twice the limit); "
+    "shoppers behind one NAT, or behind a proxy missing from `server.trusted_proxies`, share one count.",
     "A payment made at WeChat whose every notify is lost is found by the reconciler on its query schedule "
     "(`reconciler.query_after_s`, then 1, 2, 4 … 30 min): late, never lost.",
     "In sandbox mode with the simulator mounted in the server process, the simulator's own order book (WeChat's "

@@ -18,7 +18,7 @@ async def cancel(merchant, checkout_id: str):
     return await merchant.post(f"/api/checkouts/{checkout_id}/cancel", headers=merchant.token_headers)
 
 
-async def test_cancel_closes_and_a_late_payment_is_still_confirmed(running, base_url, merchant):
+async def test_cancel_closes_and_a_late_payment_is_refunded_not_kept(running, base_url, merchant):
     checkout = await create_checkout(merchant, 420)
     desktop, result = await native_prepay(base_url, checkout["id"])
     r = await cancel(merchant, checkout["id"])
@@ -35,11 +35,20 @@ async def test_cancel_closes_and_a_late_payment_is_still_confirmed(running, base
     # No new payment can start ...
     r = await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
     assert r.code == 409 and as_json(r)["code"] == "checkout_closed"
-    # ... but the shopper who still had the QR code pays: the money moved, so it is confirmed.
+    # ... but the shopper who still had the QR code pays within those 5 minutes. The merchant
+    # was told "closed": the payment is confirmed on the order, refunded and flagged.
     await scan_and_pay(desktop, result["code_url"])
-    await wait_status(desktop, checkout["id"], "paid")
+    extra = "D" + result["out_trade_no"]
+    refunded = await wait_refund(merchant, checkout["id"], extra, "succeeded")
+    assert refunded["kind"] == "double_payment" and refunded["amount_fen"] == 420
+    view = await get_checkout(merchant, checkout["id"])
+    assert view["status"] == "closed" and view["double_paid"] is True and view["paid_out_trade_no"] is None
+    assert view["orders"][0]["state"] == "paid"
+    assert as_json(await desktop.get(f"/pay/{checkout['id']}/status"))["status"] == "closed"
     r = await cancel(merchant, checkout["id"])
-    assert r.code == 409 and as_json(r)["code"] == "checkout_paid"
+    assert r.code == 200 and as_json(r)["status"] == "closed"
+    flagged = await running.services.audit.latest("double_payment")
+    assert [(a["reason"], a["out_trade_no"]) for a in flagged] == [("paid_after_close", result["out_trade_no"])]
 
 
 async def test_cancel_calls_closeorder_once_the_order_is_old_enough(running, base_url, merchant):

@@ -1,6 +1,7 @@
 """The crash battery's pause hook cannot exist outside sandbox mode."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -40,3 +41,30 @@ async def test_pause_sleeps_only_where_asked(caplog):
         await pauses.pause("webhooks.after_delivery")
         await pauses.pause("notify.before_mark_paid")
     assert [r.getMessage() for r in caplog.records] == ["pause orders.before_settle begin", "pause orders.before_settle end"]
+
+
+def test_gates_are_refused_outside_sandbox_mode():
+    pauses.configure(None, sandbox=False)
+    with pytest.raises(pauses.PausesRefused, match="sandbox"):
+        pauses.gate("prepay.before_unifiedorder")
+    pauses.configure(None, sandbox=True)
+    with pytest.raises(pauses.PausesRefused, match="unknown"):
+        pauses.gate("nowhere")
+
+
+async def test_a_gate_holds_every_pass_until_released_and_a_live_configure_clears_it():
+    pauses.configure(None, sandbox=True)
+    held = pauses.gate("closing.after_list")
+    first = asyncio.ensure_future(pauses.pause("closing.after_list"))
+    await held.reached()
+    second = asyncio.ensure_future(pauses.pause("closing.after_list"))
+    await asyncio.sleep(0)
+    assert not first.done() and not second.done() and held.passes == 2
+    held.release()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    again = pauses.gate("closing.after_list")
+    waiting = asyncio.ensure_future(pauses.pause("closing.after_list"))
+    await again.reached()
+    pauses.configure(None, sandbox=False)  # a live start opens and drops every gate
+    await asyncio.wait_for(waiting, 5)
+    assert pauses._gates == {}

@@ -87,3 +87,42 @@ def test_make_holder_names_host_and_process() -> None:
     a, b = make_holder(), make_holder()
     assert a != b
     assert a.startswith(f"{socket.gethostname()}-{os.getpid()}-")
+
+
+# -- held by a heartbeat (Leases.hold) ---------------------------------------------------
+
+SHORT = timedelta(seconds=1.2)  # renewed every 0.4 s; generous against a busy machine
+
+
+async def test_hold_keeps_a_short_lease_through_work_longer_than_its_ttl(store: Store) -> None:
+    leases = Leases(store)
+    async with leases.hold("job", "a", SHORT) as lease:
+        assert lease is not None
+        async with leases.hold("job", "b", SHORT) as other:
+            assert other is None
+        await asyncio.sleep(3 * SHORT.total_seconds())  # three lifetimes of the lease
+        assert lease.renewals >= 2 and not lease.lost
+        assert await leases.holder("job") == "a"
+        assert not await leases.acquire("job", "b", SHORT)
+    assert await leases.holder("job") is None  # released at the end
+    assert await leases.acquire("job", "b", SHORT)
+
+
+async def test_a_holder_whose_lease_was_taken_is_told_and_does_not_release_the_new_one(store: Store) -> None:
+    leases = Leases(store)
+    async with leases.hold("job", "a", SHORT) as lease:
+        assert lease is not None
+        # "a" stalled past its ttl and "b" took over (written as the store would see it).
+        later = datetime.now(timezone.utc)
+        await store.upsert_if("leases", "job", {}, {"holder": "b", "expires_at": later + timedelta(minutes=1), "renewed_at": later})
+        await asyncio.wait_for(lease.wait_lost(), timeout=10)
+        assert lease.lost
+    assert await leases.holder("job") == "b"
+
+
+async def test_a_holder_that_stops_renewing_frees_the_lease_within_its_ttl(store: Store) -> None:
+    leases = Leases(store)
+    started = datetime.now(timezone.utc)
+    assert await leases.acquire("job", "dead", SHORT, now=started)  # then killed: no heartbeat
+    assert not await leases.acquire("job", "next", SHORT, now=started + SHORT / 2)
+    assert await leases.acquire("job", "next", SHORT, now=started + SHORT)

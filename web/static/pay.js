@@ -170,6 +170,8 @@
       case "checkout_closed": show("closed"); return;
       case "checkout_expired": show("expired"); return;
       case "openid_required": problem(T.error_signin, "", "reload"); return;
+      case "too_many_orders": problem(T.error_too_many_orders, ""); return;
+      case "too_many_requests": problem(T.error_busy, ""); return;
       case "network": problem(T.error_network, ""); return;
       default: problem(T.error_service, e.message + (e.code ? " (" + e.code + ")" : ""));
     }
