@@ -4,14 +4,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import signal
 import sys
+
+from tornado.netutil import bind_sockets
+
+from edge import log_lines
+from edge.connection_cap import fit_to_open_files
+from edge.headers import security_headers
+from edge.http_server import EdgeHTTPServer, Limits
 
 from . import demo
 from .app import make_app
 from .config import SimConfig
 from .core import Simulator
+
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,7 +57,7 @@ def banner(config: SimConfig, is_demo: bool, base: str) -> str:
 
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_lines.configure(logging.INFO)  # one record, one line, like the server's
     if not args.access_log:
         # A formatted, flushed line per WeChat call was about a tenth of the
         # simulator's CPU per request; errors (4xx/5xx) are still logged.
@@ -56,7 +67,12 @@ async def main(argv: list[str] | None = None) -> None:
         config = dataclasses.replace(config, notify_time_scale=args.notify_time_scale)
     sim = Simulator(config, state_path=args.state, trust_forwarded_for=args.trust_forwarded_for)
     app = make_app(sim, args.prefix)
-    server = app.listen(args.port, address=args.host)
+    app.add_transform(security_headers(hsts=False))
+    # The server's default limits; loopback (where its clients usually are) is
+    # exempt from the per-source share.
+    limits = dataclasses.replace(Limits(), max_connections=fit_to_open_files(Limits().max_connections))
+    server = EdgeHTTPServer(app, limits=limits, exempt=LOOPBACK)
+    server.add_sockets(bind_sockets(args.port, address=args.host))
     await sim.start()
     print(banner(config, not args.config, f"http://{args.host}:{args.port}{args.prefix}"), flush=True)
     stop = asyncio.Event()
