@@ -9,10 +9,11 @@ async def connect(port: int, source: str = "127.0.0.1") -> tuple[asyncio.StreamR
     return await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
 
 
-async def closed_within(reader: asyncio.StreamReader, bound: float) -> float:
-    """Seconds until the server closes (EOF or reset); fails if it is still open after ``bound``."""
+async def closed_within(reader: asyncio.StreamReader, bound: float, since: float | None = None) -> float:
+    """Seconds until the server closes (EOF or reset), counted from ``since``
+    (the loop's clock; default now); fails if it is still open after ``bound``."""
     loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = loop.time() if since is None else since
     try:
         async with asyncio.timeout(bound):
             while await reader.read(65536):

@@ -1,4 +1,5 @@
-"""python -m wxpay.simulator --port 9000 [--config FILE] [--state FILE] [--notify-time-scale X] [--access-log]"""
+"""python -m wxpay.simulator --port 9000 [--config FILE] [--state FILE] [--notify-time-scale X] [--access-log]
+[--header-timeout S] [--idle-timeout S] [--body-timeout S] [--max-connections N]"""
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trust-forwarded-for", action="store_true", help="take the mweb client IP from X-Forwarded-For")
     p.add_argument("--access-log", action="store_true",
                    help="log every request at INFO (by default only 4xx/5xx answers are logged)")
-    return p.parse_args(argv)
+    d = Limits()
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout_s,
+                   help=f"seconds a new connection has to send its headers (default {d.header_timeout_s:g})")
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s,
+                   help=f"seconds a kept-alive connection may wait for its next request (default {d.idle_timeout_s:g})")
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout_s,
+                   help=f"seconds a request body has to arrive (default {d.body_timeout_s:g})")
+    p.add_argument("--max-connections", type=int, default=d.max_connections,
+                   help=f"connections open at once; one more gets a 503 (default {d.max_connections})")
+    args = p.parse_args(argv)
+    if min(args.header_timeout, args.idle_timeout, args.body_timeout) <= 0 or args.max_connections < 1:
+        p.error("timeouts must be greater than 0 and --max-connections at least 1")
+    return args
 
 
 def banner(config: SimConfig, is_demo: bool, base: str) -> str:
@@ -68,9 +81,13 @@ async def main(argv: list[str] | None = None) -> None:
     sim = Simulator(config, state_path=args.state, trust_forwarded_for=args.trust_forwarded_for)
     app = make_app(sim, args.prefix)
     app.add_transform(security_headers(hsts=False))
-    # The server's default limits; loopback (where its clients usually are) is
-    # exempt from the per-source share.
-    limits = dataclasses.replace(Limits(), max_connections=fit_to_open_files(Limits().max_connections))
+    # The server's limits; loopback (where its clients usually are) is exempt
+    # from the per-source share.
+    limits = Limits(
+        header_timeout_s=args.header_timeout, idle_timeout_s=args.idle_timeout, body_timeout_s=args.body_timeout,
+        max_connections=fit_to_open_files(args.max_connections),
+        max_connections_per_ip=min(Limits().max_connections_per_ip, args.max_connections),
+    )
     server = EdgeHTTPServer(app, limits=limits, exempt=LOOPBACK)
     server.add_sockets(bind_sockets(args.port, address=args.host))
     await sim.start()
