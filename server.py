@@ -26,7 +26,7 @@ import tornado.web
 
 from config import Settings, SettingsError, load_settings
 from edge import log_lines
-from edge.connection_cap import fit_to_open_files
+from edge.connection_cap import LOOPBACK, fit_to_open_files
 from edge.headers import security_headers
 from edge.http_server import EdgeHTTPServer, Limits
 from handlers import after_payment as after_payment_routes
@@ -304,9 +304,6 @@ def make_app(services: Services) -> tornado.web.Application:
     )
     app.add_transform(security_headers(hsts=settings.is_live))  # on every response, static files included
     return app
-
-
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def http_server(app: tornado.web.Application, settings: Settings) -> EdgeHTTPServer:

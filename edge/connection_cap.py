@@ -23,6 +23,7 @@ from tornado.iostream import IOStream, SSLIOStream
 log = logging.getLogger("wxpay_server.connections")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[IPNetwork, ...] = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\n"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import ipaddress
 import logging
 import signal
 import sys
@@ -13,7 +12,7 @@ import sys
 from tornado.netutil import bind_sockets
 
 from edge import log_lines
-from edge.connection_cap import fit_to_open_files
+from edge.connection_cap import LOOPBACK, fit_to_open_files
 from edge.headers import security_headers
 from edge.http_server import EdgeHTTPServer, Limits
 
@@ -21,9 +20,6 @@ from . import demo
 from .app import make_app
 from .config import SimConfig
 from .core import Simulator
-
-
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
