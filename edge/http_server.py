@@ -75,7 +75,12 @@ class EdgeHTTPServer(HTTPServer):
             refuse(stream)
             return
         self._peers[stream] = _Peer(key)
-        super().handle_stream(stream, address)
+        try:
+            super().handle_stream(stream, address)
+        except BaseException:  # never served, so never closed through on_close: give the slot back
+            if self._peers.pop(stream, None) is not None:
+                self.cap.release(key)
+            raise
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> httputil.HTTPMessageDelegate:
         peer = self._peers.get(server_conn.stream)  # type: ignore[attr-defined]

