@@ -21,11 +21,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
-import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from config import PublicCredentials, Settings, SettingsError, load_settings
+from edge import log_lines
+from edge.connection_cap import LOOPBACK, fit_to_open_files
+from edge.headers import header_values, security_headers
+from edge.http_server import EdgeHTTPServer, Limits
 from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
 from handlers import health as health_routes
@@ -287,7 +290,7 @@ def make_app(services: Services) -> tornado.web.Application:
 
         routes.extend(make_routes(services.simulator, SIMULATOR_PREFIX))
     trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.server.trusted_proxies)
-    return tornado.web.Application(
+    app = tornado.web.Application(
         routes,
         services=services,
         inflight=Inflight(),
@@ -311,12 +314,35 @@ def make_app(services: Services) -> tornado.web.Application:
         default_handler_class=shop_routes.NotFoundHandler,
         log_function=log_request,  # no query values (OAuth codes, sandbox secrets) in the access log
     )
+    app.add_transform(security_headers(hsts=settings.is_live))  # on every response, static files included
+    return app
+
+
+def http_server(app: tornado.web.Application, settings: Settings) -> EdgeHTTPServer:
+    """The listener: timeouts and connection caps from ``[server]``.
+
+    Trusted proxies carry everyone's traffic, so the per-source cap leaves
+    them out; so does sandbox mode for loopback, where the in-process
+    simulator's calls and every local client share 127.0.0.1."""
+    s = settings.server
+    limits = Limits(
+        header_timeout_s=s.header_timeout_s, idle_timeout_s=s.idle_timeout_s, body_timeout_s=s.body_timeout_s,
+        max_connections=fit_to_open_files(s.max_connections), max_connections_per_ip=s.max_connections_per_ip,
+    )
+    exempt = [ipaddress.ip_network(n, strict=False) for n in s.trusted_proxies]
+    if settings.is_sandbox:
+        exempt += LOOPBACK
+    # The documented body limit is the real one (handlers/body_limit.py answers it in JSON).
+    return EdgeHTTPServer(
+        BodyLimit(app, s.max_body_bytes, header_values(hsts=settings.is_live)), limits=limits, exempt=exempt,
+        max_body_size=server_max_body_size(s.max_body_bytes), xheaders=False,
+    )
 
 
 @dataclass
 class Running:
     services: Services
-    server: tornado.httpserver.HTTPServer
+    server: EdgeHTTPServer
     app: tornado.web.Application
     port: int
     stop_event: asyncio.Event
@@ -365,10 +391,7 @@ async def start(
     bound_port = sockets[0].getsockname()[1]
     services = await build_services(settings, port=bound_port, transport=transport, store=store)
     app = make_app(services)
-    limit = services.settings.server.max_body_bytes  # the documented limit is the real one (handlers/body_limit.py)
-    server = tornado.httpserver.HTTPServer(
-        BodyLimit(app, limit), max_body_size=server_max_body_size(limit), xheaders=False
-    )
+    server = http_server(app, services.settings)
     server.add_sockets(sockets)
     running = Running(services, server, app, bound_port, asyncio.Event())
     if services.simulator is not None:
@@ -536,7 +559,7 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> None:
-    logging.basicConfig(level=os.environ.get("WXPAY_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_lines.configure(os.environ.get("WXPAY_LOG_LEVEL", "INFO"))  # one record, one line: see edge/log_lines.py
     sys.exit(asyncio.run(main()))
 
 

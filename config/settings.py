@@ -87,6 +87,12 @@ class ServerSettings(_Section):
     xsrf_cookies: bool = True
     debug: bool = False
     max_body_bytes: int = 65536
+    # Slow and greedy clients (edge/http_server.py, edge/connection_cap.py).
+    header_timeout_s: float = 20.0
+    idle_timeout_s: float = 75.0
+    body_timeout_s: float = 30.0
+    max_connections: int = 1000
+    max_connections_per_ip: int = 200
 
     _secrets: ClassVar[frozenset[str]] = frozenset({"cookie_secret"})
 
@@ -627,6 +633,13 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
         problems.append(f"server.port must be between 0 and 65535, got {server.port}")
     if server.max_body_bytes < 1024:
         problems.append("server.max_body_bytes must be at least 1024")
+    for name in ("header_timeout_s", "idle_timeout_s", "body_timeout_s"):
+        if not 0 < getattr(server, name) <= 3600:
+            problems.append(f"server.{name} must be greater than 0 and at most 3600 (seconds)")
+    if server.max_connections < 1:
+        problems.append("server.max_connections must be at least 1")
+    if not 1 <= server.max_connections_per_ip <= max(server.max_connections, 1):
+        problems.append("server.max_connections_per_ip must be between 1 and server.max_connections")
     for cidr in server.trusted_proxies:
         try:
             ipaddress.ip_network(cidr, strict=False)

@@ -8,6 +8,10 @@ Query values are replaced by ``…``; names stay, which is what debugging needs.
 The checkout page polls its status every couple of seconds per shopper; an
 answered poll is logged at DEBUG, or those lines would be most of the log
 (and most of a poll's cost). A failed poll is logged like anything else.
+
+Like every record, these lines go through the process's formatter
+(edge/log_lines.py), which escapes whatever control characters a path
+could carry.
 """
 from __future__ import annotations
 

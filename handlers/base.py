@@ -76,10 +76,9 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.settings["app_settings"]
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
+        # nosniff, no Server header and HSTS are on every response: edge/headers.py
         self.set_header("Referrer-Policy", "strict-origin-when-cross-origin")
         self.set_header("X-Frame-Options", "DENY")
-        self.clear_header("Server")
 
     # -- errors ---------------------------------------------------------------
 

@@ -41,29 +41,35 @@ def server_max_body_size(limit: int) -> int:
 class BodyLimit(httputil.HTTPServerConnectionDelegate):
     """Wraps an application (itself a connection delegate) for the HTTP server."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, headers: dict[str, str] | None = None) -> None:
         self.app = app
         self.limit = limit
+        # The application's output transforms never see these answers: the
+        # security headers (edge/headers.py) are given here as well.
+        self.headers = dict(headers or {"X-Content-Type-Options": "nosniff"})
 
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
-        return _LimitedRequest(self.app.start_request(server_conn, request_conn), request_conn, self.limit)
+        return _LimitedRequest(self.app.start_request(server_conn, request_conn), request_conn, self.limit, self.headers)
 
     def on_close(self, server_conn: object) -> None:
         self.app.on_close(server_conn)
 
 
-def error_response(status: int, code: str, message: str) -> bytes:
+def error_response(status: int, code: str, message: str, headers: dict[str, str]) -> bytes:
     """A complete HTTP/1.1 response that closes the connection."""
     body = json.dumps({"code": code, "message": message}).encode()
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-        "Content-Type: application/json; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}"]
+    lines += [f"{name}: {value}" for name, value in _json_headers(len(body), headers).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def _json_headers(length: int, extra: dict[str, str]) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json; charset=utf-8", "Content-Length": str(length),
+        "Cache-Control": "no-store", **extra, "Connection": "close",
+    }
 
 
 def too_large_message(limit: int) -> str:
@@ -71,10 +77,13 @@ def too_large_message(limit: int) -> str:
 
 
 class _LimitedRequest(httputil.HTTPMessageDelegate):
-    def __init__(self, inner: httputil.HTTPMessageDelegate, conn: httputil.HTTPConnection, limit: int) -> None:
+    def __init__(
+        self, inner: httputil.HTTPMessageDelegate, conn: httputil.HTTPConnection, limit: int, headers: dict[str, str]
+    ) -> None:
         self.inner = inner
         self.conn = conn
         self.limit = limit
+        self.headers = headers
         self.received = 0
         self.too_large = False
         self.forwarded = False
@@ -105,10 +114,7 @@ class _LimitedRequest(httputil.HTTPMessageDelegate):
             return
         self.inner.on_connection_close()  # the handler never runs; let it drop what it buffered
         body = json.dumps({"code": "body_too_large", "message": too_large_message(self.limit)}).encode()
-        headers = httputil.HTTPHeaders({
-            "Content-Type": "application/json; charset=utf-8", "Content-Length": str(len(body)),
-            "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Connection": "close",
-        })
+        headers = httputil.HTTPHeaders(_json_headers(len(body), self.headers))
         self.conn.write_headers(httputil.ResponseStartLine("HTTP/1.1", 413, _REASONS[413]), headers, body)
         self.conn.finish()
 
@@ -120,7 +126,7 @@ class _LimitedRequest(httputil.HTTPMessageDelegate):
         """Answer without reading the body: the connection is ours from here on."""
         log.info("%s %s -> %d %s", getattr(start_line, "method", "?"), getattr(start_line, "path", "?")[:200], status, code)
         stream = self.conn.detach()  # type: ignore[attr-defined]
-        return _answer_and_close(stream, error_response(status, code, message), min(drain, DRAIN_MAX))
+        return _answer_and_close(stream, error_response(status, code, message, self.headers), min(drain, DRAIN_MAX))
 
 
 async def _answer_and_close(stream: Any, response: bytes, drain: int) -> None:

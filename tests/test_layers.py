@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRST_PARTY = {"wxpay", "store", "service", "handlers", "config", "server", "web"}
+FIRST_PARTY = {"wxpay", "store", "service", "handlers", "config", "server", "web", "edge"}
 
 # package -> first-party packages it may import
 ALLOWED = {
     "config": set(),
-    "wxpay": {"wxpay"},
+    "edge": set(),
+    "wxpay": {"wxpay", "edge"},  # the simulator's standalone entry point only: see below
     "store": {"store"},
     "service": {"service", "store", "wxpay"},
     "handlers": {"handlers", "service", "store", "wxpay"},
@@ -40,6 +41,12 @@ def test_imports_point_down(package):
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     assert offenders == {}
+
+
+def test_only_the_standalone_simulator_uses_the_edge():
+    """``wxpay`` stays a library; the simulator's own entry point is a server process like ours."""
+    users = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "wxpay").rglob("*.py") if "edge" in imports_of(p))
+    assert users == ["wxpay/simulator/__main__.py"]
 
 
 def test_simulator_does_not_use_our_client():

@@ -41,6 +41,11 @@ SECTIONS = [
      "cases with a fixed seed (30 per operation in `make test`, 400 with `-m slow`). Each call: no 5xx, status, "
      "content type and body conform to the document, invalid data refused, errors `{code, message}` with a code the "
      "operation documents, and the store unchanged by every refused call."),
+    ("edge", "7. The HTTP edge: slow clients, connection caps, log lines, headers",
+     "Real sockets on loopback: clients that send nothing, half a header line, half a body, or sit on a kept-alive "
+     "connection (timeouts set to 1 s for the test); a server process with 300 file descriptors flooded with 400 "
+     "connections; hostile characters (CR/LF, ESC, U+2028, bidi overrides, C1) in every place a request carries "
+     "text, through the process's own log formatter; a crawl of every route in sandbox and live mode."),
 ]
 
 # (weakness, fix, section, case that pins it)
@@ -168,6 +173,26 @@ WEAKNESSES = [
      "reconciler instead of to the shopper. Closed is final: a payment that still lands is confirmed, refunded "
      "automatically and flagged `double_paid`.",
      "duplicates", "a cancel racing unifiedorder"),
+    ("Tornado's defaults kept a connection that sent nothing or half a header line open for an hour, and one that "
+     "sent half a body open for ever.",
+     "`edge/http_server.py`: header (20 s), kept-alive idle (75 s) and body (30 s) timeouts from `[server]`.",
+     "edge", "slow clients dropped after their timeouts"),
+    ("No cap on open connections: past the open-files limit `accept()` failed on every loop turn (EMFILE), about "
+     "4.5 MB of tracebacks a second in the log, about 70 % of a core, and the server unreachable.",
+     "`edge/connection_cap.py`: `server.max_connections` (and a per-source share) refused with a bare 503; the cap "
+     "is fitted under the open-files limit at start, raising the soft limit when the hard one allows.",
+     "edge", "connection flood past the open-files limit"),
+    ("Log lines could be forged: a notify's `out_trade_no` (before its signature is checked) and merchant API JSON "
+     "field names were logged raw, so a CR/LF in them started a line of its own (ESC, U+2028 and bidi overrides "
+     "likewise).",
+     "`edge/log_lines.py`: the process's formatter escapes controls, separators and bidi characters in every "
+     "record; traceback lines are marked as continuations.",
+     "edge", "hostile values in paths, queries, headers, JSON and notify bodies: no forged log line"),
+    ("Static files, the mounted simulator and Tornado's own errors had no `nosniff` and announced "
+     "`Server: TornadoServer/6.6.1`; live mode sent no HSTS.",
+     "`edge/headers.py`: an output transform on every response adds `nosniff` (and HSTS in live mode) and drops "
+     "`Server`.",
+     "edge", "every route, static file and error: nosniff, no Server header, HSTS in live mode"),
 ]
 
 LIMITS = [

@@ -101,3 +101,27 @@ async def test_config_file_and_prefix(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), STARTUP_LIMIT)
+
+
+async def test_standalone_drops_silent_clients_caps_connections_and_sends_no_server_header():
+    from tests.server.raw_http import closed_within, connect, get, request
+
+    port = free_port()
+    proc, _ = await start("--port", str(port), "--header-timeout", "3", "--max-connections", "2")
+    try:
+        held = [await connect(port) for _ in range(2)]
+        reader, writer = await connect(port)
+        refusal = await asyncio.wait_for(reader.read(), 10)
+        assert refusal.startswith(b"HTTP/1.1 503 "), refusal
+        writer.close()
+        waits = [await closed_within(r, 20) for r, _ in held]  # the silent two: dropped by the header timeout
+        assert all(w > 0 for w in waits)
+        for _, w in held:
+            w.close()
+        reader, writer = await connect(port)
+        status, headers, _ = await request(reader, writer, get("/_sim/"))
+        writer.close()
+        assert status == 200 and headers.get("x-content-type-options") == "nosniff" and "server" not in headers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), STARTUP_LIMIT)

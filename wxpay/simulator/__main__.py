@@ -1,4 +1,5 @@
-"""python -m wxpay.simulator --port 9000 [--config FILE] [--state FILE] [--notify-time-scale X] [--access-log]"""
+"""python -m wxpay.simulator --port 9000 [--config FILE] [--state FILE] [--notify-time-scale X] [--access-log]
+[--header-timeout S] [--idle-timeout S] [--body-timeout S] [--max-connections N]"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,13 @@ import dataclasses
 import logging
 import signal
 import sys
+
+from tornado.netutil import bind_sockets
+
+from edge import log_lines
+from edge.connection_cap import LOOPBACK, fit_to_open_files
+from edge.headers import security_headers
+from edge.http_server import EdgeHTTPServer, Limits
 
 from . import demo
 from .app import make_app
@@ -25,7 +33,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--trust-forwarded-for", action="store_true", help="take the mweb client IP from X-Forwarded-For")
     p.add_argument("--access-log", action="store_true",
                    help="log every request at INFO (by default only 4xx/5xx answers are logged)")
-    return p.parse_args(argv)
+    d = Limits()
+    p.add_argument("--header-timeout", type=float, default=d.header_timeout_s,
+                   help=f"seconds a new connection has to send its headers (default {d.header_timeout_s:g})")
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s,
+                   help=f"seconds a kept-alive connection may wait for its next request (default {d.idle_timeout_s:g})")
+    p.add_argument("--body-timeout", type=float, default=d.body_timeout_s,
+                   help=f"seconds a request body has to arrive (default {d.body_timeout_s:g})")
+    p.add_argument("--max-connections", type=int, default=d.max_connections,
+                   help=f"connections open at once; one more gets a 503 (default {d.max_connections})")
+    args = p.parse_args(argv)
+    if min(args.header_timeout, args.idle_timeout, args.body_timeout) <= 0 or args.max_connections < 1:
+        p.error("timeouts must be greater than 0 and --max-connections at least 1")
+    return args
 
 
 def banner(config: SimConfig, is_demo: bool, base: str) -> str:
@@ -46,7 +66,7 @@ def banner(config: SimConfig, is_demo: bool, base: str) -> str:
 
 async def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_lines.configure(logging.INFO)  # one record, one line, like the server's
     if not args.access_log:
         # A formatted, flushed line per WeChat call was about a tenth of the
         # simulator's CPU per request; errors (4xx/5xx) are still logged.
@@ -56,7 +76,16 @@ async def main(argv: list[str] | None = None) -> None:
         config = dataclasses.replace(config, notify_time_scale=args.notify_time_scale)
     sim = Simulator(config, state_path=args.state, trust_forwarded_for=args.trust_forwarded_for)
     app = make_app(sim, args.prefix)
-    server = app.listen(args.port, address=args.host)
+    app.add_transform(security_headers(hsts=False))
+    # The server's limits; loopback (where its clients usually are) is exempt
+    # from the per-source share.
+    limits = Limits(
+        header_timeout_s=args.header_timeout, idle_timeout_s=args.idle_timeout, body_timeout_s=args.body_timeout,
+        max_connections=fit_to_open_files(args.max_connections),
+        max_connections_per_ip=min(Limits().max_connections_per_ip, args.max_connections),
+    )
+    server = EdgeHTTPServer(app, limits=limits, exempt=LOOPBACK)
+    server.add_sockets(bind_sockets(args.port, address=args.host))
     await sim.start()
     print(banner(config, not args.config, f"http://{args.host}:{args.port}{args.prefix}"), flush=True)
     stop = asyncio.Event()
