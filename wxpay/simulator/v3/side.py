@@ -73,6 +73,10 @@ class V3Side:
         self.faults = faults
         self.keyrings: dict[str, Keyring] = {m.mch_id: Keyring(m.mch_id, m.v3) for m in config.merchants if m.v3}
         self.bills = BillFiles()
+        # Nonce sources, replaceable like the clock (the vector tests fix them): the
+        # Wechatpay-Nonce header, and the 12-character AES-GCM nonce (None: fresh).
+        self.make_nonce: Callable[[], str] = lambda: secrets.token_hex(16)
+        self.make_aead_nonce: Callable[[], str] | None = None
 
     def keyring(self, mch_id: str) -> Keyring | None:
         return self.keyrings.get(mch_id)
@@ -85,7 +89,7 @@ class V3Side:
         timestamp = int(self.clock.now().timestamp()) + int(bent.kinds.get("clock_skew", 0))
         signed_body = body + b" " if "bad_sign" in bent else body
         headers = wechatpay_headers(key.private_key, key.serial, signed_body, timestamp=timestamp,
-                                    nonce=secrets.token_hex(16), request_id=request_id() if with_request_id else None)
+                                    nonce=self.make_nonce(), request_id=request_id() if with_request_id else None)
         if "signtest" in bent:
             headers["Wechatpay-Signature"] = probe_signature()
         if "wrong_serial" in bent:
@@ -103,16 +107,20 @@ class V3Side:
 
     # --- /v3/certificates ------------------------------------------------------------------
 
-    def certificates_body(self, keyring: Keyring, now: datetime, bent: Bent = NO_FAULTS,
-                          nonce: Callable[[], str] | None = None) -> bytes:
+    def _aead_nonce(self) -> str | None:
+        return self.make_aead_nonce() if self.make_aead_nonce is not None else None
+
+    def certificates_body(self, keyring: Keyring, now: datetime, bent: Bent = NO_FAULTS) -> bytes:
         data = []
         for cert in keyring.certificates(now):
             resource = keyring.cipher.encrypt_resource(
-                cert.pem.encode("ascii"), associated_data="certificate", nonce=nonce() if nonce else None)
+                cert.pem.encode("ascii"), associated_data="certificate", nonce=self._aead_nonce())
             if "tampered_ciphertext" in bent:
                 resource["ciphertext"] = tamper(resource["ciphertext"])
+            # Keys in the order WeChat writes them here (unlike a notify's resource).
+            encrypted = {k: resource[k] for k in ("algorithm", "nonce", "associated_data", "ciphertext")}
             data.append({"serial_no": cert.serial_no, "effective_time": rfc3339_time(cert.not_before),
-                         "expire_time": rfc3339_time(cert.not_after), "encrypt_certificate": resource})
+                         "expire_time": rfc3339_time(cert.not_after), "encrypt_certificate": encrypted})
         return dumps({"data": data})
 
     # --- notifies ------------------------------------------------------------------------
@@ -124,10 +132,9 @@ class V3Side:
         return f"EV-{created:%Y%m%d%H%M%S}{delivery.id:014d}"
 
     def envelope(self, keyring: Keyring, event_id: str, create_time: str, event_type: str, summary: str,
-                 original_type: str, plaintext: bytes, *, nonce: str | None = None,
-                 tampered: bool = False) -> bytes:
+                 original_type: str, plaintext: bytes, *, tampered: bool = False) -> bytes:
         resource = keyring.cipher.encrypt_resource(plaintext, associated_data=original_type,
-                                                   original_type=original_type, nonce=nonce)
+                                                   original_type=original_type, nonce=self._aead_nonce())
         if tampered:
             resource["ciphertext"] = tamper(resource["ciphertext"])
         return dumps({"id": event_id, "create_time": create_time, "resource_type": "encrypt-resource",
