@@ -224,11 +224,15 @@ async def test_v2_fault_kinds_on_v3_endpoints(v3):
     assert (await query(v3)).status == 200 and fault.fired == 1
 
 
-async def test_a_v3_fault_is_not_consumed_by_v2_endpoints(v3):
+async def test_a_fault_is_consumed_only_by_endpoints_that_honour_it(v3):
     v3.sim.faults.add("*", "signtest")
     reply = await v3.call("/pay/orderquery", {"out_trade_no": "nosuch0001"})  # a V2 endpoint
     assert reply["return_code"] == "SUCCESS"
     assert [f["kind"] for f in v3.sim.faults.list()] == ["signtest"]
+    v3.sim.faults.clear()
+    v3.sim.faults.add("v3/*", "tampered_ciphertext")  # only /v3/certificates encrypts in a reply
+    assert (await query(v3, "nosuch0001")).status == 404
+    assert [f["kind"] for f in v3.sim.faults.list()] == ["tampered_ciphertext"]
 
 
 # --- faults: notifies ---------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from .keyring import SigningKey
 from .side import REPLY_KINDS, Bent, request_id
 from .wire import JSON_TYPE, V3Error, dumps, parse_body
 
-V3_MARKS = ("systemerror", "malformed", "frequency_limited", "not_enough", "tampered_ciphertext", *REPLY_KINDS)
+# The reply-shaping fault kinds every V3 endpoint honours; refunds and certificates add theirs.
+V3_MARKS = ("systemerror", "malformed", "frequency_limited", *REPLY_KINDS)
 MSG_MCHID_BODY = "http header中的mchid与post payload中的mchid不匹配"
 MSG_MCHID_QUERY = "http header中的mchid与query中的mchid不匹配"
 
@@ -201,6 +202,7 @@ class CloseHandler(V3Handler):
 class RefundHandler(V3Handler):
     TEMPLATE = "v3/refund/domestic/refunds"
     MUTATES = True
+    FAULT_MARKS = (*V3_MARKS, "not_enough")
 
     async def post(self) -> None:
         await self._serve()
@@ -292,6 +294,7 @@ class BillDownloadHandler(V3Handler):
 
 class CertificatesHandler(V3Handler):
     TEMPLATE = "v3/certificates"
+    FAULT_MARKS = (*V3_MARKS, "tampered_ciphertext")
 
     async def get(self) -> None:
         await self._serve()
