@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["wxpay", "wxpay.*", "store", "store.*", "service", "service.*", "handlers", "handlers.*", "config", "config.*", "edge", "edge.*", "web"]),
     py_modules=["server"],
-    package_data={"config": ["*.toml"], "web": ["templates/*.html", "static/*", "strings.json", "sandbox/*"], "wxpay.simulator": ["demo_cert/*"]},
+    package_data={"config": ["*.toml"], "web": ["templates/*.html", "static/*", "strings.json", "sandbox/*"], "wxpay.simulator": ["demo_cert/*", "demo_v3/*"]},
     install_requires=requirements("requirements.txt"),
     extras_require={"test": requirements("requirements-test.txt")},
     entry_points={"console_scripts": ["wxpay-server=server:cli"]},

@@ -127,9 +127,10 @@ def make_config(**kw: Any) -> SimConfig:
 
 
 @contextlib.asynccontextmanager
-async def running_sim(clock: FakeClock | None = None, **config: Any) -> AsyncIterator[SimServer]:
+async def running_sim(clock: FakeClock | None = None, *, sim_config: SimConfig | None = None,
+                      **config: Any) -> AsyncIterator[SimServer]:
     """The simulator on a loopback port under PREFIX, started and stopped around the block."""
-    sim = Simulator(make_config(**config), clock=clock or FakeClock(START))
+    sim = Simulator(sim_config or make_config(**config), clock=clock or FakeClock(START))
     sock, port = bind_unused_port()
     server = HTTPServer(make_app(sim, PREFIX))
     server.add_sockets([sock])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from wxpay.simulator import demo
 from wxpay.simulator.clock import FakeClock
 from wxpay.simulator.core import Simulator
 
@@ -32,10 +33,13 @@ async def test_views_show_what_wechat_saw_and_never_the_key(simsrv, merchant):
     attempt = notifies["deliveries"][0]["attempts"][0]
     assert attempt["verdict"] == "success" and attempt["status"] == 200 and "SUCCESS" in attempt["excerpt"]
     code, index = await simsrv.get_json("/_sim/")
-    assert index["merchants"] == [{"mch_id": MCH, "appids": list(simsrv.sim.config.merchants[0].appids)}]
-    for path in ("/_sim/", "/_sim/orders", "/_sim/refunds", "/_sim/notifies", "/_sim/orders/view00001", "/_sim/tokens"):
+    assert index["merchants"] == [{"mch_id": MCH, "appids": list(simsrv.sim.config.merchants[0].appids),
+                                   "apiv3": True}]
+    for path in ("/_sim/", "/_sim/orders", "/_sim/refunds", "/_sim/notifies", "/_sim/orders/view00001", "/_sim/tokens",
+                 "/_sim/v3/merchants", f"/_sim/v3/merchants/{MCH}"):
         resp = await simsrv.raw(path, method="GET")
         assert resp.code == 200 and KEY.encode() not in resp.body, path
+        assert demo.APIV3_KEY.encode() not in resp.body and b"PRIVATE KEY" not in resp.body, path
 
 
 async def test_pending_notify_resumes_after_restart(merchant):

@@ -1,10 +1,14 @@
 """python -m wxpay.simulator --port 9000 [--config FILE] [--state FILE] [--notify-time-scale X] [--access-log]
-[--header-timeout S] [--idle-timeout S] [--body-timeout S] [--max-connections N]"""
+[--header-timeout S] [--idle-timeout S] [--body-timeout S] [--max-connections N]
+
+python -m wxpay.simulator credentials [--json] [--config FILE] [--mchid ID]: what a client needs.
+"""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import json
 import logging
 import signal
 import sys
@@ -23,7 +27,9 @@ from .core import Simulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m wxpay.simulator", description="An offline WeChat Pay V2 / OAuth / token server.")
+    p = argparse.ArgumentParser(prog="python -m wxpay.simulator",
+                                description="An offline WeChat Pay V2 + V3 / OAuth / token server. "
+                                            "'python -m wxpay.simulator credentials --json' prints the credentials.")
     p.add_argument("--port", type=int, default=9000)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--config", help="TOML file with [[apps]] and [[merchants]]; default: the demo credentials")
@@ -48,6 +54,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def credentials_main(argv: list[str]) -> int:
+    """``credentials [--json] [--config FILE] [--mchid ID]``: one merchant's credentials (the demo's by default)."""
+    from .v3.credentials import credentials, describe
+
+    p = argparse.ArgumentParser(prog="python -m wxpay.simulator credentials",
+                                description="Print a merchant's V2 and V3 credentials (TEST ONLY) for any client.")
+    p.add_argument("--json", action="store_true", help="JSON with every PEM (for scripts and tests)")
+    p.add_argument("--config", help="the simulator's TOML config; default: the demo merchant")
+    p.add_argument("--mchid", help="which merchant of the config (default: the first)")
+    args = p.parse_args(argv)
+    config = SimConfig.from_toml(args.config) if args.config else SimConfig.demo()
+    merchant = config.merchant(args.mchid) if args.mchid else config.merchants[0]
+    if merchant is None:
+        print(f"no merchant {args.mchid} in the config", file=sys.stderr)
+        return 2
+    creds = credentials(config, merchant)
+    print(json.dumps(creds, ensure_ascii=False, indent=1) if args.json else describe(creds), flush=True)
+    return 0
+
+
 def banner(config: SimConfig, is_demo: bool, base: str) -> str:
     lines = [f"WeChat simulator listening on {base}"]
     if is_demo:
@@ -57,6 +83,8 @@ def banner(config: SimConfig, is_demo: bool, base: str) -> str:
             f"  official account appid={demo.OFFICIAL_ACCOUNT_APPID} secret={demo.OFFICIAL_ACCOUNT_SECRET}",
             f"  mini program     appid={demo.MINI_PROGRAM_APPID} secret={demo.MINI_PROGRAM_SECRET}",
             f"  mobile app       appid={demo.MOBILE_APP_APPID} secret={demo.MOBILE_APP_SECRET}",
+            f"  APIv3 (TEST ONLY keys): apiv3_key={demo.APIV3_KEY} merchant serial={demo.MERCHANT_SERIAL_NO}",
+            f"    WeChat Pay public key {demo.PUBLIC_KEY_ID}; keys and PEMs: python -m wxpay.simulator credentials --json",
         ]
     else:
         lines.append("merchants: " + ", ".join(m.mch_id for m in config.merchants))
@@ -99,6 +127,8 @@ async def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["credentials"]:
+        sys.exit(credentials_main(sys.argv[2:]))
     try:
         asyncio.run(main())
     except KeyboardInterrupt:

@@ -11,6 +11,8 @@ from typing import Any, Awaitable
 
 import tornado.web
 
+from .faults import V2_MARKS
+
 # WeChat's own (odd) header value; clients must not depend on the charset.
 JSON_TYPE = "application/json; encoding=utf-8"
 
@@ -21,6 +23,8 @@ class SimHandler(tornado.web.RequestHandler):
     ENDPOINT = ""
     # Endpoints that change simulator state tell ``sim.changed()`` so it gets saved.
     MUTATES = False
+    # The reply-shaping fault kinds this endpoint honours (see faults.py).
+    FAULT_MARKS: tuple[str, ...] = V2_MARKS
 
     def initialize(self, sim: Any) -> None:
         self.sim = sim
@@ -42,7 +46,7 @@ class SimHandler(tornado.web.RequestHandler):
         # there is nothing to await, and Tornado awaits only what it is given.
         faults = getattr(self.sim, "faults", None)
         if self.ENDPOINT and faults is not None and faults.touches(self.ENDPOINT):
-            return faults.apply(self.ENDPOINT, self)  # finishing there skips the method
+            return faults.apply(self.ENDPOINT, self, self.FAULT_MARKS)  # finishing there skips the method
         return None
 
 

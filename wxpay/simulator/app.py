@@ -12,6 +12,7 @@ import tornado.web
 
 from . import inspect_api, oauth, pay_handlers, shopper, tokens
 from .core import Simulator
+from .v3 import handlers as v3_handlers
 
 
 def make_routes(sim: Simulator, prefix: str = "") -> list[tuple[str, type[tornado.web.RequestHandler], dict]]:
@@ -22,6 +23,9 @@ def make_routes(sim: Simulator, prefix: str = "") -> list[tuple[str, type[tornad
     for module in (pay_handlers, shopper, inspect_api, oauth, tokens):
         for path, handler, kwargs in module.routes(sim):
             out.append((prefix + path, handler, kwargs))
+    # V3 handlers check signatures over the path less the prefix, so they are told it.
+    for path, handler, kwargs in v3_handlers.routes(sim, prefix):
+        out.append((prefix + path, handler, kwargs))
     return out
 
 

@@ -19,11 +19,12 @@ from .clock import Clock
 from .config import SimConfig
 from .crypto import build_root_xml, encrypt_req_info
 from .faults import Faults
-from .notifier import Delivery, Notifier
+from .notifier import Delivery, Notifier, Outgoing
 from .oauth import OAuthState
 from .pay_state import Order, PayState, Refund
 from .persist import StateFile
 from .tokens import TokenState
+from .v3.side import V3Side
 
 
 class Simulator:
@@ -39,6 +40,9 @@ class Simulator:
         self.config = config or SimConfig.demo()
         self.clock = clock or Clock()
         self.faults = Faults()
+        for fault in self.config.faults:  # [[faults]] of the config file, active from the start
+            self.faults.add(str(fault.get("endpoint") or ""), str(fault.get("kind") or ""),
+                            count=fault.get("count", 1), seconds=fault.get("seconds", 0.0), n=fault.get("n", 2))
         # mweb pages: take the client IP from X-Forwarded-For only when a trusted proxy sets it.
         self.trust_forwarded_for = trust_forwarded_for
         # §2/S16a: notifies usually omit sign_type even for HMAC-SHA256 orders.
@@ -47,6 +51,8 @@ class Simulator:
         self.oauth = OAuthState(self.config, self.clock)
         self.tokens = TokenState(self.config, self.clock)
         self.pay = self._new_pay_state()
+        # APIv3: WeChat's keys per merchant, the key modes, bill files between the two steps.
+        self.v3 = V3Side(self.config, self.clock, self.faults)
         self.notifier = Notifier(
             self._build_notify, clock=self.clock, faults=self.faults,
             time_scale=self.config.notify_time_scale, http_client=http_client, on_change=self.changed,
@@ -112,14 +118,15 @@ class Simulator:
     # --- notifies -------------------------------------------------------------
 
     def paid(self, order: Order, *, start: bool = True) -> Delivery:
-        """Queue the payment notify of an order that just became SUCCESS (§11)."""
-        return self.notifier.enqueue("pay", order.mch_id, order.out_trade_no, order.notify_url, start=start)
+        """Queue the payment notify of an order that just became SUCCESS (§11), in its API's form."""
+        return self.notifier.enqueue("pay", order.mch_id, order.out_trade_no, order.notify_url, start=start,
+                                     api=order.api)
 
     def refund_settled(self, refund: Refund) -> Delivery | None:
         """Queue the refund notify when the refund request named a notify_url (§12)."""
         if not refund.notify_url:
             return None
-        return self.notifier.enqueue("refund", refund.mch_id, refund.out_refund_no, refund.notify_url)
+        return self.notifier.enqueue("refund", refund.mch_id, refund.out_refund_no, refund.notify_url, api=refund.api)
 
     def settle_refund(self, refund: Refund, status: str) -> Delivery | None:
         self.pay.settle_refund(refund, status)
@@ -155,11 +162,15 @@ class Simulator:
             "req_info": encrypt_req_info(build_root_xml(inner), merchant.api_key),
         }
 
-    def _build_notify(self, delivery: Delivery) -> bytes:
+    def _build_notify(self, delivery: Delivery) -> bytes | Outgoing:
         if delivery.kind == "pay":
             order = self.pay.orders[(delivery.mch_id, delivery.key)]
+            if delivery.api == "v3":
+                return self.v3.notify(delivery, order)
             return build_xml(self.pay_notify_fields(order))
         refund = self.pay.refunds[(delivery.mch_id, delivery.key)]
+        if delivery.api == "v3":
+            return self.v3.notify(delivery, refund)
         return build_xml(self.refund_notify_fields(refund))
 
     # --- persistence ------------------------------------------------------------
@@ -172,6 +183,8 @@ class Simulator:
             "oauth": self.oauth.to_json(),
             "tokens": self.tokens.to_json(),
             "known_users": sorted(self._known_users),
+            "v3_key_modes": {m: {"key_mode": k.key_mode, "gray_share": k.gray_share, "gray_seed": k.gray_seed}
+                             for m, k in self.v3.keyrings.items()},
         }
 
     def load_json(self, data: dict[str, Any]) -> None:
@@ -182,3 +195,7 @@ class Simulator:
             self.tokens = TokenState.from_json(data["tokens"], self.config, self.clock)
         self.pay = self._new_pay_state(data.get("pay"))
         self.notifier.load_json(data.get("notifier", {}))
+        for mch_id, mode in data.get("v3_key_modes", {}).items():
+            keyring = self.v3.keyring(mch_id)
+            if keyring is not None:
+                keyring.set_mode(mode["key_mode"], mode["gray_share"], mode.get("gray_seed"))

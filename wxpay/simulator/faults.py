@@ -16,9 +16,23 @@ Kinds and who honours them:
 ``bad_sign``       a signed XML reply carries a wrong ``sign``
 ``drop``           (notify) the attempt is lost; WeChat sees a timeout, retries
 ``duplicate``      (notify) the attempt is sent ``n`` times at once
-``early``          (pay/unifiedorder) the order is paid and its first notify
-                   delivered *before* the unifiedorder reply is written
+``early``          (pay/unifiedorder and the V3 order paths) the order is paid
+                   and its first notify delivered *before* the reply is written
+``signtest``       (V3 reply or notify) a ``WECHATPAY/SIGNTEST/`` probe signature;
+                   for a notify, a probe copy sent before the real attempt
+``wrong_serial``   (V3 reply or notify) ``Wechatpay-Serial`` names WeChat's other key
+``clock_skew``     (V3 reply or notify) ``Wechatpay-Timestamp`` off by ``seconds``
+                   (-86400..86400), signed as sent
+``tampered_ciphertext``  (V3 notify, /v3/certificates) an encrypted byte flipped
+``frequency_limited``    (V3) 429 ``FREQUENCY_LIMITED``; nothing is changed
+``not_enough``     (refunds, V2 and V3) the merchant's balance is short:
+                   V3 403 ``NOT_ENOUGH``, V2 ``NOTENOUGH``; nothing is changed
 =================  ===========================================================
+
+V3 endpoints are named by their path template without the leading slash
+(``v3/pay/transactions/jsapi``, ``v3/pay/transactions/out-trade-no/{out_trade_no}``,
+``v3/refund/domestic/refunds``, ``v3/certificates``, ...); ``v3/*`` matches
+every V3 endpoint. A request consumes only the kinds its endpoint honours.
 
 Any Tornado handler uses it in two steps::
 
@@ -38,7 +52,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("latency", "http500", "systemerror", "malformed", "bad_sign", "drop", "duplicate", "early")
+KINDS = (
+    "latency", "http500", "systemerror", "malformed", "bad_sign", "drop", "duplicate", "early",
+    "signtest", "wrong_serial", "clock_skew", "tampered_ciphertext", "frequency_limited", "not_enough",
+)
+# The reply-shaping kinds a V2 XML or JSON endpoint honours (V3 handlers name their own).
+V2_MARKS = ("systemerror", "malformed", "bad_sign", "not_enough")
+MAX_SKEW = 86400
 # Kinds decided before the handler runs; the rest are "marks" read later.
 _BEFORE = ("latency", "http500")
 _MARKS_ATTR = "_sim_fault_marks"
@@ -72,7 +92,11 @@ class Faults:
             raise ValueError("fault needs an endpoint name such as 'pay/unifiedorder' or '*'")
         if count is not None and (not isinstance(count, int) or count < 1):
             raise ValueError("count must be a positive integer, or null for a sticky fault")
-        if not isinstance(seconds, (int, float)) or seconds < 0 or seconds > 120:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError("seconds must be a number")
+        if kind == "clock_skew" and not -MAX_SKEW <= seconds <= MAX_SKEW:
+            raise ValueError(f"clock_skew seconds must be between -{MAX_SKEW} and {MAX_SKEW}")
+        if kind != "clock_skew" and not 0 <= seconds <= 120:
             raise ValueError("seconds must be between 0 and 120")
         if not isinstance(n, int) or not 1 <= n <= 50:
             raise ValueError("n (duplicate copies) must be between 1 and 50")
@@ -98,10 +122,14 @@ class Faults:
     def list(self) -> list[dict[str, Any]]:
         return [f.to_json() for f in self._faults]
 
+    @staticmethod
+    def _matches(fault: Fault, endpoint: str) -> bool:
+        return fault.endpoint in (endpoint, "*") or (fault.endpoint == "v3/*" and endpoint.startswith("v3/"))
+
     def take(self, endpoint: str, kind: str) -> Fault | None:
         """Consume one shot of a matching fault, or None when there is none."""
         for fault in self._faults:
-            if fault.kind == kind and fault.endpoint in (endpoint, "*"):
+            if fault.kind == kind and self._matches(fault, endpoint):
                 fault.fired += 1
                 if fault.count is not None:
                     fault.count -= 1
@@ -112,9 +140,9 @@ class Faults:
 
     def touches(self, endpoint: str) -> bool:
         """Whether any active fault is for ``endpoint`` (or ``*``); per request, so cheap."""
-        return any(fault.endpoint in (endpoint, "*") for fault in self._faults)
+        return any(self._matches(fault, endpoint) for fault in self._faults)
 
-    async def apply(self, endpoint: str, handler: Any) -> bool:
+    async def apply(self, endpoint: str, handler: Any, marks: tuple[str, ...] = V2_MARKS) -> bool:
         """Run the before-handler faults; True means the response is finished.
 
         Also records which reply-shaping faults this request consumed, for
@@ -128,13 +156,18 @@ class Faults:
             handler.set_header("Content-Type", "text/html; charset=UTF-8")
             handler.finish("<html><body><h1>500 Internal Server Error</h1></body></html>")
             return True
-        marks = {kind for kind in ("systemerror", "malformed", "bad_sign") if self.take(endpoint, kind)}
-        setattr(handler, _MARKS_ATTR, frozenset(marks))
+        taken = {kind: fault for kind in marks if (fault := self.take(endpoint, kind)) is not None}
+        setattr(handler, _MARKS_ATTR, taken)
         return False
 
     @staticmethod
     def marks(handler: Any) -> frozenset[str]:
-        return getattr(handler, _MARKS_ATTR, frozenset())
+        return frozenset(getattr(handler, _MARKS_ATTR, {}))
+
+    @staticmethod
+    def mark(handler: Any, kind: str) -> Fault | None:
+        """The fault of ``kind`` this request consumed (for its ``seconds``), or None."""
+        return getattr(handler, _MARKS_ATTR, {}).get(kind)
 
     def write_json(self, handler: Any, body: dict[str, Any]) -> None:
         """Write a JSON API reply, bent by this request's ``systemerror``/``malformed`` marks."""

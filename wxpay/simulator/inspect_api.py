@@ -8,6 +8,9 @@
 * ``GET /_sim/faults``; ``POST /_sim/faults`` with one fault or a list
   (``{"endpoint", "kind", "count"?: int|null, "seconds"?, "n"?}``);
   ``DELETE /_sim/faults[?endpoint=&kind=]``
+* ``GET /_sim/v3/merchants``; ``POST /_sim/v3/merchants/{mch_id}``
+  ``{"key_mode": "public_key" | "platform_cert" | "gray", "gray_share"?: 0..1, "gray_seed"?: int}``
+  — the V3 key mode of each merchant (serials, never keys), switchable at run time
 * ``GET /_sim/`` — an index of the above
 
 Merchant keys and app secrets never appear here.
@@ -55,11 +58,13 @@ def _refund_view(refund) -> dict[str, Any]:
 class IndexHandler(JsonHandler):
     def get(self) -> None:
         self.send({
-            "what": "offline WeChat Pay V2 / OAuth / token simulator",
-            "views": ["_sim/orders", "_sim/orders/{out_trade_no}", "_sim/refunds", "_sim/notifies", "_sim/tokens", "_sim/faults"],
+            "what": "offline WeChat Pay V2 + V3 / OAuth / token simulator",
+            "views": ["_sim/orders", "_sim/orders/{out_trade_no}", "_sim/refunds", "_sim/notifies", "_sim/tokens",
+                      "_sim/faults", "_sim/v3/merchants"],
             "shopper": ["_sim/pay", "_sim/scan", "_sim/mweb"],
             "apps": [{"appid": a.appid, "kind": a.kind} for a in self.sim.config.apps],
-            "merchants": [{"mch_id": m.mch_id, "appids": list(m.appids)} for m in self.sim.config.merchants],
+            "merchants": [{"mch_id": m.mch_id, "appids": list(m.appids), "apiv3": m.v3 is not None}
+                          for m in self.sim.config.merchants],
         })
 
 
@@ -140,6 +145,39 @@ class FaultsHandler(JsonHandler):
         self.send({"removed": removed, "faults": self.sim.faults.list()})
 
 
+class V3MerchantsHandler(JsonHandler):
+    def get(self) -> None:
+        self.send({"merchants": [k.view() for k in self.sim.v3.keyrings.values()]})
+
+
+class V3MerchantHandler(JsonHandler):
+    def get(self, mch_id: str) -> None:
+        keyring = self.sim.v3.keyring(mch_id)
+        if keyring is None:
+            return self.send({"error": f"no merchant {mch_id} with APIv3 credentials"}, 404)
+        self.send(keyring.view())
+
+    def post(self, mch_id: str) -> None:
+        keyring = self.sim.v3.keyring(mch_id)
+        if keyring is None:
+            return self.send({"error": f"no merchant {mch_id} with APIv3 credentials"}, 404)
+        body = self.json_body()
+        if not isinstance(body, dict):
+            return self.send({"error": "body must be an object with key_mode, gray_share, gray_seed"}, 400)
+        unknown = set(body) - {"key_mode", "gray_share", "gray_seed"}
+        seed = body.get("gray_seed")
+        if unknown:
+            return self.send({"error": f"unknown fields: {', '.join(sorted(unknown))}"}, 400)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            return self.send({"error": "gray_seed must be an integer or null"}, 400)
+        try:
+            keyring.set_mode(body.get("key_mode", keyring.key_mode), body.get("gray_share", keyring.gray_share), seed)
+        except ValueError as exc:
+            return self.send({"error": str(exc)}, 400)
+        self.sim.changed()
+        self.send(keyring.view())
+
+
 def routes(sim: Any) -> list[tuple[str, type[tornado.web.RequestHandler], dict]]:
     kw = {"sim": sim}
     return [
@@ -150,4 +188,6 @@ def routes(sim: Any) -> list[tuple[str, type[tornado.web.RequestHandler], dict]]
         (r"/_sim/refunds/([^/]+)/settle", SettleRefundHandler, kw),
         (r"/_sim/notifies", NotifiesHandler, kw),
         (r"/_sim/faults", FaultsHandler, kw),
+        (r"/_sim/v3/merchants", V3MerchantsHandler, kw),
+        (r"/_sim/v3/merchants/([^/]+)", V3MerchantHandler, kw),
     ]

@@ -1,8 +1,10 @@
 """Notify delivery the way WeChat does it (§11.3, §12): POST, judge, retry, give up.
 
-A delivery is one notify (payment or refund) to one notify_url. The first
-attempt goes out at once; a reply counts only if it is HTTP 200 with the
-SUCCESS XML of §11.2, otherwise WeChat tries again after 15s, 15s, 30s, 3m,
+A delivery is one notify (payment or refund) to one notify_url, in the form
+of the API version the order or refund was made with. The first attempt
+goes out at once; a V2 reply counts only if it is HTTP 200 with the SUCCESS
+XML of §11.2, a V3 reply if its status is 200 or 204 (V3 digest §6.4);
+otherwise WeChat tries again after 15s, 15s, 30s, 3m,
 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h (16 attempts in all) and
 then gives up. Intervals are divided by ``time_scale`` so tests can run the
 whole day in a second. Each attempt is recorded with its reply; lists are
@@ -39,10 +41,11 @@ class Attempt:
     number: int  # 1-based attempt number within the delivery
     at: str
     delay_before: int  # the unscaled interval WeChat waited before this attempt
-    verdict: str  # success | fail | error | dropped
+    verdict: str  # success | fail | error | dropped | probe_rejected | probe_accepted
     status: int | None = None
     excerpt: str = ""
     copy: int = 1  # > 1 for the copies of a duplicate burst
+    serial: str = ""  # V3: the Wechatpay-Serial the attempt was signed with
 
 
 @dataclass
@@ -56,6 +59,7 @@ class Delivery:
     state: str = "pending"  # pending | delivered | gave_up
     next_number: int = 1
     attempts: list[Attempt] = field(default_factory=list)
+    api: str = "v2"  # "v3": encrypted JSON, signed headers, acknowledged by status
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,7 +70,19 @@ class Delivery:
         return cls(**{**d, "attempts": attempts})
 
 
-BodyBuilder = Callable[[Delivery], bytes]
+@dataclass(frozen=True)
+class Outgoing:
+    """One notify as it goes on the wire; ``probe`` is a SIGNTEST copy to send first (V3)."""
+
+    body: bytes
+    headers: dict[str, str]
+    serial: str = ""
+    probe: "Outgoing | None" = None
+
+
+XML_HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
+# A builder returns the notify for the delivery's next attempt (bare bytes: V2 XML).
+BodyBuilder = Callable[[Delivery], "bytes | Outgoing"]
 
 
 def is_success_reply(status: int | None, body: bytes) -> bool:
@@ -77,6 +93,11 @@ def is_success_reply(status: int | None, body: bytes) -> bool:
         return parse_xml(body).get("return_code") == "SUCCESS"
     except WxPayError:
         return False
+
+
+def acknowledged(api: str, status: int | None, body: bytes) -> bool:
+    """V2: the SUCCESS XML in a 200; V3: WeChat reads only the status, 200 or 204."""
+    return status in (200, 204) if api == "v3" else is_success_reply(status, body)
 
 
 class Notifier:
@@ -137,8 +158,8 @@ class Notifier:
 
     # --- queueing -------------------------------------------------------------
 
-    def enqueue(self, kind: str, mch_id: str, key: str, url: str, *, start: bool = True) -> Delivery:
-        delivery = Delivery(next(self._ids), kind, mch_id, key, url, self.clock.now().isoformat())
+    def enqueue(self, kind: str, mch_id: str, key: str, url: str, *, start: bool = True, api: str = "v2") -> Delivery:
+        delivery = Delivery(next(self._ids), kind, mch_id, key, url, self.clock.now().isoformat(), api=api)
         self.deliveries[delivery.id] = delivery
         self._trim()
         self._done[delivery.id] = asyncio.Event()
@@ -204,27 +225,34 @@ class Notifier:
         burst = self.faults.take(endpoint, "duplicate")
         copies = burst.n if burst is not None else 1
         try:
-            body = self.build_body(delivery)
+            built = self.build_body(delivery)
         except Exception as exc:  # the order vanished or the config changed
             self._record(delivery, Attempt(number, at, delay, "error", None, f"cannot build notify: {exc}"[:EXCERPT]))
             return False
-        results = await asyncio.gather(*(self._post(delivery.url, body) for _ in range(copies)))
+        out = built if isinstance(built, Outgoing) else Outgoing(built, XML_HEADERS)
+        if out.probe is not None:
+            # WeChat's probe (V3 digest §3.5): the receiver must refuse it (any non-2xx).
+            status, reply, error = await self._post(delivery.url, out.probe.body, out.probe.headers)
+            verdict = "probe_accepted" if status is not None and 200 <= status < 300 else "probe_rejected"
+            excerpt = (error or reply[:EXCERPT].decode("utf-8", "replace"))[:EXCERPT]
+            self._record(delivery, Attempt(number, at, delay, verdict, status, excerpt, 1, out.probe.serial))
+        results = await asyncio.gather(*(self._post(delivery.url, out.body, out.headers) for _ in range(copies)))
         ok = False
         for n, (status, reply, error) in enumerate(results, start=1):
             if error is not None:
-                attempt = Attempt(number, at, delay, "error", status, error[:EXCERPT], n)
+                attempt = Attempt(number, at, delay, "error", status, error[:EXCERPT], n, out.serial)
             else:
-                good = is_success_reply(status, reply)
+                good = acknowledged(delivery.api, status, reply)
                 ok = ok or good
                 excerpt = reply[:EXCERPT].decode("utf-8", "replace")
-                attempt = Attempt(number, at, delay, "success" if good else "fail", status, excerpt, n)
+                attempt = Attempt(number, at, delay, "success" if good else "fail", status, excerpt, n, out.serial)
             self._record(delivery, attempt)
         log.info("notify %s #%d to %s: %s", delivery.kind, number, delivery.url, "success" if ok else "not accepted")
         return ok
 
-    async def _post(self, url: str, body: bytes) -> tuple[int | None, bytes, str | None]:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, bytes, str | None]:
         request = HTTPRequest(
-            url, method="POST", body=body, headers={"Content-Type": "text/xml; charset=utf-8"},
+            url, method="POST", body=body, headers=headers,
             request_timeout=self.request_timeout, connect_timeout=self.request_timeout, follow_redirects=False,
         )
         try:

@@ -136,6 +136,8 @@ class RefundHandler(PayHandler):
                 cert = "tls-client-cert" if self.request.get_ssl_certificate() else "tls without client cert"
             except (AttributeError, ValueError):
                 pass
+        if "not_enough" in self.sim.faults.marks(self):
+            raise PayFail("NOTENOUGH", "基本账户余额不足，请充值后重新发起")  # the merchant's balance (fault)
         refund, new = self.sim.pay.refund(params, merchant, client_cert=cert)
         if new and refund.refund_status != "PROCESSING":
             self.sim.refund_settled(refund)

@@ -54,6 +54,8 @@ _FINGERPRINT = (
     "openid", "product_id", "goods_tag", "limit_pay", "device_info", "sign_type",
 )
 _REFUND_FINGERPRINT = ("out_trade_no", "total_fee", "refund_fee")
+# One refund record for both versions; V3 names two of V2's final states differently.
+V3_REFUND_STATUS_TO_V2 = {"CLOSED": "REFUNDCLOSE", "ABNORMAL": "CHANGE"}
 
 
 class ReturnFail(Exception):
@@ -121,6 +123,7 @@ class Order:
     refunded_fee: int = 0
     refund_nos: list[str] = field(default_factory=list)
     last_pay_result: str = ""
+    api: str = "v2"  # the API version the order was placed with: its notify goes out in that form
 
     def prepay_valid(self, now: datetime) -> bool:
         return bool(self.prepay_issued_at) and now < self.prepay_issued_at + PREPAY_TTL
@@ -149,6 +152,8 @@ class Refund:
     refund_request_source: str = "API"
     notify_url: str = ""
     client_cert: str = ""  # how the (emulated) TLS client certificate was presented
+    api: str = "v2"  # the API version the refund was requested with: its notify goes out in that form
+    funds_account: str = ""
 
 
 def _to_json(obj: Any) -> dict[str, Any]:
@@ -356,24 +361,69 @@ class PayState:
                 openid=params.get("openid") or "", product_id=params.get("product_id") or "",
                 scene_info=params.get("scene_info") or "", time_expire=time_expire,
             )
-            self.orders[key] = order
-        if not order.prepay_valid(now):  # re-entry after 2 h gets a fresh prepay_id (§4.1 time_expire note)
-            order.prepay_id = "wx" + wire_time(now) + secrets.token_hex(10)
-            order.prepay_issued_at = now
-            self._by_prepay[order.prepay_id] = key
-            if trade_type == "NATIVE":
-                order.code_url = "weixin://wxpay/bizpayurl?pr=" + secrets.token_urlsafe(6)[:7]
-                self._by_code[order.code_url] = key
-        if trade_type == "MWEB" and not order.mweb_valid(now):
-            order.mweb_package = _digits(10)
-            order.mweb_issued_at = now
-        self.changed()
+            self.add_order(order)
+        self.issue_prepay(order, now)
         out: dict[str, Any] = {"trade_type": trade_type, "prepay_id": order.prepay_id}
         if order.device_info:
             out = {"device_info": order.device_info, **out}
         if trade_type == "NATIVE":
             out["code_url"] = order.code_url
         return out
+
+    # --- moves shared by V2 and V3 (one order book for both) -------------------
+
+    def add_order(self, order: Order) -> None:
+        self.orders[(order.mch_id, order.out_trade_no)] = order
+        self.changed()
+
+    def issue_prepay(self, order: Order, now: datetime) -> None:
+        """A fresh prepay_id (and code_url, mweb package) unless the current one is still valid."""
+        key = (order.mch_id, order.out_trade_no)
+        if not order.prepay_valid(now):  # re-entry after 2 h gets a fresh prepay_id (§4.1 time_expire note)
+            order.prepay_id = "wx" + wire_time(now) + secrets.token_hex(10)
+            order.prepay_issued_at = now
+            self._by_prepay[order.prepay_id] = key
+            if order.trade_type == "NATIVE":
+                order.code_url = "weixin://wxpay/bizpayurl?pr=" + secrets.token_urlsafe(6)[:7]
+                self._by_code[order.code_url] = key
+        if order.trade_type == "MWEB" and not order.mweb_valid(now):
+            order.mweb_package = _digits(10)
+            order.mweb_issued_at = now
+        self.changed()
+
+    def close(self, order: Order) -> None:
+        order.trade_state = "CLOSED"
+        order.closed_at = self.clock.now()
+        self.changed()
+
+    def order_by_txn(self, mch_id: str, transaction_id: str) -> Order | None:
+        return self._order_by_txn(mch_id, transaction_id)
+
+    def refund_limit(self, order: Order, refund_fee: int, now: datetime) -> str | None:
+        """Which refund rule (§7) a new refund of ``refund_fee`` breaks: overdue, too_many, not_enough."""
+        if now - order.paid_at > REFUND_MAX_AGE:
+            return "overdue"
+        if len(order.refund_nos) >= REFUND_MAX_COUNT:
+            return "too_many"
+        if refund_fee > order.total_fee - order.refunded_fee:
+            return "not_enough"
+        return None
+
+    def add_refund(self, order: Order, refund: Refund) -> None:
+        """Record a new refund of a paid order; settles it at once unless auto_settle_refunds is off."""
+        key = (refund.mch_id, refund.out_refund_no)
+        self.refunds[key] = refund
+        self._by_refund_id[refund.refund_id] = key
+        order.refund_nos.append(refund.out_refund_no)
+        order.refunded_fee += refund.refund_fee
+        order.trade_state = "REFUND"
+        if self.auto_settle_refunds:
+            self.settle_refund(refund, "SUCCESS")
+        self.changed()
+
+    @staticmethod
+    def new_refund_id(now: datetime) -> str:
+        return "50300" + _digits(6) + now.astimezone(CHINA_TZ).strftime("%Y%m%d") + _digits(10)
 
     # --- the shopper pays (our addition; §11 fields) -------------------------
 
@@ -470,9 +520,7 @@ class PayState:
             # §6: the digest names no err_code for this; TRADE_STATE_ERROR is
             # the closeorder code for "state does not allow it" (S17).
             raise PayFail("TRADE_STATE_ERROR", "订单创建后5分钟内不能关单")
-        order.trade_state = "CLOSED"
-        order.closed_at = self.clock.now()
-        self.changed()
+        self.close(order)
         return {"result_msg": "OK"}
 
     # --- secapi/pay/refund (§7) ----------------------------------------------
@@ -507,31 +555,24 @@ class PayState:
             return existing, False
         if int(params["total_fee"]) != order.total_fee:
             raise PayFail("INVALID_REQUEST", "订单金额total_fee与原订单不一致")
-        if now - order.paid_at > REFUND_MAX_AGE:
-            raise PayFail("TRADE_OVERDUE", "订单已经超过退款期限")
-        if len(order.refund_nos) >= REFUND_MAX_COUNT:
-            raise PayFail("ERROR", f"订单已经超过可退款的最大次数({REFUND_MAX_COUNT})")
         refund_fee = int(params["refund_fee"])
-        if refund_fee > order.total_fee - order.refunded_fee:
+        broken = self.refund_limit(order, refund_fee, now)
+        if broken == "overdue":
+            raise PayFail("TRADE_OVERDUE", "订单已经超过退款期限")
+        if broken == "too_many":
+            raise PayFail("ERROR", f"订单已经超过可退款的最大次数({REFUND_MAX_COUNT})")
+        if broken == "not_enough":
             raise PayFail("NOTENOUGH", "退款金额大于订单剩余可退金额")  # the brief: NOTENOUGH when over the remainder
         refund = Refund(
             appid=params["appid"], mch_id=merchant.mch_id, out_refund_no=params["out_refund_no"],
-            refund_id="50300" + _digits(6) + now.astimezone(CHINA_TZ).strftime("%Y%m%d") + _digits(10),
+            refund_id=self.new_refund_id(now),
             out_trade_no=order.out_trade_no, transaction_id=order.transaction_id,
             total_fee=order.total_fee, refund_fee=refund_fee, created_at=now, fingerprint=fingerprint,
             refund_desc=params.get("refund_desc") or "",
             refund_account=params.get("refund_account") or "REFUND_SOURCE_UNSETTLED_FUNDS",
             notify_url=params.get("notify_url") or "", client_cert=client_cert,
         )
-        key = (merchant.mch_id, refund.out_refund_no)
-        self.refunds[key] = refund
-        self._by_refund_id[refund.refund_id] = key
-        order.refund_nos.append(refund.out_refund_no)
-        order.refunded_fee += refund_fee
-        order.trade_state = "REFUND"
-        if self.auto_settle_refunds:
-            self.settle_refund(refund, "SUCCESS")
-        self.changed()
+        self.add_refund(order, refund)
         return refund, True
 
     def refund_reply(self, refund: Refund) -> dict[str, Any]:
@@ -544,9 +585,10 @@ class PayState:
         }
 
     def settle_refund(self, refund: Refund, status: str) -> None:
-        """Move a PROCESSING refund to its final state (§8 refund_status)."""
+        """Move a PROCESSING refund to its final state (§8 refund_status; V3 names accepted too)."""
+        status = V3_REFUND_STATUS_TO_V2.get(status, status)
         if status not in ("SUCCESS", "REFUNDCLOSE", "CHANGE"):
-            raise ValueError("refund status must be SUCCESS, REFUNDCLOSE or CHANGE")
+            raise ValueError("refund status must be SUCCESS, REFUNDCLOSE (V3: CLOSED) or CHANGE (V3: ABNORMAL)")
         if refund.refund_status != "PROCESSING":
             raise ValueError(f"refund {refund.out_refund_no} is already {refund.refund_status}")
         refund.refund_status = status

@@ -16,6 +16,8 @@ the order's new state and the id of the notify delivery it started.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import json
 from typing import Any
@@ -24,6 +26,7 @@ from urllib.parse import urlencode, urlsplit
 import tornado.web
 
 from .. import signing
+from ..v3.signing import lines_message, rsa_verify
 from .apihandler import SimHandler
 from .pay_state import Order, ShopperError
 
@@ -49,8 +52,22 @@ def front_end_result(order: Order, app_kind: str, outcome: str) -> dict[str, Any
     return {"outcome": outcome}
 
 
-def check_payload(order: Order, payload: dict[str, Any], api_key: str, app_kind: str) -> str | None:
-    """Check the merchant-built front-end object like the WeChat app would; None if good."""
+def _rsa_ok(public_key: Any, lines: list[str], given: str) -> bool:
+    """V3 orders: paySign is SHA256withRSA by the merchant key over the lines (V3 digest §7)."""
+    try:
+        signature = base64.b64decode(given, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return bool(signature) and rsa_verify(public_key, lines_message(*lines), signature)
+
+
+def check_payload(order: Order, payload: dict[str, Any], api_key: str, app_kind: str,
+                  rsa_public_key: Any = None) -> str | None:
+    """Check the merchant-built front-end object like the WeChat app would; None if good.
+
+    V2 orders are checked with the API key and the order's sign type, V3
+    orders (``signType`` RSA) with the merchant's public key.
+    """
     if not isinstance(payload, dict):
         return "payload must be an object"
     payload = {k: str(v) for k, v in payload.items()}
@@ -77,6 +94,14 @@ def check_payload(order: Order, payload: dict[str, Any], api_key: str, app_kind:
             return "signType与下单签名类型不一致"
     if not fields.get("timeStamp", fields.get("timestamp", "")).isdigit():
         return "timeStamp必须是以秒为单位的数字字符串"
+    if order.sign_type == "RSA":
+        if order.trade_type == "APP":
+            lines = [fields["appid"], fields["timestamp"], fields["noncestr"], fields["prepayid"]]
+        else:
+            lines = [fields["appId"], fields["timeStamp"], fields["nonceStr"], fields["package"]]
+        if rsa_public_key is None or "\n" in "".join(lines) or not _rsa_ok(rsa_public_key, lines, given):
+            return "支付验证签名失败"
+        return None
     try:
         signing.verify({**fields, "sign": given}, api_key, order.sign_type)
     except signing.SignatureError:
@@ -126,7 +151,9 @@ class ShopperBase(SimHandler):
             return {**base, "ok": False, "error": f"outcome must be one of {', '.join(OUTCOMES)}", "reason": "BAD_OUTCOME"}, 400
         if args.get("payload") is not None:
             merchant = self.sim.config.merchant(order.mch_id)
-            problem = check_payload(order, args["payload"], merchant.api_key, kind)
+            keyring = self.sim.v3.keyring(order.mch_id) if order.sign_type == "RSA" else None
+            problem = check_payload(order, args["payload"], merchant.api_key, kind,
+                                    keyring.merchant_key if keyring is not None else None)
             if problem:
                 return {**base, "ok": False, "error": problem, "reason": "BAD_PAYLOAD",
                         "result": front_end_result(order, kind, "fail"), "trade_state": order.trade_state}, 200
@@ -212,7 +239,8 @@ class MwebPage(ShopperBase):
         if configured:
             return tuple(str(d).lower() for d in configured)
         try:
-            wap_url = json.loads(order.scene_info or "{}").get("h5_info", {}).get("wap_url", "")
+            h5_info = json.loads(order.scene_info or "{}").get("h5_info", {})
+            wap_url = h5_info.get("wap_url") or h5_info.get("app_url") or ""  # V2 wap_url, V3 app_url
         except (ValueError, AttributeError):
             wap_url = ""
         host = (urlsplit(str(wap_url)).hostname or "").lower() if wap_url else ""
