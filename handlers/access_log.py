@@ -8,6 +8,9 @@ Query values are replaced by ``…``; names stay, which is what debugging needs.
 The checkout page polls its status every couple of seconds per shopper; an
 answered poll is logged at DEBUG, or those lines would be most of the log
 (and most of a poll's cost). A failed poll is logged like anything else.
+A handler whose failures are summed up elsewhere (``access_log_summarized``:
+the notify endpoints, for notifies that did not prove their origin) logs
+them at DEBUG, so a flood does not write a line per request.
 """
 from __future__ import annotations
 
@@ -38,7 +41,12 @@ def log_request(handler: Any) -> None:
         else:
             log = access_log.info
     elif status < 500:
-        log = access_log.warning
+        if getattr(handler, "access_log_summarized", False):
+            if not access_log.isEnabledFor(logging.DEBUG):
+                return
+            log = access_log.debug
+        else:
+            log = access_log.warning
     else:
         log = access_log.error
     request = handler.request
