@@ -36,6 +36,10 @@ SECTIONS = [
      "simulated WeChat in a process of its own), mixed traffic from virtual shoppers, RSS sampled every 5 s; "
      "bounds: no error reply, no pending order after the reconciler, RSS growth after warm-up under the stated "
      "bound."),
+    ("notify_costs", "7. What an unverified notify costs (and fuzzing)",
+     "Real sandbox servers on loopback. Bytes are the SQLite file's growth after a WAL checkpoint, divided by the "
+     "refusals; the fuzz cases post Hypothesis-generated bodies (arbitrary bytes, XML-shaped, mutations of a real "
+     "signed or encrypted notify, huge and nested) and compare the business state after every one."),
 ]
 
 # (weakness, fix, section, case that pins it)
@@ -74,6 +78,18 @@ WEAKNESSES = [
      "`wxpay/transport.py`: a filter on the curl client's logger masks query strings and drops curl's traces of "
      "request bodies.",
      "secrets", "no secret in logs or error bodies"),
+    ("Every body posted to `/notify/pay` and `/notify/refund` was stored in the audit trail (up to 16 KiB each, "
+     "17,025 bytes of SQLite file per refused 16 KiB notify), even when refused before any signature check, and "
+     "nothing was ever deleted; each refusal also wrote two WARNING lines.",
+     "The proof of origin (signature; decryption for refunds) runs before any store lookup; what fails it keeps "
+     "verdict, size, SHA-256 and a 64-character prefix only, within a per-source limit (`[notify]`, 429 beyond, "
+     "never consulted for a verified notify); one WARNING summary a minute; `audit.retention_days` (MongoDB TTL "
+     "index, SQLite pruning task).",
+     "notify_costs", "bytes stored per refused 16 KiB notify"),
+    ("A rate limit on the notify endpoints could have refused WeChat's own retries when its address was flooded.",
+     "The limiter is consulted only after verification failed, so a notify with a valid signature always goes "
+     "through the whole flow.",
+     "notify_costs", "signed notify after a flood from the same source"),
 ]
 
 LIMITS = [
