@@ -2,9 +2,10 @@
 
 What an outsider sends costs storage only once it is proven to come from
 WeChat: a verified notify is kept with its raw body (up to ``MAX_RAW``);
-anything refused before its proof of origin (``record_unverified``) keeps
-its verdict, size, SHA-256 and at most ``PREFIX_CHARS`` printable ASCII
-characters of its start, whatever its size. The trail has a retention
+anything refused before its proof of origin, and a repeat of a notify
+already kept, is recorded by ``record_digest``: its verdict, size, SHA-256
+and at most ``PREFIX_CHARS`` printable ASCII characters of its start,
+whatever its size. The trail has a retention
 period (``audit.retention_days``, enforced by the store: ``store/open.py``).
 
 Audit writes never decide an outcome: if the store cannot take the record,
@@ -57,12 +58,12 @@ class Audit:
         doc.update({k: v for k, v in fields.items() if v is not None})
         await self._insert(doc)
 
-    async def record_unverified(self, kind: str, *, verdict: str, body: bytes, **fields: Any) -> None:
-        """A refusal before any proof of origin: verdict, size and digest,
-        never the body; a constant cost whatever was sent."""
+    async def record_digest(self, kind: str, *, verdict: str, body: bytes, verified: bool, **fields: Any) -> None:
+        """Verdict, size and digest, never the body: a constant cost whatever
+        was sent (a refusal before any proof of origin, or a repeat)."""
         doc = self._doc(kind, verdict)
         doc.update(digest_fields(body))
-        doc["verified"] = False
+        doc["verified"] = verified
         doc.update({k: v for k, v in fields.items() if v is not None})
         await self._insert(doc)
 

@@ -6,8 +6,9 @@ only when the work is done and stored; anything unfinished is FAIL so
 WeChat retries on its schedule.
 
 What a notify costs depends on whether it proved where it came from. A
-verified notify (``Seen.verified``) is recorded with its raw body and any
-refusal of it is logged at WARNING: WeChat sent it, someone must look. A
+verified notify (``Seen.verified``) is recorded with its raw body (a repeat
+of one already applied, by digest: the first is kept) and any refusal of
+it is logged at WARNING: WeChat sent it, someone must look. A
 notify refused before its proof costs no store lookup (subclasses verify
 first), and what it would cost besides (a digest-only audit record and a
 DEBUG line) is granted by the :class:`NotifyLimiter` per source; beyond the
@@ -43,6 +44,7 @@ class NotifyOutcome:
         return cls(ok, status, verdict, wxnotify.notify_reply(ok, message))
 
 
+DUPLICATE = "duplicate"  # a verified repeat: WeChat's retries, or a replay of a body it signed
 RATE_LIMITED = NotifyOutcome.make(False, 429, "rate_limited", "too many unverified notifies")
 
 
@@ -80,18 +82,24 @@ class NotifyEndpoint:
             outcome = NotifyOutcome.make(False, 500, "internal_error", "internal error")
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         if seen.verified:
-            await self.audit.record(
-                self.kind, verdict=outcome.verdict, raw=body[: self.max_bytes], ok=outcome.ok,
-                latency_ms=latency_ms, **{self.id_field: seen.key},
-            )
+            if outcome.verdict == DUPLICATE:  # its first delivery's raw body is kept already
+                await self.audit.record_digest(
+                    self.kind, verdict=outcome.verdict, body=body, verified=True, ok=outcome.ok,
+                    latency_ms=latency_ms, **{self.id_field: seen.key},
+                )
+            else:
+                await self.audit.record(
+                    self.kind, verdict=outcome.verdict, raw=body[: self.max_bytes], ok=outcome.ok,
+                    latency_ms=latency_ms, **{self.id_field: seen.key},
+                )
             if not outcome.ok:
                 log.warning("%s refused: %s (%s)", self.kind, outcome.verdict, seen.key or "unidentified")
             return replace(outcome, verified=True)
         # Not verified: the only place the limiter is asked (see its guarantee).
         if not self.limiter.admit(self.kind, source, outcome.verdict):
             return RATE_LIMITED
-        await self.audit.record_unverified(
-            self.kind, verdict=outcome.verdict, body=body, ok=outcome.ok, latency_ms=latency_ms,
+        await self.audit.record_digest(
+            self.kind, verdict=outcome.verdict, body=body, verified=False, ok=outcome.ok, latency_ms=latency_ms,
             **{self.id_field: seen.key},
         )
         return outcome

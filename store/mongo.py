@@ -190,8 +190,6 @@ class MongoStore(Store):
 
     async def expire(self) -> int:
         """Nothing to do: the server's TTL monitor deletes expired documents."""
-        if self._db is None:
-            raise StoreUnavailable("the MongoDB store is not open")
         return 0
 
     async def close(self) -> None:

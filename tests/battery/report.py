@@ -103,6 +103,9 @@ LIMITS = [
     "with the simulator in its own process, so the figure is the server's own.",
     "The MongoDB figures come from the in-process emulator (no MongoDB server can run here); set MONGODB_URI to run "
     "the store contract suite against a real one.",
+    "A notify that verifies is never rate-limited, by design: a replay of a body WeChat signed (which only someone "
+    "holding one can send) costs a store lookup and a digest record (about 550 bytes) each time, until the audit "
+    "retention removes it.",
 ]
 
 

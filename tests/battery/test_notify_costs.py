@@ -137,6 +137,13 @@ async def test_refusals_before_the_proof_keep_a_digest_never_the_body(tmp_path):
         assert r.code == 200 and b"SUCCESS" in r.body
         [doc] = await client.store.find(AUDIT, {"kind": "notify", "verdict": "paid"}, limit=1)
         assert doc["raw"] == genuine.decode() and doc["size"] == len(genuine)
+        # Its repeats (WeChat's retries, or a replay) are kept by digest: the first body is stored already.
+        for _ in range(3):
+            r = await client.notify(genuine)
+            assert r.code == 200 and b"SUCCESS" in r.body
+        repeats = await client.store.find(AUDIT, {"kind": "notify", "verdict": "duplicate"}, limit=0)
+        assert len(repeats) == 3 and all("raw" not in d and d["verified"] is True for d in repeats), repeats
+        assert {d["sha256"] for d in repeats} == {hashlib.sha256(genuine).hexdigest()}
         record(SECTION, "refusals before the proof keep verdict, size and digest only", "pass", **seen)
     finally:
         await running.stop(grace=1)

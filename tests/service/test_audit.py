@@ -24,7 +24,7 @@ async def only(audit: Audit) -> dict:
 
 async def test_an_unverified_body_keeps_its_size_and_digest_never_the_body(audit):
     body = b"<xml><out_trade_no>W1</out_trade_no>" + b"A" * 60_000 + b"</xml>"
-    await audit.record_unverified("notify", verdict="bad_signature", body=body, ok=False, out_trade_no="W1")
+    await audit.record_digest("notify", verdict="bad_signature", body=body, verified=False, ok=False, out_trade_no="W1")
     doc = await only(audit)
     assert doc["size"] == len(body) and doc["sha256"] == hashlib.sha256(body).hexdigest()
     assert doc["prefix"] == body[:PREFIX_CHARS].decode() and doc["verified"] is False
