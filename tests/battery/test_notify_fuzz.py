@@ -53,6 +53,7 @@ class World:
     mch_id: str
     before: dict
     seen: dict[str, int]
+    failures: int = 0  # examples that failed (shrinking repeats count too)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -77,7 +78,8 @@ async def world(tmp_path_factory):
         refund_fields = sim.refund_notify_fields(sim.pay.refund_by_no(w.mch_id, "rf-fuzz"))
         world = World(c, pay_fields, refund_fields, w.appid, w.mch_id, await snapshot(c.store), {})
         yield world
-        record("notify_costs", "fuzzed notifies: no 5xx, no state change", "pass",
+        outcome = "pass" if not world.failures else f"FAIL: {world.failures} failing example(s), see the test output"
+        record("notify_costs", "fuzzed notifies: no 5xx, no state change", outcome,
                examples=sum(world.seen.values()), by_status=dict(sorted(world.seen.items())))
     finally:
         await running.stop(grace=1)
@@ -139,17 +141,21 @@ async def post_and_check(world: World, path: str, body: bytes) -> None:
     """One example: no 5xx, and this body changed nothing (compared with the
     state just before it, so a failure names the body that did it)."""
     before = await snapshot(world.client.store)
-    r = await world.client.merchant.client.fetch(
-        world.client.base + path, method="POST", body=body, raise_error=False, request_timeout=60,
-        headers={"Content-Type": "text/xml"},
-    )
-    if len(body) > HTTP_CAP:
-        assert r.code in (400, 413, 599), r.code  # the HTTP layer refuses before any handler
-    else:
-        assert r.code < 500, (r.code, body[:200], r.body[:200])
-        assert r.body.startswith(b"<xml><return_code>"), r.body[:200]
-    world.seen[str(r.code)] = world.seen.get(str(r.code), 0) + 1
-    assert await snapshot(world.client.store) == before, f"state changed by {body[:300]!r}"
+    try:
+        r = await world.client.merchant.client.fetch(
+            world.client.base + path, method="POST", body=body, raise_error=False, request_timeout=60,
+            headers={"Content-Type": "text/xml"},
+        )
+        if len(body) > HTTP_CAP:
+            assert r.code in (400, 413, 599), r.code  # the HTTP layer refuses before any handler
+        else:
+            assert r.code < 500, (r.code, body[:200], r.body[:200])
+            assert r.body.startswith(b"<xml><return_code>"), r.body[:200]
+        world.seen[str(r.code)] = world.seen.get(str(r.code), 0) + 1
+        assert await snapshot(world.client.store) == before, f"state changed by {body[:300]!r}"
+    except AssertionError:
+        world.failures += 1
+        raise
 
 
 # -- strategies ----------------------------------------------------------------------------
