@@ -48,6 +48,7 @@ from service.closing import ClosingService
 from service.clock import utcnow
 from service.jssdk import JssdkService
 from service.metrics import StatusMetrics
+from service.notify_limiter import NotifyLimiter
 from service.oauth import OAuthService
 from service import pauses
 from service.orders import OrderBook
@@ -59,9 +60,9 @@ from service.refunds import RefundService
 from service.source_quota import SourceQuota
 from service.tokens import TokenService
 from service.webhooks import Webhooks
-from store.base import Store
+from store.base import Index, Store
 from store.leases import Leases, make_holder
-from store.open import INDEXES, open_store
+from store.open import indexes, open_store
 from wxpay import payloads
 from wxpay.client import WxPayClient
 from wxpay.endpoints import Endpoints
@@ -109,6 +110,7 @@ class Services:
     refund_notify: RefundNotifyService | None = None
     closing: ClosingService | None = None
     webhooks: Webhooks | None = None
+    notify_limiter: NotifyLimiter | None = None  # what unverified notifies may cost, per source
     transport: Any = None  # the WeChat connections, closed at stop() when we made them
 
     def pay_url(self, checkout_id: str) -> str:
@@ -161,6 +163,13 @@ def simulator_config(settings: Settings) -> Any:
     )
 
 
+def store_indexes(settings: Settings) -> list[Index]:
+    """The store's indexes with the configured audit retention (every process
+    and command opening the store passes the same: on MongoDB the last one
+    to open sets the TTL)."""
+    return indexes(audit_retention_s=settings.audit.retention_days * 86400)
+
+
 def configured_endpoints(w: Any) -> Endpoints:
     """WeChat's own base URLs, each overridable in ``[wechat]``."""
     defaults = Endpoints()
@@ -189,7 +198,7 @@ async def build_services(
         store = open_store(
             settings.store.mongodb_uri, sqlite_path=settings.store.sqlite_path, database=settings.store.mongodb_database
         )
-    await store.open(INDEXES)
+    await store.open(store_indexes(settings))
     holder = make_holder()
     leases = Leases(store)
     audit = Audit(store, now=now)
@@ -243,7 +252,13 @@ async def build_services(
         ),
         now=now,
     )
-    notify = PaymentNotifyService(orders, pay, audit, api_key=w.api_key, max_bytes=settings.server.max_body_bytes, now=now)
+    limiter = NotifyLimiter(
+        per_source_per_minute=settings.notify.refused_per_minute,
+        total_per_minute=settings.notify.refused_per_minute_total,
+    )
+    notify = PaymentNotifyService(
+        orders, pay, audit, api_key=w.api_key, max_bytes=settings.server.max_body_bytes, limiter=limiter, now=now
+    )
     oauth = OAuthService(store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope, now=now)
     reconciler = Reconciler(
         store, orders, pay, leases, audit, holder=holder, interval=settings.reconciler.interval_s, now=now
@@ -257,6 +272,7 @@ async def build_services(
     refund_notify = RefundNotifyService(
         refunds, audit, api_key=w.api_key, mch_id=w.mch_id,
         appids=(w.appid, w.mini_program_appid, w.app_appid), max_bytes=settings.server.max_body_bytes,
+        limiter=limiter,
     )
     hooks = settings.webhooks
     webhooks = Webhooks(
@@ -271,7 +287,7 @@ async def build_services(
         public_base=public_base, simulator=simulator, now=now,
         refunds=refunds, refund_notify=refund_notify,
         closing=ClosingService(store, checkouts, orders, reconciler, audit, now=now),
-        webhooks=webhooks, call_stats=call_stats,
+        webhooks=webhooks, call_stats=call_stats, notify_limiter=limiter,
     )
     return services
 
@@ -370,6 +386,8 @@ class Running:
             await self.services.simulator.stop()
         if self.services.transport is not None:
             self.services.transport.close()
+        if self.services.notify_limiter is not None:
+            self.services.notify_limiter.flush()  # the last window's summary line
         await self.services.store.close()
 
 
@@ -486,7 +504,7 @@ async def bills_main(argv: list[str]) -> int:
         settings.store.mongodb_uri, sqlite_path=settings.store.sqlite_path, database=settings.store.mongodb_database
     )
     try:
-        await store.open(INDEXES)
+        await store.open(store_indexes(settings))
         report = await reconcile_day(day, pay_client_for_cli(settings), store)
     except WxPayError as exc:
         print(f"wxpay-server bills: could not get the bill of {day}: {exc.message}", file=sys.stderr)

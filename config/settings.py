@@ -216,6 +216,17 @@ class WebhookSettings(_Section):
 
 
 @dataclass(frozen=True, repr=False)
+class AuditSettings(_Section):
+    retention_days: int = 90
+
+
+@dataclass(frozen=True, repr=False)
+class NotifySettings(_Section):
+    refused_per_minute: int = 30
+    refused_per_minute_total: int = 300
+
+
+@dataclass(frozen=True, repr=False)
 class SimulatorSettings(_Section):
     notify_time_scale: float = 1.0
 
@@ -235,6 +246,8 @@ class Settings:
     reconciler: ReconcilerSettings = ReconcilerSettings()
     tokens: TokenSettings = TokenSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    audit: AuditSettings = AuditSettings()
+    notify: NotifySettings = NotifySettings()
     simulator: SimulatorSettings = SimulatorSettings()
     config_file: str | None = None
     # Where each explicitly set key came from ("file ...", "env WXPAY_...", ...).
@@ -700,6 +713,13 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
     ahead = s["tokens"].refresh_ahead_s
     if not 0 <= ahead < 7200:
         problems.append("tokens.refresh_ahead_s must be between 0 and 7199 (tokens live 7200 s)")
+
+    if not 1 <= s["audit"].retention_days <= 3650:
+        problems.append("audit.retention_days must be between 1 and 3650")
+    notify: NotifySettings = s["notify"]
+    for name in ("refused_per_minute", "refused_per_minute_total"):
+        if not 1 <= getattr(notify, name) <= 1_000_000:
+            problems.append(f"notify.{name} must be between 1 and 1000000")
 
     if s["simulator"].notify_time_scale <= 0:
         problems.append("simulator.notify_time_scale must be greater than 0")

@@ -12,6 +12,10 @@ answered poll is logged at DEBUG, or those lines would be most of the log
 Like every record, these lines go through the process's formatter
 (edge/log_lines.py), which escapes whatever control characters a path
 could carry.
+
+A handler whose failures are summed up elsewhere (``access_log_summarized``:
+the notify endpoints, for notifies that did not prove their origin) logs
+them at DEBUG, so a flood does not write a line per request.
 """
 from __future__ import annotations
 
@@ -42,7 +46,12 @@ def log_request(handler: Any) -> None:
         else:
             log = access_log.info
     elif status < 500:
-        log = access_log.warning
+        if getattr(handler, "access_log_summarized", False):
+            if not access_log.isEnabledFor(logging.DEBUG):
+                return
+            log = access_log.debug
+        else:
+            log = access_log.warning
     else:
         log = access_log.error
     request = handler.request

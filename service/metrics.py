@@ -98,6 +98,18 @@ def _families(f: dict[str, Any]) -> Iterator[Metric]:
         notifies.add_metric(["refused"], refused)
         yield notifies
 
+    limiter = f.get("notify_limiter") or {}
+    if "refused_unverified" in limiter:
+        refused = CounterMetricFamily(
+            "wxpay_notifies_unverified_refused",
+            "Notifies refused before their proof of origin, since start; recorded=no: over the rate limit (429)",
+            labels=["endpoint", "recorded"],
+        )
+        for endpoint, counts in sorted(limiter["refused_unverified"].items()):
+            refused.add_metric([endpoint, "yes"], counts["recorded"])
+            refused.add_metric([endpoint, "no"], counts["not_recorded"])
+        yield refused
+
     rec = (f.get("reconciler") or {}).get("last") or {}
     if rec.get("finished_at"):
         finished = datetime.fromisoformat(rec["finished_at"]).timestamp()

@@ -2,8 +2,10 @@
 
 Each section is gathered on its own and a failing one (the store is down,
 say) becomes ``{"error": code}`` in its place, so the page still shows what
-it can, and that the store is down. Every query is bounded by a limit and
-uses an index: the page must stay cheap however many orders there are.
+it can, and that the store is down. Every query is bounded by a limit, uses
+an index and reads only the fields it shows (a projection): the page must
+stay cheap however many orders there are and however large the audit
+trail's records are.
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ async def collect(services: Any, *, version: str, hours: int = CHART_HOURS, late
     out.update(zip(sections, results))
     stats = getattr(services, "call_stats", None)
     out["wechat"] = stats.snapshot() if stats is not None else []
+    limiter = getattr(services, "notify_limiter", None)
+    out["notify_limiter"] = limiter.snapshot() if limiter is not None else None
     return _jsonable(out)
 
 
@@ -95,7 +99,7 @@ async def _orders_today(services: Any, now: datetime) -> dict[str, Any]:
     store = services.store
     since = {"$gte": day_start(now)}
     counts = await asyncio.gather(*(store.count(ORDERS, {"state": s, "created_at": since}) for s in ORDER_STATES))
-    paid = await store.find(ORDERS, {"state": PAID, "created_at": since}, limit=SCAN_LIMIT)
+    paid = await store.find(ORDERS, {"state": PAID, "created_at": since}, limit=SCAN_LIMIT, fields=["total_fee"])
     return {
         "since": day_start(now),
         "by_state": dict(zip(ORDER_STATES, counts)),
@@ -114,8 +118,13 @@ async def _chart(services: Any, now: datetime, hours: int) -> dict[str, Any]:
         for i in range(hours)
     ]
     orders, notifies = await asyncio.gather(
-        services.store.find(ORDERS, {"created_at": {"$gte": start}}, sort=[("created_at", 1)], limit=SCAN_LIMIT),
-        services.store.find(AUDIT, {"kind": "notify", "at": {"$gte": start}}, sort=[("at", 1)], limit=SCAN_LIMIT),
+        services.store.find(
+            ORDERS, {"created_at": {"$gte": start}}, sort=[("created_at", 1)], limit=SCAN_LIMIT,
+            fields=["created_at", "state"],
+        ),
+        services.store.find(
+            AUDIT, {"kind": "notify", "at": {"$gte": start}}, sort=[("at", 1)], limit=SCAN_LIMIT, fields=["at", "ok"],
+        ),
     )
 
     def slot(at: datetime | None) -> dict[str, Any] | None:
@@ -143,15 +152,15 @@ async def _chart(services: Any, now: datetime, hours: int) -> dict[str, Any]:
 
 
 async def _latest_orders(services: Any, limit: int) -> list[dict[str, Any]]:
-    docs = await services.store.find(ORDERS, None, sort=[("created_at", -1)], limit=limit)
     keep = ("out_trade_no", "checkout_id", "trade_type", "state", "total_fee", "created_at", "paid_at", "paid_via", "failure")
+    docs = await services.store.find(ORDERS, None, sort=[("created_at", -1)], limit=limit, fields=keep)
     return [{k: d.get(k) for k in keep} for d in docs]
 
 
 async def _latest_notifies(services: Any, limit: int) -> list[dict[str, Any]]:
-    docs = await services.audit.latest("notify", limit=limit)
     # Never the raw body: it is the shopper's payment record, not an admin's business.
     keep = ("at", "verdict", "ok", "out_trade_no", "latency_ms")
+    docs = await services.audit.latest("notify", limit=limit, fields=keep)
     return [{k: d.get(k) for k in keep} for d in docs]
 
 
@@ -171,16 +180,16 @@ async def _reconciler(services: Any) -> dict[str, Any]:
 async def _refunds(services: Any, limit: int) -> dict[str, Any]:
     """Refunds by state (needs_attention wants a person), and the latest ones."""
     counts = await asyncio.gather(*(services.store.count(REFUNDS, {"state": s}) for s in REFUND_STATES))
-    docs = await services.store.find(REFUNDS, None, sort=[("created_at", -1)], limit=limit)
     keep = ("out_refund_no", "checkout_id", "out_trade_no", "amount_fen", "state", "kind", "created_at", "failure")
+    docs = await services.store.find(REFUNDS, None, sort=[("created_at", -1)], limit=limit, fields=keep)
     return {"by_state": dict(zip(REFUND_STATES, counts)), "latest": [{k: d.get(k) for k in keep} for d in docs]}
 
 
 async def _double_payments(services: Any, limit: int) -> dict[str, Any]:
     """Checkouts paid twice (each extra payment is refunded automatically)."""
     count = await services.store.count(AUDIT, {"kind": "double_payment"})
-    docs = await services.audit.latest("double_payment", limit=limit)
     keep = ("at", "checkout_id", "out_trade_no", "first_out_trade_no")
+    docs = await services.audit.latest("double_payment", limit=limit, fields=keep)
     return {"count": count, "latest": [{k: d.get(k) for k in keep} for d in docs]}
 
 

@@ -377,7 +377,9 @@ class Webhooks:
         with store_guard():
             pending = await self.store.count(OUTBOX, {"state": PENDING})
             failed = await self.store.count(OUTBOX, {"state": FAILED})
-            oldest = await self.store.find(OUTBOX, {"state": PENDING}, sort=[("created_at", 1)], limit=1)
+            oldest = await self.store.find(
+                OUTBOX, {"state": PENDING}, sort=[("created_at", 1)], limit=1, fields=["created_at"]
+            )
         return {
             "enabled": self.enabled,
             "pending": pending,

@@ -14,6 +14,18 @@ Both backends keep datetimes at millisecond precision (BSON's) and return
 them in UTC. A field under a sparse unique index is either absent or set:
 null there is refused, because MongoDB would index it and SQLite would not.
 
+``find`` may name the top-level ``fields`` to read (a projection): the
+documents come back with ``_id`` and those of the fields they have, and the
+backend reads no more than that, so a listing of small fields stays cheap
+however large the documents are.
+
+An index may carry ``expire_after_s`` (one datetime field): documents whose
+field is older than that are deleted, eventually and in bounded batches.
+MongoDB does it itself (a TTL index, checked by the server about once a
+minute); SQLite has no such thing, so its store prunes from a background
+task of its own. ``expire()`` runs one pass now (tests, and stores that have
+a pass to run).
+
 Filters (``where``) are ``{field: value}`` for equality, or
 ``{field: {op: value}}`` with ``op`` one of ``$in $nin $ne $lt $lte $gt $gte
 $exists``. Nothing else is accepted, so no caller input can become an
@@ -25,7 +37,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 FIELD = re.compile(r"[a-z_][a-z0-9_]*")
@@ -78,6 +90,16 @@ class Index:
     # Unique only among documents where every field exists (Mongo's partial
     # index / SQLite's partial index), e.g. idempotency keys that may be absent.
     sparse: bool = False
+    # Retention: documents whose (datetime) field is older than this many
+    # seconds are deleted (MongoDB: a TTL index; SQLite: the store's pruner).
+    expire_after_s: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.expire_after_s is not None:
+            if len(self.fields) != 1 or self.unique or self.sparse:
+                raise InvalidQuery("an expiring index has exactly one field and is neither unique nor sparse")
+            if isinstance(self.expire_after_s, bool) or not isinstance(self.expire_after_s, int) or self.expire_after_s < 1:
+                raise InvalidQuery("expire_after_s must be a positive whole number of seconds")
 
 
 class Store(ABC):
@@ -112,9 +134,11 @@ class Store(ABC):
         sort: list[tuple[str, int]] | None = None,
         limit: int = 100,
         skip: int = 0,
+        fields: Sequence[str] | None = None,
     ) -> list[Doc]:
         """Matching documents; ``sort`` is ``[(field, 1|-1)]``, ties broken
-        by ``_id``; ``limit=0`` means no limit."""
+        by ``_id``; ``limit=0`` means no limit. With ``fields``, each document
+        holds only ``_id`` and those of the named top-level fields it has."""
 
     @abstractmethod
     async def count(self, collection: str, where: Where | None = None) -> int: ...
@@ -142,6 +166,12 @@ class Store(ABC):
 
     @abstractmethod
     async def delete_if(self, collection: str, _id: str, expect: Where | None = None) -> bool: ...
+
+    @abstractmethod
+    async def expire(self) -> int:
+        """One retention pass over the expiring indexes given to ``open``:
+        delete, in bounded batches, the documents past their time; returns
+        how many this call deleted (0 where the database does it itself)."""
 
 
 def check_field(name: str) -> str:
@@ -288,6 +318,15 @@ def check_update(changes: Mapping[str, Any], inc: Mapping[str, int] | None) -> N
             raise InvalidQuery(f"inc on {name} needs a 64-bit integer")
         if name in changes:
             raise InvalidQuery(f"{name} is both set and incremented")
+
+
+def check_fields(fields: Sequence[str] | None) -> tuple[str, ...] | None:
+    """A projection: top-level field names, at least one; ``_id`` always comes."""
+    if fields is None:
+        return None
+    if isinstance(fields, str) or not isinstance(fields, Sequence) or not fields:
+        raise InvalidQuery("fields must be a non-empty list of field names")
+    return tuple(dict.fromkeys(check_field(f) for f in fields if f != "_id"))
 
 
 def check_page(sort: list[tuple[str, int]] | None, limit: int, skip: int) -> None:

@@ -10,6 +10,11 @@ duplicate ``_id`` means another writer holds a non-matching document, i.e.
 "not written". Filters pass ``base.check_where`` first, so caller data can
 never become an operator (``$where``, ``$expr`` ...).
 
+Retention (``Index.expire_after_s``) is a TTL index (``expireAfterSeconds``):
+the server deletes expired documents itself, about once a minute, so
+``expire`` has nothing to do. A changed retention is applied to the existing
+index with ``collMod`` instead of failing on the options conflict.
+
 Datetimes come back timezone-aware in UTC (``tz_aware=True``) at BSON's
 millisecond precision, the same precision the SQLite backend keeps.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime, timezone
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
@@ -37,12 +42,14 @@ from store.base import (
     check_collection,
     check_doc,
     check_field,
+    check_fields,
     check_page,
     check_update,
     check_where,
 )
 
 _TYPE_MISMATCH = 14  # server code for e.g. $inc on a string
+_INDEX_OPTIONS_CONFLICT = 85  # an index of that name exists with other options (a changed TTL)
 _INDEX_IN_MESSAGE = re.compile(r"index: (\S+) dup key")
 
 #: Client options; every wait is bounded.
@@ -56,7 +63,10 @@ CLIENT_OPTIONS: dict[str, Any] = {
 
 
 def _index_name(index: Index) -> str:
-    return "ix_" + "__".join(index.fields) + ("__u" if index.unique else "") + ("__s" if index.sparse else "")
+    return (
+        "ix_" + "__".join(index.fields) + ("__u" if index.unique else "") + ("__s" if index.sparse else "")
+        + ("__ttl" if index.expire_after_s is not None else "")
+    )
 
 
 def _utc(value: Any) -> Any:
@@ -157,12 +167,30 @@ class MongoStore(Store):
             # partial rather than sparse: applies to compound keys field by field
             options["partialFilterExpression"] = {check_field(f): {"$exists": True} for f in index.fields}
         self._index_fields[(index.collection, name)] = index.fields
+        if index.expire_after_s is not None:
+            options["expireAfterSeconds"] = index.expire_after_s
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
         try:
             await coll.create_index([(check_field(f), 1) for f in index.fields], **options)
+        except OperationFailure as exc:
+            if exc.code != _INDEX_OPTIONS_CONFLICT or index.expire_after_s is None:
+                raise self._error(index.collection, exc) from exc
+            await self._retention_changed(index, name)
         except PyMongoError as exc:
             raise self._error(index.collection, exc) from exc
+
+    async def _retention_changed(self, index: Index, name: str) -> None:
+        """The TTL index exists with another retention: change it in place."""
+        command = {"collMod": index.collection, "index": {"name": name, "expireAfterSeconds": index.expire_after_s}}
+        try:
+            await self._db.command(command)
+        except PyMongoError as exc:
+            raise self._error(index.collection, exc) from exc
+
+    async def expire(self) -> int:
+        """Nothing to do: the server's TTL monitor deletes expired documents."""
+        return 0
 
     async def close(self) -> None:
         client, self._db = self._client, None
@@ -209,15 +237,21 @@ class MongoStore(Store):
         sort: list[tuple[str, int]] | None = None,
         limit: int = 100,
         skip: int = 0,
+        fields: Sequence[str] | None = None,
     ) -> list[Doc]:
         check_where(where)
         check_page(sort, limit, skip)
+        projection = check_fields(fields)
         coll = self._coll(collection)
         order = [(f, d) for f, d in (sort or [])]
         if not any(f == "_id" for f, _ in order):
             order.append(("_id", 1))  # a stable order makes skip/limit pages well defined
         try:
-            cursor = coll.find(dict(where or {}), sort=order, skip=skip, limit=limit)
+            if projection is None:
+                cursor = coll.find(dict(where or {}), sort=order, skip=skip, limit=limit)
+            else:
+                shown = {f: 1 for f in projection} or {"_id": 1}
+                cursor = coll.find(dict(where or {}), shown, sort=order, skip=skip, limit=limit)
             docs = await cursor.to_list(None)
         except PyMongoError as exc:
             raise self._error(collection, exc) from exc

@@ -2,7 +2,8 @@
 
 ``open_store`` picks MongoDB for a ``mongodb://`` or ``mongodb+srv://`` URL and
 the embedded SQLite file otherwise; the caller then awaits
-``store.open(INDEXES)``, which creates what is missing.
+``store.open(indexes(audit_retention_s=...))`` (``INDEXES`` plus the audit
+trail's retention), which creates what is missing.
 
 Field names the service layer can rely on (the indexes below are on them):
 
@@ -12,7 +13,9 @@ Field names the service layer can rely on (the indexes below are on them):
 - ``orders``: ``_id`` = ``out_trade_no`` (also stored as a unique field),
   ``checkout_id``, ``state``, ``next_check_at`` (the reconciler's due time),
   ``created_at``
-- ``audit``: ``kind``, ``at``, ``out_trade_no``
+- ``audit``: ``kind``, ``at`` (its retention: ``indexes()``), ``out_trade_no``
+- ``oauth_codes``: ``at``; a code is claimed once and only matters for
+  minutes, so claims expire after ``OAUTH_CODE_RETENTION_S``
 - ``refunds``: ``out_refund_no`` (unique), ``out_trade_no``, ``state``,
   ``checkout_id``, ``next_check_at``, ``created_at``
 - ``checkouts.outbox_due_at``: set while a status move's webhook events are
@@ -31,6 +34,7 @@ from store.base import Index, Store
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 DEFAULT_DATABASE = "wxpay"
+OAUTH_CODE_RETENTION_S = 24 * 3600  # WeChat's codes live 5 minutes; a day keeps the trail of repeats
 
 INDEXES: list[Index] = [
     Index("checkouts", ("idempotency_key",), unique=True, sparse=True),
@@ -53,9 +57,18 @@ INDEXES: list[Index] = [
     Index("refunds", ("created_at",)),  # bills: one China day's refunds
     Index("checkouts", ("outbox_due_at",)),  # webhooks: status moves whose events are not written yet
     Index("outbox", ("state", "next_attempt_at")),
-    Index("oauth_codes", ("expires_at",)),  # OAuth: expired claims are pruned
+    Index("oauth_codes", ("expires_at",)),  # OAuth: expired claims are pruned at each sign-in,
+    Index("oauth_codes", ("at",), expire_after_s=OAUTH_CODE_RETENTION_S),  # and what none pruned after a day
     Index("quotas", ("expires_at",)),
 ]
+
+
+def indexes(*, audit_retention_s: int) -> list[Index]:
+    """Every index the app needs, the audit trail's retention included.
+
+    Every process and command that opens the store must pass the same
+    retention: on MongoDB the last one to open sets the TTL index."""
+    return [*INDEXES, Index("audit", ("at",), expire_after_s=audit_retention_s)]
 
 
 def is_mongo_url(url: str | None) -> bool:

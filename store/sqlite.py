@@ -27,6 +27,18 @@ worker also runs the WAL checkpoints, the only place SQLite fsyncs with
 ``synchronous=NORMAL``, so the loop never waits on the disk. Compare-and-set
 verbs run in ``BEGIN IMMEDIATE`` transactions: SQLite's write lock makes them
 atomic between connections and processes sharing the file.
+
+Retention (``Index.expire_after_s``): SQLite has no TTL index, so ``open``
+starts a background task that calls ``expire`` every ``prune_interval``
+seconds. Each pass deletes at most ``prune_batch`` rows per statement, on
+the worker thread (never on the loop), through the field's expression
+index, and sleeps ``prune_pause`` between statements so other writes take
+the lock in between: a backlog of millions is worked off in short steps.
+Freed pages are reused by later writes (the file does not shrink).
+
+A projection (``find(fields=...)``) reads each field with ``json_type`` and
+``json_extract`` in SQL, so a listing of small fields never decodes the
+rest of a large document in Python.
 """
 from __future__ import annotations
 
@@ -42,8 +54,8 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Iterator, TypeVar
 
 from store.base import (
@@ -61,6 +73,7 @@ from store.base import (
     check_collection,
     check_doc,
     check_field,
+    check_fields,
     check_page,
     check_update,
     check_where,
@@ -82,6 +95,13 @@ INLINE_SECONDS = 0.0005
 INLINE_STEP = 200
 CHECKPOINT_EVERY = 500
 BURST = 32
+
+# Retention: a pass every PRUNE_INTERVAL seconds (the first PRUNE_FIRST after
+# open), PRUNE_BATCH rows per statement, PRUNE_PAUSE seconds between them.
+PRUNE_INTERVAL = 60.0
+PRUNE_FIRST = 5.0
+PRUNE_BATCH = 500
+PRUNE_PAUSE = 0.05
 
 log = logging.getLogger("wxpay_server.store")
 
@@ -176,6 +196,19 @@ def _decode(_id: str, text: str) -> Doc:
     doc = {"_id": _id}
     doc.update(_DECODER.decode(text))
     return doc
+
+
+def _from_sql(kind: str, value: Any) -> Any:
+    """A value ``json_extract`` returned, typed by what ``json_type`` said it is."""
+    if kind == "true":
+        return True
+    if kind == "false":
+        return False
+    if kind == "null":
+        return None
+    if kind in ("object", "array"):
+        return _DECODER.decode(value)  # JSON text; a tagged date becomes a datetime
+    return value  # text, integer, real: already the Python value
 
 
 # ---- filters -> SQL ----------------------------------------------------------
@@ -293,11 +326,20 @@ class SQLiteStore(Store):
         busy_timeout: float = 5.0,
         busy_retries: int = 3,
         inline: bool = True,
+        prune_interval: float = PRUNE_INTERVAL,
+        prune_batch: int = PRUNE_BATCH,
+        prune_pause: float = PRUNE_PAUSE,
     ) -> None:
         self.path = os.fspath(path)
         self.busy_timeout = busy_timeout
         self.busy_retries = busy_retries
         self.inline = inline
+        self.prune_interval = prune_interval
+        self.prune_batch = prune_batch
+        self.prune_pause = prune_pause
+        self.pruned = 0  # rows the retention passes deleted since open
+        self._expiring: dict[tuple[str, str], int] = {}  # (collection, field) -> seconds
+        self._pruner: asyncio.Task[None] | None = None
         self.deferred = 0  # calls the loop's connection handed to the worker (busy or long)
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # the worker thread's
@@ -458,6 +500,51 @@ class SQLiteStore(Store):
         except BaseException:
             await self.close()
             raise
+        for index in indexes:
+            if index.expire_after_s is not None:
+                self._expiring[(index.collection, index.fields[0])] = index.expire_after_s
+        if self._expiring and self._pruner is None:
+            self._pruner = asyncio.create_task(self._prune_forever(), name=f"sqlite-retention {self.path}")
+
+    async def _prune_forever(self) -> None:
+        """The retention task: never raises, never runs a statement on the loop."""
+        delay = min(PRUNE_FIRST, self.prune_interval)
+        while True:
+            await asyncio.sleep(delay)
+            delay = self.prune_interval
+            try:
+                await self.expire()
+            except StoreError as exc:
+                log.warning("SQLite retention pass on %s failed (next in %.0f s): %s", self.path, delay, exc)
+
+    async def expire(self) -> int:
+        deleted = 0
+        for (collection, field), seconds in list(self._expiring.items()):
+            before = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+            cutoff = _date_json(before)
+            table = _table(collection)
+            guard = _type_guard(field, before)
+            sql = (
+                f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM {table} "
+                f"WHERE {_x(field)} < ? AND {guard} LIMIT ?)"
+            )
+            while True:
+                if self._executor is None:
+                    return deleted
+                loop = asyncio.get_running_loop()
+                count = await loop.run_in_executor(
+                    self._executor, functools.partial(self._retrying, self._prune_sync, collection, sql, cutoff)
+                )
+                deleted += count
+                self.pruned += count
+                if count < self.prune_batch:
+                    break
+                await asyncio.sleep(self.prune_pause)
+        return deleted
+
+    def _prune_sync(self, conn: sqlite3.Connection, collection: str, sql: str, cutoff: str) -> int:
+        self._ensure(conn, collection)
+        return conn.execute(sql, (cutoff, self.prune_batch)).rowcount
 
     def _connect(self) -> sqlite3.Connection:
         folder = os.path.dirname(self.path)
@@ -518,6 +605,11 @@ class SQLiteStore(Store):
             raise self._duplicate(index.collection, exc) from exc
 
     async def close(self) -> None:
+        pruner, self._pruner = self._pruner, None
+        if pruner is not None:
+            pruner.cancel()
+            await asyncio.gather(pruner, return_exceptions=True)
+        self._expiring.clear()
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -569,22 +661,44 @@ class SQLiteStore(Store):
         sort: list[tuple[str, int]] | None = None,
         limit: int = 100,
         skip: int = 0,
+        fields: Sequence[str] | None = None,
     ) -> list[Doc]:
         check_where(where)
         check_page(sort, limit, skip)
+        projection = check_fields(fields)
         table = _table(collection)
         params: list[Any] = []
-        sql = f"SELECT _id, doc FROM {table} WHERE {_where_sql(where, params)}"
+        if projection is None:
+            columns = "doc"
+        else:
+            columns = ", ".join(f"json_type(doc, '$.{f}'), json_extract(doc, '$.{f}')" for f in projection) or "NULL"
+        sql = f"SELECT _id, {columns} FROM {table} WHERE {_where_sql(where, params)}"
         order = [f"{_x(f)} {'ASC' if d == 1 else 'DESC'}" for f, d in (sort or [])]
         if not any(f == "_id" for f, _ in (sort or [])):
             order.append("_id ASC")  # a stable order makes skip/limit pages well defined
         sql += " ORDER BY " + ", ".join(order) + " LIMIT ? OFFSET ?"
         params += [limit or -1, skip]
-        return await self._run(self._find_sync, collection, sql, params)
+        if projection is None:
+            return await self._run(self._find_sync, collection, sql, params)
+        return await self._run(self._find_fields_sync, collection, sql, params, projection)
 
     def _find_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> list[Doc]:
         self._ensure(conn, collection)
         return [_decode(_id, text) for _id, text in conn.execute(sql, params)]
+
+    def _find_fields_sync(
+        self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any], fields: tuple[str, ...]
+    ) -> list[Doc]:
+        self._ensure(conn, collection)
+        docs = []
+        for row in conn.execute(sql, params):
+            doc: Doc = {"_id": row[0]}
+            for i, field in enumerate(fields):
+                kind, value = row[1 + 2 * i], row[2 + 2 * i]
+                if kind is not None:  # NULL: the document has no such field
+                    doc[field] = _from_sql(kind, value)
+            docs.append(doc)
+        return docs
 
     async def count(self, collection: str, where: Where | None = None) -> int:
         check_where(where)

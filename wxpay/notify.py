@@ -2,7 +2,9 @@
 
 A payment notify is checked in two steps because its sign type belongs to
 the order (and notifies often omit ``sign_type``): :func:`read_notify`
-parses without trusting anything, the caller finds the order by
+parses without trusting anything, :func:`verify_notify_origin` checks the
+signature with the sign type the notify itself shows (no order needed, so a
+forgery costs the caller no lookup), the caller finds the order by
 ``out_trade_no``, then :func:`verify_payment_notify` checks the signature
 with that order's sign type before any field is believed.
 
@@ -28,7 +30,7 @@ from .errors import (
 )
 from .refund_crypto import decrypt_req_info
 from .results import Coupon  # one coupon type for notifies and orderquery
-from .signing import verify
+from .signing import HMAC_SHA256, MD5, verify
 from .timeutil import parse_success_time, parse_wire_time
 from .xmlcodec import build_xml, parse_xml
 
@@ -40,6 +42,7 @@ __all__ = [
     "decrypt_refund_notify",
     "notify_reply",
     "read_notify",
+    "verify_notify_origin",
     "verify_payment_notify",
 ]
 
@@ -207,6 +210,20 @@ def read_notify(body: bytes, max_bytes: int = MAX_NOTIFY_BYTES) -> dict[str, str
     return parse_xml(body, root="xml", max_bytes=max_bytes)
 
 
+def verify_notify_origin(fields: Mapping[str, str], *, key: str) -> str:
+    """Check the signature without knowing the order; returns the sign type.
+
+    The sign type is the declared one, else the one the signature's length
+    names (32 hex digits: MD5, 64: HMAC-SHA256). Only our key can pass, so
+    a notify that fails here was not sent by WeChat; one that passes still
+    goes through :func:`verify_payment_notify` with the order's own sign
+    type. No I/O: a caller runs it before any lookup. Raises
+    :class:`SignatureError`.
+    """
+    sign = fields.get("sign") or ""
+    return verify(fields, key, fields.get("sign_type") or (HMAC_SHA256 if len(sign) == 64 else MD5))
+
+
 def verify_payment_notify(
     fields: Mapping[str, str],
     *,
@@ -254,7 +271,7 @@ def verify_payment_notify(
             "raw": dict(fields),
         })
     except WxPayError as exc:
-        log.info("payment notify rejected: %s: %s", exc.code, exc.message)
+        log.debug("payment notify rejected: %s: %s", exc.code, exc.message)
         raise
     log.debug(
         "payment notify verified: out_trade_no=%s sign_type=%s total_fee=%d",
@@ -323,7 +340,7 @@ def decrypt_refund_notify(
             raw=inner,
         )
     except WxPayError as exc:
-        log.info("refund notify rejected: %s: %s", exc.code, exc.message)
+        log.debug("refund notify rejected: %s: %s", exc.code, exc.message)
         raise
     log.debug(
         "refund notify decrypted: out_refund_no=%s refund_status=%s",

@@ -41,11 +41,15 @@ SECTIONS = [
      "cases with a fixed seed (30 per operation in `make test`, 400 with `-m slow`). Each call: no 5xx, status, "
      "content type and body conform to the document, invalid data refused, errors `{code, message}` with a code the "
      "operation documents, and the store unchanged by every refused call."),
-    ("edge", "7. The HTTP edge: slow clients, connection caps, log lines, headers",
+    ("edge", "8. The HTTP edge: slow clients, connection caps, log lines, headers",
      "Real sockets on loopback: clients that send nothing, half a header line, half a body, or sit on a kept-alive "
      "connection (timeouts set to 1 s for the test); a server process with 300 file descriptors flooded with 400 "
      "connections; hostile characters (CR/LF, ESC, U+2028, bidi overrides, C1) in every place a request carries "
      "text, through the process's own log formatter; a crawl of every route in sandbox and live mode."),
+    ("notify_costs", "9. What an unverified notify costs (and fuzzing)",
+     "Real sandbox servers on loopback. Bytes are the SQLite file's growth after a WAL checkpoint, divided by the "
+     "refusals; the fuzz cases post Hypothesis-generated bodies (arbitrary bytes, XML-shaped, mutations of a real "
+     "signed or encrypted notify, huge and nested) and compare the business state after every one."),
 ]
 
 # (weakness, fix, section, case that pins it)
@@ -193,6 +197,18 @@ WEAKNESSES = [
      "`edge/headers.py`: an output transform on every response adds `nosniff` (and HSTS in live mode) and drops "
      "`Server`.",
      "edge", "every route, static file and error: nosniff, no Server header, HSTS in live mode"),
+    ("Every body posted to `/notify/pay` and `/notify/refund` was stored in the audit trail (up to 16 KiB each, "
+     "17,025 bytes of SQLite file per refused 16 KiB notify), even when refused before any signature check, and "
+     "nothing was ever deleted; each refusal also wrote two WARNING lines.",
+     "The proof of origin (signature; decryption for refunds) runs before any store lookup; what fails it keeps "
+     "verdict, size, SHA-256 and a 64-character prefix only, within a per-source limit (`[notify]`, 429 beyond, "
+     "never consulted for a verified notify); one WARNING summary a minute; `audit.retention_days` (MongoDB TTL "
+     "index, SQLite pruning task).",
+     "notify_costs", "bytes stored per refused 16 KiB notify"),
+    ("A rate limit on the notify endpoints could have refused WeChat's own retries when its address was flooded.",
+     "The limiter is consulted only after verification failed, so a notify with a valid signature always goes "
+     "through the whole flow.",
+     "notify_costs", "signed notify after a flood from the same source"),
 ]
 
 LIMITS = [
@@ -218,6 +234,9 @@ LIMITS = [
     "(the per-address and overall budgets are per process).",
     "A stolen OAuth code redeemed by another browser before its owner does wins (WeChat does not bind a code to our "
     "state); the owner gets `oauth_code_replayed` and signs in again.",
+    "A notify that verifies is never rate-limited, by design: a replay of a body WeChat signed (which only someone "
+    "holding one can send) costs a store lookup and a digest record (about 550 bytes) each time, until the audit "
+    "retention removes it.",
 ]
 
 

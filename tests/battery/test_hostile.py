@@ -50,8 +50,13 @@ class World:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def world(tmp_path_factory):
-    md5 = await start_server(tmp_path_factory.mktemp("md5"))
-    hmac_server = await start_server(tmp_path_factory.mktemp("hmac"), **{"wechat.sign_type": "HMAC-SHA256"})
+    # Each case asserts its own refusal's status: the notify rate limit (its
+    # own cases in test_notify_costs.py) is set out of the way here.
+    unlimited = {"notify.refused_per_minute": 1_000_000, "notify.refused_per_minute_total": 1_000_000}
+    md5 = await start_server(tmp_path_factory.mktemp("md5"), **unlimited)
+    hmac_server = await start_server(
+        tmp_path_factory.mktemp("hmac"), **{"wechat.sign_type": "HMAC-SHA256", **unlimited}
+    )
     try:
         m, h = Client(md5), Client(hmac_server)
         a, a_res = await m.paid_at_wechat_only(1000)

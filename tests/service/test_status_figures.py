@@ -81,3 +81,34 @@ async def test_reconciler_figure_prefers_the_stored_run(services):
     await services.store.upsert_if("runs", "reconciler", {}, {"started_at": NOW, "finished_at": NOW, "checked": 4})
     f = await collect(services, version="1")
     assert f["reconciler"]["last"]["checked"] == 4 and f["reconciler"]["last"]["finished_at"] == NOW.isoformat()
+
+
+class RecordingStore:
+    """The real store, with every ``find`` call written down."""
+
+    def __init__(self, store) -> None:
+        self._store = store
+        self.finds: list[tuple[str, object]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def find(self, collection, where=None, **kw):
+        self.finds.append((collection, kw.get("fields")))
+        return await self._store.find(collection, where, **kw)
+
+
+async def test_every_listing_reads_only_the_fields_it_shows(services):
+    """/status, /status.json and /metrics stay cheap with a large audit trail:
+    no listing reads whole documents (raw notify bodies, 16 KiB each)."""
+    for n in range(30):
+        await services.store.insert("audit", {"_id": f"a{n}", "kind": "notify", "verdict": "paid", "ok": True,
+                                              "at": NOW - timedelta(minutes=n), "raw": "<xml>" + "r" * 16000 + "</xml>"})
+        await add_order(services.store, n, NOW - timedelta(minutes=n), "paid")
+    recording = RecordingStore(services.store)
+    services.store = recording
+    f = await collect(services, version="1")
+    assert recording.finds and all(fields for _, fields in recording.finds), recording.finds
+    assert {"audit", "orders", "refunds"} <= {c for c, _ in recording.finds}
+    assert "rrrr" not in repr(f)
+    assert sum(b["notifies"] for b in f["chart"]["buckets"]) == 30

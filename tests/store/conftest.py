@@ -15,7 +15,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from store.base import Store
+from store.base import Index, Store
 from store.mongo import MongoStore
 from store.open import INDEXES
 from store.sqlite import SQLiteStore
@@ -29,11 +29,13 @@ BACKENDS = [
 ] + ([pytest.param("mongo_real", id="mongo_real", marks=pytest.mark.real_mongo)] if MONGODB_URI else [])
 
 
-async def make_store(kind: str, tmp_path: os.PathLike[str]) -> tuple[Store, object]:
-    """An opened store of ``kind`` with the app's indexes, plus a handle the
-    caller passes to :func:`drop_store`."""
+async def make_store(
+    kind: str, tmp_path: os.PathLike[str], indexes: list[Index] | None = None, **sqlite_options: object
+) -> tuple[Store, object]:
+    """An opened store of ``kind`` with the app's indexes (or ``indexes``),
+    plus a handle the caller passes to :func:`drop_store`."""
     if kind == "sqlite":
-        store: Store = SQLiteStore(os.path.join(tmp_path, "store.sqlite3"))
+        store: Store = SQLiteStore(os.path.join(tmp_path, "store.sqlite3"), **sqlite_options)  # type: ignore[arg-type]
         handle: object = None
     elif kind == "mongo_emulated":
         handle = EmulatedMongoClient()
@@ -41,7 +43,7 @@ async def make_store(kind: str, tmp_path: os.PathLike[str]) -> tuple[Store, obje
     else:
         handle = f"wxpay_test_{secrets.token_hex(4)}"
         store = MongoStore(MONGODB_URI, str(handle))
-    await store.open(INDEXES)
+    await store.open(INDEXES if indexes is None else indexes)
     return store, handle
 
 

@@ -12,6 +12,11 @@ Made faithful where the store relies on it:
   instead of mongomock's ``TypeError``;
 - unique partial indexes (``partialFilterExpression``) are honoured: mongomock
   4.3 supports them in ``create_index``;
+- a TTL index (``expireAfterSeconds``) expires documents: mongomock drops
+  them whenever the collection is read (a server's monitor does it about
+  once a minute); re-creating an index under its name with other options
+  raises ``OperationFailure`` code 85 (IndexOptionsConflict) and ``collMod``
+  changes a TTL index's ``expireAfterSeconds``, as on a server;
 - ``down = True`` makes every call raise ``ServerSelectionTimeoutError``, and
   ``fault`` (a callable taking the operation name) can raise anything else.
 
@@ -72,8 +77,20 @@ class EmulatedDatabase:
     async def command(self, command: str | Mapping[str, Any]) -> dict[str, Any]:
         await self.client._gate("command")
         name = command if isinstance(command, str) else next(iter(command))
+        if name == "collMod" and isinstance(command, Mapping):
+            return self._coll_mod(command)
         if name != "ping":
             raise NotImplementedError(f"emulator: command {name!r}")
+        return {"ok": 1.0}
+
+    def _coll_mod(self, command: Mapping[str, Any]) -> dict[str, Any]:
+        """Only what the store sends: change a TTL index's expireAfterSeconds."""
+        spec = dict(command["index"])
+        store = self._sync[command["collMod"]]._store
+        current = store.indexes.get(spec["name"])
+        if current is None or set(spec) != {"name", "expireAfterSeconds"}:
+            raise OperationFailure(f"emulator: collMod {spec!r} not supported", 27, {"code": 27, "codeName": "IndexNotFound"})
+        store.create_index(spec["name"], {**current, "expireAfterSeconds": spec["expireAfterSeconds"]})
         return {"ok": 1.0}
 
 
@@ -104,7 +121,13 @@ class EmulatedCollection:
 
     async def create_index(self, keys: Any, **options: Any) -> str:
         await self.client._gate("create_index")
-        return self._sync.create_index(keys, **options)
+        try:
+            return self._sync.create_index(keys, **options)
+        except OperationFailure as exc:
+            if "already exists with different options" not in str(exc):
+                raise
+            details = {"ok": 0.0, "errmsg": str(exc), "code": 85, "codeName": "IndexOptionsConflict"}
+            raise OperationFailure(str(exc), 85, details) from None
 
     async def index_information(self) -> dict[str, Any]:
         await self.client._gate("index_information")
@@ -117,10 +140,16 @@ class EmulatedCollection:
         return self._sync.find_one(dict(filter or {}))
 
     def find(
-        self, filter: Mapping[str, Any] | None = None, *, sort: Any = None, skip: int = 0, limit: int = 0
+        self,
+        filter: Mapping[str, Any] | None = None,
+        projection: Mapping[str, Any] | None = None,
+        *,
+        sort: Any = None,
+        skip: int = 0,
+        limit: int = 0,
     ) -> EmulatedCursor:
         def make() -> list[dict[str, Any]]:
-            cursor = self._sync.find(dict(filter or {}))
+            cursor = self._sync.find(dict(filter or {}), dict(projection) if projection else None)
             if sort:
                 cursor = cursor.sort(list(sort))
             return list(cursor.skip(skip).limit(limit))
