@@ -13,6 +13,8 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 import server
 from edge.headers import HSTS
 from edge.log_lines import CONTINUATION
+from wxpay.signing import sign
+from wxpay.simulator import demo
 
 from .browser import WECHAT_UA
 from .conftest import API_TOKEN
@@ -104,7 +106,7 @@ RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WA
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-async def send_hostile_values(port: int, token: str = API_TOKEN) -> None:
+async def send_hostile_values(port: int, token: str = API_TOKEN, api_key: str = demo.API_KEY) -> None:
     """CR/LF, ESC, U+2028, bidi overrides and C1 controls in every place a request
     carries text; the markers ``FORGED-<where>`` show which reached a log."""
     base = f"http://127.0.0.1:{port}"
@@ -119,9 +121,13 @@ async def send_hostile_values(port: int, token: str = API_TOKEN) -> None:
                 body=('{"amount_fen": 100, "description": "tea", "%s": 1}'
                       % EVIL.format("JSON").replace("\r", "\\r").replace("\n", "\\n").replace("\x1b", "\\u001b")
                       ).encode())
-    notify_no = "a&#13;&#10;FORGED-NOTIFY&#x2028;&#x202e;&#x85;"  # XML allows CR/LF as references
+    # XML allows CR/LF as references. Signed with the server's key, so the notify
+    # proves its origin and its unknown out_trade_no is logged (a forged one is only counted).
+    notify_no = "a&#13;&#10;FORGED-NOTIFY&#x2028;&#x202e;&#x85;z"
+    signed = sign({"return_code": "SUCCESS", "out_trade_no": "a\r\nFORGED-NOTIFY\u2028\u202e\x85z"}, api_key)
     await fetch("/notify/pay", method="POST", headers={"Content-Type": "text/xml"},
-                body=f"<xml><return_code>SUCCESS</return_code><out_trade_no>{notify_no}</out_trade_no></xml>".encode())
+                body=(f"<xml><return_code>SUCCESS</return_code><out_trade_no>{notify_no}</out_trade_no>"
+                      f"<sign>{signed}</sign></xml>").encode())
     user = "\r\nFORGED-ADMIN\u2028\x1b[0m".encode("utf-8")  # no ':' (it ends a Basic username)
     await fetch("/status", headers={"Authorization": "Basic " + base64.b64encode(user + b":pw").decode()})
     client.close()
