@@ -391,9 +391,14 @@ class WxPayV3Client:
 
     async def _refresh_if_due(self) -> None:
         keeper = self.certificates
-        if keeper is None or not keeper.due(self.clock()):
+        if keeper is None:
             return
-        async with self._lock():
+        lock = self._lock()
+        # A first load in flight: wait for it rather than ask WeChat with no key named.
+        waiting = lock.locked() and not keeper.valid_certificates(self.clock())
+        if not keeper.due(self.clock()) and not waiting:
+            return
+        async with lock:
             if not keeper.due(self.clock()):
                 return  # another caller refreshed while we waited
             try:
