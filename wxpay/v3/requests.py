@@ -91,14 +91,20 @@ def _bad(message: str, code: str | None = None) -> InvalidArgumentError:
 
 def _clean(value: Any, path: str) -> Any:
     """A JSON-ready copy: None dropped from objects, 4-byte characters and floats refused."""
+    kind = type(value)
+    if kind is str:
+        return _text(value, path)
+    if kind is int or kind is bool:
+        return value
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise _bad(f"{path or 'body'} has a non-string key {key!r}")
             if item is None:
                 continue  # absent, never null
-            out[_text(key, f"{path}.{key}" if path else key)] = _clean(item, f"{path}.{key}" if path else key)
+            where = f"{path}.{key}" if path else key
+            out[_text(key, where)] = _clean(item, where)
         return out
     if isinstance(value, (list, tuple)):
         items = []
@@ -108,27 +114,34 @@ def _clean(value: Any, path: str) -> Any:
             items.append(_clean(item, f"{path}[{n}]"))
         return items
     if isinstance(value, str):
-        return _text(value, path)
-    if isinstance(value, bool) or isinstance(value, int):
-        return value
+        return _text(str(value), path)
+    if isinstance(value, int):
+        return int(value)
     if isinstance(value, float):
         raise _bad(f"{path} is a float; WeChat Pay APIv3 amounts are integer fen")
     raise _bad(f"{path} is a {type(value).__name__}, which has no JSON form")
 
 
+# Code points beyond the Basic Multilingual Plane take 4 bytes in UTF-8; lone
+# surrogates are not text at all.
+_NOT_3_BYTES = re.compile("[\U00010000-\U0010FFFF\ud800-\udfff]")
+
+
 def _text(value: str, path: str) -> str:
-    for n, char in enumerate(value):
-        point = ord(char)
-        if point > 0xFFFF:
-            raise _bad(
-                f"{path} holds {char!r} (U+{point:X}) at position {n}: a 4-byte UTF-8 character (an emoji "
-                "or a rare ideograph), which WeChat Pay APIv3 refuses; remove or replace it",
-                code="unsupported_character",
-            )
-        if 0xD800 <= point <= 0xDFFF:
-            raise _bad(f"{path} holds a lone surrogate at position {n}: not valid text",
-                       code="unsupported_character")
-    return value
+    if value.isascii():
+        return value
+    match = _NOT_3_BYTES.search(value)
+    if match is None:
+        return value
+    char, n = match.group(), match.start()
+    point = ord(char)
+    if point > 0xFFFF:
+        raise _bad(
+            f"{path} holds {char!r} (U+{point:X}) at position {n}: a 4-byte UTF-8 character (an emoji "
+            "or a rare ideograph), which WeChat Pay APIv3 refuses; remove or replace it",
+            code="unsupported_character",
+        )
+    raise _bad(f"{path} holds a lone surrogate at position {n}: not valid text", code="unsupported_character")
 
 
 def json_body(obj: Mapping[str, Any]) -> bytes:
