@@ -142,6 +142,7 @@ class WxPayV3Client:
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self._refresh_lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"WxPayV3Client(mchid={self.mchid!r}, verifier={self.verifier!r}, base={self.endpoints.base!r})"
@@ -331,8 +332,10 @@ class WxPayV3Client:
     # --- platform certificates ------------------------------------------------------------------------
 
     def _lock(self) -> asyncio.Lock:
-        if self._refresh_lock is None:
-            self._refresh_lock = asyncio.Lock()
+        """One certificate download at a time, per event loop (a lock belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._refresh_lock is None or self._lock_loop is not loop:
+            self._refresh_lock, self._lock_loop = asyncio.Lock(), loop
         return self._refresh_lock
 
     async def download_certificates(self) -> tuple[Certificate, ...]:

@@ -431,3 +431,26 @@ def test_a_client_needs_a_way_to_verify():
     with pytest.raises(e.ConfigError) as exc:
         WxPayV3Client(S(MCHID, MERCHANT_SERIAL, merchant_key()), ApiV3Cipher(APIV3_KEY))
     assert "PUB_KEY_ID_" in exc.value.message
+
+
+def test_one_client_serves_two_event_loops():
+    """The download lock is per loop: a client built once and used by a second loop must still work."""
+    from wxpay.transport import HttpResponse
+
+    from .vectors import NOW, load, merchant_key
+
+    reply = load("certificates-and-bills.json")["certificates_ok"]
+
+    async def wechat(request):
+        await asyncio.sleep(0.01)  # two refreshes overlap: the lock is contended
+        return HttpResponse(200, reply["headers"], reply["body"].encode())
+
+    client = WxPayV3Client(MerchantSigner(MCHID, MERCHANT_SERIAL, merchant_key()), ApiV3Cipher(APIV3_KEY),
+                           certificates=PlatformCertificateKeeper(min_interval=0, clock=lambda: NOW),
+                           transport=wechat, clock=lambda: NOW)
+    async def twice() -> None:
+        await asyncio.wait_for(asyncio.gather(client.refresh_certificates(), client.refresh_certificates()), 5)
+
+    for _ in range(2):
+        asyncio.run(twice())
+    assert client.certificates.knows(PLATFORM_SERIAL)
