@@ -1,7 +1,12 @@
-"""wxpay vs wechatpy on identical inputs: notify, request signing, JSAPI payloads.
+"""wxpay vs wechatpy (V2) and wechatpayv3 (V3) on identical inputs.
+
+V2 rows against wechatpy: notify, request signing, JSAPI payloads. V3 rows
+against wechatpayv3 (PyPI 2.x), with the test-only keys of
+tests/wxpay/vectors/v3: sign a request, verify a response, verify and
+decrypt a notify, build a paySign.
 
 Run: ``.venv/bin/python bench/bench_library.py``. Prints ops/s for each side
-and the ratio ours/wechatpy (>= 1.0 means we are no slower). Each figure is
+and the ratio ours/theirs (>= 1.0 means we are no slower). Each figure is
 the best of several timed repeats (``time.perf_counter``), so background
 noise can only make a side look slower, never faster. Both sides are first
 checked to produce the same signatures, so the race is over equal work at
@@ -10,6 +15,26 @@ least: on the notify row ours does more than wechatpy's parse_payment_result
 return/result codes and appid/mch_id, and types time_end and the coupons),
 and on the request row it validates element names and splits CDATA where
 wechatpy's dict_to_xml writes values as they are.
+
+The V3 rows, and the extra work each side does:
+
+- *sign a request* (from the JSAPI order of vector R4 as a dict): ours checks
+  every field against WeChat's rules (lengths, charsets, 4-byte characters,
+  the amount), drops absent fields and serialises once, then signs those
+  bytes; wechatpayv3's ``build_authorization`` only ``json.dumps`` it and
+  signs (and its ``Core.request`` then lets ``requests`` serialise the dict
+  a second time for the wire). Both signatures are checked to verify over
+  their own bodies, and over the vector's string both equal R4's.
+- *verify a response* (vector V1): ours reads the headers by any spelling,
+  refuses probes, checks the 300 s window and the canonical base64 and the
+  signature length before RSA; wechatpayv3's ``_verify_signature`` has no
+  time window and no probe check.
+- *verify and decrypt a notify* (vector N1): ours also enforces a size cap,
+  parses strict JSON (no repeated keys), checks event type against resource
+  type, types the transaction (amounts, RFC 3339 times) and checks our
+  mchid; wechatpayv3's ``callback`` verifies, decrypts and ``json.loads``.
+- *paySign* (vector F1): ours validates appid, package and nonce and builds
+  both JSAPI payload objects; wechatpayv3's ``Core.sign`` joins and signs.
 """
 from __future__ import annotations
 
@@ -23,12 +48,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wechatpy.pay import WeChatPay  # noqa: E402
 from wechatpy.pay.utils import calculate_signature, dict_to_xml  # noqa: E402
 
+from wechatpayv3 import utils as v3utils  # noqa: E402
+from wechatpayv3.core import Core  # noqa: E402
+
 from wxpay.client import sign_request  # noqa: E402
 from wxpay.merchant import Merchant  # noqa: E402
 from wxpay.notify import read_notify, verify_payment_notify  # noqa: E402
 from wxpay.payloads import jsapi_payloads  # noqa: E402
 from wxpay.signing import MD5, sign  # noqa: E402
 from wxpay.xmlcodec import build_xml  # noqa: E402
+from wxpay.timeutil import parse_rfc3339  # noqa: E402
+from wxpay.v3 import ApiV3Cipher, MerchantSigner, NotifyReader, PublicKeyVerifier, Validator  # noqa: E402
+from wxpay.v3 import jsapi_payloads as v3_jsapi_payloads  # noqa: E402
+from wxpay.v3.keys import load_private_key, load_public_key  # noqa: E402
+from wxpay.v3.requests import build_order, request_headers  # noqa: E402
 
 KEY = "192006250b4c09247ec02edce69f6a2d"
 APPID = "wx2421b1c4370ec43b"
@@ -97,6 +130,117 @@ def check_same_work() -> None:
     assert ours_jsapi()["paySign"] == theirs_jsapi()["paySign"]
 
 
+# --- APIv3 against wechatpayv3 ------------------------------------------------------
+
+V3_DIR = Path(__file__).resolve().parents[1] / "tests" / "wxpay" / "vectors" / "v3"
+
+
+def _v3(name: str) -> dict:
+    import json
+
+    return json.loads((V3_DIR / name).read_text(encoding="utf-8"))
+
+
+V3_KEYS = _v3("keys.json")
+R4 = next(v for v in _v3("request-signing.json")["vectors"] if v["id"] == "R4_post_json_utf8")
+V1 = next(v for v in _v3("response-verification.json")["responses"] if v["id"] == "V1_valid_pubkey")
+N1 = next(v for v in _v3("response-verification.json")["notifies"] if v["id"] == "N1_transaction_success")
+F1 = _v3("frontend-sign.json")["vectors"][0]["payload"]
+V3_NOW = _v3("response-verification.json")["now"]
+V3_ORDER = {
+    "appid": "wx0000000000test1", "mchid": V3_KEYS["mchid"], "description": "形象店-深圳腾大-QQ公仔",
+    "out_trade_no": "T20260101000003", "time_expire": "2026-01-01T14:00:00+08:00", "attach": "自定义数据 ✓",
+    "notify_url": "https://merchant.example.com/wxpay/v3/notify", "amount": {"total": 100, "currency": "CNY"},
+    "payer": {"openid": "oTEST0000000000000000000001"},
+}
+V3_PATH = R4["path_with_query"]
+
+SIGNER = MerchantSigner(V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"],
+                        load_private_key(V3_KEYS["merchant"]["private_key_pem"]))
+PUBLIC = PublicKeyVerifier(V3_KEYS["wechatpay_public_key"]["public_key_id"],
+                           load_public_key(V3_KEYS["wechatpay_public_key"]["public_key_pem"]))
+VALIDATOR = Validator(PUBLIC, clock=lambda: V3_NOW)
+READER = NotifyReader(VALIDATOR, ApiV3Cipher(V3_KEYS["apiv3_key"]), V3_KEYS["mchid"])
+# Public-key mode: wechatpayv3 builds without downloading platform certificates (no network).
+CORE = Core(V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"], V3_KEYS["merchant"]["private_key_pem"],
+            V3_KEYS["apiv3_key"], public_key=V3_KEYS["wechatpay_public_key"]["public_key_pem"],
+            public_key_id=V3_KEYS["wechatpay_public_key"]["public_key_id"])
+V1_BODY, N1_BODY = V1["body"].encode(), N1["body"].encode()
+
+
+def ours_v3_request() -> dict:
+    o = V3_ORDER
+    request = build_order("jsapi", appid=o["appid"], mchid=o["mchid"], description=o["description"],
+                          out_trade_no=o["out_trade_no"], time_expire=parse_rfc3339(o["time_expire"]),
+                          attach=o["attach"], notify_url=o["notify_url"], total=o["amount"]["total"],
+                          openid=o["payer"]["openid"])
+    return request_headers(SIGNER, request.method, request.path, request.body, wechatpay_serial=PUBLIC.public_key_id,
+                           nonce=R4["nonce_str"])
+
+
+def theirs_v3_request() -> str:
+    return v3utils.build_authorization(V3_PATH, "POST", V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"],
+                                       CORE._private_key, data=V3_ORDER, nonce_str=R4["nonce_str"])
+
+
+def ours_v3_verify() -> object:
+    return VALIDATOR.validate(V1["headers"], V1_BODY)
+
+
+def theirs_v3_verify() -> bool:
+    return CORE._verify_signature(V1["headers"], V1["body"])
+
+
+def ours_v3_notify() -> object:
+    return READER.read(N1["headers"], N1_BODY)
+
+
+def theirs_v3_notify() -> object:
+    return CORE.callback(N1["headers"], N1_BODY)
+
+
+def ours_v3_paysign() -> str:
+    bridge, _ = v3_jsapi_payloads(SIGNER, F1["appId"], F1["package"].split("=", 1)[1], timestamp=F1["timeStamp"],
+                                  nonce=F1["nonceStr"])
+    return bridge.pay_sign
+
+
+def theirs_v3_paysign() -> str:
+    return CORE.sign([F1["appId"], F1["timeStamp"], F1["nonceStr"], F1["package"]])
+
+
+def _v3_order_body() -> bytes:
+    o = V3_ORDER
+    return build_order("jsapi", appid=o["appid"], mchid=o["mchid"], description=o["description"],
+                       out_trade_no=o["out_trade_no"], time_expire=parse_rfc3339(o["time_expire"]), attach=o["attach"],
+                       notify_url=o["notify_url"], total=o["amount"]["total"], openid=o["payer"]["openid"]).body
+
+
+def check_same_v3_work() -> None:
+    import base64
+    import json
+
+    from wxpay.v3 import parse_authorization, request_message
+    from wxpay.v3.signing import rsa_verify
+
+    merchant_public = load_public_key(V3_KEYS["merchant"]["public_key_pem"])
+
+    def verifies(header: str, body: bytes) -> bool:
+        auth = parse_authorization(header)
+        message = request_message("POST", V3_PATH, auth.timestamp, auth.nonce_str, body)
+        return rsa_verify(merchant_public, message, base64.b64decode(auth.signature))
+
+    # Each Authorization verifies over the body its side would send; ours is R4's body exactly.
+    assert _v3_order_body() == R4["body"].encode()
+    assert verifies(ours_v3_request()["Authorization"], _v3_order_body())
+    assert verifies(theirs_v3_request(), json.dumps(V3_ORDER).encode())
+    assert SIGNER.sign(R4["string_to_sign"].encode()) == v3utils.rsa_sign(CORE._private_key, R4["string_to_sign"])
+    assert ours_v3_verify().serial == PUBLIC.public_key_id and theirs_v3_verify() is True
+    ours_event, theirs_event = ours_v3_notify(), theirs_v3_notify()
+    assert ours_event.transaction.out_trade_no == theirs_event["resource"]["out_trade_no"] == "T20260101000003"
+    assert ours_v3_paysign() == theirs_v3_paysign() == F1["paySign"]
+
+
 # --- timing --------------------------------------------------------------------
 
 
@@ -114,36 +258,43 @@ def best_rate(fn: Callable[[], object], number: int, repeats: int) -> float:
 
 
 ROWS = [
-    ("notify parse+verify", ours_notify, theirs_notify, 600),
-    ("request build+sign", ours_request, theirs_request, 2000),
-    ("JSAPI payload", ours_jsapi, theirs_jsapi, 5000),
+    ("notify parse+verify", ours_notify, theirs_notify, 600, "wechatpy"),
+    ("request build+sign", ours_request, theirs_request, 2000, "wechatpy"),
+    ("JSAPI payload", ours_jsapi, theirs_jsapi, 5000, "wechatpy"),
+    ("v3 sign a request", ours_v3_request, theirs_v3_request, 300, "wechatpayv3"),
+    ("v3 verify a response", ours_v3_verify, theirs_v3_verify, 1500, "wechatpayv3"),
+    ("v3 notify verify+decrypt", ours_v3_notify, theirs_v3_notify, 1000, "wechatpayv3"),
+    ("v3 paySign", ours_v3_paysign, theirs_v3_paysign, 300, "wechatpayv3"),
 ]
 
 
 def measure(repeats: int = 9, rounds: int = 3) -> list[dict]:
-    """Each row: name, ops/s for both sides and ours/wechatpy (bench/run.py uses this)."""
+    """Each row: name, ops/s for both sides, whom we race and ours/theirs (bench/run.py uses this)."""
     check_same_work()
+    check_same_v3_work()
     out = []
-    for name, ours, theirs, number in ROWS:
+    for name, ours, theirs, number, against in ROWS:
         # Interleave the two sides so drifting machine load hits both alike.
         rate_ours = rate_theirs = 0.0
         for _ in range(rounds):
             rate_theirs = max(rate_theirs, best_rate(theirs, number, repeats))
             rate_ours = max(rate_ours, best_rate(ours, number, repeats))
-        out.append({"name": name, "ours": rate_ours, "wechatpy": rate_theirs, "ratio": rate_ours / rate_theirs})
+        out.append({"name": name, "ours": rate_ours, "theirs": rate_theirs, "against": against,
+                    "ratio": rate_ours / rate_theirs})
     return out
 
 
 def main() -> int:
     repeats, rounds = 9, 3
-    print(f"{'benchmark':<22}{'wxpay ops/s':>14}{'wechatpy ops/s':>17}{'ours/wechatpy':>16}")
+    print(f"{'benchmark':<26}{'wxpay ops/s':>13}{'theirs ops/s':>14}  {'theirs':<13}{'ours/theirs':>11}")
     rows = measure(repeats, rounds)
     for row in rows:
-        print(f"{row['name']:<22}{row['ours']:>14,.0f}{row['wechatpy']:>17,.0f}{row['ratio']:>15.2f}x")
+        print(f"{row['name']:<26}{row['ours']:>13,.0f}{row['theirs']:>14,.0f}  {row['against']:<13}"
+              f"{row['ratio']:>10.2f}x")
     print(f"python {sys.version.split()[0]}; best of {repeats} repeats x {rounds} interleaved rounds")
     slower = [row["name"] for row in rows if row["ratio"] < 1.0]
     if slower:
-        print("slower than wechatpy on: " + ", ".join(slower))
+        print("slower than the other library on: " + ", ".join(slower))
     return 0
 
 

@@ -305,3 +305,103 @@ def parse_bill(body: bytes | str) -> Bill:
         **_typed(_SUMMARY_COLUMNS, summary_header, _values(lines[index + 1], len(summary_header), "summary"))
     )
     return Bill(rows=rows, summary=summary, headers=header)
+
+
+# --- the fund-flow bill ------------------------------------------------------------
+#
+# Same text format (backticks, yuan, a summary at the end), other columns: one
+# row per movement of money on one account (BASIC, OPERATION or FEES). APIv3's
+# /v3/bill/fundflowbill and V2's pay/downloadfundflow both serve it.
+
+_FUND_ROW_COLUMNS: dict[str, tuple[str, str]] = {
+    "记账时间": ("booked_at", "time"),
+    "微信支付业务单号": ("business_no", "str"),
+    "资金流水单号": ("flow_no", "str"),
+    "业务名称": ("business_name", "str"),
+    "业务类型": ("business_type", "str"),
+    "收支类型": ("direction", "str"),
+    "收支金额(元)": ("amount_fen", "fen"),
+    "账户结余(元)": ("balance_fen", "fen"),
+    "资金变更提交申请人": ("applicant", "str"),
+    "备注": ("note", "str"),
+    "业务凭证号": ("voucher_no", "str"),
+}
+
+_FUND_SUMMARY_COLUMNS: dict[str, tuple[str, str]] = {
+    "资金流水总笔数": ("total_count", "int"),
+    "收入笔数": ("income_count", "int"),
+    "收入金额": ("income_fen", "fen"),
+    "支出笔数": ("expense_count", "int"),
+    "支出金额": ("expense_fen", "fen"),
+}
+
+
+@dataclass(frozen=True)
+class FundFlowRow:
+    """One movement: ``direction`` is 收入 (in) or 支出 (out); ``amount_fen`` is unsigned."""
+
+    booked_at: datetime | None = None
+    business_no: str | None = None
+    flow_no: str | None = None
+    business_name: str | None = None
+    business_type: str | None = None
+    direction: str | None = None
+    amount_fen: int | None = None
+    balance_fen: int | None = None
+    applicant: str | None = None
+    note: str | None = None
+    voucher_no: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FundFlowSummary:
+    total_count: int | None = None
+    income_count: int | None = None
+    income_fen: int | None = None
+    expense_count: int | None = None
+    expense_fen: int | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class FundFlowBill:
+    rows: list[FundFlowRow]
+    summary: FundFlowSummary
+    headers: list[str] = field(default_factory=list, repr=False)
+
+
+def _fund_header(line: str) -> list[str]:
+    # Seen with ASCII and full-width brackets: 收支金额(元) / 收支金额（元）.
+    return [name.replace("（", "(").replace("）", ")").lstrip("`") for name in _header(line)]
+
+
+def parse_fund_flow_bill(body: bytes | str) -> FundFlowBill:
+    """A fund-flow bill's text (plain or gzip) → typed rows and summary (amounts in fen)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if body[:2] == _GZIP_MAGIC:
+        body = gunzip(body)
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"Fund-flow bill is not UTF-8 (byte {exc.start})") from None
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) < 3:
+        raise ProtocolError("Fund-flow bill is too short: expected header, summary header and summary row")
+    header = _fund_header(lines[0])
+    if "资金流水单号" not in header:
+        raise ProtocolError("This is not a fund-flow bill (no 资金流水单号 column)")
+    rows: list[FundFlowRow] = []
+    index = 1
+    while index < len(lines) and lines[index].startswith("`") and index + 2 < len(lines):
+        rows.append(FundFlowRow(**_typed(_FUND_ROW_COLUMNS, header, _values(lines[index], len(header), "detail"))))
+        index += 1
+    if index + 2 != len(lines):
+        raise ProtocolError("Fund-flow bill must end with one summary header and one summary row")
+    summary_header = _fund_header(lines[index])
+    summary = FundFlowSummary(
+        **_typed(_FUND_SUMMARY_COLUMNS, summary_header, _values(lines[index + 1], len(summary_header), "summary"))
+    )
+    return FundFlowBill(rows=rows, summary=summary, headers=header)

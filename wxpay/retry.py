@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
-from .errors import ConfigError, RetryableBusinessError, TransportError
+from .errors import ConfigError, RateLimitedError, RetryableBusinessError, TransportError
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[object]]
@@ -54,6 +54,8 @@ class RetryPolicy:
     def is_retryable(exc: BaseException) -> bool:
         if isinstance(exc, TransportError):
             return bool(exc.retryable)
+        if isinstance(exc, RateLimitedError):  # V3 429, whatever its code
+            return False
         if isinstance(exc, RetryableBusinessError):
             return exc.err_code not in _WAIT_A_MINUTE
         return False

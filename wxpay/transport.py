@@ -43,6 +43,9 @@ class HttpRequest:
     client_key: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    # APIv3 answers errors as 4xx/5xx with a JSON body the caller must read:
+    # with any_status the transport returns every status instead of raising.
+    any_status: bool = False
 
     def __repr__(self) -> str:  # never show a query string (secret, code)
         cert = ", client_cert=…" if self.client_cert else ""
@@ -272,7 +275,8 @@ class TornadoTransport:
             raise MessageTooLargeError(f"Reply from {where} exceeds the {cap}-byte limit")
         headers = {name: value for name, value in reply.headers.get_all()}
         response = HttpResponse(status=reply.code, headers=headers, body=b"".join(chunks))
-        raise_for_status(response, request.url)
+        if not request.any_status:
+            raise_for_status(response, request.url)
         return response
 
 

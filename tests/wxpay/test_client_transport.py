@@ -249,3 +249,12 @@ async def test_untrusted_server_certificate_is_not_retried(pki, tls_base):
             req(f"{tls_base}/whoami", client_cert=str(pki / "client.pem"), client_key=str(pki / "client.key"))
         )
     assert not info.value.retryable
+
+
+async def test_any_status_returns_error_replies_instead_of_raising(base):
+    """APIv3 errors are 4xx/5xx with a JSON body the caller must read."""
+    for code in (400, 404, 429, 500, 503):
+        response = await TornadoTransport().send(req(f"{base}/status/{code}", any_status=True))
+        assert (response.status, response.body) == (code, b"status page")
+    with pytest.raises(e.TransportError):
+        await TornadoTransport().send(req(f"{base}/status/404"))

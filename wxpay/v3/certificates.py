@@ -3,9 +3,9 @@
 The reply lists each certificate encrypted with the APIv3 key (AES-256-GCM,
 associated data ``certificate``) and is itself signed by one of them. Only
 WeChat and the merchant know the APIv3 key, so a certificate that decrypts
-is WeChat's; the reply's signature is then checked with the certificates it
-carries (the first download cannot be checked with a key we do not have
-yet), or with a verifier we already trust.
+is WeChat's; the reply's signature is then checked with a verifier we
+already trust, or, on the first download (which cannot be checked with a
+key we do not have yet), with the certificates it carries.
 
 Merchants onboarded with a WeChat Pay public key have no platform
 certificates: WeChat answers 404 ``RESOURCE_NOT_EXISTS``, which becomes
@@ -21,7 +21,7 @@ from .aead import ApiV3Cipher
 from .err_codes import error_from_reply
 from .keys import Certificate, load_certificate
 from .models import parse_json_object
-from .verification import CombinedVerifier, PlatformCertificateVerifier, Validator, Verifier
+from .verification import PlatformCertificateVerifier, Validator, Verifier
 
 __all__ = ["CERTIFICATES_PATH", "parse_certificates", "read_certificates_reply"]
 
@@ -69,8 +69,9 @@ def read_certificates_reply(
 
     Non-200 replies raise their typed error; a 404 ``RESOURCE_NOT_EXISTS``
     raises :class:`PlatformCertificatesUnavailableError`. A 200 is decrypted,
-    then its signature is checked with the certificates it carries or with
-    ``verifier`` (the keys already trusted), whichever its serial names.
+    then its signature is checked: with ``verifier`` (the keys already
+    trusted) when given, so a refresh must be signed by a key we trust;
+    without one (the first download) with the certificates it carries.
     Pick the newest with ``PlatformCertificateVerifier(certs).preferred_serial``;
     each certificate's ``not_after`` says when to download again.
     """
@@ -86,8 +87,7 @@ def read_certificates_reply(
             )
         raise error
     certificates = parse_certificates(body, cipher)
-    carried = PlatformCertificateVerifier(certificates)
-    trusted: Verifier = CombinedVerifier(carried, verifier) if verifier is not None else carried
+    trusted: Verifier = verifier if verifier is not None else PlatformCertificateVerifier(certificates)
     Validator(trusted, clock=clock).validate(headers, body)
     return certificates
 

@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from .. import errors as e
+from ..bill import BillNotReadyError, NoBillError
 
 __all__ = ["V3_CODES", "describe_v3_code", "error_from_reply"]
 
@@ -51,6 +52,8 @@ V3_CODES: dict[str, tuple[type[e.WxPayError], str]] = {
     "SERVICEUNAVAILABLE": (e.RetryableBusinessError, "WeChat Pay is unavailable or overloaded; retry later with the same parameters"),
     "OPENIDMISMATCH": (e.InvalidRequestError, "The openid does not belong to the appid of the order; get the openid under that appid"),
     "INVALIDTRANSACTIONID": (e.InvalidRequestError, "The transaction_id is not one of this merchant's"),
+    "NOSTATEMENTEXIST": (NoBillError, "WeChat has no bill for that day: no trades or refunds (or no fund movements), or older than 3 months"),
+    "STATEMENTCREATING": (BillNotReadyError, "WeChat is still generating this bill; day T is ready from 10:00 on T+1, fetch it then"),
 }
 
 # status -> (class, message) for codes not in the table

@@ -13,18 +13,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from ..errors import ProtocolError
 from ..timeutil import parse_rfc3339
 
 __all__ = [
+    "AppPrepay",
+    "H5Prepay",
+    "JsapiPrepay",
+    "NativePrepay",
+    "Prepay",
     "Promotion",
     "Refund",
     "RefundAmount",
     "Transaction",
     "TransactionAmount",
     "parse_json_object",
+    "parse_prepay",
     "parse_refund",
     "parse_transaction",
 ]
@@ -306,3 +312,58 @@ def parse_refund(obj: Mapping[str, Any], *, what: str = "Refund") -> Refund:
         funds_account=_str(obj, "funds_account", what),
         raw=obj,
     )
+
+
+# --- prepay replies ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JsapiPrepay:
+    """JSAPI (Official Account pages, Mini Programs): sign the page's payload with ``prepay_id``."""
+
+    prepay_id: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class AppPrepay:
+    """App: sign the OpenSDK ``PayReq`` with ``prepay_id``."""
+
+    prepay_id: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NativePrepay:
+    """Native: show ``code_url`` as a QR code."""
+
+    code_url: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class H5Prepay:
+    """H5: send the shopper's browser to ``h5_url`` (add ``redirect_url`` to come back)."""
+
+    h5_url: str
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+Prepay = Union[JsapiPrepay, AppPrepay, NativePrepay, H5Prepay]
+
+_PREPAY = {
+    "jsapi": (JsapiPrepay, "prepay_id", ("wx",)),
+    "app": (AppPrepay, "prepay_id", ("wx",)),
+    "native": (NativePrepay, "code_url", ("weixin://",)),
+    "h5": (H5Prepay, "h5_url", ("https://", "http://")),
+}
+
+
+def parse_prepay(kind: str, obj: Mapping[str, Any]) -> Prepay:
+    """A (verified) order reply → the typed result of its ``kind`` (jsapi, app, native, h5)."""
+    cls, name, prefixes = _PREPAY[kind]
+    what = f"The {kind} order reply"
+    value = _req_str(obj, name, what)
+    if not value.startswith(prefixes) or len(value) > 2048 or not value.isascii():
+        raise _bad(name, f"a {' or '.join(prefixes)}… value", what)
+    return cls(value, raw=obj)

@@ -114,3 +114,10 @@ def test_malformed_lists(obj, code):
 def test_an_empty_verifier_set_is_a_config_error():
     with pytest.raises(ConfigError):
         PlatformCertificateVerifier(())
+
+
+def test_with_a_trusted_verifier_the_carried_certificates_do_not_vouch_for_themselves():
+    """A refresh must be signed by a key already trusted; only a first load trusts what it carries."""
+    with pytest.raises(VerificationError) as exc:
+        read(OK["status"], OK["headers"], OK["body"].encode(), verifier=public_key_verifier())
+    assert exc.value.code == "unknown_serial"
