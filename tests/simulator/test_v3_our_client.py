@@ -288,3 +288,69 @@ async def test_concurrent_calls_share_one_certificate_download():
         assert {r.trade_state for r in results} == {"NOTPAY"}
         assert len(client.transport.to("/v3/certificates")) == 1
 
+
+
+# --- what the first pass did not cover: refund outcomes, echoed fields, every bill type --------------
+
+
+@pytest.mark.parametrize("outcome, event_type", [("SUCCESS", "REFUND.SUCCESS"), ("CLOSED", "REFUND.CLOSED"),
+                                                 ("ABNORMAL", "REFUND.ABNORMAL")])
+async def test_a_processing_refund_and_each_outcome_notified(outcome, event_type, inbox):  # noqa: F811
+    async with running_sim() as srv:
+        srv.sim.pay.auto_settle_refunds = False
+        client = our_client(srv.base, sim_clock(srv))
+        inbox.client = client
+        await client.create_native_order(out_trade_no="rfout00001", description="Demo shop-tea",
+                                         notify_url="http://127.0.0.1:9/n", total=100)
+        assert srv.sim.pay.pay(srv.sim.pay.order(MCH, "rfout00001"), "ok")
+        accepted = await client.refund(out_refund_no="rfout-1", out_trade_no="rfout00001", refund=60, total=100,
+                                       notify_url=inbox.url)
+        assert accepted.refund_status == "PROCESSING" and accepted.success_time is None
+        again = await client.refund(out_refund_no="rfout-1", out_trade_no="rfout00001", refund=60, total=100)
+        assert again.refund_id == accepted.refund_id  # the same out_refund_no is the same refund
+        assert (await client.query_refund("rfout-1")).refund_status == "PROCESSING"
+        delivery = srv.sim.settle_refund(srv.sim.pay.refund_by_no(MCH, "rfout-1"), outcome)
+        await srv.sim.notifier.wait(delivery.id)
+        [event] = inbox.events
+        assert isinstance(event, RefundEvent) and event.event_type == event_type
+        assert (event.refund.refund_status, event.refund.refund_id) == (outcome, accepted.refund_id)
+        assert (event.refund.success_time is not None) == (outcome == "SUCCESS")
+        assert (await client.query_refund("rfout-1")).refund_status == outcome
+
+
+async def test_attach_and_time_expire_travel_both_ways(inbox):  # noqa: F811
+    from datetime import timedelta
+    async with running_sim() as srv:
+        client = our_client(srv.base, sim_clock(srv))
+        inbox.client = client
+        expire = srv.clock.now() + timedelta(minutes=30)
+        jsapi = await client.create_jsapi_order(out_trade_no="echo000001", description="形象店-深圳腾大-QQ公仔",
+                                                notify_url=inbox.url, total=1, openid=srv.openid("carol"),
+                                                attach="ref-7 ✓", time_expire=expire)
+        order = srv.sim.pay.order(MCH, "echo000001")
+        assert order.time_expire == expire and order.body == "形象店-深圳腾大-QQ公仔"
+        assert (await client.query_by_out_trade_no("echo000001")).attach == "ref-7 ✓"
+        bridge, _ = jsapi_payloads(client.signer, OA, jsapi.prepay_id)
+        await settle(srv, await pay_with(srv, jsapi.prepay_id, bridge.to_dict()))
+        [event] = inbox.events
+        assert (event.transaction.attach, event.transaction.openid) == ("ref-7 ✓", srv.openid("carol"))
+
+
+@pytest.mark.parametrize("bill_type", ["ALL", "SUCCESS", "REFUND", "RECHARGE_REFUND", "ALL_SPECIAL", "SUC_SPECIAL",
+                                       "REF_SPECIAL"])
+async def test_every_trade_bill_type_our_client_may_ask_for(bill_type):
+    async with running_sim() as srv:
+        client = our_client(srv.base, sim_clock(srv))
+        await client.create_native_order(out_trade_no="bill000001", description="Demo shop-tea",
+                                         notify_url="http://127.0.0.1:9/n", total=100)
+        assert srv.sim.pay.pay(srv.sim.pay.order(MCH, "bill000001"), "ok")
+        await client.refund(out_refund_no="bill-r1", out_trade_no="bill000001", refund=10, total=100)
+        srv.clock.advance(days=1)
+        if bill_type == "RECHARGE_REFUND":  # refunds of recharge coupons: none that day
+            with pytest.raises(NoBillError):
+                await client.trade_bill(date(2026, 1, 5), bill_type)
+            return
+        bill = await client.trade_bill(date(2026, 1, 5), bill_type)
+        assert [r.out_refund_no or None for r in bill.rows] == (
+            ["bill-r1"] if bill_type in ("REFUND", "REF_SPECIAL") else [None] if bill_type in ("SUCCESS", "SUC_SPECIAL")
+            else [None, "bill-r1"])
