@@ -354,3 +354,23 @@ async def test_every_trade_bill_type_our_client_may_ask_for(bill_type):
         assert [r.out_refund_no or None for r in bill.rows] == (
             ["bill-r1"] if bill_type in ("REFUND", "REF_SPECIAL") else [None] if bill_type in ("SUCCESS", "SUC_SPECIAL")
             else [None, "bill-r1"])
+
+
+async def test_a_payment_notify_delivered_after_a_refund_still_says_success(inbox):  # noqa: F811
+    """WeChat retries a payment notify for a day; the merchant may refund meanwhile (having confirmed
+    the payment by a query). The retried TRANSACTION.SUCCESS is the payment as it succeeded, so our
+    reader, which refuses a TRANSACTION.SUCCESS whose trade_state is not SUCCESS, still accepts it."""
+    async with running_sim() as srv:
+        client = our_client(srv.base, sim_clock(srv))
+        inbox.client = client
+        await client.create_native_order(out_trade_no="late000001", description="Demo shop-tea",
+                                         notify_url=inbox.url, total=100)
+        order = srv.sim.pay.order(MCH, "late000001")
+        assert srv.sim.pay.pay(order, "ok")
+        delivery = srv.sim.paid(order, start=False)  # its first attempt has not gone out yet
+        await client.refund(out_refund_no="late-r1", out_trade_no="late000001", refund=30, total=100)
+        assert (await client.query_by_out_trade_no("late000001")).trade_state == "REFUND"
+        await srv.sim.notifier.deliver_first_now(delivery)
+        assert inbox.refused == [] and inbox.statuses == [204]
+        [event] = inbox.events
+        assert (event.transaction.trade_state, event.transaction.amount.total) == ("SUCCESS", 100)

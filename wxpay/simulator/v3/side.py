@@ -150,7 +150,7 @@ class V3Side:
         endpoint = "notify" if delivery.kind == "pay" else "refund_notify"
         bent = self.take(endpoint, NOTIFY_KINDS)
         if isinstance(record, Order):
-            plaintext = dumps(rules.transaction_json(record))
+            plaintext = dumps(rules.transaction_json(record, as_paid=True))
             event_type, summary, original_type = "TRANSACTION.SUCCESS", "支付成功", "transaction"
         else:
             plaintext = dumps(rules.refund_notify_json(record))
