@@ -359,3 +359,17 @@ async def test_an_early_notify_lands_before_the_order_reply(sim, inbox):  # noqa
                                              notify_url=inbox.url, total=100)
     assert reply.code_url and [ev.transaction.out_trade_no for ev in inbox.events] == ["early00001"]
     assert (await client.query_by_out_trade_no("early00001")).trade_state == "SUCCESS"
+
+
+async def test_a_refund_retried_after_a_timeout_is_one_refund(sim):
+    """retry=True on a refund is safe because the same out_refund_no is the same refund: the slow first
+    attempt did create it at WeChat, the second gets it back, and the money goes back once."""
+    client, calls = client_for(sim, request_timeout=0.3)
+    await placed(client)
+    assert sim.sim.pay.pay(sim.sim.pay.order(MCH, "fault00001"), "ok")
+    sim.sim.faults.add("v3/refund/domestic/refunds", "latency", seconds=0.6)
+    refund = await client.refund(out_refund_no="fault-r9", out_trade_no="fault00001", refund=40, total=100,
+                                 retry=True)
+    assert [r.error_code for r in calls.attempts("v3/refund")] == ["wechat_timeout", None]
+    assert refund.amount.refund == 40 and len(sim.sim.pay.refunds) == 1
+    assert sim.sim.pay.order(MCH, "fault00001").refunded_fee == 40
