@@ -10,10 +10,11 @@ import asyncio
 import pytest
 
 from wxpay import errors as e
-from wxpay.v3 import PaymentEvent
+from wxpay.simulator import demo
+from wxpay.v3 import MerchantSigner, PaymentEvent, load_private_key
 
 from .pay_server import running_sim
-from .v3_ours import MCH, MP, OA, PLATFORM, PUB_ID, Calls, inbox, our_client, sim_clock  # noqa: F401
+from .v3_ours import MCH, MP, OA, Calls, inbox, our_client, sim_clock  # noqa: F401
 
 QUERY = "v3/pay/transactions/out-trade-no/{out_trade_no}"
 NATIVE = "v3/pay/transactions/native"
@@ -268,12 +269,11 @@ async def test_business_refusals_are_typed(sim):
 
 
 async def test_a_request_signed_with_another_key_or_serial_is_sign_error(sim):
-    from wxpay.v3 import MerchantSigner, load_private_key
-    from wxpay.simulator import demo
     client, _ = client_for(sim)
-    wrong_key = load_private_key(demo.v3_pem("wechatpay_pub_key_PRIVATE_TEST_ONLY.pem"))
+    wrong_key = load_private_key(demo.v3_pem("wechatpay_pub_key_PRIVATE_TEST_ONLY.pem"))  # WeChat's, not ours
+    our_key = load_private_key(demo.v3_pem("apiclient_key.pem"))
     for signer in (MerchantSigner(MCH, demo.MERCHANT_SERIAL_NO, wrong_key, clock=sim_clock(sim)),
-                   MerchantSigner(MCH, "5" * 40, client.signer._key, clock=sim_clock(sim))):
+                   MerchantSigner(MCH, "5" * 40, our_key, clock=sim_clock(sim))):
         client.signer = signer
         with pytest.raises(e.MerchantSetupError) as exc:
             await placed(client)
