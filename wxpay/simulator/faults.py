@@ -12,7 +12,7 @@ Kinds and who honours them:
 ``latency``        ``apply()`` sleeps ``seconds`` before the handler runs
 ``http500``        ``apply()`` answers HTTP 500 and returns True (handler stops)
 ``systemerror``    XML: layer-2 ``SYSTEMERROR``; JSON: ``{"errcode": -1}``
-``malformed``      the reply body is cut short (not parseable)
+``malformed``      the reply body is cut short (not parseable; V3: the cut bytes are signed)
 ``bad_sign``       a signed XML reply carries a wrong ``sign``
 ``drop``           (notify) the attempt is lost; WeChat sees a timeout, retries
 ``duplicate``      (notify) the attempt is sent ``n`` times at once
