@@ -259,7 +259,14 @@ async def build_services(
     notify = PaymentNotifyService(
         orders, pay, audit, api_key=w.api_key, max_bytes=settings.server.max_body_bytes, limiter=limiter, now=now
     )
-    oauth = OAuthService(store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope, now=now)
+    oauth = OAuthService(
+        store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope,
+        quota=SourceQuota(
+            store, limit=settings.oauth.sign_ins_per_ip,
+            window=timedelta(seconds=settings.oauth.sign_ins_per_ip_window_s), scope="sign_ins", now=now,
+        ),
+        now=now,
+    )
     reconciler = Reconciler(
         store, orders, pay, leases, audit, holder=holder, interval=settings.reconciler.interval_s, now=now
     )

@@ -191,6 +191,12 @@ class CheckoutSettings(_Section):
 
 
 @dataclass(frozen=True, repr=False)
+class OAuthSettings(_Section):
+    sign_ins_per_ip: int = 60
+    sign_ins_per_ip_window_s: int = 600
+
+
+@dataclass(frozen=True, repr=False)
 class ReconcilerSettings(_Section):
     enabled: bool = True
     interval_s: float = 15.0
@@ -243,6 +249,7 @@ class Settings:
     admin: AdminSettings = AdminSettings()
     shop: ShopSettings = ShopSettings()
     checkout: CheckoutSettings = CheckoutSettings()
+    oauth: OAuthSettings = OAuthSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     tokens: TokenSettings = TokenSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -695,6 +702,12 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
         problems.append("checkout.orders_per_ip must not be negative (0 switches the limit off)")
     if not 1 <= co.orders_per_ip_window_s <= 86400:
         problems.append("checkout.orders_per_ip_window_s must be between 1 and 86400")
+
+    oauth: OAuthSettings = s["oauth"]
+    if oauth.sign_ins_per_ip < 0:
+        problems.append("oauth.sign_ins_per_ip must not be negative (0 switches the limit off)")
+    if not 1 <= oauth.sign_ins_per_ip_window_s <= 86400:
+        problems.append("oauth.sign_ins_per_ip_window_s must be between 1 and 86400")
 
     rec: ReconcilerSettings = s["reconciler"]
     for name in ("interval_s", "query_after_s"):

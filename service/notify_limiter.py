@@ -20,36 +20,24 @@ busiest sources), so a flood writes one line a minute, not one per request.
 Memory is bounded: one token bucket per source, at most ``max_sources``
 (least recently seen forgotten first, which only ever gives a forgotten
 source a fresh budget: the total bucket still holds), and the window's
-counters are capped the same way. IPv6 sources are grouped by /64, the
-block one subscriber usually gets.
+counters are capped the same way. A source is an IPv4 address or an IPv6
+/64 (``edge.sources.source_of``, shared by every per-source limit).
 """
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from collections import Counter, OrderedDict
 from typing import Any, Callable
+
+from edge.sources import source_of
 
 log = logging.getLogger("wxpay_server.notify")
 
 MAX_SOURCES = 10_000
 WINDOW_S = 60.0
 TOP_SOURCES = 3
-
-
-def source_key(ip: str) -> str:
-    """The unit a limit applies to: an IPv4 address, or an IPv6 /64."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip[:64] or "unknown"
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
 
 
 class _Bucket:
@@ -97,7 +85,7 @@ class NotifyLimiter:
         Only ever called after verification failed (see the module's
         guarantee). Never raises, never waits."""
         now = self.clock()
-        key = source_key(source)
+        key = source_of(source)
         bucket = self._sources.get(key)
         if bucket is None:
             bucket = _Bucket(self.per_source, now)
