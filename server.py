@@ -26,6 +26,7 @@ import tornado.web
 
 from config import PublicCredentials, Settings, SettingsError, load_settings
 from edge import log_lines
+from edge.log_budget import LineBudget
 from edge.connection_cap import LOOPBACK, fit_to_open_files
 from edge.headers import header_values, security_headers
 from edge.http_server import EdgeHTTPServer, Limits
@@ -37,7 +38,7 @@ from handlers import openapi as openapi_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
-from handlers.access_log import log_request
+from handlers.access_log import AccessLog, access_log
 from handlers.lockout import admin_lockout, merchant_api_lockout
 from handlers.body_limit import BodyLimit, server_max_body_size
 from handlers.inflight import Inflight
@@ -313,6 +314,7 @@ def make_app(services: Services) -> tornado.web.Application:
 
         routes.extend(make_routes(services.simulator, SIMULATOR_PREFIX))
     trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.server.trusted_proxies)
+    log_budget = LineBudget("client error (4xx)", logger=access_log)
     app = tornado.web.Application(
         routes,
         services=services,
@@ -335,7 +337,10 @@ def make_app(services: Services) -> tornado.web.Application:
         autoreload=False,
         compress_response=True,
         default_handler_class=shop_routes.NotFoundHandler,
-        log_function=log_request,  # no query values (OAuth codes, sandbox secrets) in the access log
+        # No query values (OAuth codes, sandbox secrets) in the access log; client
+        # errors within a per-source line budget (shared with the listener's lines).
+        log_function=AccessLog(log_budget),
+        log_budget=log_budget,
     )
     app.add_transform(security_headers(hsts=settings.is_live))  # on every response, static files included
     return app
@@ -356,9 +361,10 @@ def http_server(app: tornado.web.Application, settings: Settings) -> EdgeHTTPSer
     if settings.is_sandbox:
         exempt += LOOPBACK
     # The documented body limit is the real one (handlers/body_limit.py answers it in JSON).
+    budget = app.settings["log_budget"]  # one budget for the access log, the body limit and Tornado's own lines
     return EdgeHTTPServer(
-        BodyLimit(app, s.max_body_bytes, header_values(hsts=settings.is_live)), limits=limits, exempt=exempt,
-        max_body_size=server_max_body_size(s.max_body_bytes), xheaders=False,
+        BodyLimit(app, s.max_body_bytes, header_values(hsts=settings.is_live), log_budget=budget), limits=limits,
+        exempt=exempt, log_budget=budget, max_body_size=server_max_body_size(s.max_body_bytes), xheaders=False,
     )
 
 
@@ -395,6 +401,7 @@ class Running:
             self.services.transport.close()
         if self.services.notify_limiter is not None:
             self.services.notify_limiter.flush()  # the last window's summary line
+        self.app.settings["log_budget"].flush()  # likewise for the client-error lines held back
         await self.services.store.close()
 
 

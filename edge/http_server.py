@@ -14,6 +14,9 @@ deadline at all unless ``body_timeout`` is given. This server sets:
 - ``body_timeout_s`` for a whole body, from the end of the headers.
 
 A timed-out connection is closed without an answer (Tornado's behaviour).
+Tornado's own line for each malformed request or body timeout is held to
+the server's :class:`~edge.log_budget.LineBudget` when one is given, so a
+stream of garbage writes a bounded number of lines a minute.
 Nothing limits a handler's own work (its calls carry their own timeouts),
 and nothing limits how long a response takes to be read: every response an
 outsider can get without credentials fits the kernel's socket buffers, so
@@ -22,6 +25,7 @@ the connection is back under the idle timer as soon as it is written.
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -30,6 +34,14 @@ from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 
 from .connection_cap import ConnectionCap, IPNetwork, refuse
+from .log_budget import BudgetFilter, LineBudget
+
+# What Tornado writes per request that failed at the HTTP layer (tornado/http1connection.py, iostream.py).
+TORNADO_LINES = {
+    "Malformed HTTP message from %s: %s": "malformed request",
+    "Timeout reading body from %s": "body timeout",
+    "Unsatisfiable read, closing connection: *": "headers too large",
+}
 
 
 @dataclass(frozen=True)
@@ -55,7 +67,12 @@ class EdgeHTTPServer(HTTPServer):
     """``EdgeHTTPServer(app, limits=Limits(...), exempt=(networks...), **HTTPServer options)``."""
 
     def initialize(  # type: ignore[override]
-        self, request_callback: Any, limits: Limits = Limits(), exempt: Iterable[IPNetwork] = (), **kwargs: Any
+        self,
+        request_callback: Any,
+        limits: Limits = Limits(),
+        exempt: Iterable[IPNetwork] = (),
+        log_budget: LineBudget | None = None,
+        **kwargs: Any,
     ) -> None:
         super().initialize(
             request_callback,
@@ -68,6 +85,16 @@ class EdgeHTTPServer(HTTPServer):
         self._kept_alive_params.header_timeout = limits.idle_timeout_s
         self.cap = ConnectionCap(limits.max_connections, limits.max_connections_per_ip, exempt)
         self._peers: dict[IOStream, _Peer] = {}
+        self._log_filter: BudgetFilter | None = None
+        if log_budget is not None:
+            self._log_filter = BudgetFilter(log_budget, TORNADO_LINES)
+            logging.getLogger("tornado.general").addFilter(self._log_filter)
+
+    def stop(self) -> None:
+        super().stop()
+        if self._log_filter is not None:
+            logging.getLogger("tornado.general").removeFilter(self._log_filter)
+            self._log_filter = None
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         key = self.cap.admit(address[0] if isinstance(address, tuple) and address else "")

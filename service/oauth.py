@@ -57,6 +57,7 @@ RECORD_TTL = timedelta(minutes=10)
 REPEAT_WINDOW = timedelta(seconds=10)
 PRUNE_BATCH = 20
 STATE_PREFIX = "state:"  # a sign-in state's claim: which code it was used for
+STATE_USED = "This sign-in was already used for another code; open the payment link again"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 _STATE = re.compile(r"[0-9a-f]{32}")
@@ -127,6 +128,10 @@ class OAuthService:
             known = await self.store.get(OAUTH_CODES, key)
         if known is not None:  # a repeat (or a replay): never counted, never sent to WeChat
             return await self._repeat(key, tag)
+        with store_guard():
+            used = await self.store.get(OAUTH_CODES, STATE_PREFIX + tag)
+        if used is not None and used.get("code") != key:
+            raise Forbidden("oauth_state_used", STATE_USED)
         if self.quota is not None:
             retry_after = await self.quota.refusal(source)
             if retry_after is not None:
@@ -144,9 +149,7 @@ class OAuthService:
             with store_guard():
                 claimed = await self.store.get(OAUTH_CODES, STATE_PREFIX + tag)
             if claimed is None or claimed.get("code") != key:
-                raise Forbidden(
-                    "oauth_state_used", "This sign-in was already used for another code; open the payment link again"
-                ) from None
+                raise Forbidden("oauth_state_used", STATE_USED) from None
             return await self._repeat(key, tag)  # the same code twice at once: the other request trades it
         claim = {"_id": key, "status": "pending", "state": tag, "at": now, "expires_at": expires}
         try:

@@ -182,7 +182,12 @@ async def test_sign_ins_per_source_are_bounded(tmp_path):
         checkout = await create_checkout(merchant)
         for _ in range(2):
             shopper, callback = await start_sign_in(base_url, checkout["pay_url"])
+            state_cookie = shopper.cookies["wx_oauth"]
             assert (await shopper.get(callback)).code == 302
+        for i in range(3):  # a used state replayed with other codes costs no sign-in of the quota
+            shopper.cookies["wx_oauth"] = state_cookie
+            page = await shopper.get("/oauth/callback?" + urlencode({"code": f"x{i}", "state": query_of(callback)["state"]}))
+            assert error_code(page) == "oauth_state_used"
         shopper, callback = await start_sign_in(base_url, checkout["pay_url"])
         page = await shopper.get(callback)
         assert page.code == 429 and error_code(page) == "too_many_sign_ins"
