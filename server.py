@@ -149,8 +149,12 @@ def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
 
 
 def simulator_config(settings: Settings) -> Any:
-    """The simulated WeChat knows exactly the merchant this server is configured as."""
-    from wxpay.simulator.config import SimApp, SimConfig, SimMerchant
+    """The simulated WeChat knows exactly the merchant this server is configured as.
+
+    The demo merchant (sandbox's default) has its APIv3 credentials too, the
+    TEST-ONLY ones ``python -m wxpay.simulator credentials`` prints, so a V3
+    client can be tried against ``/_wechat/v3/`` as the README says."""
+    from wxpay.simulator.config import SimApp, SimConfig, SimMerchant, SimV3
 
     w = settings.wechat
     apps = [SimApp(w.appid, w.app_secret, "official_account")]
@@ -158,7 +162,8 @@ def simulator_config(settings: Settings) -> Any:
         apps.append(SimApp(w.mini_program_appid, w.mini_program_secret or demo.MINI_PROGRAM_SECRET, "mini_program"))
     if w.app_appid:
         apps.append(SimApp(w.app_appid, demo.MOBILE_APP_SECRET, "mobile_app"))
-    merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps))
+    v3 = SimV3.demo() if (w.mch_id, w.api_key) == (demo.MCH_ID, demo.API_KEY) else None
+    merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps), v3)
     return SimConfig(
         apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale
     )
