@@ -162,7 +162,7 @@ def simulator_config(settings: Settings) -> Any:
         apps.append(SimApp(w.mini_program_appid, w.mini_program_secret or demo.MINI_PROGRAM_SECRET, "mini_program"))
     if w.app_appid:
         apps.append(SimApp(w.app_appid, demo.MOBILE_APP_SECRET, "mobile_app"))
-    v3 = SimV3.demo() if (w.mch_id, w.api_key) == (demo.MCH_ID, demo.API_KEY) else None
+    v3 = SimV3.demo() if w.mch_id == demo.MCH_ID else None  # its own keys, apart from the V2 API key
     merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps), v3)
     return SimConfig(
         apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale
@@ -360,7 +360,7 @@ def http_server(app: tornado.web.Application, settings: Settings) -> EdgeHTTPSer
     s = settings.server
     limits = Limits(
         header_timeout_s=s.header_timeout_s, idle_timeout_s=s.idle_timeout_s, body_timeout_s=s.body_timeout_s,
-        max_connections=fit_to_open_files(s.max_connections), max_connections_per_ip=s.max_connections_per_ip,
+        write_timeout_s=s.write_timeout_s, max_connections=fit_to_open_files(s.max_connections), max_connections_per_ip=s.max_connections_per_ip,
     )
     exempt = [ipaddress.ip_network(n, strict=False) for n in s.trusted_proxies]
     if settings.is_sandbox:

@@ -91,6 +91,7 @@ class ServerSettings(_Section):
     header_timeout_s: float = 20.0
     idle_timeout_s: float = 75.0
     body_timeout_s: float = 30.0
+    write_timeout_s: float = 30.0
     max_connections: int = 1000
     max_connections_per_ip: int = 200
 
@@ -653,7 +654,7 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
         problems.append(f"server.port must be between 0 and 65535, got {server.port}")
     if server.max_body_bytes < 1024:
         problems.append("server.max_body_bytes must be at least 1024")
-    for name in ("header_timeout_s", "idle_timeout_s", "body_timeout_s"):
+    for name in ("header_timeout_s", "idle_timeout_s", "body_timeout_s", "write_timeout_s"):
         if not 0 < getattr(server, name) <= 3600:
             problems.append(f"server.{name} must be greater than 0 and at most 3600 (seconds)")
     if server.max_connections < 1:
