@@ -452,6 +452,15 @@ def merchant_token_hint(settings: Settings) -> str:
     return tokens[0] if tokens[0] == SANDBOX_MERCHANT_TOKEN else "(configured; not shown)"
 
 
+def admin_hint(settings: Settings) -> str:
+    """Like the token: the public sandbox default is shown, a configured password never."""
+    from config import SANDBOX_ADMIN_PASSWORD
+
+    a = settings.admin
+    shown = a.password if a.password == SANDBOX_ADMIN_PASSWORD else "(configured; not shown)"
+    return f"{a.username} / {shown}"
+
+
 def banner(running: Running) -> str:
     s = running.services.settings
     lines = [
@@ -463,7 +472,9 @@ def banner(running: Running) -> str:
             "  SANDBOX: WeChat is simulated in this process at " + SIMULATOR_PREFIX + " (no real money, no network).",
             f"  Try it:  open {running.services.public_base}/  (demo shop)",
             f"  Merchant API token: {merchant_token_hint(s)}",
-            f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} (API key: see README, demo only)",
+            f"  Admin (/status): {admin_hint(s)}",
+            f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} "
+            "(its V2 and TEST-ONLY V3 keys: python -m wxpay.simulator credentials)",
         ]
     return "\n".join(lines)
 
@@ -471,7 +482,8 @@ def banner(running: Running) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="wxpay-server", description=__doc__.splitlines()[0],
-        epilog="Subcommand: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE]",
+        epilog="Subcommands: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE] [--port N]; "
+        "wxpay-server openapi [--write-docs | --check]",
     )
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
@@ -505,6 +517,8 @@ async def bills_main(argv: list[str]) -> int:
     parser.add_argument("--date", required=True, help="the bill's day, YYYY-MM-DD (China time)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
+    parser.add_argument("--port", type=int,
+                        help="the running sandbox server's port, whose simulator serves the bill (overrides server.port)")
     try:
         args = parser.parse_args(argv)
         day = date.fromisoformat(args.date)
@@ -514,7 +528,8 @@ async def bills_main(argv: list[str]) -> int:
         print(f"wxpay-server bills: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
     try:
-        settings = load_settings(args.config).check(public_credentials())
+        overrides = {"server.port": args.port} if args.port is not None else {}
+        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
     except SettingsError as exc:
         print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
         return 2
