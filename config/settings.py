@@ -39,6 +39,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("wxpay-server.toml")
 
 # Documented sandbox-only defaults; validate_live refuses them in live mode.
 SANDBOX_MERCHANT_TOKEN = "sandbox-merchant-token"
+MAX_BODY_BYTES_LIMIT = 1 << 20
 SANDBOX_ADMIN_PASSWORD = "sandbox-admin"
 
 LIVE_PAY_BASE = "https://api.mch.weixin.qq.com"
@@ -652,8 +653,10 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
     server: ServerSettings = s["server"]
     if not 0 <= server.port <= 65535:
         problems.append(f"server.port must be between 0 and 65535, got {server.port}")
-    if server.max_body_bytes < 1024:
-        problems.append("server.max_body_bytes must be at least 1024")
+    if not 1024 <= server.max_body_bytes <= MAX_BODY_BYTES_LIMIT:
+        # A body is held in memory whole (a 100 MB one peaked the process at 485 MB); every body this
+        # server takes (checkouts, refunds, WeChat's notifies) is a few KB.
+        problems.append(f"server.max_body_bytes must be between 1024 and {MAX_BODY_BYTES_LIMIT} (1 MiB)")
     for name in ("header_timeout_s", "idle_timeout_s", "body_timeout_s", "write_timeout_s"):
         if not 0 < getattr(server, name) <= 3600:
             problems.append(f"server.{name} must be greater than 0 and at most 3600 (seconds)")

@@ -401,6 +401,10 @@ def test_mistyped_secret_is_not_echoed(tmp_path):
     [
         ("[server]\nport = 70000\n", "server.port"),
         ("[server]\nmax_body_bytes = 10\n", "server.max_body_bytes"),
+        ("[server]\nmax_body_bytes = 200000000\n", "server.max_body_bytes"),  # held in memory whole
+        ("[server]\nwrite_timeout_s = 0\n", "server.write_timeout_s"),
+        ("[oauth]\nsign_ins_per_ip = -1\n", "oauth.sign_ins_per_ip"),
+        ("[oauth]\nsign_ins_per_ip_window_s = 0\n", "oauth.sign_ins_per_ip_window_s"),
         ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "'10.0.0.0/33'"),
         ("[server]\npublic_url = \"pay.example.com\"\n", "server.public_url"),
         ("[wechat]\npay_base = \"ftp://x\"\n", "wechat.pay_base"),
