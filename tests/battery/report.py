@@ -259,6 +259,11 @@ WEAKNESSES = [
      "`server.simulator_config` gives the demo merchant its TEST-ONLY V3 side; the simulator keeps at most 100 "
      "active faults (endpoint names of at most 128 characters).",
      "outsider", "sandbox-simulator-v3-and-bounded-faults"),
+    ("A careless operator's `server.max_body_bytes` had no maximum: every body is held in memory whole, and one "
+     "100 MB notify took the process from 60 MB to 485 MB of RSS.",
+     "At most 1 MiB (16 times the default; every body this server takes is a few KB); the new settings' edges "
+     "(0, 1, maximum, one past it) are checked in one case.",
+     "outsider", "settings-of-the-limits-at-their-edges"),
 ]
 
 LIMITS = [

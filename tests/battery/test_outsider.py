@@ -305,3 +305,47 @@ async def test_the_sandbox_simulator_speaks_v3_and_bounds_its_faults(tmp_path):
         assert kept == MAX_FAULTS and codes == {200: 2, 400: 3}
     finally:
         await running.stop(grace=1)
+
+
+def test_settings_of_the_limits_at_their_edges():
+    """What a careless operator may set: each limit's 0, 1 and beyond its
+    maximum. Before, ``server.max_body_bytes`` had no maximum (one 100 MB
+    body took the process from 60 MB to 485 MB)."""
+    from config import SettingsError, load_settings
+
+    cases = {
+        "server.max_body_bytes": (1023, 1024, 1 << 20, (1 << 20) + 1),
+        "server.write_timeout_s": (0, 0.1, 3600, 3601),
+        "server.header_timeout_s": (0, 0.1, 3600, 3601),
+        "server.max_connections": (0, 1, 100_000),
+        "oauth.sign_ins_per_ip": (-1, 0, 1, 10**6),
+        "oauth.sign_ins_per_ip_window_s": (0, 1, 86400, 86401),
+        "checkout.max_orders": (0, 1, 100, 101),
+        "checkout.orders_per_ip": (-1, 0, 1),
+        "notify.refused_per_minute": (0, 1, 1_000_000, 1_000_001),
+        "audit.retention_days": (0, 1, 3650, 3651),
+    }
+    outcome: dict[str, dict[str, str]] = {}
+    for name, values in cases.items():
+        outcome[name] = {}
+        for value in values:
+            overrides = {name: value}
+            if name == "server.max_connections":
+                overrides["server.max_connections_per_ip"] = max(1, min(value, 200))
+            try:
+                load_settings(None, env={}, overrides=overrides)
+                outcome[name][str(value)] = "accepted"
+            except SettingsError:
+                outcome[name][str(value)] = "refused"
+    expected_refused = {("server.max_body_bytes", "1023"), ("server.max_body_bytes", str((1 << 20) + 1)),
+                        ("server.write_timeout_s", "0"), ("server.write_timeout_s", "3601"),
+                        ("server.header_timeout_s", "0"), ("server.header_timeout_s", "3601"),
+                        ("server.max_connections", "0"), ("oauth.sign_ins_per_ip", "-1"),
+                        ("oauth.sign_ins_per_ip_window_s", "0"), ("oauth.sign_ins_per_ip_window_s", "86401"),
+                        ("checkout.max_orders", "0"), ("checkout.max_orders", "101"), ("checkout.orders_per_ip", "-1"),
+                        ("notify.refused_per_minute", "0"), ("notify.refused_per_minute", "1000001"),
+                        ("audit.retention_days", "0"), ("audit.retention_days", "3651")}
+    refused = {(n, v) for n, got in outcome.items() for v, o in got.items() if o == "refused"}
+    record(SECTION, "settings-of-the-limits-at-their-edges", "pass" if refused == expected_refused else "fail",
+           **{n: ", ".join(f"{v}: {o}" for v, o in got.items()) for n, got in outcome.items()})
+    assert refused == expected_refused, refused ^ expected_refused
