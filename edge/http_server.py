@@ -25,7 +25,9 @@ deadline at all unless ``body_timeout`` is given. This server sets:
 A timed-out connection is closed without an answer (Tornado's behaviour).
 Tornado's own line for each malformed request or body timeout is held to
 the server's :class:`~edge.log_budget.LineBudget` when one is given, so a
-stream of garbage writes a bounded number of lines a minute.
+stream of garbage writes a bounded number of lines a minute (through a
+filter on Tornado's process-wide logger, removed at ``stop()``: with two
+servers in one process, as in tests, each one's budget sees both).
 Nothing limits a handler's own work (its calls carry their own timeouts).
 """
 from __future__ import annotations
