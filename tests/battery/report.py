@@ -293,6 +293,9 @@ LIMITS = [
     "sources new orders and `oauth.sign_ins_per_ip` x sources sign-ins per window (each one a real page load and "
     "a real call), and the client-error line budget's total (300 lines a minute) is shared by everyone, so a "
     "distributed flood can crowd out other sources' 4xx lines (they are still counted in the summary line).",
+    "Server errors (5xx) are not held to the line budget: they are ours to see. During a store or WeChat "
+    "outage every request that fails writes its ERROR line (about 110 bytes), so a flood at that moment writes "
+    "one per request; calls to WeChat stay bounded (quotas, the token backoff).",
     "In sandbox mode the demo shop's Buy button (it needs only the XSRF cookie any visitor gets) stores a "
     "checkout per click, and the mounted simulator answers anyone (its order book grows, see above): sandbox "
     "listens on 127.0.0.1 for that reason; the README says what opening it to a phone on the LAN means.",
