@@ -12,11 +12,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from store.base import Store
 from store.leases import Leases
 from wxpay.errors import TokenInvalidError, WxPayError
+from wxpay.official import AccessToken, JsapiTicket
 
 from .clock import utcnow
 from .errors import UpstreamError
@@ -25,6 +26,14 @@ from .models import TOKENS
 
 log = logging.getLogger("wxpay_server.tokens")
 T = TypeVar("T")
+
+
+class OfficialAccountApi(Protocol):
+    """Where the tokens come from (``wxpay.official.OfficialAccountClient``)."""
+
+    async def access_token(self) -> AccessToken: ...
+
+    async def jsapi_ticket(self, access_token: str) -> JsapiTicket: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +47,7 @@ class TokenService:
         self,
         store: Store,
         leases: Leases,
-        official: Any,
+        official: OfficialAccountApi,
         *,
         appid: str,
         holder: str,

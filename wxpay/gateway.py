@@ -154,7 +154,7 @@ class RefundRequest:
     appid: str  # the app the order was paid in (APIv2 signs under it)
     total_fen: int
     refund_fen: int
-    notify_url: str
+    notify_url: str | None = None  # None: the one set in the merchant platform (or no notify)
     reason: str | None = None  # shown to the shopper
 
 

@@ -57,7 +57,7 @@ WEAKNESSES = [
     ("A store failure (or crash) between the order's move to paid and the checkout's update left the checkout open "
      "forever: the repeated notify found the order paid and answered SUCCESS; the reconciler only looks at unpaid "
      "orders.",
-     "The move to paid sets `settle_due_at` in the same write; `OrderBook.settle_paid` (idempotent) finishes the "
+     "The move to paid sets `settle_due_at` in the same write; `Payments.settle` (idempotent) finishes the "
      "checkout, siblings, webhook intent and listeners, then clears it. A repeated notify finishes it before "
      "answering SUCCESS; the reconciler sweeps markers older than 5 s.",
      "dependencies", "store lost between the order's move and the checkout's"),

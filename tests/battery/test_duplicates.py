@@ -267,7 +267,7 @@ async def test_a_cancel_racing_unifiedorder(tmp_path):
             # WeChat's five minutes pass; one reconciler pass.
             old = services.now() - timedelta(minutes=6)
             await services.store.update_if(ORDERS, order.out_trade_no, {}, {"created_at": old, "next_check_at": services.now()})
-            services.simulator.pay.orders[(demo.MCH_ID, order.out_trade_no)].created_at = old
+            running.simulator.pay.orders[(demo.MCH_ID, order.out_trade_no)].created_at = old
             await services.reconciler.run_once()
             at_wechat = as_json(await client.sim("GET", f"orders/{order.out_trade_no}"))["order"]["trade_state"]
             view = await client.store.get(CHECKOUTS, checkout["id"])

@@ -70,7 +70,7 @@ async def test_client_ip_comes_from_trusted_proxies_only(tmp_path):
 async def test_mini_program_and_app_payloads(running, base_url, merchant):
     checkout = await create_checkout(merchant, 4200)
     path = f"/api/checkouts/{checkout['id']}/payment"
-    openid = running.services.simulator.default_openid(demo.MINI_PROGRAM_APPID)
+    openid = running.simulator.default_openid(demo.MINI_PROGRAM_APPID)
     r = await merchant.post(path, json_body={"client": "mini_program", "openid": openid, "client_ip": "203.0.113.7"},
                             headers=merchant.token_headers)
     assert r.code == 200, r.body
