@@ -119,6 +119,9 @@ async def start(
     if built.sandbox is not None:
         await built.sandbox.start()
     services = built.services
+    if services.trust.keeps_state:  # APIv3 platform certificates: what another process saved, then kept fresh
+        await services.trust.load()
+        running.tasks.append(asyncio.create_task(services.trust.run_forever(running.stop_event)))
     reconcile = built.settings.reconciler.enabled if run_reconciler is None else run_reconciler
     if reconcile:
         running.tasks.append(asyncio.create_task(services.reconciler.run_forever(running.stop_event)))

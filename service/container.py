@@ -33,6 +33,7 @@ from .reconciler import Reconciler
 from .refund_notify import RefundNotifyService
 from .refunds import RefundService
 from .tokens import TokenService
+from .trust import TrustKeeper
 from .webhooks import Webhooks
 
 
@@ -58,6 +59,7 @@ class Services:
     webhooks: Webhooks
     oauth: OAuthService
     tokens: TokenService
+    trust: TrustKeeper  # what WeChat rotates, kept in the store (APIv3 platform certificates; nothing for APIv2)
     jssdk: JssdkService
     call_stats: CallStats  # fed by the WeChat clients' observer
     notify_limiter: NotifyLimiter  # what unverified notifies may cost, per source

@@ -22,6 +22,7 @@ RUNS = "runs"
 REFUNDS = "refunds"
 OUTBOX = "outbox"
 QUOTAS = "quotas"  # new WeChat orders per client source and window (service/source_quota.py)
+TRUST = "trust"  # what WeChat rotates (APIv3 platform certificates), shared by every process (service/trust.py)
 
 # Set on a checkout in the same atomic write as any status change that the
 # merchant hears about by webhook; cleared once the outbox holds the events

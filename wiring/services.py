@@ -35,6 +35,7 @@ from service.refund_notify import RefundNotifyService
 from service.refunds import RefundService
 from service.source_quota import SourceQuota
 from service.tokens import TokenService
+from service.trust import TrustKeeper
 from service.webhooks import Webhooks
 from store.base import Index, Store
 from store.leases import Leases, make_holder
@@ -191,7 +192,8 @@ async def build(
         store=store, audit=audit, gateway=gateway, lifecycle=lifecycle, orders=orders, checkouts=checkouts,
         payments=payments, order_checks=order_checks, prepay=prepay, payment_notify=payment_notify,
         refunds=refunds, refund_notify=refund_notify, closing=closing, reconciler=reconciler, outbox=outbox,
-        webhooks=webhooks, oauth=oauth, tokens=tokens, jssdk=JssdkService(tokens, w.appid),
+        webhooks=webhooks, oauth=oauth, tokens=tokens, trust=TrustKeeper(store, leases, gateway, holder=holder, now=now),
+        jssdk=JssdkService(tokens, w.appid),
         call_stats=call_stats, notify_limiter=limiter, public_base=public_base, mode=settings.mode,
         reconciler_enabled=settings.reconciler.enabled, reconciler_interval_s=settings.reconciler.interval_s,
         sandbox_bridge=sandbox.PREFIX if mounted is not None else None, now=now,
