@@ -209,6 +209,12 @@ WEAKNESSES = [
      "The limiter is consulted only after verification failed, so a notify with a valid signature always goes "
      "through the whole flow.",
      "notify_costs", "signed notify after a flood from the same source"),
+    ("A notify whose orderquery said REFUND (paid, then refunded in the merchant platform before the notify got "
+     "through) was refused with 409 `query_says_REFUND` on every one of WeChat's retries, while the reconciler "
+     "recorded the same answer as a payment: the notify and the reconciler confirmed payments by two rules.",
+     "One payment confirmation (`service/payments.py`) for the notify, the reconciler and a cancel: SUCCESS and "
+     "REFUND are both a payment; every move to paid goes through it and the lifecycle's one table.",
+     "duplicates", "a notify for a payment refunded at WeChat before it arrived"),
 ]
 
 LIMITS = [
