@@ -7,11 +7,15 @@ only that a simulated WeChat is mounted, and where (``Services.sandbox_bridge``)
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config import PublicCredentials, Settings
 from wxpay.endpoints import Endpoints
 from wxpay.simulator import demo
+
+if TYPE_CHECKING:  # the simulator's modules load only when sandbox mode mounts it
+    from wxpay.simulator.config import SimConfig
+    from wxpay.simulator.core import Simulator
 
 PREFIX = "/_wechat"
 
@@ -45,7 +49,7 @@ def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
     return replace(settings, wechat=wechat, server=server)
 
 
-def simulator_config(settings: Settings) -> Any:
+def simulator_config(settings: Settings) -> SimConfig:
     """The simulated WeChat knows exactly the merchant this server is configured as."""
     from wxpay.simulator.config import SimApp, SimConfig, SimMerchant
 
@@ -71,9 +75,9 @@ def in_process(settings: Settings) -> bool:
 class Mounted:
     """The simulated WeChat of this process: where our WeChat clients reach it, and its routes."""
 
-    simulator: Any  # wxpay.simulator.core.Simulator
+    simulator: Simulator
     endpoints: Endpoints
-    routes: list[Any]
+    routes: list[Any]  # Tornado route tuples
 
     async def start(self) -> None:
         await self.simulator.start()
