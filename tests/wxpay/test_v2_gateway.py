@@ -263,3 +263,13 @@ def test_refund_words_are_the_contract_s():
 
 def test_the_key_is_not_in_its_repr(gateway):
     assert KEY not in repr(gateway) and MCH in repr(gateway)
+
+
+async def test_a_notify_method_never_raises(gateway, caplog):
+    """Whatever goes wrong inside, the caller gets a refusal with a verdict, never an exception."""
+    broken = ProvenPayment("gw0016", HMAC, evidence=None)  # not a notify this gateway read
+    refused(gateway.judge_payment_notify(broken, OrderIdentity(OA, MCH, HMAC)), "internal_error", proven=False,
+            key="gw0016", outcome=Outcome.FAILED)
+    refused(await gateway.read_payment_notify({}, b"\xff\xfe<xml>"), "malformed_message", proven=False)
+    refused(await gateway.read_refund_notify({}, b""), "malformed_message", proven=False)
+    assert "payment notify could not be judged" in caplog.text
