@@ -14,7 +14,7 @@ setup(
     version="0.1.0",
     description="Self-hosted WeChat Pay server (Tornado) with an embedded H5 checkout and an offline WeChat simulator",
     python_requires=">=3.11",
-    packages=find_packages(include=["wxpay", "wxpay.*", "store", "store.*", "service", "service.*", "handlers", "handlers.*", "config", "config.*", "edge", "edge.*", "web"]),
+    packages=find_packages(include=["wxpay", "wxpay.*", "store", "store.*", "service", "service.*", "handlers", "handlers.*", "config", "config.*", "edge", "edge.*", "wiring", "wiring.*", "web"]),
     py_modules=["server"],
     package_data={"config": ["*.toml"], "web": ["templates/*.html", "static/*", "strings.json", "sandbox/*"], "wxpay.simulator": ["demo_cert/*", "demo_v3/*"]},
     install_requires=requirements("requirements.txt"),

@@ -1,7 +1,7 @@
 """Memory: RSS of one server process's services after many payments.
 
 What is measured (say it exactly, it is not the HTTP server): the real
-services of ``server.build_services`` on the embedded SQLite store, driven
+services of ``wiring.services.build`` on the embedded SQLite store, driven
 in-process without HTTP, ``concurrency`` payments at a time. Each payment is
 ``CheckoutService.create`` → ``PrepayService.prepay`` (JSAPI, both payloads)
 → ``PaymentNotifyService.handle`` on a notify signed with the merchant key
@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config import load_settings  # noqa: E402
-from server import build_services  # noqa: E402
+from wiring.services import build  # noqa: E402
 from wxpay import signing  # noqa: E402
 from wxpay.simulator import demo  # noqa: E402
 from wxpay.transport import FunctionTransport, HttpRequest, HttpResponse  # noqa: E402
@@ -99,7 +99,7 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
         "wechat.pay_base": "http://wechat.stub", "wechat.api_base": "http://wechat.stub",
         "wechat.open_base": "http://wechat.stub",
     }).check()
-    services = await build_services(settings, port=8000, transport=FunctionTransport(stub_wechat))
+    services = (await build(settings, port=8000, transport=FunctionTransport(stub_wechat))).services
     failures: dict[str, int] = {}
 
     async def one(i: int) -> None:
@@ -108,9 +108,9 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
         if not (result.bridge and result.choose_wx_pay):
             failures["no_payloads"] = failures.get("no_payloads", 0) + 1
         order = await services.orders.require(result.out_trade_no)
-        outcome = await services.payment_notify.handle(notify_body(order.out_trade_no, order.appid, order.sign_type))
-        if outcome.verdict != "paid":
-            failures[outcome.verdict] = failures.get(outcome.verdict, 0) + 1
+        outcome = await services.payment_notify.handle({}, notify_body(order.out_trade_no, order.appid, order.sign_type))
+        if outcome.verdict.code != "paid":
+            failures[outcome.verdict.code] = failures.get(outcome.verdict.code, 0) + 1
 
     async def batch(start: int, end: int) -> None:
         for base in range(start, end, concurrency):

@@ -119,7 +119,7 @@ async def flood(folder: Path, posts: int, **extra: Any) -> dict[str, Any]:
         out_trade_no = await make_order(base, client)
         body = refused_body(out_trade_no)
         await asyncio.sleep(0.2)
-        path = running.services.settings.store.sqlite_path
+        path = running.settings.store.sqlite_path
         before = file_bytes(path)
         counter = CountWarnings()
         logging.getLogger().addHandler(counter)

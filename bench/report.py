@@ -259,7 +259,7 @@ def _memory(mem: dict[str, Any] | None) -> list[str]:
     growth = (last - first) / 1024
     out = [
         "", "## Memory", "",
-        f"RSS of one process running the server's own services (`server.build_services`, embedded SQLite) "
+        f"RSS of one process running the server's own services (`wiring.services.build`, embedded SQLite) "
         f"through {mem['payments']:,} payments after {mem['warmup']:,} warm-up ones, {mem['concurrency']} at a "
         f"time, in-process without HTTP (HTTP at this count would take most of the run on 2 cores). Each "
         f"payment: create checkout → prepay (JSAPI, both payloads) → signed notify handled by the notify "

@@ -14,6 +14,7 @@ from typing import Any
 import tornado.web
 
 from edge.sources import forwarded_address, parse_address, source_of
+from service.container import Services
 from service.errors import ServiceError
 
 log = logging.getLogger("wxpay_server.http")
@@ -69,7 +70,7 @@ class BaseHandler(tornado.web.RequestHandler):
             self.settings["inflight"].leave()
 
     @property
-    def services(self) -> Any:
+    def services(self) -> Services:
         return self.settings["services"]
 
     @property

@@ -1,4 +1,8 @@
-"""WeChat's server-to-server notifies: no XSRF (signatures instead), XML out.
+"""WeChat's server-to-server notifies: no XSRF (signatures instead).
+
+The service returns a verdict; the gateway says how to answer it on the
+wire (APIv2: XML SUCCESS/FAIL; APIv3: a status and JSON), so this handler
+knows neither version.
 
 The source a notify is counted against is ``client_ip()`` (the peer, or the
 client behind a trusted proxy). A notify that did not prove its origin is
@@ -22,15 +26,17 @@ class PaymentNotifyHandler(BaseHandler):
         return self.services.payment_notify
 
     async def post(self) -> None:
-        outcome = await self.endpoint().handle(self.request.body, self.client_ip())
-        self.access_log_summarized = not outcome.verified
-        self.set_status(outcome.status)
-        self.set_header("Content-Type", "text/xml; charset=utf-8")
-        self.finish(outcome.reply)
+        handled = await self.endpoint().handle(self.request.headers, self.request.body, self.client_ip())
+        self.access_log_summarized = not handled.verified
+        reply = self.services.gateway.notify_reply(handled.verdict)
+        self.set_status(reply.status)
+        if reply.content_type:
+            self.set_header("Content-Type", reply.content_type)
+        self.finish(reply.body)
 
 
 class RefundNotifyHandler(PaymentNotifyHandler):
-    """WeChat's encrypted refund notify (no signature; decryption is the proof)."""
+    """WeChat's refund notify (APIv2: decryption is the proof)."""
 
     def endpoint(self) -> NotifyEndpoint:
         return self.services.refund_notify

@@ -101,7 +101,6 @@ ERRORS: dict[str, ErrorCode] = {
     "refund_busy": ErrorCode(409, "The checkout is being changed by another request; retry."),
     "too_many_refunds": ErrorCode(409, f"WeChat allows at most {MAX_REFUNDS} refunds of one payment."),
     "event_busy": ErrorCode(409, "The webhook event is being delivered right now; retry."),
-    "amount_mismatch": ErrorCode(409, "WeChat reports another amount than the order's; nothing was changed (report it)."),
     # 413
     "body_too_large": ErrorCode(413, "The body is larger than `server.max_body_bytes`."),
     # 500
@@ -418,7 +417,7 @@ def operations() -> list[Operation]:
         Operation(
             "post", "/api/checkouts/{checkout_id}/cancel", "cancelCheckout", "Close an unpaid checkout", "checkouts",
             ok={200: ("The closed checkout and its orders.", "CancelledCheckout")}, params=(CHECKOUT_ID,),
-            errors=("checkout_not_found", "checkout_paid", "order_state", "order_not_found", "amount_mismatch"),
+            errors=("checkout_not_found", "checkout_paid", "order_not_found"),
             description="Its WeChat orders are closed, respecting WeChat's 5-minute rule (one WeChat cannot reach "
                         "now is closed later by the reconciler). A payment that wins the race is confirmed, never "
                         "lost (409 `checkout_paid`). Cancelling a closed checkout answers it again.",

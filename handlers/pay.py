@@ -63,7 +63,7 @@ class PayPageHandler(PageHandler):
             "returnUrl": checkout.return_url,
             "useJssdk": self.app_settings.wechat.use_jssdk,
             "sandbox": self.app_settings.is_sandbox,
-            "simulatorBase": self.services.simulator_path if bridge else None,
+            "simulatorBase": self.services.sandbox_bridge if bridge else None,
             "resultPage": result_page,
             "shopName": self.app_settings.shop.name,
             "lang": lang,
@@ -133,7 +133,7 @@ class PrepayHandler(BaseHandler):
         if result.code_url:
             body["qr_svg"] = qr_data_uri(result.code_url)
         if result.mweb_url:
-            body["mweb_url"] = self.services.mweb_with_return(result.mweb_url, checkout_id)
+            body["mweb_url"] = self.services.h5_with_return(result.mweb_url, checkout_id)
         self.write_json(body)
 
 
@@ -166,7 +166,7 @@ SANDBOX_ASSETS = {"bridge.js": "application/javascript; charset=utf-8", "bridge.
 
 def sandbox_bridge_enabled(handler: BaseHandler) -> bool:
     """Only in sandbox mode with the simulated WeChat mounted in this process."""
-    return bool(handler.app_settings.is_sandbox and handler.services.simulator is not None)
+    return bool(handler.app_settings.is_sandbox and handler.services.sandbox_bridge is not None)
 
 
 class SandboxAssetHandler(BaseHandler):

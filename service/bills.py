@@ -1,8 +1,8 @@
 """Daily bill reconciliation: WeChat's statement against the store.
 
 :func:`compare_bill` is pure (a bill and our records in, differences out);
-:func:`reconcile_day` is the thin runner that downloads the bill and reads
-the store. ``wxpay-server bills --date YYYY-MM-DD`` prints the result.
+:func:`reconcile_day` is the thin runner that gets the bill through the
+gateway (whichever API version) and reads the store. ``wxpay-server bills --date YYYY-MM-DD`` prints the result.
 
 Time zones: a bill covers one **China** calendar day (UTC+8, no DST), while
 the store keeps UTC. A payment belongs to the day of WeChat's own
@@ -17,13 +17,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from wxpay.bill import Bill, BillRow, NoBillError
+from store.base import Store
+
+from wxpay.errors import NoBillError
+from wxpay.gateway import BillLine, DayBill, PayGateway
 from wxpay.timeutil import CHINA_TZ
 
 from .models import ORDERS, PAID, R_FAILED, REFUNDS, Order, Refund
 
-# Bill refund_status -> our refund state.
-_REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "pending", "REFUNDCLOSE": "closed", "CHANGE": "needs_attention"}
+# A bill line's refund status (the gateway's words) -> our refund state.
+_REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "pending", "CLOSED": "closed", "ABNORMAL": "needs_attention"}
 
 KINDS = (
     "paid_at_wechat_not_here",
@@ -106,13 +109,9 @@ def _fen(value: int | None) -> str:
     return "?" if value is None else f"{value} fen ({value // 100}.{value % 100:02d} yuan)"
 
 
-def _bill_amount(row: BillRow) -> int | None:
-    return row.total_fee if row.total_fee is not None else row.settlement_total_fee
-
-
 def compare_bill(
     day: date,
-    bill: Bill | None,
+    bill: DayBill | None,
     orders: Mapping[str, Order],
     refunds: Mapping[str, Refund],
 ) -> BillReport:
@@ -124,9 +123,9 @@ def compare_bill(
     WeChat has no bill for the day (no trades).
     """
     bounds = china_day_bounds(day)
-    rows = bill.rows if bill else []
-    paid_rows = {r.out_trade_no: r for r in rows if r.trade_state == "SUCCESS" and r.out_trade_no}
-    refund_rows = {r.out_refund_no: r for r in rows if r.out_refund_no and (r.trade_state == "REFUND" or r.refund_id)}
+    lines: tuple[BillLine, ...] = bill.lines if bill else ()
+    paid_rows = {r.out_trade_no: r for r in lines if r.is_payment}
+    refund_rows = {r.out_refund_no: r for r in lines if r.is_refund}
     ours_paid = {
         no: o for no, o in orders.items() if o.state == PAID and _within(o.time_end or o.paid_at, bounds)
     }
@@ -137,34 +136,34 @@ def compare_bill(
     add = report.differences.append
 
     for no, row in sorted(paid_rows.items()):
-        wechat = {"trade_state": row.trade_state, "total_fee": _bill_amount(row), "transaction_id": row.transaction_id}
+        wechat = {"trade_state": row.trade_state, "total_fee": row.amount_fen, "transaction_id": row.transaction_id}
         order = orders.get(no)
         if order is None:
-            add(Difference("paid_at_wechat_not_here", no, f"WeChat has a payment of {_fen(_bill_amount(row))}; the store has no such order", wechat=wechat))
+            add(Difference("paid_at_wechat_not_here", no, f"WeChat has a payment of {_fen(row.amount_fen)}; the store has no such order", wechat=wechat))
             continue
         ours = {"state": order.state, "total_fee": order.total_fee, "transaction_id": order.transaction_id}
         if order.state != PAID:
             add(Difference("state_mismatch", no, f"paid at WeChat, but {order.state} here", wechat=wechat, ours=ours))
-        if _bill_amount(row) != order.total_fee:
-            add(Difference("amount_mismatch", no, f"WeChat {_fen(_bill_amount(row))}, here {_fen(order.total_fee)}", wechat=wechat, ours=ours))
+        if row.amount_fen != order.total_fee:
+            add(Difference("amount_mismatch", no, f"WeChat {_fen(row.amount_fen)}, here {_fen(order.total_fee)}", wechat=wechat, ours=ours))
     for no, order in sorted(ours_paid.items()):
         if no not in paid_rows:
             add(Difference("paid_here_not_at_wechat", no, f"paid here ({_fen(order.total_fee)}), not in WeChat's bill",
                            ours={"state": order.state, "total_fee": order.total_fee, "transaction_id": order.transaction_id}))
 
     for no, row in sorted(refund_rows.items()):
-        wechat = {"refund_status": row.refund_status, "refund_fee": row.refund_fee, "out_trade_no": row.out_trade_no}
+        wechat = {"refund_status": row.refund_status, "refund_fee": row.refund_fen, "out_trade_no": row.out_trade_no}
         refund = refunds.get(no)
         if refund is None:
-            add(Difference("refund_at_wechat_not_here", row.out_trade_no, f"WeChat refunded {_fen(row.refund_fee)}; the store has no such refund",
+            add(Difference("refund_at_wechat_not_here", row.out_trade_no, f"WeChat refunded {_fen(row.refund_fen)}; the store has no such refund",
                            out_refund_no=no, wechat=wechat))
             continue
         ours = {"state": refund.state, "amount_fen": refund.amount_fen, "out_trade_no": refund.out_trade_no}
         if _REFUND_STATES.get(row.refund_status or "") != refund.state:
             add(Difference("refund_state_mismatch", refund.out_trade_no, f"WeChat says {row.refund_status}, here {refund.state}",
                            out_refund_no=no, wechat=wechat, ours=ours))
-        if row.refund_fee != refund.amount_fen:
-            add(Difference("refund_amount_mismatch", refund.out_trade_no, f"WeChat {_fen(row.refund_fee)}, here {_fen(refund.amount_fen)}",
+        if row.refund_fen != refund.amount_fen:
+            add(Difference("refund_amount_mismatch", refund.out_trade_no, f"WeChat {_fen(row.refund_fen)}, here {_fen(refund.amount_fen)}",
                            out_refund_no=no, wechat=wechat, ours=ours))
     for no, refund in sorted(ours_refunds.items()):
         if no not in refund_rows:
@@ -173,17 +172,17 @@ def compare_bill(
     return report
 
 
-async def reconcile_day(day: date, pay: Any, store: Any, *, now: datetime | None = None) -> BillReport:
-    """Download the bill of China day ``day`` and compare it with the store.
+async def reconcile_day(day: date, gateway: PayGateway, store: Store, *, now: datetime | None = None) -> BillReport:
+    """Get the bill of China day ``day`` and compare it with the store.
 
-    Raises the bill's error (``wxpay.bill.BillError`` and subclasses,
+    Raises the bill's error (``wxpay.errors.BillError`` and subclasses,
     transport errors) when there is nothing to compare yet. "No Bill
     Exist" for a finished day on which the store has no trades either is a
     clean day, not an error.
     """
     start, end = china_day_bounds(day)
     try:
-        bill: Bill | None = await pay.download_bill(day, "ALL")
+        bill: DayBill | None = await gateway.day_bill(day)
     except NoBillError:
         bill = None
     # An order is created at most a day (the longest checkout) before it is paid.
@@ -193,7 +192,7 @@ async def reconcile_day(day: date, pay: Any, store: Any, *, now: datetime | None
     orders = {d["_id"]: Order.from_doc(d) for d in order_docs}
     refund_docs = await store.find(REFUNDS, {"created_at": {"$gte": start, "$lt": end}}, limit=0)
     refunds = {d["_id"]: Refund.from_doc(d) for d in refund_docs}
-    for row in bill.rows if bill else []:
+    for row in bill.lines if bill else ():
         if row.out_trade_no and row.out_trade_no not in orders:
             doc = await store.get(ORDERS, row.out_trade_no)
             if doc is not None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from wxpay.transport import CallRecord
+
 WINDOW = 200
 MAX_ENDPOINTS = 64
 OTHER = "other"  # where calls to endpoints beyond MAX_ENDPOINTS are counted
@@ -45,7 +47,7 @@ class CallStats:
         self.clock = clock
         self._by_endpoint: OrderedDict[str, _Endpoint] = OrderedDict()
 
-    def observe(self, record: Any) -> None:
+    def observe(self, record: CallRecord) -> None:
         """Take one ``CallRecord`` (endpoint, ok, latency_s, error_code)."""
         name = str(getattr(record, "endpoint", "") or "unknown")[:64]
         stats = self._by_endpoint.get(name)

@@ -1,8 +1,13 @@
-"""Creating and reading checkouts: the merchant API's use cases.
+"""Creating and reading checkouts (the merchant API's use cases), and their openness.
 
 Input is validated field by field with a code per problem, so a merchant's
 integration learns exactly what to fix. An ``Idempotency-Key`` makes a
 retried create return the first checkout instead of making a second.
+
+Openness: a new WeChat order is counted against its checkout in the same
+compare-and-set that finds it open (:meth:`CheckoutService.reserve_order`),
+and a close marks the checkout first (:meth:`~CheckoutService.begin_close`)
+so no order can start once it has listed them.
 """
 from __future__ import annotations
 
@@ -18,8 +23,10 @@ from store.base import DuplicateKey, Store
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .guard import store_guard
+from .lifecycle import CHECKOUT, Lifecycle
+from .models import CHECKOUT_STATUSES, CHECKOUTS, CLOSE_MARK, CLOSED, OPEN, Checkout
+from .orders import OrderBook
 from .validation import http_url, json_object, matches, safe_text, utf8_len
-from .models import CHECKOUT_STATUSES, CHECKOUTS, Checkout
 
 MAX_AMOUNT_FEN = 100_000_000  # 1,000,000 yuan: far above any H5 payment limit
 REFERENCE = re.compile(r"[\x20-\x7e]{1,64}")
@@ -52,6 +59,8 @@ class CheckoutService:
     def __init__(
         self,
         store: Store,
+        lifecycle: Lifecycle,
+        orders: OrderBook,
         *,
         default_expiry_minutes: int = 30,
         min_expiry_minutes: int = 5,
@@ -60,6 +69,8 @@ class CheckoutService:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        self.lifecycle = lifecycle
+        self.orders = orders
         self.default_expiry = default_expiry_minutes
         self.min_expiry = min_expiry_minutes
         self.max_expiry = max_expiry_minutes
@@ -182,3 +193,58 @@ class CheckoutService:
         with store_guard():
             docs = await self.store.find(CHECKOUTS, where, sort=[("created_at", -1)], limit=limit, skip=offset)
         return [Checkout.from_doc(d) for d in docs]
+
+    # -- openness: new orders and closing ------------------------------------------------
+
+    async def reserve_order(self, checkout_id: str, *, cap: int, payable_after: datetime) -> Checkout | None:
+        """Count one more WeChat order against the checkout, in the same
+        compare-and-set that finds it open, not being closed, not about to
+        expire (``expires_at`` after ``payable_after``) and under ``cap``.
+        ``None`` when any of that fails (the caller reads the checkout to
+        say which). A close marks the checkout first, so an order reserved
+        after that point cannot exist; one reserved before is listed by it."""
+        payable = {"status": OPEN, CLOSE_MARK: {"$exists": False}, "expires_at": {"$gt": payable_after}}
+        for _ in range(5):
+            doc = await self.lifecycle.update(
+                CHECKOUT, checkout_id, where={**payable, "orders_made": {"$lt": cap}}, inc={"orders_made": 1}
+            )
+            if doc is not None:
+                return Checkout.from_doc(doc)
+            # Checkouts stored before the count existed: start it from their orders.
+            with store_guard():
+                current = await self.store.get(CHECKOUTS, checkout_id)
+            if current is None or "orders_made" in current:
+                return None
+            made = await self.orders.count_for(checkout_id)
+            if made >= cap:
+                return None
+            doc = await self.lifecycle.update(
+                CHECKOUT, checkout_id, where={**payable, "orders_made": {"$exists": False}}, orders_made=made + 1
+            )
+            if doc is not None:
+                return Checkout.from_doc(doc)
+        return None
+
+    async def begin_close(self, checkout_id: str) -> bool:
+        """Mark an open checkout as being closed: no new order can be
+        reserved from now on. ``False`` if it is no longer open (paid or
+        closed); a mark left by an earlier, interrupted close is kept."""
+        now = self.now()
+        marked = await self.lifecycle.update(
+            CHECKOUT, checkout_id, where={"status": OPEN, CLOSE_MARK: {"$exists": False}},
+            **{CLOSE_MARK: now, "updated_at": now},
+        )
+        if marked is not None:
+            return True
+        with store_guard():
+            doc = await self.store.get(CHECKOUTS, checkout_id)
+        return doc is not None and doc.get("status") == OPEN
+
+    async def finish_close(self, checkout_id: str) -> Checkout | None:
+        """open → closed, once :meth:`begin_close` marked it and its orders
+        were dealt with; from here the close is final (a payment that still
+        lands is refunded: service/payments.py). ``None`` if a payment won
+        meanwhile (or another closer did it first)."""
+        return await self.lifecycle.move_checkout(
+            checkout_id, CLOSED, where={CLOSE_MARK: {"$exists": True}}, closed_at=self.now()
+        )

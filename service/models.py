@@ -1,4 +1,7 @@
-"""Checkouts and WeChat orders, and the one table of legal state moves.
+"""Checkouts, WeChat orders and refunds: their documents and their states.
+
+Which state may follow which is ``service/lifecycle.py``'s, the one writer
+of every state move.
 
 A *checkout* is what the merchant sells (amount, description, expiry). A
 checkout may need several WeChat *orders* (one per trade type / shopper /
@@ -19,10 +22,11 @@ RUNS = "runs"
 REFUNDS = "refunds"
 OUTBOX = "outbox"
 QUOTAS = "quotas"  # WeChat calls (new orders, OAuth exchanges) per client source and window (service/source_quota.py)
+TRUST = "trust"  # what WeChat rotates (APIv3 platform certificates), shared by every process (service/trust.py)
 
 # Set on a checkout in the same atomic write as any status change that the
 # merchant hears about by webhook; cleared once the outbox holds the events
-# (service/webhooks.py explains the write order).
+# (service/outbox.py explains the write order).
 OUTBOX_DUE = "outbox_due_at"
 
 # Set on an open checkout when a close begins (the merchant's cancel, or the
@@ -40,33 +44,11 @@ CHECKOUT_STATUSES = (OPEN, PAID, CLOSED, PARTIALLY_REFUNDED, REFUNDED)
 # A checkout in one of these was paid (whatever has been refunded since).
 PAID_STATUSES = (PAID, PARTIALLY_REFUNDED, REFUNDED)
 
-# Checkout moves: target -> statuses it may be entered from. Closed is final:
-# once the merchant is told a checkout is closed, a payment that still lands
-# on one of its orders is confirmed on the order, refunded and flagged on the
-# checkout (``double_paid``), and the checkout stays closed. Refunds only
-# follow a payment.
-CHECKOUT_MOVES: dict[str, tuple[str, ...]] = {
-    PAID: (OPEN,),
-    CLOSED: (OPEN,),
-    PARTIALLY_REFUNDED: (PAID, PARTIALLY_REFUNDED),
-    REFUNDED: (PAID, PARTIALLY_REFUNDED),
-}
-
 # Order states.
 CREATED = "created"
 PREPAID = "prepaid"
 FAILED = "failed"
 ORDER_STATES = (CREATED, PREPAID, PAID, CLOSED, FAILED)
-
-# Order state machine: target -> states it may be entered from. "paid" may
-# follow "closed"/"failed" because WeChat's own orderquery is the truth: a
-# shopper can pay in the instant we close, and the money has then moved.
-ORDER_MOVES: dict[str, tuple[str, ...]] = {
-    PREPAID: (CREATED, PREPAID),
-    PAID: (CREATED, PREPAID, FAILED, CLOSED),
-    CLOSED: (CREATED, PREPAID),
-    FAILED: (CREATED, PREPAID),
-}
 
 TRADE_TYPES = ("JSAPI", "NATIVE", "MWEB", "APP")
 
@@ -74,18 +56,12 @@ TRADE_TYPES = ("JSAPI", "NATIVE", "MWEB", "APP")
 # ended; "failed" when WeChat refused the request itself (nothing moved).
 R_PENDING = "pending"
 R_SUCCEEDED = "succeeded"
-R_CLOSED = "closed"                  # REFUNDCLOSE: the money did not go back
-R_NEEDS_ATTENTION = "needs_attention"  # CHANGE: abnormal, a human must act
+R_CLOSED = "closed"                  # CLOSED (APIv2 REFUNDCLOSE): the money did not go back
+R_NEEDS_ATTENTION = "needs_attention"  # ABNORMAL (APIv2 CHANGE): a human must act
 R_FAILED = "failed"
 REFUND_STATES = (R_PENDING, R_SUCCEEDED, R_CLOSED, R_NEEDS_ATTENTION, R_FAILED)
-REFUND_MOVES: dict[str, tuple[str, ...]] = {
-    R_SUCCEEDED: (R_PENDING, R_NEEDS_ATTENTION),
-    R_CLOSED: (R_PENDING, R_NEEDS_ATTENTION),
-    R_NEEDS_ATTENTION: (R_PENDING,),
-    R_FAILED: (R_PENDING,),
-}
-# WeChat's refund_status -> our state.
-REFUND_STATUS_MAP = {"SUCCESS": R_SUCCEEDED, "REFUNDCLOSE": R_CLOSED, "CHANGE": R_NEEDS_ATTENTION}
+# WeChat's refund status (the gateway's words) -> our state. PROCESSING is not an end.
+REFUND_STATUS_MAP = {"SUCCESS": R_SUCCEEDED, "CLOSED": R_CLOSED, "ABNORMAL": R_NEEDS_ATTENTION}
 # States in which a refund's amount stays reserved against the checkout.
 REFUND_HOLDS = (R_PENDING, R_SUCCEEDED, R_NEEDS_ATTENTION)
 
@@ -150,6 +126,7 @@ class Checkout:
     refund_reserved_fen: int = 0   # pending + completed + needs attention
     refund_nos: list[str] = field(default_factory=list)      # reserved, by out_refund_no
     refunds_applied: list[str] = field(default_factory=list)  # settled into the figures above
+    outbox_due_at: datetime | None = None  # OUTBOX_DUE: events to write (service/outbox.py)
     updated_at: datetime | None = None
 
     def to_doc(self) -> dict[str, Any]:

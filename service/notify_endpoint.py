@@ -1,9 +1,11 @@
 """What every WeChat → us notify has in common, whatever it carries.
 
-Size cap, safe parse, the proof of origin before any store lookup, an audit
-record with its verdict and latency, and one rule for the reply: SUCCESS
-only when the work is done and stored; anything unfinished is FAIL so
-WeChat retries on its schedule.
+The proof of origin before any store lookup (the gateway's), an audit
+record with its verdict and latency, and one rule for the verdict:
+accepted only when the work is done and stored; anything unfinished is
+refused so WeChat retries on its schedule. A verdict is not a reply: the
+handler asks the gateway how to say it on the wire (APIv2 XML, APIv3 a
+status), so nothing here knows HTTP or a wire format.
 
 What a notify costs depends on whether it proved where it came from. A
 verified notify (``Seen.verified``) is recorded with its raw body (a repeat
@@ -12,17 +14,17 @@ it is logged at WARNING: WeChat sent it, someone must look. A
 notify refused before its proof costs no store lookup (subclasses verify
 first), and what it would cost besides (a digest-only audit record and a
 DEBUG line) is granted by the :class:`NotifyLimiter` per source; beyond the
-limit it is answered 429 and only counted. The limiter is never asked about
+limit it is refused as rate limited and only counted. The limiter is never asked about
 a verified notify, so it can never refuse one.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Mapping
 
-from wxpay import notify as wxnotify
-from wxpay.errors import MessageTooLargeError, ProtocolError
+from wxpay.gateway import NotifyVerdict, Outcome
 
 from .audit import Audit
 from .errors import ServiceError
@@ -31,21 +33,29 @@ from .notify_limiter import NotifyLimiter
 log = logging.getLogger("wxpay_server.notify")
 
 
-@dataclass(frozen=True)
-class NotifyOutcome:
-    ok: bool          # what WeChat is told: SUCCESS or FAIL
-    status: int       # HTTP status of our reply
-    verdict: str      # stable code recorded in the audit trail
-    reply: bytes
-    verified: bool = False  # its proof of origin succeeded (set by NotifyEndpoint.handle)
+def accepted(code: str) -> NotifyVerdict:
+    return NotifyVerdict(code, Outcome.ACCEPTED, "OK")
 
-    @classmethod
-    def make(cls, ok: bool, status: int, verdict: str, message: str) -> "NotifyOutcome":
-        return cls(ok, status, verdict, wxnotify.notify_reply(ok, message))
+
+def refused(code: str, outcome: Outcome, message: str) -> NotifyVerdict:
+    return NotifyVerdict(code, outcome, message)
+
+
+@dataclass(frozen=True)
+class Handled:
+    """How one notify ended, and whether its proof of origin succeeded."""
+
+    verdict: NotifyVerdict
+    verified: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok
 
 
 DUPLICATE = "duplicate"  # a verified repeat: WeChat's retries, or a replay of a body it signed
-RATE_LIMITED = NotifyOutcome.make(False, 429, "rate_limited", "too many unverified notifies")
+RATE_LIMITED = refused("rate_limited", Outcome.RATE_LIMITED, "too many unverified notifies")
+INTERNAL = refused("internal_error", Outcome.FAILED, "internal error")
 
 
 @dataclass
@@ -69,51 +79,40 @@ class NotifyEndpoint:
         self.max_bytes = max_bytes
         self.limiter = limiter or NotifyLimiter(per_source_per_minute=30, total_per_minute=300)
 
-    async def handle(self, body: bytes, source: str = "") -> NotifyOutcome:
+    async def handle(self, headers: Mapping[str, str], body: bytes, source: str = "") -> Handled:
         """Process one notify from ``source`` (the client IP)."""
         started = time.perf_counter()
         seen = Seen()
         try:
-            outcome = await self._handle(body, seen)
-        except ServiceError as exc:  # store unavailable and the like
-            outcome = NotifyOutcome.make(False, 503, exc.code, "temporarily unable to process")
+            verdict = await self._handle(headers, body, seen)
+        except ServiceError as exc:  # store unavailable and the like: never accepted
+            verdict = refused(exc.code, Outcome.UNAVAILABLE, "temporarily unable to process")
         except Exception:
             log.exception("%s processing failed", self.kind)
-            outcome = NotifyOutcome.make(False, 500, "internal_error", "internal error")
+            verdict = INTERNAL
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         if seen.verified:
-            if outcome.verdict == DUPLICATE:  # its first delivery's raw body is kept already
+            if verdict.code == DUPLICATE:  # its first delivery's raw body is kept already
                 await self.audit.record_digest(
-                    self.kind, verdict=outcome.verdict, body=body, verified=True, ok=outcome.ok,
+                    self.kind, verdict=verdict.code, body=body, verified=True, ok=verdict.ok,
                     latency_ms=latency_ms, **{self.id_field: seen.key},
                 )
             else:
                 await self.audit.record(
-                    self.kind, verdict=outcome.verdict, raw=body[: self.max_bytes], ok=outcome.ok,
+                    self.kind, verdict=verdict.code, raw=body[: self.max_bytes], ok=verdict.ok,
                     latency_ms=latency_ms, **{self.id_field: seen.key},
                 )
-            if not outcome.ok:
-                log.warning("%s refused: %s (%s)", self.kind, outcome.verdict, seen.key or "unidentified")
-            return replace(outcome, verified=True)
+            if not verdict.ok:
+                log.warning("%s refused: %s (%s)", self.kind, verdict.code, seen.key or "unidentified")
+            return Handled(verdict, verified=True)
         # Not verified: the only place the limiter is asked (see its guarantee).
-        if not self.limiter.admit(self.kind, source, outcome.verdict):
-            return RATE_LIMITED
+        if not self.limiter.admit(self.kind, source, verdict.code):
+            return Handled(RATE_LIMITED)
         await self.audit.record_digest(
-            self.kind, verdict=outcome.verdict, body=body, verified=False, ok=outcome.ok, latency_ms=latency_ms,
+            self.kind, verdict=verdict.code, body=body, verified=False, ok=verdict.ok, latency_ms=latency_ms,
             **{self.id_field: seen.key},
         )
-        return outcome
+        return Handled(verdict)
 
-    def read(self, body: bytes) -> dict[str, str] | NotifyOutcome:
-        """The parsed fields, or the refusal to send back (nothing trusted yet)."""
-        if len(body) > self.max_bytes:
-            return NotifyOutcome.make(False, 413, "too_large", "body too large")
-        try:
-            return wxnotify.read_notify(body, max_bytes=self.max_bytes)
-        except MessageTooLargeError:
-            return NotifyOutcome.make(False, 413, "too_large", "body too large")
-        except ProtocolError as exc:
-            return NotifyOutcome.make(False, 400, exc.code, "malformed notify")
-
-    async def _handle(self, body: bytes, seen: Seen) -> NotifyOutcome:
+    async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
         raise NotImplementedError

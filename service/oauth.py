@@ -40,10 +40,11 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from store.base import DuplicateKey, Store, StoreError
 from wxpay.errors import OAuthCodeError, WxPayError
+from wxpay.oauth import OAuthToken
 
 from .clock import utcnow
 from .errors import Forbidden, InvalidInput, RateLimited, UpstreamError
@@ -80,11 +81,19 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
+class OAuthApi(Protocol):
+    """WeChat's web authorization (``wxpay.oauth.OAuthClient``)."""
+
+    def authorize_url(self, redirect_uri: str, scope: str = "snsapi_base", state: str = "") -> str: ...
+
+    async def exchange_code(self, code: str) -> OAuthToken: ...
+
+
 class OAuthService:
     def __init__(
         self,
         store: Store,
-        client: Any,
+        client: OAuthApi,
         *,
         callback_url: str,
         scope: str = "snsapi_base",

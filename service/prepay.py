@@ -6,7 +6,7 @@ concurrent requests for one such slot make one unifiedorder call: an
 in-process lock per slot, and a store lease across processes.
 
 A new WeChat order is bounded twice before WeChat is asked: per checkout
-(``OrderBook.reserve_order``: at most ``max_orders``, counted in the same
+(``CheckoutService.reserve_order``: at most ``max_orders``, counted in the same
 compare-and-set that finds the checkout open and not being closed), and per
 source (``SourceQuota``: a client IP across checkouts). After WeChat answers,
 the checkout is read again: if a close or a payment came meanwhile, the new
@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from store.leases import HEARTBEAT_TTL, Leases
 from wxpay import payloads
+from wxpay.gateway import H5Site, OrderRequest, PayGateway
+from wxpay.payloads import AppPayload, BridgePayload, ChooseWXPayPayload, MiniProgramPayload, WxConfig
 from wxpay.errors import (
     IdentityMismatchError,
     OrderClosedError,
@@ -40,12 +42,13 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, UpstreamError
 from .guard import store_guard
 from .keyed_locks import KeyedLocks
+from .lifecycle import Lifecycle
 from .models import FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
 from .orders import OrderBook, new_out_trade_no
 from .pauses import pause
+from .source_quota import SourceQuota
 from .tokens import TokenService
 from .validation import OPENID, ip_address_text, json_object, matches
-from .source_quota import SourceQuota
 
 log = logging.getLogger("wxpay_server.prepay")
 
@@ -69,21 +72,25 @@ class Apps:
 
 @dataclass
 class PrepayResult:
+    """What the page or the app gets: typed payloads, signed by the gateway."""
+
     out_trade_no: str
     trade_type: str
     expires_at: datetime
     reused: bool
-    bridge: dict[str, Any] | None = None         # WeixinJSBridge getBrandWCPayRequest
-    choose_wx_pay: dict[str, Any] | None = None  # wx.chooseWXPay
-    wx_config: dict[str, Any] | None = None      # wx.config for the JSSDK pair
-    request_payment: dict[str, Any] | None = None  # Mini Program wx.requestPayment
-    app: dict[str, Any] | None = None            # App SDK PayReq
+    bridge: BridgePayload | None = None             # WeixinJSBridge getBrandWCPayRequest
+    choose_wx_pay: ChooseWXPayPayload | None = None  # wx.chooseWXPay
+    wx_config: WxConfig | None = None               # wx.config for the JSSDK pair
+    request_payment: MiniProgramPayload | None = None  # Mini Program wx.requestPayment
+    app: AppPayload | None = None                   # App SDK PayReq
     code_url: str | None = None
     mweb_url: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if v is not None and k != "extra"}
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if value is not None:
+                out[name] = value.to_dict() if hasattr(value, "to_dict") else value
         out["expires_at"] = self.expires_at.isoformat()
         return out
 
@@ -128,14 +135,12 @@ class PrepayService:
         self,
         checkouts: CheckoutService,
         orders: OrderBook,
-        pay: Any,
+        gateway: PayGateway,
+        lifecycle: Lifecycle,
         leases: Leases,
         audit: Audit,
         *,
         apps: Apps,
-        mch_id: str,
-        api_key: str,
-        sign_type: str,
         notify_url: str,
         holder: str,
         tokens: TokenService | None = None,
@@ -146,13 +151,11 @@ class PrepayService:
     ) -> None:
         self.checkouts = checkouts
         self.orders = orders
-        self.pay = pay
+        self.gateway = gateway
+        self.lifecycle = lifecycle
         self.leases = leases
         self.audit = audit
         self.apps = apps
-        self.mch_id = mch_id
-        self._key = api_key
-        self.sign_type = sign_type
         self.notify_url = notify_url
         self.holder = holder
         self.tokens = tokens
@@ -219,7 +222,7 @@ class PrepayService:
         checkout, or refuse (nothing is stored, WeChat is not asked)."""
         if self.source_quota is not None:
             await self.source_quota.take(client_ip)
-        reserved = await self.orders.reserve_order(
+        reserved = await self.checkouts.reserve_order(
             checkout.id, cap=self.max_orders, payable_after=self.now() + PAYABLE_MARGIN
         )
         if reserved is not None:
@@ -240,7 +243,7 @@ class PrepayService:
         checkout = await self.checkouts.get(order.checkout_id)
         if checkout.status == OPEN and checkout.close_requested_at is None:
             return
-        await self.orders.touch(order, close_requested=True, next_check_at=self.now())
+        await self.lifecycle.touch_order(order, close_requested=True, next_check_at=self.now())
         if checkout.status in PAID_STATUSES:
             raise Conflict("checkout_paid", "This checkout was paid meanwhile")
         raise Conflict("checkout_closed", "This checkout was closed meanwhile and can no longer be paid")
@@ -253,6 +256,7 @@ class PrepayService:
     def _reusable(self, order: Order, slot: str) -> bool:
         return (
             order.state == PREPAID
+            and self.gateway.signs(order.sign_type)  # an order of another API version is not signed here
             and not order.close_requested
             and order.extra.get("slot") == slot
             and order.prepay_expires_at is not None
@@ -293,8 +297,8 @@ class PrepayService:
             checkout_id=checkout.id,
             trade_type=trade_type,
             appid=appid,
-            mch_id=self.mch_id,
-            sign_type=self.sign_type,
+            mch_id=self.gateway.mch_id,
+            sign_type=self.gateway.sign_type,
             total_fee=checkout.amount_fen,
             created_at=now,
             openid=openid,
@@ -304,46 +308,44 @@ class PrepayService:
         )
         await self.orders.insert(order)
         await pause("prepay.before_unifiedorder")
-        scene_info = None
-        if trade_type == "MWEB":
-            scene_info = {"h5_info": {"type": "Wap", "wap_url": wap_url or self.notify_url, "wap_name": checkout.description[:32]}}
+        request = OrderRequest(
+            out_trade_no=order.out_trade_no,
+            trade_type=trade_type,
+            appid=appid,
+            amount_fen=checkout.amount_fen,
+            description=checkout.description,
+            notify_url=self.notify_url,
+            client_ip=client_ip,
+            expires_at=checkout.expires_at,
+            openid=openid if trade_type == "JSAPI" else None,
+            product_id=checkout.id if trade_type == "NATIVE" else None,
+            attach=checkout.attach,
+            h5_site=H5Site(wap_url or self.notify_url, checkout.description) if trade_type == "MWEB" else None,
+        )
         try:
-            result = await self.pay.unified_order(
-                trade_type=trade_type,
-                out_trade_no=order.out_trade_no,
-                total_fee=checkout.amount_fen,
-                body=checkout.description,
-                notify_url=self.notify_url,
-                spbill_create_ip=client_ip,
-                openid=openid if trade_type == "JSAPI" else None,
-                product_id=checkout.id if trade_type == "NATIVE" else None,
-                scene_info=scene_info,
-                attach=checkout.attach,
-                time_expire=checkout.expires_at,
-                appid=appid,
-            )
+            placed = await self.gateway.place_order(request)
         except (TransportError, ProtocolError, SignatureError, IdentityMismatchError) as exc:
             # Outcome unknown (no answer, or one we cannot trust): WeChat may
             # hold the order, so leave it "created"; the reconciler asks and closes.
             raise UpstreamError(exc.code, "WeChat did not answer usably; please try again") from exc
         except (OrderPaidError,) as exc:
-            await self.orders.touch(order, next_check_at=self.now())
+            await self.lifecycle.touch_order(order, next_check_at=self.now())
             raise Conflict("checkout_paid", "WeChat says this order is already paid; confirming") from exc
         except (OrderClosedError, OutTradeNoUsedError) as exc:
-            await self.orders.move(order, FAILED, failure=exc.code, next_check_at=None)
+            await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc
         except WxPayError as exc:
-            await self.orders.move(order, FAILED, failure=exc.code, next_check_at=None)
+            await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc
         await pause("prepay.after_unifiedorder")
         lifetime = MWEB_LIFETIME if trade_type == "MWEB" else PREPAY_LIFETIME
-        moved = await self.orders.move(
+        moved = await self.lifecycle.move_order(
             order,
             PREPAID,
-            prepay_id=result.prepay_id,
+            prepay_id=placed.prepay_id,
             prepay_expires_at=min(now + lifetime, checkout.expires_at),
-            code_url=result.code_url,
-            mweb_url=result.mweb_url,
+            code_url=placed.code_url,
+            mweb_url=placed.h5_url,
         )
         if moved is None:  # a notify raced ahead of this reply: the order is paid already
             current = await self.orders.require(order.out_trade_no)
@@ -360,18 +362,19 @@ class PrepayService:
             expires_at=order.prepay_expires_at or self.now(),
             reused=reused,
         )
+        prepay_id = order.prepay_id or ""
         if order.trade_type == "JSAPI" and client == "mini_program":
-            out.request_payment = payloads.mini_program_payload(
-                order.appid, order.prepay_id, self._key, order.sign_type
-            ).to_dict()
+            out.request_payment = self.gateway.mini_program_payload(
+                appid=order.appid, prepay_id=prepay_id, sign_type=order.sign_type
+            )
         elif order.trade_type == "JSAPI":
-            bridge, choose = payloads.jsapi_payloads(order.appid, order.prepay_id, self._key, order.sign_type)
-            out.bridge, out.choose_wx_pay = bridge.to_dict(), choose.to_dict()
+            pair = self.gateway.jsapi_payloads(appid=order.appid, prepay_id=prepay_id, sign_type=order.sign_type)
+            out.bridge, out.choose_wx_pay = pair.bridge, pair.choose_wx_pay
             if page_url and self.tokens is not None:
                 ticket = await self.tokens.jsapi_ticket()
-                out.wx_config = payloads.wx_config(order.appid, ticket, page_url).to_dict()
+                out.wx_config = payloads.wx_config(order.appid, ticket, page_url)
         elif order.trade_type == "APP":
-            out.app = payloads.app_payload(order.appid, self.mch_id, order.prepay_id, self._key, order.sign_type).to_dict()
+            out.app = self.gateway.app_payload(appid=order.appid, prepay_id=prepay_id, sign_type=order.sign_type)
         elif order.trade_type == "NATIVE":
             out.code_url = order.code_url
         elif order.trade_type == "MWEB":

@@ -1,27 +1,26 @@
-"""WeChat's refund notify: decrypt, match, apply once.
+"""WeChat's refund notify: prove, match, apply once.
 
-The refund notify carries no signature: the only proof it comes from WeChat
-is that ``req_info`` decrypts under our API key (AES-256-ECB, key = md5 of
-the APIv2 key). The outer appid must be one of ours and mch_id ours; the
-decrypted refund must match a stored refund by out_refund_no, appid,
-mch_id, out_trade_no and amount. A repeat is answered SUCCESS and changes
-nothing; anything we could not finish is answered FAIL so WeChat retries.
-Nothing before the decryption touches the store. A decrypted notify is
-audited with its raw body (still encrypted) and verdict; one that does not
-decrypt only by verdict, size and digest (``NotifyEndpoint``).
+The gateway proves and decrypts it (APIv2: the notify is unsigned, so the
+proof is that ``req_info`` decrypts under our key, after its outer appid
+and mch_id are found to be ours; APIv3: WeChat's signature, then
+decryption) with no store lookup. The refund it names must then match a
+stored refund by out_refund_no, appid (when the notify names one),
+out_trade_no and amount. A repeat is accepted and changes nothing;
+anything we could not finish is refused so WeChat retries. A proven
+notify is audited with its raw body and verdict; one that is not, only by
+verdict, size and digest (``NotifyEndpoint``).
 """
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Mapping
 
-from wxpay import notify as wxnotify
-from wxpay.errors import DecryptError, IdentityMismatchError, ProtocolError, WxPayError
+from wxpay.gateway import NotifyVerdict, Outcome, PayGateway, Refusal
 
 from .audit import Audit
 from .keyed_locks import KeyedLocks
 from .models import REFUND_STATUS_MAP
-from .notify_endpoint import NotifyEndpoint, NotifyOutcome, Seen
+from .notify_endpoint import NotifyEndpoint, Seen, accepted, refused
 from .notify_limiter import NotifyLimiter
 from .refunds import RefundService
 
@@ -35,62 +34,46 @@ class RefundNotifyService(NotifyEndpoint):
     def __init__(
         self,
         refunds: RefundService,
+        gateway: PayGateway,
         audit: Audit,
         *,
-        api_key: str,
-        mch_id: str,
-        appids: Iterable[str],
         max_bytes: int = 64 * 1024,
         limiter: NotifyLimiter | None = None,
     ) -> None:
         super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
         self.refunds = refunds
-        self._key = api_key
-        self.mch_id = mch_id
-        self.appids = frozenset(a for a in appids if a)
+        self.gateway = gateway
         self._locks = KeyedLocks()
 
-    async def _handle(self, body: bytes, seen: Seen) -> NotifyOutcome:
-        outer = self.read(body)
-        if isinstance(outer, NotifyOutcome):
-            return outer
-        appid = outer.get("appid") or ""
-        if appid not in self.appids:
-            return NotifyOutcome.make(False, 400, "identity_mismatch", "appid or mch_id mismatch")
-        try:
-            notify = wxnotify.decrypt_refund_notify(
-                body, key=self._key, appid=appid, mch_id=self.mch_id, max_bytes=self.max_bytes
-            )
-        except IdentityMismatchError:
-            return NotifyOutcome.make(False, 400, "identity_mismatch", "appid or mch_id mismatch")
-        except DecryptError:
-            return NotifyOutcome.make(False, 400, "undecryptable", "req_info does not decrypt")
-        except ProtocolError as exc:
-            return NotifyOutcome.make(False, 400, exc.code, "malformed notify")
-        except WxPayError as exc:  # return_code FAIL (unencrypted, so unproven): nothing to apply
-            return NotifyOutcome.make(True, 200, f"ignored_{exc.code}", "OK")
-        seen.verified = True  # req_info decrypted under our key: WeChat sent it
-        no = seen.key = notify.out_refund_no
+    async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
+        notice = await self.gateway.read_refund_notify(headers, body)
+        if isinstance(notice, Refusal):
+            seen.key, seen.verified = notice.key, notice.proven
+            return notice.verdict
+        seen.verified = True  # WeChat sent it
+        no = seen.key = notice.out_refund_no
         refund = await self.refunds.get(no)
         if refund is None:
-            return NotifyOutcome.make(False, 404, "unknown_refund", "unknown refund")
-        if (refund.appid, refund.mch_id, refund.out_trade_no) != (notify.appid, notify.mch_id, notify.out_trade_no):
-            return NotifyOutcome.make(False, 400, "identity_mismatch", "refund belongs to another order")
-        if notify.refund_fee != refund.amount_fen:
-            return NotifyOutcome.make(False, 400, "amount_mismatch", "refund amount mismatch")
-        state = REFUND_STATUS_MAP.get(notify.refund_status)
+            return refused("unknown_refund", Outcome.UNKNOWN, "unknown refund")
+        if notice.appid is not None and notice.appid != refund.appid:
+            return refused("identity_mismatch", Outcome.INVALID, "refund belongs to another order")
+        if (refund.mch_id, refund.out_trade_no) != (notice.mch_id, notice.out_trade_no):
+            return refused("identity_mismatch", Outcome.INVALID, "refund belongs to another order")
+        if notice.refund_fen != refund.amount_fen:
+            return refused("amount_mismatch", Outcome.INVALID, "refund amount mismatch")
+        state = REFUND_STATUS_MAP.get(notice.status)
         if state is None:
-            return NotifyOutcome.make(False, 400, "unknown_refund_status", "unknown refund_status")
+            return refused("unknown_refund_status", Outcome.INVALID, "unknown refund_status")
         async with self._locks.hold(no):
             current = await self.refunds.get(no)
             assert current is not None
             if current.state == state:
                 await self.refunds.apply(current)  # finish what a crash may have left
-                return NotifyOutcome.make(True, 200, "duplicate", "OK")
+                return accepted("duplicate")
             moved = await self.refunds.settle(
-                current, state, refund_id=notify.refund_id, succeeded_at=notify.success_time,
-                wechat_status=notify.refund_status,
+                current, state, refund_id=notice.refund_id, succeeded_at=notice.succeeded_at,
+                wechat_status=notice.status,
             )
         if moved is None:
-            return NotifyOutcome.make(False, 409, f"refund_is_{current.state}", "refund state conflict")
-        return NotifyOutcome.make(True, 200, state, "OK")
+            return refused(f"refund_is_{current.state}", Outcome.CONFLICT, "refund state conflict")
+        return accepted(state)

@@ -1,8 +1,8 @@
 """Refunds of paid checkouts, and the automatic refund of a double payment.
 
 A refund is written first (state ``pending``), then its amount is reserved
-on the checkout, then WeChat is asked (``secapi/pay/refund``, client
-certificate). Each step is idempotent by ``out_refund_no``, so a retried
+on the checkout, then WeChat is asked (through the gateway: APIv2 over the
+client certificate). Each step is idempotent by ``out_refund_no``, so a retried
 request, a second process or the reconciler can repeat any of them:
 
 - the refund document's ``_id`` *is* the ``out_refund_no`` (one refund per
@@ -15,8 +15,9 @@ request, a second process or the reconciler can repeat any of them:
   (``checkout.refunds_applied``), again in one compare-and-set.
 
 Final states come from the refund notify (``service/refund_notify.py``) or
-from ``pay/refundquery`` run by the reconciler for refunds whose notify never
-came. Every refund call is recorded in the audit trail.
+from the refund query the reconciler runs for refunds whose notify never
+came. Every refund call is recorded in the audit trail. Every state move
+is the lifecycle's (service/lifecycle.py).
 """
 from __future__ import annotations
 
@@ -37,20 +38,18 @@ from wxpay.errors import (
     ReturnFailError,
     WxPayError,
 )
+from wxpay.gateway import PayGateway, RefundRequest
 
 from .audit import Audit
-from .checkouts import CheckoutService
+from .checkouts import IDEMPOTENCY_KEY, CheckoutService
 from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound, ServiceError, UpstreamError
 from .guard import store_guard
-from .checkouts import IDEMPOTENCY_KEY
-from .validation import json_object, matches, safe_text
+from .lifecycle import CHECKOUT, REFUND, REFUNDABLE, Lifecycle
 from .models import (
-    CHECKOUT_MOVES,
     CHECKOUTS,
     CLOSED,
     PARTIALLY_REFUNDED,
-    REFUND_MOVES,
     REFUND_STATUS_MAP,
     REFUNDED,
     REFUNDS,
@@ -64,6 +63,8 @@ from .models import (
     Refund,
 )
 from .orders import OrderBook
+from .outbox import Outbox
+from .validation import json_object, matches, safe_text
 
 log = logging.getLogger("wxpay_server.refunds")
 
@@ -101,7 +102,9 @@ class RefundService:
         store: Store,
         orders: OrderBook,
         checkouts: CheckoutService,
-        pay: Any,
+        gateway: PayGateway,
+        lifecycle: Lifecycle,
+        outbox: Outbox,
         audit: Audit,
         *,
         notify_url: str,
@@ -111,12 +114,13 @@ class RefundService:
         self.store = store
         self.orders = orders
         self.checkouts = checkouts
-        self.pay = pay
+        self.gateway = gateway
+        self.lifecycle = lifecycle
+        self.outbox = outbox
         self.audit = audit
         self.notify_url = notify_url
         self.query_after = query_after
         self.now = now
-        orders.paid_listeners.append(self._on_paid)
 
     # -- reading ----------------------------------------------------------------
 
@@ -211,8 +215,7 @@ class RefundService:
         try:
             await self._reserve(refund)
         except ServiceError:
-            with store_guard():
-                await self.store.delete_if(REFUNDS, out_refund_no, {"state": R_PENDING, "submitted": False})
+            await self.lifecycle.discard(REFUND, out_refund_no, where={"state": R_PENDING, "submitted": False})
             raise
         return await self.submit(refund), True
 
@@ -230,7 +233,7 @@ class RefundService:
 
     @staticmethod
     def _check_refundable(checkout: Checkout, amount: int) -> None:
-        if checkout.status not in CHECKOUT_MOVES[PARTIALLY_REFUNDED] and checkout.status != REFUNDED:
+        if checkout.status not in REFUNDABLE and checkout.status != REFUNDED:
             raise Conflict("checkout_not_paid", f"Only a paid checkout can be refunded (this one is {checkout.status})")
         if amount > checkout.refundable_fen:
             raise InvalidInput(
@@ -253,20 +256,14 @@ class RefundService:
             if refund.out_refund_no in checkout.refund_nos:
                 return
             self._check_refundable(checkout, refund.amount_fen)
-            with store_guard():
-                moved = await self.store.update_if(
-                    CHECKOUTS,
-                    checkout.id,
-                    {
-                        "status": {"$in": list(CHECKOUT_MOVES[PARTIALLY_REFUNDED])},
-                        "refund_reserved_fen": _expect_value(doc, "refund_reserved_fen"),
-                    },
-                    {
-                        "refund_reserved_fen": checkout.refund_reserved_fen + refund.amount_fen,
-                        "refund_nos": [*checkout.refund_nos, refund.out_refund_no],
-                        "updated_at": self.now(),
-                    },
-                )
+            moved = await self.lifecycle.update(
+                CHECKOUT, checkout.id,
+                where={"status": {"$in": sorted(REFUNDABLE)},
+                       "refund_reserved_fen": _expect_value(doc, "refund_reserved_fen")},
+                refund_reserved_fen=checkout.refund_reserved_fen + refund.amount_fen,
+                refund_nos=[*checkout.refund_nos, refund.out_refund_no],
+                updated_at=self.now(),
+            )
             if moved is not None:
                 return
         raise Conflict("refund_busy", "The checkout is being changed by another request; retry")
@@ -278,16 +275,15 @@ class RefundService:
         started = time.perf_counter()
         verdict, err = "accepted", None
         try:
-            result = await self.pay.refund(
+            result = await self.gateway.refund(RefundRequest(
                 out_refund_no=refund.out_refund_no,
-                total_fee=refund.total_fee,
-                refund_fee=refund.amount_fen,
                 out_trade_no=refund.out_trade_no,
-                notify_url=self.notify_url,
-                refund_desc=refund.reason,
                 appid=refund.appid,
-                retry=True,  # safe: WeChat refunds one out_refund_no once
-            )
+                total_fen=refund.total_fee,
+                refund_fen=refund.amount_fen,
+                notify_url=self.notify_url,
+                reason=refund.reason,
+            ))
         except (BusinessError, ReturnFailError, ConfigError) as exc:
             if exc.retryable:
                 verdict, err = "unknown", exc
@@ -309,20 +305,17 @@ class RefundService:
         )
         now = self.now()
         if verdict == "accepted":
-            with store_guard():
-                doc = await self.store.update_if(
-                    REFUNDS, refund.out_refund_no, {"out_refund_no": refund.out_refund_no},
-                    {"submitted": True, "refund_id": result.refund_id, "updated_at": now,
-                     "next_check_at": now + self.query_after},
-                )
+            doc = await self.lifecycle.update(
+                REFUND, refund.out_refund_no, where={"out_refund_no": refund.out_refund_no},
+                submitted=True, refund_id=result.refund_id, updated_at=now, next_check_at=now + self.query_after,
+            )
             return Refund.from_doc(doc) if doc else refund
         if verdict == "unknown":
             log.warning("refund %s: outcome unknown (%s); the reconciler will ask", refund.out_refund_no, err.code)
-            with store_guard():
-                doc = await self.store.update_if(
-                    REFUNDS, refund.out_refund_no, {"state": R_PENDING},
-                    {"next_check_at": now + self.query_after, "updated_at": now},
-                )
+            doc = await self.lifecycle.update(
+                REFUND, refund.out_refund_no, where={"state": R_PENDING},
+                next_check_at=now + self.query_after, updated_at=now,
+            )
             return Refund.from_doc(doc) if doc else refund
         assert err is not None
         code = getattr(err, "err_code", None) or err.code
@@ -350,7 +343,7 @@ class RefundService:
         repeat notify, a racing reconciler).
         """
         now = self.now()
-        changes: dict[str, Any] = {"state": state, "updated_at": now, "settled_at": now, "applied": False}
+        changes: dict[str, Any] = {"settled_at": now, "applied": False}
         if state != R_NEEDS_ATTENTION:
             changes["next_check_at"] = None
         else:  # keep asking: a CHANGE may still end
@@ -361,13 +354,9 @@ class RefundService:
                 changes[name] = value
         if state == R_SUCCEEDED and "succeeded_at" not in changes:
             changes["succeeded_at"] = now
-        with store_guard():
-            doc = await self.store.update_if(
-                REFUNDS, refund.out_refund_no, {"state": {"$in": list(REFUND_MOVES[state])}}, changes
-            )
-        if doc is None:
+        moved = await self.lifecycle.move_refund(refund, state, **changes)
+        if moved is None:
             return None
-        moved = Refund.from_doc(doc)
         log.info("refund %s is %s", moved.out_refund_no, state)
         await self.apply(moved)
         return moved
@@ -379,13 +368,12 @@ class RefundService:
         status_after = None
         if refund.kind == "merchant":
             status_after = await self._apply_to_checkout(refund)
-        with store_guard():
-            await self.store.update_if(
-                REFUNDS, refund.out_refund_no, {"state": refund.state},
-                {"applied": True, **({"checkout_status_after": status_after} if status_after else {})},
-            )
+        await self.lifecycle.update(
+            REFUND, refund.out_refund_no, where={"state": refund.state},
+            applied=True, **({"checkout_status_after": status_after} if status_after else {}),
+        )
         if refund.state == R_SUCCEEDED and refund.kind == "merchant":
-            await self.orders.announce(refund.checkout_id)
+            await self.outbox.announce(refund.checkout_id)
 
     async def _apply_to_checkout(self, refund: Refund) -> str | None:
         for _ in range(_CAS_TRIES):
@@ -408,22 +396,23 @@ class RefundService:
             if refund.state == R_SUCCEEDED:
                 refunded = checkout.refunded_fen + refund.amount_fen
                 status = REFUNDED if refunded >= checkout.amount_fen else PARTIALLY_REFUNDED
-                changes.update({"refunded_fen": refunded, "status": status, **self.orders.outbox_intent(now)})
-                expect["status"] = {"$in": list(CHECKOUT_MOVES[status])}
-            elif refund.out_refund_no in checkout.refund_nos:  # closed or failed: release the hold
-                changes["refund_reserved_fen"] = max(0, checkout.refund_reserved_fen - refund.amount_fen)
-            with store_guard():
-                moved = await self.store.update_if(CHECKOUTS, checkout.id, expect, changes)
+                changes["refunded_fen"] = refunded
+                moved = await self.lifecycle.move(CHECKOUT, checkout.id, status, where=expect, **changes)
+            else:
+                if refund.out_refund_no in checkout.refund_nos:  # closed or failed: release the hold
+                    changes["refund_reserved_fen"] = max(0, checkout.refund_reserved_fen - refund.amount_fen)
+                moved = await self.lifecycle.update(CHECKOUT, checkout.id, where=expect, **changes)
             if moved is not None:
                 return status
         raise Conflict("refund_busy", "The checkout is being changed by another request; retry")
 
     # -- double payment ----------------------------------------------------------------
 
-    async def _on_paid(self, order: Order, checkout: Checkout | None, double: bool) -> None:
-        if double:
-            closed = checkout is not None and checkout.status == CLOSED
-            await self.refund_double_payment(order, reason=CLOSED_REASON if closed else DOUBLE_REASON)
+    async def double_paid(self, order: Order, checkout: Checkout) -> Refund:
+        """A payment its checkout cannot keep (service/payments.py tells): give it back."""
+        return await self.refund_double_payment(
+            order, reason=CLOSED_REASON if checkout.status == CLOSED else DOUBLE_REASON
+        )
 
     async def refund_double_payment(self, order: Order, *, reason: str = "") -> Refund:
         """Give a payment the checkout cannot keep (it was paid already, or
@@ -473,7 +462,7 @@ class RefundService:
         return [Refund.from_doc(d) for d in docs]
 
     async def check(self, refund: Refund) -> str:
-        """Ask WeChat how ``refund`` ended (refundquery); resubmit one it never got."""
+        """Ask WeChat how ``refund`` ended; resubmit one it never got."""
         if not refund.submitted and refund.state == R_PENDING:
             if refund.kind == "merchant":
                 await self._reserve(refund)
@@ -482,23 +471,22 @@ class RefundService:
             except UpstreamError:
                 return "rejected"
         try:
-            result = await self.pay.refund_query(out_refund_no=refund.out_refund_no, appid=refund.appid)
+            facts = await self.gateway.query_refund(refund.out_refund_no, appid=refund.appid)
         except RefundNotExistError:
             await self._reschedule(refund)
             return "not_at_wechat"
-        item = next((r for r in result.refunds if r.out_refund_no == refund.out_refund_no), None)
-        status = item.refund_status if item else "MISSING"
-        state = REFUND_STATUS_MAP.get(status)
+        state = REFUND_STATUS_MAP.get(facts.status)
         if state is None or state == refund.state:
             await self._reschedule(refund)
-            return status.lower()
-        if item.refund_fee != refund.amount_fen:
-            log.error("refundquery reports %s fen for %s (ours %s)", item.refund_fee, refund.out_refund_no, refund.amount_fen)
+            return facts.status.lower()
+        if facts.refund_fen != refund.amount_fen:
+            log.error("WeChat reports %s fen for refund %s (ours %s)", facts.refund_fen, refund.out_refund_no,
+                      refund.amount_fen)
             await self.audit.record("refund_query", verdict="amount_mismatch", out_refund_no=refund.out_refund_no)
             await self._reschedule(refund)
             return "amount_mismatch"
         moved = await self.settle(
-            refund, state, refund_id=item.refund_id, succeeded_at=item.success_time, wechat_status=status
+            refund, state, refund_id=facts.refund_id, succeeded_at=facts.succeeded_at, wechat_status=facts.status
         )
         if moved is not None:
             await self.audit.record("refund_query", verdict=state, out_refund_no=refund.out_refund_no)
@@ -506,9 +494,8 @@ class RefundService:
 
     async def _reschedule(self, refund: Refund) -> None:
         delay = timedelta(minutes=min(30, 2 ** min(refund.checks, 5)))
-        with store_guard():
-            await self.store.update_if(
-                REFUNDS, refund.out_refund_no, {"state": refund.state},
-                {"checks": refund.checks + 1, "next_check_at": self.now() + delay, "updated_at": self.now()},
-            )
+        await self.lifecycle.update(
+            REFUND, refund.out_refund_no, where={"state": refund.state},
+            checks=refund.checks + 1, next_check_at=self.now() + delay, updated_at=self.now(),
+        )
 

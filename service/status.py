@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 from store.base import StoreError
 from wxpay.timeutil import CHINA_TZ
 
+from .container import Services
 from .errors import ServiceError
 from .models import AUDIT, ORDER_STATES, ORDERS, PAID, REFUND_STATES, REFUNDS, RUNS
 
@@ -34,12 +35,11 @@ def day_start(now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
 
-async def collect(services: Any, *, version: str, hours: int = CHART_HOURS, latest: int = LATEST) -> dict[str, Any]:
+async def collect(services: Services, *, version: str, hours: int = CHART_HOURS, latest: int = LATEST) -> dict[str, Any]:
     """Everything /status shows, JSON-ready (datetimes as ISO strings)."""
     now: datetime = services.now()
-    settings = services.settings
     out: dict[str, Any] = {
-        "mode": settings.mode,
+        "mode": services.mode,
         "version": version,
         "now": now,
         "started_at": services.started_at,
@@ -59,10 +59,8 @@ async def collect(services: Any, *, version: str, hours: int = CHART_HOURS, late
     }
     results = await asyncio.gather(*(_guarded(name, fn) for name, fn in sections.items()))
     out.update(zip(sections, results))
-    stats = getattr(services, "call_stats", None)
-    out["wechat"] = stats.snapshot() if stats is not None else []
-    limiter = getattr(services, "notify_limiter", None)
-    out["notify_limiter"] = limiter.snapshot() if limiter is not None else None
+    out["wechat"] = services.call_stats.snapshot()
+    out["notify_limiter"] = services.notify_limiter.snapshot()
     return _jsonable(out)
 
 
@@ -74,7 +72,7 @@ async def _guarded(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
         return {"error": getattr(exc, "code", "unavailable")}
 
 
-async def _store(services: Any) -> dict[str, Any]:
+async def _store(services: Services) -> dict[str, Any]:
     store = services.store
     try:
         rtt = await store.ping()
@@ -83,7 +81,7 @@ async def _store(services: Any) -> dict[str, Any]:
     return {"backend": store.backend, "ok": True, "rtt_ms": round(rtt * 1000, 2)}
 
 
-async def _tokens(services: Any, now: datetime) -> dict[str, Any]:
+async def _tokens(services: Services, now: datetime) -> dict[str, Any]:
     expiry = await services.tokens.expiry()
     out = {}
     for kind, at in expiry.items():
@@ -94,7 +92,7 @@ async def _tokens(services: Any, now: datetime) -> dict[str, Any]:
     return out
 
 
-async def _orders_today(services: Any, now: datetime) -> dict[str, Any]:
+async def _orders_today(services: Services, now: datetime) -> dict[str, Any]:
     """Orders created since the China-time midnight, by state, and what was paid."""
     store = services.store
     since = {"$gte": day_start(now)}
@@ -109,7 +107,7 @@ async def _orders_today(services: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-async def _chart(services: Any, now: datetime, hours: int) -> dict[str, Any]:
+async def _chart(services: Services, now: datetime, hours: int) -> dict[str, Any]:
     """Orders created and notifies received per hour over the last ``hours`` hours."""
     top = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = top - timedelta(hours=hours)
@@ -151,33 +149,33 @@ async def _chart(services: Any, now: datetime, hours: int) -> dict[str, Any]:
     }
 
 
-async def _latest_orders(services: Any, limit: int) -> list[dict[str, Any]]:
+async def _latest_orders(services: Services, limit: int) -> list[dict[str, Any]]:
     keep = ("out_trade_no", "checkout_id", "trade_type", "state", "total_fee", "created_at", "paid_at", "paid_via", "failure")
     docs = await services.store.find(ORDERS, None, sort=[("created_at", -1)], limit=limit, fields=keep)
     return [{k: d.get(k) for k in keep} for d in docs]
 
 
-async def _latest_notifies(services: Any, limit: int) -> list[dict[str, Any]]:
+async def _latest_notifies(services: Services, limit: int) -> list[dict[str, Any]]:
     # Never the raw body: it is the shopper's payment record, not an admin's business.
     keep = ("at", "verdict", "ok", "out_trade_no", "latency_ms")
     docs = await services.audit.latest("notify", limit=limit, fields=keep)
     return [{k: d.get(k) for k in keep} for d in docs]
 
 
-async def _reconciler(services: Any) -> dict[str, Any]:
+async def _reconciler(services: Services) -> dict[str, Any]:
     """The last pass by any process (the store's record), else this process's own."""
     doc = await services.store.get(RUNS, "reconciler")
     if doc is None:
-        last = getattr(services.reconciler, "last", None)
+        last = services.reconciler.last
         doc = asdict(last) if last is not None and is_dataclass(last) else None
     return {
-        "enabled": services.settings.reconciler.enabled,
-        "interval_s": services.settings.reconciler.interval_s,
+        "enabled": services.reconciler_enabled,
+        "interval_s": services.reconciler_interval_s,
         "last": {k: v for k, v in doc.items() if k != "_id"} if doc else None,
     }
 
 
-async def _refunds(services: Any, limit: int) -> dict[str, Any]:
+async def _refunds(services: Services, limit: int) -> dict[str, Any]:
     """Refunds by state (needs_attention wants a person), and the latest ones."""
     counts = await asyncio.gather(*(services.store.count(REFUNDS, {"state": s}) for s in REFUND_STATES))
     keep = ("out_refund_no", "checkout_id", "out_trade_no", "amount_fen", "state", "kind", "created_at", "failure")
@@ -185,7 +183,7 @@ async def _refunds(services: Any, limit: int) -> dict[str, Any]:
     return {"by_state": dict(zip(REFUND_STATES, counts)), "latest": [{k: d.get(k) for k in keep} for d in docs]}
 
 
-async def _double_payments(services: Any, limit: int) -> dict[str, Any]:
+async def _double_payments(services: Services, limit: int) -> dict[str, Any]:
     """Checkouts paid twice (each extra payment is refunded automatically)."""
     count = await services.store.count(AUDIT, {"kind": "double_payment"})
     keep = ("at", "checkout_id", "out_trade_no", "first_out_trade_no")
@@ -193,9 +191,8 @@ async def _double_payments(services: Any, limit: int) -> dict[str, Any]:
     return {"count": count, "latest": [{k: d.get(k) for k in keep} for d in docs]}
 
 
-async def _webhooks(services: Any) -> dict[str, Any]:
-    hooks = getattr(services, "webhooks", None)
-    return await hooks.backlog() if hooks is not None else {"enabled": False}
+async def _webhooks(services: Services) -> dict[str, Any]:
+    return await services.webhooks.backlog()
 
 
 def _jsonable(value: Any) -> Any:

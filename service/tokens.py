@@ -22,11 +22,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from store.base import Store
 from store.leases import Leases
 from wxpay.errors import TokenInvalidError, WxPayError
+from wxpay.official import AccessToken, JsapiTicket
 
 from .clock import utcnow
 from .errors import UpstreamError
@@ -40,6 +41,14 @@ BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_MAX = timedelta(minutes=5)  # at most 288 fetches a day per kind during a long outage
 
 
+class OfficialAccountApi(Protocol):
+    """Where the tokens come from (``wxpay.official.OfficialAccountClient``)."""
+
+    async def access_token(self) -> AccessToken: ...
+
+    async def jsapi_ticket(self, access_token: str) -> JsapiTicket: ...
+
+
 @dataclass(frozen=True)
 class Fetched:
     value: str
@@ -51,7 +60,7 @@ class TokenService:
         self,
         store: Store,
         leases: Leases,
-        official: Any,
+        official: OfficialAccountApi,
         *,
         appid: str,
         holder: str,

@@ -1,77 +1,42 @@
-"""Merchant webhooks from a persisted outbox, delivered at least once.
+"""Merchant webhooks delivered from the persisted outbox, at least once.
 
-Events: ``checkout.paid``, ``checkout.closed``, ``checkout.partially_refunded``
-and ``checkout.refunded``; the body is ``{id, type, created_at, data}`` with
-``data`` the checkout's public view (plus ``refund`` for refund events) as
-it is when the event is written.
-
-Why no event is lost, with a store that has no multi-document transactions
-(the write order):
-
-1. The status move of a checkout and the *intent* to tell the merchant are
-   one atomic write: every compare-and-set that moves a checkout to paid,
-   closed, partially_refunded or refunded also sets ``outbox_due_at``
-   (``models.OUTBOX_DUE``) on the checkout document.
-2. Then the events are written to the ``outbox`` collection. Their ids are
-   derived from the checkout (``ev_<checkout>_paid``, ``…_closed``,
-   ``…_r<refund>``), so writing them twice is a duplicate key, not a second
-   event; what to write is derived from the checkout document alone (its
-   status, ``refunds_applied``), which step 1 wrote together with the marker.
-3. Only then is the marker cleared, and only if it is still the value read
-   in step 2 (compare-and-set), so a move made in between keeps its marker.
-
-A crash after 1 leaves the marker; the delivery task sweeps checkouts whose
-marker is set and repeats 2 and 3. A crash after 2 repeats 2 harmlessly.
-Steps 2-3 run before the request that moved the state is answered (they
-are awaited inside the same use case), and the sweep covers the rest.
-
-Delivery: one background task per process, but a store lease lets only one
-process deliver at a time; the lease is short and renewed by a heartbeat
-during the pass, so a process killed mid-pass holds up delivery for
-seconds, not for the longest a pass could take. Each attempt is a POST signed with
-``Wxpay-Signature: t=<unix>,v1=<hmac>`` (service/webhook_signature.py) and
-carries ``Wxpay-Event-Id`` for de-duplication; a 2xx is success. Failures
-are retried after ``retry_base_s`` × 2^(n-1) (capped at 6 h) up to
-``max_attempts``, then the event is ``failed`` until an admin resends it.
-An event is marked delivered only after the receiver's 2xx, so a crash in
-between means one more delivery (at least once; hence the event id).
+What events exist and why none is lost is the outbox's (service/outbox.py);
+this is delivery. One background task per process, but a store lease lets
+only one process deliver at a time; the lease is short and renewed by a
+heartbeat during the pass, so a process killed mid-pass holds up delivery
+for seconds, not for the longest a pass could take. Each attempt is a POST
+signed with ``Wxpay-Signature: t=<unix>,v1=<hmac>``
+(service/webhook_signature.py) and carries ``Wxpay-Event-Id`` for
+de-duplication; a 2xx is success. Failures are retried after
+``retry_base_s`` × 2^(n-1) (capped at 6 h) up to ``max_attempts``, then the
+event is ``failed`` until an admin resends it. An event is marked delivered
+only after the receiver's 2xx, so a crash in between means one more
+delivery (at least once; hence the event id). The HTTP client is a
+:class:`WebhookSender` handed in (edge/outbound.py in the server): no HTTP
+library here.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
-from store.base import DuplicateKey, Store, find_every
+from store.base import Store
 from store.leases import HEARTBEAT_TTL, Leases
 
 from .clock import utcnow
-from .errors import InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .guard import store_guard
-from .models import (
-    CHECKOUTS,
-    CLOSED,
-    OUTBOX,
-    OUTBOX_DUE,
-    PAID_STATUSES,
-    R_SUCCEEDED,
-    REFUNDS,
-    Checkout,
-    Refund,
-)
-from .orders import OrderBook
+from .models import OUTBOX
+from .outbox import PENDING, Outbox
 from .pauses import pause
+from .webhook_signature import sign_webhook
 
 log = logging.getLogger("wxpay_server.webhooks")
 
-PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
 EVENT_STATES = (PENDING, DELIVERED, FAILED)
@@ -91,12 +56,20 @@ class PassReport:
     failed: int = 0
 
 
-def event_id(checkout_id: str, what: str) -> str:
-    return f"ev_{checkout_id.removeprefix('co_')}_{what}"
+class Answer(Protocol):
+    """What one POST got: the status (``None`` when there was no answer) and why it failed (``None``: a 2xx)."""
+
+    @property
+    def status(self) -> int | None: ...
+
+    @property
+    def error(self) -> str | None: ...
 
 
-def refund_event_part(out_refund_no: str) -> str:
-    return "r" + hashlib.sha256(out_refund_no.encode()).hexdigest()[:16]
+class WebhookSender(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) -> Answer:
+        """POST ``body``; never raises (an unreachable receiver is an answer with an ``error``)."""
+        ...
 
 
 def public_event(doc: dict[str, Any]) -> dict[str, Any]:
@@ -124,8 +97,9 @@ class Webhooks:
     def __init__(
         self,
         store: Store,
-        orders: OrderBook,
+        outbox: Outbox,
         leases: Leases,
+        sender: WebhookSender,
         *,
         url: str | None,
         secret: str | None,
@@ -140,7 +114,9 @@ class Webhooks:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        self.outbox = outbox
         self.leases = leases
+        self.sender = sender
         self.lease_ttl = lease_ttl
         self.url = url
         self._secret = secret
@@ -152,11 +128,7 @@ class Webhooks:
         self.sweep_every = max(1, sweep_every)
         self.batch = batch
         self.now = now
-        self._wake = asyncio.Event()
         self._passes = 0
-        if self.enabled:  # otherwise no outbox intent is written at all
-            orders.outbox_wanted = True
-            orders.checkout_listeners.append(self.checkout_changed)
         if url and not secret:
             log.warning("webhooks.url is set but webhooks.secret is not: webhooks are off (they must be signed)")
 
@@ -164,77 +136,9 @@ class Webhooks:
     def enabled(self) -> bool:
         return bool(self.url and self._secret)
 
-    # -- enqueueing -------------------------------------------------------------------
-
-    async def checkout_changed(self, checkout_id: str, doc: dict[str, Any] | None = None) -> None:
-        await self.enqueue_for(checkout_id, doc)
-
-    async def enqueue_for(self, checkout_id: str, doc: dict[str, Any] | None = None) -> int:
-        """Write the events a checkout's status implies, then clear its marker (steps 2, 3).
-        ``doc``: the checkout as its mover just wrote it, saving a read."""
-        if doc is None:
-            with store_guard():
-                doc = await self.store.get(CHECKOUTS, checkout_id)
-        if doc is None or doc.get(OUTBOX_DUE) is None:
-            return 0
-        due = doc[OUTBOX_DUE]
-        written = 0
-        if self.enabled:
-            for event in await self._derive(Checkout.from_doc(doc)):
-                try:
-                    with store_guard():
-                        await self.store.insert(OUTBOX, event)
-                    written += 1
-                except DuplicateKey:
-                    pass
-        with store_guard():
-            await self.store.update_if(CHECKOUTS, checkout_id, {OUTBOX_DUE: due}, {OUTBOX_DUE: None})
-        if written:
-            self._wake.set()
-        return written
-
-    async def _derive(self, checkout: Checkout) -> list[dict[str, Any]]:
-        view = checkout.public()
-        events: list[tuple[str, str, dict[str, Any]]] = []
-        if checkout.status in PAID_STATUSES:
-            events.append((event_id(checkout.id, "paid"), "checkout.paid", view))
-        elif checkout.status == CLOSED:
-            events.append((event_id(checkout.id, "closed"), "checkout.closed", view))
-        if checkout.refunds_applied:
-            with store_guard():
-                docs = await find_every(self.store, REFUNDS, {"checkout_id": checkout.id})
-            refunds = {d["_id"]: Refund.from_doc(d) for d in docs}
-            cumulative = 0
-            for no in checkout.refunds_applied:
-                refund = refunds.get(no)
-                if refund is None or refund.state != R_SUCCEEDED or refund.kind != "merchant":
-                    continue
-                cumulative += refund.amount_fen
-                kind = "checkout.refunded" if cumulative >= checkout.amount_fen else "checkout.partially_refunded"
-                events.append((event_id(checkout.id, refund_event_part(no)), kind, {**view, "refund": refund.public()}))
-        now = self.now()
-        out = []
-        for _id, kind, data in events:
-            body = json.dumps(
-                {"id": _id, "type": kind, "created_at": now.isoformat(), "data": data},
-                ensure_ascii=False, separators=(",", ":"), sort_keys=True,
-            )
-            out.append({
-                "_id": _id, "type": kind, "checkout_id": checkout.id, "created_at": now, "body": body,
-                "state": PENDING, "attempts": 0, "next_attempt_at": now, "history": [],
-            })
-        return out
-
     async def sweep(self) -> int:
-        """Finish what a crash left between a status move and its events (step 1 without 2-3)."""
-        with store_guard():
-            docs = await self.store.find(
-                CHECKOUTS, {OUTBOX_DUE: {"$lte": self.now()}}, sort=[(OUTBOX_DUE, 1)], limit=self.batch
-            )
-        written = 0
-        for doc in docs:
-            written += await self.enqueue_for(doc["_id"])
-        return written
+        """Write the events a crash left behind (service/outbox.py)."""
+        return await self.outbox.sweep(self.batch)
 
     # -- delivering -------------------------------------------------------------------------
 
@@ -242,12 +146,12 @@ class Webhooks:
         stopping = asyncio.ensure_future(stop.wait())
         try:
             while not stop.is_set():
-                self._wake.clear()
+                self.outbox.written.clear()
                 try:
                     await self.run_once(stop)
                 except Exception:  # the loop must survive a bad pass
                     log.exception("webhook delivery pass failed")
-                waking = asyncio.ensure_future(self._wake.wait())
+                waking = asyncio.ensure_future(self.outbox.written.wait())
                 await asyncio.wait({stopping, waking}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
                 waking.cancel()
         finally:
@@ -296,30 +200,16 @@ class Webhooks:
         attempt = doc.get("attempts", 0) + 1
         body = doc["body"].encode("utf-8")
         timestamp = int(self.now().timestamp())
-        from .webhook_signature import sign_webhook
-
-        request = HTTPRequest(
-            self.url, method="POST", body=body, follow_redirects=False,
-            connect_timeout=self.timeout, request_timeout=self.timeout,
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": USER_AGENT,
-                "Wxpay-Event-Id": doc["_id"],
-                "Wxpay-Event-Type": doc.get("type", ""),
-                "Wxpay-Signature": sign_webhook(self._secret or "", body, timestamp),
-            },
-        )
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            "Wxpay-Event-Id": doc["_id"],
+            "Wxpay-Event-Type": doc.get("type", ""),
+            "Wxpay-Signature": sign_webhook(self._secret or "", body, timestamp),
+        }
         started = time.perf_counter()
-        status, error = None, None
-        try:
-            response = await AsyncHTTPClient().fetch(request, raise_error=False)
-            status = response.code
-            if response.code == 599:
-                status, error = None, f"unreachable: {response.error}"[:200]
-            elif not 200 <= response.code < 300:
-                error = f"HTTP {response.code}"
-        except Exception as exc:  # DNS, refused connection, TLS …
-            error = f"unreachable: {exc.__class__.__name__}"
+        sent = await self.sender.post(self.url or "", body, headers, timeout=self.timeout)
+        status, error = sent.status, sent.error
         await pause("webhooks.after_delivery")
         now = self.now()
         entry = {"at": now, "attempt": attempt, "status": status, "error": error,
@@ -366,10 +256,8 @@ class Webhooks:
                  "resent": doc.get("resent", 0) + 1},
             )
         if doc is None:
-            from .errors import Conflict
-
             raise Conflict("event_busy", "The event is being delivered right now; retry")
-        self._wake.set()
+        self.outbox.written.set()
         return public_event(doc)
 
     async def backlog(self) -> dict[str, Any]:

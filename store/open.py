@@ -24,6 +24,7 @@ Field names the service layer can rely on (the indexes below are on them):
 - ``oauth_codes``: ``expires_at`` (expired sign-in claims are pruned)
 - ``leases`` (``store/leases.py``): keyed by ``_id``, no index
 - ``quotas`` (``service/source_quota.py``): ``expires_at`` (old windows are purged)
+- ``trust`` (``service/trust.py``): keyed by ``_id`` (API version and mch_id), no index
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ reachable from its module but may change.
 from . import errors
 from .client import WxPayClient, check_reply
 from .endpoints import Endpoints
+from .gateway import PayGateway
 from .errors import (
     ApiError,
     BusinessError,
@@ -31,12 +32,13 @@ from .official import OfficialAccountClient
 from .payloads import app_payload, jsapi_payloads, mini_program_payload, mweb_redirect, wx_config
 from .signing import HMAC_SHA256, MD5, jssdk_signature, make_nonce, sign, verify
 from .transport import TornadoTransport
+from .v2_gateway import V2Gateway
 from .xmlcodec import build_xml, parse_xml
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "errors", "WxPayClient", "check_reply", "Endpoints", "Merchant", "OAuthClient", "OfficialAccountClient",
+    "errors", "WxPayClient", "check_reply", "Endpoints", "PayGateway", "V2Gateway", "Merchant", "OAuthClient", "OfficialAccountClient",
     "TornadoTransport", "read_notify", "verify_payment_notify", "notify_reply", "decrypt_refund_notify",
     "jsapi_payloads", "wx_config", "mini_program_payload", "app_payload", "mweb_redirect",
     "sign", "verify", "jssdk_signature", "make_nonce", "MD5", "HMAC_SHA256", "build_xml", "parse_xml",

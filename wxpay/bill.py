@@ -20,7 +20,15 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .errors import ProtocolError, MessageTooLargeError, RetryableBusinessError, ReturnFailError
+from .errors import (  # noqa: F401  (the bill errors are re-exported here, where they were first defined)
+    BillError,
+    BillNotReadyError,
+    MessageTooLargeError,
+    NoBillError,
+    ProtocolError,
+    RetryableBusinessError,
+    ReturnFailError,
+)
 from .timeutil import parse_success_time
 from .xmlcodec import parse_xml
 
@@ -28,25 +36,7 @@ MAX_BILL_BYTES = 64 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-# --- errors ------------------------------------------------------------------
-
-
-class BillError(ReturnFailError):
-    """downloadbill answered with a failure instead of a bill."""
-
-    code = "bill_unavailable"
-
-
-class NoBillError(BillError):
-    """No bill for that day: no trades, a day too old (3 months), or not yet generated."""
-
-    code = "no_bill"
-
-
-class BillNotReadyError(BillError):
-    """WeChat is still generating the bill; day T is ready after 10:00 on T+1."""
-
-    code = "bill_not_ready"
+# --- errors (defined in wxpay.errors, where every version's callers find them) ---
 
 
 def bill_fail_error(reply: dict[str, str]) -> Exception:

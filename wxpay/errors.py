@@ -148,6 +148,24 @@ class ReturnFailError(WxPayError):
     code = "wechat_rejected_request"
 
 
+class BillError(ReturnFailError):
+    """The bill download answered with a failure instead of a bill."""
+
+    code = "bill_unavailable"
+
+
+class NoBillError(BillError):
+    """No bill for that day: no trades, a day too old (3 months), or not yet generated."""
+
+    code = "no_bill"
+
+
+class BillNotReadyError(BillError):
+    """WeChat is still generating the bill; day T is ready after 10:00 on T+1."""
+
+    code = "bill_not_ready"
+
+
 # --- layer 2: result_code=FAIL (signed, with err_code) ----------------------
 
 

@@ -72,7 +72,7 @@ class Client:
                  sim_base: str = "") -> None:
         self.running = running
         if running is not None:
-            s = running.services.settings
+            s = running.settings
             base, token, api_key = f"http://127.0.0.1:{running.port}", s.merchant_api.tokens[0], s.wechat.api_key
             sim_base = base + "/_wechat"
         self.base, self.token, self.api_key, self.sim_base = base, token, api_key, sim_base

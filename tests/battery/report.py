@@ -61,7 +61,7 @@ WEAKNESSES = [
     ("A store failure (or crash) between the order's move to paid and the checkout's update left the checkout open "
      "forever: the repeated notify found the order paid and answered SUCCESS; the reconciler only looks at unpaid "
      "orders.",
-     "The move to paid sets `settle_due_at` in the same write; `OrderBook.settle_paid` (idempotent) finishes the "
+     "The move to paid sets `settle_due_at` in the same write; `Payments.settle` (idempotent) finishes the "
      "checkout, siblings, webhook intent and listeners, then clears it. A repeated notify finishes it before "
      "answering SUCCESS; the reconciler sweeps markers older than 5 s.",
      "dependencies", "store lost between the order's move and the checkout's"),
@@ -264,6 +264,12 @@ WEAKNESSES = [
      "At most 1 MiB (16 times the default; every body this server takes is a few KB); the new settings' edges "
      "(0, 1, maximum, one past it) are checked in one case.",
      "outsider", "settings-of-the-limits-at-their-edges"),
+    ("A notify whose orderquery said REFUND (paid, then refunded in the merchant platform before the notify got "
+     "through) was refused with 409 `query_says_REFUND` on every one of WeChat's retries, while the reconciler "
+     "recorded the same answer as a payment: the notify and the reconciler confirmed payments by two rules.",
+     "One payment confirmation (`service/payments.py`) for the notify, the reconciler and a cancel: SUCCESS and "
+     "REFUND are both a payment; every move to paid goes through it and the lifecycle's one table.",
+     "duplicates", "a notify for a payment refunded at WeChat before it arrived"),
 ]
 
 LIMITS = [

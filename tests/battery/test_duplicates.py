@@ -19,6 +19,7 @@ from store.sqlite import SQLiteStore
 from tests.server.browser import MOBILE_UA, as_json
 from wxpay.simulator import demo
 from tests.server.payments import Receiver, wait_for, webhook_overrides
+from wxpay.gateway import RefundRequest
 
 from . import logwatch
 from .harness import Client, Procs, bounded, browser, process_env, start_server
@@ -267,7 +268,7 @@ async def test_a_cancel_racing_unifiedorder(tmp_path):
             # WeChat's five minutes pass; one reconciler pass.
             old = services.now() - timedelta(minutes=6)
             await services.store.update_if(ORDERS, order.out_trade_no, {}, {"created_at": old, "next_check_at": services.now()})
-            services.simulator.pay.orders[(demo.MCH_ID, order.out_trade_no)].created_at = old
+            running.simulator.pay.orders[(demo.MCH_ID, order.out_trade_no)].created_at = old
             await services.reconciler.run_once()
             at_wechat = as_json(await client.sim("GET", f"orders/{order.out_trade_no}"))["order"]["trade_state"]
             view = await client.store.get(CHECKOUTS, checkout["id"])
@@ -281,4 +282,28 @@ async def test_a_cancel_racing_unifiedorder(tmp_path):
         record("duplicates", "a cancel racing unifiedorder", "pass", **results)
     finally:
         pauses.release_gates()
+        await running.stop(grace=1)
+
+
+async def test_a_notify_for_a_payment_refunded_before_it_arrived(tmp_path):
+    """WeChat's notifies were lost, and the merchant refunded the payment in the
+    merchant platform before a retry came: orderquery says REFUND, which is a
+    payment (the money moved, then went back), so the notify is confirmed, not
+    refused on every retry."""
+    running = await start_server(tmp_path)
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(1840)
+        no = paid["out_trade_no"]
+        await running.services.gateway.refund(RefundRequest("platform-1", no, demo.OFFICIAL_ACCOUNT_APPID, 1840, 1840))
+        assert as_json(await client.sim("GET", f"orders/{no}"))["order"]["trade_state"] == "REFUND"
+        reply = await client.notify(client.signed_notify(paid["sim"]))
+        logwatch.add_text(reply.body)
+        assert reply.code == 200 and b"<return_code><![CDATA[SUCCESS]]>" in reply.body, reply.body
+        order = await client.store.get(ORDERS, no)
+        assert order["state"] == "paid" and order["paid_via"] == "notify"
+        assert (await client.store.get(CHECKOUTS, checkout["id"]))["status"] == "paid"
+        record("duplicates", "a notify for a payment refunded at WeChat before it arrived", "pass",
+               reply=reply.code, order_state=order["state"])
+    finally:
         await running.stop(grace=1)

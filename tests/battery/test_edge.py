@@ -193,7 +193,7 @@ async def test_no_log_line_is_forged_by_hostile_values(tmp_path):
     try:
         running = await start_server(tmp_path, **{"server.trusted_proxies": ["127.0.0.1"]})
         try:
-            settings = running.services.settings
+            settings = running.settings
             await send_hostile_values(running.port, settings.merchant_api.tokens[0], settings.wechat.api_key)
         finally:
             await running.stop(grace=1)

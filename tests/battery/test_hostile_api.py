@@ -51,7 +51,7 @@ async def world(tmp_path_factory):
         opened = await c.checkout(700)
         native = await c.checkout(800)
         await c.native_prepay(native["id"])
-        yield World(c, paid, opened, native, running.services.settings.server.max_body_bytes)
+        yield World(c, paid, opened, native, running.settings.server.max_body_bytes)
     finally:
         await running.stop(grace=1)
 

@@ -82,7 +82,7 @@ async def test_bytes_stored_per_refused_notify(tmp_path):
         try:
             client = Client(running)
             _, paid = await client.paid_at_wechat_only(100)
-            path = running.services.settings.store.sqlite_path
+            path = running.settings.store.sqlite_path
             before_state = await snapshot(client.store)
             before = durable_bytes(path)
             codes = await flood(client, forged(paid["out_trade_no"]), FLOOD)
@@ -116,8 +116,8 @@ async def test_refusals_before_the_proof_keep_a_digest_never_the_body(tmp_path):
             "unsigned_unknown_order": ("/notify/pay", build_xml({"out_trade_no": "W1", "pad": "D" * 5000})),
             "refund_garbage": ("/notify/refund", b"\x00\x01" + b"E" * 5000),
             "refund_undecryptable": ("/notify/refund", build_xml({
-                "return_code": "SUCCESS", "appid": running.services.settings.wechat.appid,
-                "mch_id": running.services.settings.wechat.mch_id, "req_info": "F" * 5000})),
+                "return_code": "SUCCESS", "appid": running.settings.wechat.appid,
+                "mch_id": running.settings.wechat.mch_id, "req_info": "F" * 5000})),
             "refund_return_fail_unproven": ("/notify/refund", build_xml({"return_code": "FAIL", "pad": "G" * 5000})),
         }
         before = await snapshot(client.store)
@@ -228,5 +228,5 @@ async def test_sources_behind_a_trusted_proxy_have_their_own_budget(tmp_path):
 def admin_auth(running) -> dict[str, str]:
     import base64
 
-    s = running.services.settings.admin
+    s = running.settings.admin
     return {"Authorization": "Basic " + base64.b64encode(f"{s.username}:{s.password}".encode()).decode()}

@@ -74,8 +74,8 @@ async def world(tmp_path_factory):
         r = await c.merchant.post(f"/api/checkouts/{refunded['id']}/refunds", json_body={"amount_fen": 1000,
                                   "out_refund_no": "rf-fuzz"}, headers=c.auth)
         assert r.code == 201 and as_json(r)["state"] == "pending", r.body
-        sim = running.services.simulator
-        w = running.services.settings.wechat
+        sim = running.simulator
+        w = running.settings.wechat
         refund_fields = sim.refund_notify_fields(sim.pay.refund_by_no(w.mch_id, "rf-fuzz"))
         world = World(c, pay_fields, refund_fields, w.appid, w.mch_id, await snapshot(c.store), {})
         yield world

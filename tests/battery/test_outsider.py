@@ -100,7 +100,7 @@ async def test_fresh_sign_ins_from_one_source_are_bounded(tmp_path):
     try:
         client = Client(running)
         checkout = await client.checkout(100)
-        limit = running.services.settings.oauth.sign_ins_per_ip
+        limit = running.settings.oauth.sign_ins_per_ip
         codes: Counter = Counter()
         for i in range(n):
             shopper, _, state = await sign_in_started(client, checkout["id"])

@@ -383,7 +383,7 @@ async def test_the_demo_shop_as_the_readme_says_buy_then_pay(chromium, sandbox):
     page = await context.new_page()
     await page.goto(base_of(sandbox) + "/")
     products = page.locator(".catalogue li")
-    assert await products.count() == len(sandbox.services.settings.shop.catalogue)
+    assert await products.count() == len(sandbox.settings.shop.catalogue)
     await products.first.get_by_role("button").click()
     await page.wait_for_url("**/pay/co_*")
     await screen(page, "qr")

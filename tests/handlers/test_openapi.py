@@ -33,7 +33,10 @@ from config import load_settings
 from handlers import openapi, openapi_markdown
 from handlers.base import STATUS_BY_KIND, BaseHandler
 from service import errors as service_errors
+from service.container import Services
 from service.errors import ServiceError
+from wiring.sandbox import with_sandbox_defaults
+from wiring.web import make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 OWN_PACKAGES = ("service.", "handlers.")
@@ -108,7 +111,7 @@ def visit(fn: Any, owner: type | None, reach: Reach) -> None:
     reach.seen.add(key)
     module = sys.modules[fn.__module__]
     tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    services = _hints(server.Services)
+    services = _hints(Services)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -166,9 +169,8 @@ def reach_of(handler: type, method: str) -> Reach:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    """The route table exactly as server.make_app builds it (services are not called)."""
-    services = type("S", (), {"settings": server.with_sandbox_defaults(settings(), 8000), "simulator": None})()
-    return server.make_app(services)
+    """The route table exactly as the server builds it (services are not called)."""
+    return make_app(None, with_sandbox_defaults(settings(), 8000))
 
 
 def described_routes(app) -> dict[str, type]:
@@ -348,7 +350,7 @@ async def test_the_document_is_served_without_a_token(tmp_path):
         r = await Browser(f"http://127.0.0.1:{running.port}").get("/api/openapi.json")
         assert r.code == 200 and r.headers["Content-Type"].startswith("application/json")
         served = as_json(r)
-        assert served == openapi.build_document(running.services.settings, server_url=running.services.public_base)
+        assert served == openapi.build_document(running.settings, server_url=running.services.public_base)
         assert served["servers"] == [{"url": f"http://127.0.0.1:{running.port}"}]
     finally:
         await running.stop(grace=1)

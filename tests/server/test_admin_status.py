@@ -186,7 +186,7 @@ async def test_no_admin_password_means_nobody_gets_in(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="wxpay_server.admin")
     live = await start_live(tmp_path)
     try:
-        assert live.services.settings.admin.password is None
+        assert live.settings.admin.password is None
         client = Browser(f"http://127.0.0.1:{live.port}")
         for header in (basic("admin", ""), basic("", ""), basic("admin", "None")):
             assert (await client.get("/status.json", headers=header)).code == 401

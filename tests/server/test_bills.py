@@ -46,7 +46,7 @@ async def a_day_of_trade(running, base_url, merchant) -> tuple[str, list[dict]]:
     await wait_refund(merchant, checkouts[0]["id"], "bill-r1", "succeeded")
     order = await running.services.orders.require(checkouts[0]["paid_out_trade_no"])
     day = order.time_end.astimezone(CHINA_TZ).date().isoformat()
-    running.services.simulator.clock = LaterClock(timedelta(days=1, hours=10))
+    running.simulator.clock = LaterClock(timedelta(days=1, hours=10))
     return day, checkouts
 
 

@@ -107,7 +107,7 @@ async def test_malformed_content_length_is_400_in_json(tmp_path, length):
 async def test_notify_over_the_limit_is_refused_before_parsing(tmp_path):
     running = await start_server(tmp_path)
     try:
-        limit = running.services.settings.server.max_body_bytes
+        limit = running.settings.server.max_body_bytes
         head = "POST /notify/pay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\n" \
                f"Content-Length: {limit + 1}\r\n"
         status, _, body = await exchange(running.port, head, b"<xml>" + b"A" * (limit - 11) + b"</xml>")

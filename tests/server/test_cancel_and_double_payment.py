@@ -59,7 +59,7 @@ async def test_cancel_calls_closeorder_once_the_order_is_old_enough(running, bas
     services = running.services
     old = services.now() - timedelta(minutes=6)
     await services.store.update_if("orders", no, {}, {"created_at": old})
-    services.simulator.pay.order(demo.MCH_ID, no).created_at = old
+    running.simulator.pay.order(demo.MCH_ID, no).created_at = old
     r = await cancel(merchant, checkout["id"])
     assert r.code == 200 and as_json(r)["orders"][0]["state"] == "closed"
     sim = as_json(await merchant.get(f"/_wechat/_sim/orders/{no}"))["order"]

@@ -86,7 +86,7 @@ def live(tmp_path_factory):
     thread = threading.Thread(target=loop.run_forever, name="fuzzed-server", daemon=True)
     thread.start()
     running, ids = asyncio.run_coroutine_threadsafe(_prepare(tmp_path_factory.mktemp("fuzz")), loop).result(60)
-    token = running.services.settings.merchant_api.tokens[0]
+    token = running.settings.merchant_api.tokens[0]
     try:
         yield Live(running, loop, f"http://127.0.0.1:{running.port}", token, ids)
     finally:
@@ -97,7 +97,7 @@ def live(tmp_path_factory):
 
 
 def the_schema(live: Live):
-    doc = openapi.build_document(live.running.services.settings, server_url=live.base)
+    doc = openapi.build_document(live.running.settings, server_url=live.base)
     return schemathesis.openapi.from_dict(doc)
 
 

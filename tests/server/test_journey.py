@@ -75,7 +75,7 @@ async def test_dropped_notify_is_found_by_the_reconciler(running, base_url, merc
     assert status["status"] == "open"
     services = running.services
     order = await services.orders.require(result["out_trade_no"])
-    await services.orders.touch(order, next_check_at=services.now())  # its check is due
+    await services.lifecycle.touch_order(order, next_check_at=services.now())  # its check is due
     report = await services.reconciler.run_once()
     assert (report.checked, report.paid) == (1, 1)
     await wait_status(shopper, checkout["id"], "paid")
@@ -145,7 +145,7 @@ async def test_lost_unifiedorder_reply_is_closed_not_queried_forever(running, ba
 
     old = services.now() - timedelta(minutes=6)
     await services.store.update_if("orders", order.out_trade_no, {"state": "created"}, {"created_at": old, "next_check_at": old})
-    services.simulator.pay.orders[(order.mch_id, order.out_trade_no)].created_at = old
+    running.simulator.pay.orders[(order.mch_id, order.out_trade_no)].created_at = old
     report = await services.reconciler.run_once()
     assert report.closed == 1
     assert (await services.orders.require(order.out_trade_no)).state == "closed"
@@ -175,7 +175,7 @@ async def test_paying_one_order_closes_its_sibling(running, base_url, merchant):
     assert sibling.state == "prepaid" and sibling.close_requested
     # Once WeChat's 5 minutes have passed, the reconciler closes it at WeChat.
     old = services.now() - timedelta(minutes=6)
-    services.simulator.pay.orders[(sibling.mch_id, sibling.out_trade_no)].created_at = old
+    running.simulator.pay.orders[(sibling.mch_id, sibling.out_trade_no)].created_at = old
     await services.store.update_if("orders", sibling.out_trade_no, {"state": "prepaid"}, {"created_at": old})
     report = await services.reconciler.run_once()
     assert report.closed == 1

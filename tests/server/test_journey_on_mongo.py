@@ -41,7 +41,7 @@ async def test_journey_and_reconciler_on_mongo(tmp_path, kind):
         result2 = await prepay(shopper, second["id"])
         await pay_in_simulator(shopper, result2["bridge"])
         order = await running.services.orders.require(result2["out_trade_no"])
-        await running.services.orders.touch(order, next_check_at=running.services.now())
+        await running.services.lifecycle.touch_order(order, next_check_at=running.services.now())
         report = await running.services.reconciler.run_once()
         assert report.paid == 1
         listed = as_json(await merchant.get("/api/checkouts?status=paid", headers=merchant.token_headers))

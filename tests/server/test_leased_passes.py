@@ -20,6 +20,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
+from edge.outbound import TornadoPoster
 from service import pauses
 from service.models import OUTBOX
 from service.reconciler import LEASE as RECONCILER_LEASE
@@ -82,8 +83,8 @@ class HeldReceiver:
 
 def worker(running, receiver: HeldReceiver, holder: str) -> Webhooks:
     s = running.services
-    return Webhooks(s.store, s.orders, Leases(s.store), url=receiver.url, secret=WEBHOOK_SECRET, holder=holder,
-                    timeout=30.0, lease_ttl=TTL)
+    return Webhooks(s.store, s.outbox, Leases(s.store), TornadoPoster(), url=receiver.url, secret=WEBHOOK_SECRET,
+                    holder=holder, timeout=30.0, lease_ttl=TTL)
 
 
 async def queue_events(running, n: int) -> list[str]:
@@ -147,7 +148,8 @@ async def test_a_reconciler_pass_that_lost_its_lease_stops_at_the_next_order(run
         checkout = await create_checkout(merchant, amount)
         _, result = await native_prepay(base_url, checkout["id"])
         await s.store.update_if("orders", result["out_trade_no"], {}, {"next_check_at": s.now()})
-    reconciler = Reconciler(s.store, s.orders, s.pay, Leases(s.store), s.audit, holder="proc-a", lease_ttl=TTL)
+    reconciler = Reconciler(s.store, s.orders, s.order_checks, s.payments, s.closing, s.refunds, Leases(s.store),
+                            holder="proc-a", lease_ttl=TTL)
     held = pauses.gate("reconciler.before_check")
     with caplog.at_level(logging.WARNING, logger="wxpay_server.leases"):
         passing = asyncio.ensure_future(reconciler.run_once())

@@ -38,7 +38,7 @@ def exchanges(running) -> int:
 
 def openid_of(running, browser: Browser) -> str | None:
     raw = browser.cookies.get("wx_openid")
-    value = raw and tornado.web.decode_signed_value(running.services.settings.server.cookie_secret, "wx_openid", raw)
+    value = raw and tornado.web.decode_signed_value(running.settings.server.cookie_secret, "wx_openid", raw)
     return value.decode() if value else None
 
 
@@ -72,7 +72,7 @@ async def test_a_code_replayed_from_another_browser_gets_nothing(running, base_u
     mallory, _ = await start_sign_in(base_url, checkout["pay_url"])
     mallory_state = mallory.cookies["wx_oauth"]
     own_state = tornado.web.decode_signed_value(
-        running.services.settings.server.cookie_secret, "wx_oauth", mallory_state).decode().split("|")[0]
+        running.settings.server.cookie_secret, "wx_oauth", mallory_state).decode().split("|")[0]
     page = await mallory.get("/oauth/callback?" + urlencode({"code": code, "state": own_state}))
     assert page.code == 403 and error_code(page) == "oauth_code_replayed"
     assert b"another browser" in page.body and page.headers["Content-Type"].startswith("text/html")

@@ -109,7 +109,7 @@ async def test_a_paid_checkout_with_the_most_siblings_gets_every_one_closed(tmp_
     running = await start_server(tmp_path, **LOOPBACK_PROXY)  # defaults: max_orders 10
     try:
         services = running.services
-        max_orders = services.settings.checkout.max_orders
+        max_orders = running.settings.checkout.max_orders
         merchant = merchant_for(running)
         checkout = await create_checkout(merchant, 777)
         shopper = await opened(merchant.base, checkout["id"], MOBILE_UA)
@@ -148,6 +148,6 @@ async def age_orders(running, out_trade_nos: list[str], by: timedelta = timedelt
     for no in out_trade_nos:
         order = await services.orders.require(no)
         await services.store.update_if("orders", no, {}, {"created_at": order.created_at - by, "next_check_at": now})
-        sim_order = services.simulator.pay.orders.get((demo.MCH_ID, no))
+        sim_order = running.simulator.pay.orders.get((demo.MCH_ID, no))
         if sim_order is not None:
             sim_order.created_at -= by

@@ -9,6 +9,7 @@ import pytest
 from tornado.testing import bind_unused_port
 
 import server
+from wxpay.gateway import RefundRequest
 from tests.store.conftest import drop_store, make_store
 from wxpay.simulator import demo
 from wxpay.xmlcodec import build_xml
@@ -121,7 +122,7 @@ async def test_a_dropped_refund_notify_is_found_by_refundquery(running, base_url
     queries = await services.audit.latest("refund_query")
     assert [q["verdict"] for q in queries] == ["succeeded"]
     # A notify that finally arrives late changes nothing and is acknowledged.
-    sim = services.simulator
+    sim = running.simulator
     late = build_xml(sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-quiet")))
     reply = await merchant.post("/notify/refund", body=late)
     assert reply.code == 200 and b"SUCCESS" in reply.body
@@ -133,7 +134,7 @@ async def test_refund_notify_that_does_not_decrypt_or_match_is_refused(running, 
     await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "refund_notify", "kind": "drop", "count": None})
     checkout = await paid_checkout(merchant, base_url, 300)
     await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-x"})
-    sim = running.services.simulator
+    sim = running.simulator
     fields = sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-x"))
     forged = dict(fields, req_info=fields["req_info"][:-8] + "AAAAAAA=")
     r = await merchant.post("/notify/refund", body=build_xml(forged))
@@ -183,8 +184,8 @@ async def test_refunds_and_webhooks_on_mongo(tmp_path, kind):
 async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(running, base_url, merchant):
     checkout = await paid_checkout(merchant, base_url, 400)
     # Someone refunds 350 fen of this order behind the server's back (the merchant platform, say).
-    await running.services.pay.refund(
-        out_refund_no="elsewhere-1", total_fee=400, refund_fee=350, out_trade_no=checkout["paid_out_trade_no"]
+    await running.services.gateway.refund(
+        RefundRequest("elsewhere-1", checkout["paid_out_trade_no"], demo.OFFICIAL_ACCOUNT_APPID, 400, 350)
     )
     r = await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-too-much"})
     assert r.code == 502

@@ -70,7 +70,7 @@ async def test_client_ip_comes_from_trusted_proxies_only(tmp_path):
 async def test_mini_program_and_app_payloads(running, base_url, merchant):
     checkout = await create_checkout(merchant, 4200)
     path = f"/api/checkouts/{checkout['id']}/payment"
-    openid = running.services.simulator.default_openid(demo.MINI_PROGRAM_APPID)
+    openid = running.simulator.default_openid(demo.MINI_PROGRAM_APPID)
     r = await merchant.post(path, json_body={"client": "mini_program", "openid": openid, "client_ip": "203.0.113.7"},
                             headers=merchant.token_headers)
     assert r.code == 200, r.body
@@ -127,3 +127,18 @@ async def test_status_reports_expired_checkouts(running, base_url, merchant):
     report = await services.reconciler.run_once()
     assert report.checkouts_closed == 1
     assert as_json(await merchant.get(f"/pay/{checkout['id']}/status"))["status"] == "closed"
+
+
+async def test_a_prepay_is_reused_only_when_this_gateway_can_sign_its_order(running, base_url, merchant):
+    """Same shopper, same slot: the stored order is handed out again; one whose sign
+    type this API version cannot sign (an APIv3 order after a move back to APIv2)
+    is not, and a new order is made."""
+    checkout = await create_checkout(merchant, 655)
+    desktop = Browser(base_url, DESKTOP_UA)
+    await desktop.get(checkout["pay_url"])
+    first = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
+    again = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
+    assert again["reused"] and again["out_trade_no"] == first["out_trade_no"]
+    await running.services.store.update_if("orders", first["out_trade_no"], {}, {"sign_type": "RSA"})
+    other = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
+    assert not other["reused"] and other["out_trade_no"] != first["out_trade_no"]

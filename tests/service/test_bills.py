@@ -5,7 +5,7 @@ from datetime import date, datetime, timezone
 
 from service.bills import china_day_bounds, compare_bill
 from service.models import Order, Refund
-from wxpay.bill import Bill, BillRow, BillSummary
+from wxpay.gateway import BillLine, DayBill
 from wxpay.timeutil import CHINA_TZ
 
 DAY = date(2026, 3, 10)
@@ -16,12 +16,13 @@ def order(no: str, *, paid_china: datetime, fee: int = 100, state: str = "paid")
     return Order(no, "co_x", "NATIVE", "wx1", "190", "MD5", fee, created_at=at, state=state, time_end=at, paid_at=at)
 
 
-def row(no: str, fee: int = 100, **kw) -> BillRow:
-    return BillRow(out_trade_no=no, trade_state=kw.pop("trade_state", "SUCCESS"), total_fee=fee, **kw)
+def row(no: str, fee: int = 100, **kw) -> BillLine:
+    return BillLine(out_trade_no=no, transaction_id=None, trade_state=kw.pop("trade_state", "SUCCESS"), amount_fen=fee,
+                    **kw)
 
 
-def bill(*rows: BillRow) -> Bill:
-    return Bill(rows=list(rows), summary=BillSummary())
+def bill(*rows: BillLine) -> DayBill:
+    return DayBill(DAY, tuple(rows))
 
 
 def china(h: int, m: int = 0, s: int = 0, day: int = 10) -> datetime:
@@ -61,9 +62,9 @@ def test_each_kind_of_difference():
     }
     rows = [
         row("amount", 100), row("state"), row("ghost"),
-        row("amount", trade_state="REFUND", out_refund_no="r-state", refund_id="5031", refund_fee=10, refund_status="SUCCESS"),
-        row("amount", trade_state="REFUND", out_refund_no="r-amount", refund_id="5032", refund_fee=12, refund_status="SUCCESS"),
-        row("amount", trade_state="REFUND", out_refund_no="r-theirs", refund_id="5033", refund_fee=5, refund_status="SUCCESS"),
+        row("amount", trade_state="REFUND", out_refund_no="r-state", refund_id="5031", refund_fen=10, refund_status="SUCCESS"),
+        row("amount", trade_state="REFUND", out_refund_no="r-amount", refund_id="5032", refund_fen=12, refund_status="SUCCESS"),
+        row("amount", trade_state="REFUND", out_refund_no="r-theirs", refund_id="5033", refund_fen=5, refund_status="SUCCESS"),
     ]
     report = compare_bill(DAY, bill(*rows), orders, refunds)
     found = sorted((d.kind, d.out_refund_no or d.out_trade_no) for d in report.differences)

@@ -9,17 +9,54 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from service.audit import Audit
-from service.checkouts import new_checkout_id
+from service.checkouts import CheckoutService, new_checkout_id
 from service.errors import RateLimited
-from service.models import CHECKOUTS, CLOSE_MARK, ORDERS, PREPAID, QUOTAS, Checkout, Order
-from service.orders import OrderBook, Payment, new_out_trade_no
 from edge.sources import source_of
+from service.lifecycle import Lifecycle
+from service.models import CHECKOUTS, CLOSE_MARK, ORDERS, PAID, PREPAID, QUOTAS, Checkout, Order
+from service.orders import OrderBook, new_out_trade_no
+from service.outbox import Outbox
+from service.payments import Payments
 from service.source_quota import SourceQuota
 from store.open import INDEXES
 from store.sqlite import SQLiteStore
 from tests.store.conftest import BACKENDS, drop_store, make_store
+from wxpay.client import WxPayClient
+from wxpay.endpoints import Endpoints
+from wxpay.merchant import Merchant
+from wxpay.v2_gateway import V2Gateway
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+UNUSED_GATEWAY = V2Gateway(WxPayClient(Merchant("1900000109", "k" * 32, "wxapp"),
+                                       endpoints=Endpoints.single("http://127.0.0.1:9")))  # settling asks WeChat nothing
+
+
+class Book:
+    """The services these tests drive, as the server wires them (webhooks off)."""
+
+    def __init__(self, store, audit=None, double_payments=None) -> None:
+        now = lambda: T0  # noqa: E731
+        self.audit = audit or Audit(store, now=now)
+        self.lifecycle = Lifecycle(store, now=now)
+        self.orders = OrderBook(store)
+        self.checkouts = CheckoutService(store, self.lifecycle, self.orders, now=now)
+        self.payments = Payments(UNUSED_GATEWAY, self.orders, self.lifecycle,
+                                 Outbox(store, self.lifecycle, enabled=False, now=now), self.audit,
+                                 double_payments=double_payments or Heard(), now=now)
+
+    async def paid(self, order: Order, transaction_id: str):
+        """A payment WeChat confirmed: the order's move, then what it implies."""
+        moved = await self.lifecycle.move_order(order, PAID, transaction_id=transaction_id, paid_at=T0, settle_due_at=T0)
+        assert moved is not None
+        return await self.payments.settle(moved)
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def double_paid(self, order, checkout):
+        self.calls.append((order.out_trade_no, checkout.status))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,21 +82,21 @@ def an_order(checkout: Checkout, i: int, state: str = PREPAID) -> Order:
 
 
 async def test_a_checkout_with_more_orders_than_a_page_is_seen_whole_and_every_sibling_is_closed(store):
-    book = OrderBook(store, Audit(store, now=lambda: T0), now=lambda: T0)
+    book = Book(store)
     checkout = await a_checkout(store)
     orders = [an_order(checkout, i) for i in range(450)]  # more than two pages (200 each)
     for order in orders:
-        await book.insert(order)
-    listed = await book.for_checkout(checkout.id)
+        await book.orders.insert(order)
+    listed = await book.orders.for_checkout(checkout.id)
     assert sorted(o.out_trade_no for o in listed) == sorted(o.out_trade_no for o in orders)
-    outcome = await book.mark_paid(orders[0], Payment("4200000001", checkout.amount_fen), via="notify")
-    assert outcome.newly_paid and not outcome.double_payment
+    settled, double = await book.paid(orders[0], "4200000001")
+    assert settled.status == "paid" and not double
     siblings = await store.find(ORDERS, {"checkout_id": checkout.id, "close_requested": True}, limit=0)
     assert len(siblings) == 449
 
 
 async def test_reserving_orders_stops_at_the_cap_and_at_a_close(store):
-    book = OrderBook(store, Audit(store), now=lambda: T0)
+    book = Book(store).checkouts
     checkout = await a_checkout(store)
     made = [await book.reserve_order(checkout.id, cap=3, payable_after=T0) for _ in range(5)]
     assert [c.orders_made if c else None for c in made] == [1, 2, 3, None, None]
@@ -72,21 +109,22 @@ async def test_reserving_orders_stops_at_the_cap_and_at_a_close(store):
 
 
 async def test_a_checkout_stored_before_the_count_starts_from_its_orders(store):
-    book = OrderBook(store, Audit(store), now=lambda: T0)
+    services = Book(store)
+    book = services.checkouts
     checkout = await a_checkout(store)
     legacy = await store.get(CHECKOUTS, checkout.id)
     legacy.pop("orders_made")
     await store.delete_if(CHECKOUTS, checkout.id)
     await store.insert(CHECKOUTS, legacy)
     for i in range(2):
-        await book.insert(an_order(checkout, i))
+        await services.orders.insert(an_order(checkout, i))
     assert (await book.reserve_order(checkout.id, cap=4, payable_after=T0)).orders_made == 3
     assert (await book.reserve_order(checkout.id, cap=4, payable_after=T0)).orders_made == 4
     assert await book.reserve_order(checkout.id, cap=4, payable_after=T0) is None
 
 
 async def test_concurrent_reservations_never_pass_the_cap(store):
-    book = OrderBook(store, Audit(store), now=lambda: T0)
+    book = Book(store).checkouts
     checkout = await a_checkout(store)
     got = await asyncio.gather(*(book.reserve_order(checkout.id, cap=7, payable_after=T0) for _ in range(40)))
     assert sum(1 for g in got if g is not None) == 7
@@ -94,7 +132,8 @@ async def test_concurrent_reservations_never_pass_the_cap(store):
 
 
 async def test_close_marks_then_closes_once_and_a_payment_wins_over_it(store):
-    book = OrderBook(store, Audit(store), now=lambda: T0)
+    services = Book(store)
+    book = services.checkouts
     checkout = await a_checkout(store)
     assert await book.begin_close(checkout.id)
     assert await book.begin_close(checkout.id)  # an interrupted close is picked up again
@@ -105,32 +144,27 @@ async def test_close_marks_then_closes_once_and_a_payment_wins_over_it(store):
     assert not await book.begin_close(checkout.id)
     paid_first = await a_checkout(store)
     order = an_order(paid_first, 0)
-    await book.insert(order)
+    await services.orders.insert(order)
     assert await book.begin_close(paid_first.id)
-    await book.mark_paid(order, Payment("4200000002", order.total_fee), via="notify")
+    await services.paid(order, "4200000002")
     assert await book.finish_close(paid_first.id) is None
     assert (await store.get(CHECKOUTS, paid_first.id))["status"] == "paid"
 
 
 async def test_a_payment_after_the_close_is_flagged_and_the_checkout_stays_closed(store):
     audit = Audit(store, now=lambda: T0)
-    book = OrderBook(store, audit, now=lambda: T0)
-    heard = []
-
-    async def listener(order, checkout, double):
-        heard.append((order.out_trade_no, checkout.status if checkout else None, double))
-
-    book.paid_listeners.append(listener)
+    heard = Heard()
+    services = Book(store, audit, heard)
     checkout = await a_checkout(store)
     order = an_order(checkout, 0)
-    await book.insert(order)
-    assert await book.begin_close(checkout.id)
-    await book.finish_close(checkout.id)
-    outcome = await book.mark_paid(order, Payment("4200000003", order.total_fee), via="notify")
-    assert outcome.newly_paid and outcome.double_payment
+    await services.orders.insert(order)
+    assert await services.checkouts.begin_close(checkout.id)
+    await services.checkouts.finish_close(checkout.id)
+    _, double = await services.paid(order, "4200000003")
+    assert double
     doc = await store.get(CHECKOUTS, checkout.id)
     assert doc["status"] == "closed" and doc["double_paid"] is True and "paid_out_trade_no" not in doc
-    assert heard == [(order.out_trade_no, "closed", True)]
+    assert heard.calls == [(order.out_trade_no, "closed")]
     assert [a["reason"] for a in await audit.latest("double_payment")] == ["paid_after_close"]
 
 

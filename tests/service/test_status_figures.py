@@ -9,6 +9,7 @@ import pytest
 from config import load_settings
 from service.audit import Audit
 from service.call_stats import CallStats
+from service.notify_limiter import NotifyLimiter
 from service.status import collect, day_start
 from store.open import INDEXES, open_store
 
@@ -25,17 +26,27 @@ class Tokens:
         return {"access_token": NOW + timedelta(minutes=90), "jsapi_ticket": None}
 
 
+class Webhooks:
+    async def backlog(self):
+        return {"enabled": False}
+
+
 @pytest.fixture
 async def services(tmp_path):
     store = open_store(None, sqlite_path=tmp_path / "s.sqlite3")
     await store.open(INDEXES)
+    settings = load_settings(None, env={})
     yield SimpleNamespace(
-        settings=load_settings(None, env={}),
+        mode=settings.mode,
+        reconciler_enabled=settings.reconciler.enabled,
+        reconciler_interval_s=settings.reconciler.interval_s,
         store=store,
         audit=Audit(store, now=lambda: NOW),
         tokens=Tokens(),
         reconciler=SimpleNamespace(last=None),
+        webhooks=Webhooks(),
         call_stats=CallStats(),
+        notify_limiter=NotifyLimiter(per_source_per_minute=30, total_per_minute=300),
         started_at=NOW - timedelta(hours=2),
         now=lambda: NOW,
     )

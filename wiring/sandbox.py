@@ -1,0 +1,113 @@
+"""Sandbox mode's side of the wiring: the simulated WeChat, mounted in this process.
+
+The only module outside ``wxpay/simulator/`` and the tests that imports the
+simulator (``tests/test_layers.py`` checks it): services and handlers know
+only that a simulated WeChat is mounted, and where (``Services.sandbox_bridge``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from config import PublicCredentials, Settings
+from wxpay.endpoints import Endpoints
+from wxpay.simulator import demo
+
+if TYPE_CHECKING:  # the simulator's modules load only when sandbox mode mounts it
+    from wxpay.simulator.config import SimConfig
+    from wxpay.simulator.core import Simulator
+
+PREFIX = "/_wechat"
+
+
+def public_credentials() -> PublicCredentials:
+    """What live mode must refuse: the simulator's demo merchant, which
+    config/ may not import (it knows nothing of the app)."""
+    return PublicCredentials(frozenset(demo.PUBLIC_VALUES), (str(demo.CERT_PATH), str(demo.KEY_PATH)))
+
+
+def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
+    """Fill what sandbox mode may default: demo credentials and a loopback URL."""
+    if not settings.is_sandbox:
+        return settings
+    w = settings.wechat
+    wechat = replace(
+        w,
+        appid=w.appid or demo.OFFICIAL_ACCOUNT_APPID,
+        app_secret=w.app_secret or demo.OFFICIAL_ACCOUNT_SECRET,
+        mch_id=w.mch_id or demo.MCH_ID,
+        api_key=w.api_key or demo.API_KEY,
+        mini_program_appid=w.mini_program_appid or demo.MINI_PROGRAM_APPID,
+        mini_program_secret=w.mini_program_secret or demo.MINI_PROGRAM_SECRET,
+        app_appid=w.app_appid or demo.MOBILE_APP_APPID,
+    )
+    if not wechat.cert_path and not wechat.key_path:
+        wechat = replace(wechat, cert_path=str(demo.CERT_PATH), key_path=str(demo.KEY_PATH))
+    server = settings.server
+    if not server.public_url:
+        server = replace(server, public_url=f"http://127.0.0.1:{port}")
+    return replace(settings, wechat=wechat, server=server)
+
+
+def simulator_config(settings: Settings) -> SimConfig:
+    """The simulated WeChat knows exactly the merchant this server is configured as.
+
+    The demo merchant (sandbox's default) has its APIv3 credentials too, the
+    TEST-ONLY ones ``python -m wxpay.simulator credentials`` prints, so a V3
+    client can be tried against ``/_wechat/v3/`` as the README says."""
+    from wxpay.simulator.config import SimApp, SimConfig, SimMerchant, SimV3
+
+    w = settings.wechat
+    apps = [SimApp(w.appid, w.app_secret, "official_account")]
+    if w.mini_program_appid:
+        apps.append(SimApp(w.mini_program_appid, w.mini_program_secret or demo.MINI_PROGRAM_SECRET, "mini_program"))
+    if w.app_appid:
+        apps.append(SimApp(w.app_appid, demo.MOBILE_APP_SECRET, "mobile_app"))
+    v3 = SimV3.demo() if w.mch_id == demo.MCH_ID else None  # its own keys, apart from the V2 API key
+    merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps), v3)
+    return SimConfig(
+        apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale
+    )
+
+
+def in_process(settings: Settings) -> bool:
+    """Whether this process mounts the simulated WeChat: sandbox mode, and no WeChat URL configured."""
+    w = settings.wechat
+    return settings.is_sandbox and not (w.pay_base or w.api_base or w.open_base)
+
+
+@dataclass
+class Mounted:
+    """The simulated WeChat of this process: where our WeChat clients reach it, and its routes."""
+
+    simulator: Simulator
+    endpoints: Endpoints
+    routes: list[Any]  # Tornado route tuples
+
+    async def start(self) -> None:
+        await self.simulator.start()
+
+    async def stop(self) -> None:
+        await self.simulator.stop()
+
+
+def mount(settings: Settings, *, port: int, public_base: str) -> Mounted:
+    """The simulator for ``settings``' merchant, served by this process under ``PREFIX``.
+
+    Server-to-server calls go to loopback; the shopper's browser (OAuth) to
+    the public URL."""
+    from wxpay.simulator.app import make_routes
+    from wxpay.simulator.core import Simulator
+
+    simulator = Simulator(simulator_config(settings))
+    loopback = Endpoints.single(f"http://127.0.0.1:{port}{PREFIX}")
+    endpoints = replace(loopback, open_base=f"{public_base}{PREFIX}")
+    return Mounted(simulator, endpoints, make_routes(simulator, PREFIX))
+
+
+def cli_endpoints(settings: Settings) -> Endpoints | None:
+    """For a command run beside a sandbox server: that server's simulated WeChat, unless one is configured."""
+    if settings.is_sandbox and not settings.wechat.pay_base:
+        return Endpoints.single(settings.server.public_url.rstrip("/") + PREFIX)
+    return None
+
