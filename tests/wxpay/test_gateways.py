@@ -15,7 +15,7 @@ import pytest
 from wxpay import errors
 from wxpay.gateway import H5Site, NotifyVerdict, OrderIdentity, Outcome, PaymentNotice, ProvenPayment, \
     RefundNotice, RefundRequest, Refusal
-from tests.simulator.pay_server import APP, KEY, MCH, MP, OA, cert_pair, simsrv  # noqa: F401
+from tests.simulator.pay_server import APP, KEY, MCH, MP, OA, START, cert_pair, simsrv  # noqa: F401
 from .gateway_sim import APIV3_KEY, MERCHANT_KEY_PEM, delivered, inbox, order, v2_gateway_for, \
     v3_gateway_for  # noqa: F401
 
@@ -120,8 +120,11 @@ def facts_txn(simsrv, out_trade_no: str) -> str:  # noqa: F811
 
 
 async def test_each_trade_type_gets_what_its_client_needs(simsrv, inbox, gateway):  # noqa: F811
-    native = await gateway.place_order(order("gw0003"))
+    native = await gateway.place_order(order("gw0003", attach="batch-7", client_ip="203.0.113.9"))
     assert native.code_url and native.code_url.startswith("weixin://")
+    recorded = simsrv.sim.pay.order(MCH, "gw0003")  # the order as WeChat took it
+    assert (recorded.body, recorded.total_fee, recorded.attach, recorded.spbill_create_ip, recorded.time_expire) == \
+        ("Demo-tea", 990, "batch-7", "203.0.113.9", START + timedelta(hours=1))
     h5 = await gateway.place_order(order("gw0004", "MWEB", h5_site=H5Site("http://127.0.0.1:8000", "Demo shop " * 9)))
     assert h5.h5_url and gateway.h5_return_url(h5.h5_url, "http://127.0.0.1:8000/pay/co_1/result").startswith(
         h5.h5_url + "&redirect_url=http%3A%2F%2F127.0.0.1")
