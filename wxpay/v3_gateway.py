@@ -326,13 +326,14 @@ class V3Gateway(PayGateway):
         if not isinstance(event, RefundEvent):
             return Refusal(NotifyVerdict("event_mismatch", Outcome.INVALID, "not a refund notify"), proven=True)
         refund = event.refund
+        assert refund.mchid is not None  # the reader refuses a resource that does not name our mchid
         return RefundNotice(
             out_refund_no=refund.out_refund_no,
             out_trade_no=refund.out_trade_no,
             refund_id=refund.refund_id,
             refund_fen=refund.amount.refund,
             status=refund.refund_status,
-            mch_id=refund.mchid or self.mch_id,  # the reader refuses a resource without our mchid
+            mch_id=refund.mchid,
             succeeded_at=refund.success_time,
             event_id=event.id,
         )
