@@ -13,11 +13,11 @@ from wxpay import errors
 from wxpay.gateway import H5Site, NotifyVerdict, OrderIdentity, Outcome, PaymentNotice, ProvenPayment, RefundNotice, \
     RefundRequest, Refusal
 from wxpay.transport import HttpRequest, HttpResponse, TornadoTransport
-from wxpay.v3_settings import V3Settings
-from tests.simulator.pay_server import MCH, OA, cert_pair, simsrv  # noqa: F401
-from .gateway_sim import PLATFORM, PUB_ID, delivered, inbox, order, sim_clock, v2_gateway_for, v3_gateway_for, \
-    v3_settings  # noqa: F401
 from wxpay.v3_gateway import V3Gateway
+from wxpay.v3_settings import V3Settings
+from tests.simulator.pay_server import MCH, OA, simsrv  # noqa: F401
+from .gateway_sim import PLATFORM, PUB_ID, delivered, inbox, order, sim_clock, v3_gateway_for, \
+    v3_settings  # noqa: F401
 
 CERTS = "v3/certificates"
 HOUR = 3600.0
@@ -243,7 +243,7 @@ async def test_a_notify_of_the_other_kind_is_refused_proven(simsrv, inbox):  # n
     refused(await gateway.read_payment_notify(*refund), "event_mismatch", proven=True)
 
 
-async def test_a_payment_notify_is_judged_by_appid_and_mchid_not_by_sign_type(simsrv, inbox, cert_pair):  # noqa: F811
+async def test_a_payment_notify_is_judged_by_appid_and_mchid_not_by_sign_type(simsrv, inbox):  # noqa: F811
     gateway = v3_gateway_for(simsrv)
     proven = await gateway.read_payment_notify(*await paid_notify(simsrv, inbox, gateway, "judge00001"))
     # WeChat's RSA signature proves it whatever the order's payloads were signed with.
