@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 
 from . import notify as wxnotify
 from . import payloads
+from .bill import Bill
 from .client import WxPayClient
 from .errors import ConfigError, InvalidArgumentError, RefundNotExistError, SignatureError
 from .gateway import (
@@ -39,7 +40,7 @@ from .gateway import (
 from .payloads import AppPayload, MiniProgramPayload
 from .signing import SIGN_TYPES
 
-__all__ = ["V2Gateway", "refund_status"]
+__all__ = ["V2Gateway", "bill_lines", "refund_status"]
 
 _OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,32}")  # WeChat's charset for out_trade_no
 WAP_NAME_MAX = 32  # characters of the H5 site's name WeChat takes
@@ -51,6 +52,27 @@ _REFUND_STATUS = {"SUCCESS": "SUCCESS", "REFUNDCLOSE": "CLOSED", "PROCESSING": "
 def refund_status(wire: str) -> str:
     """An APIv2 refund_status in the contract's words; an unknown word stays as WeChat wrote it."""
     return _REFUND_STATUS.get(wire, wire)
+
+
+def bill_lines(bill: Bill) -> tuple[BillLine, ...]:
+    """A trade bill's rows as the contract's lines.
+
+    The file is APIv2's statement in both versions (APIv3's bill download
+    serves the same text), so both gateways read it here.
+    """
+    return tuple(
+        BillLine(
+            out_trade_no=row.out_trade_no,
+            transaction_id=row.transaction_id,
+            trade_state=row.trade_state,
+            amount_fen=row.total_fee if row.total_fee is not None else row.settlement_total_fee,
+            out_refund_no=row.out_refund_no,
+            refund_id=row.refund_id,
+            refund_fen=row.refund_fee,
+            refund_status=refund_status(row.refund_status) if row.refund_status else None,
+        )
+        for row in bill.rows
+    )
 
 
 class V2Gateway(PayGateway):
@@ -182,20 +204,7 @@ class V2Gateway(PayGateway):
     # -- the day's bill -----------------------------------------------------------------------
 
     async def day_bill(self, day: date) -> DayBill:
-        bill = await self._client.download_bill(day, "ALL")
-        return DayBill(day, tuple(
-            BillLine(
-                out_trade_no=row.out_trade_no,
-                transaction_id=row.transaction_id,
-                trade_state=row.trade_state,
-                amount_fen=row.total_fee if row.total_fee is not None else row.settlement_total_fee,
-                out_refund_no=row.out_refund_no,
-                refund_id=row.refund_id,
-                refund_fen=row.refund_fee,
-                refund_status=refund_status(row.refund_status) if row.refund_status else None,
-            )
-            for row in bill.rows
-        ))
+        return DayBill(day, bill_lines(await self._client.download_bill(day, "ALL")))
 
     # -- notifies -------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ the observer that feeds call statistics.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from datetime import date
@@ -143,6 +144,7 @@ class WxPayV3Client:
         self.request_timeout = request_timeout
         self._refresh_lock: asyncio.Lock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._refresh_error: WxPayError | None = None  # the last download's failure, until one succeeds
 
     def __repr__(self) -> str:
         return f"WxPayV3Client(mchid={self.mchid!r}, verifier={self.verifier!r}, base={self.endpoints.base!r})"
@@ -376,7 +378,12 @@ class WxPayV3Client:
 
     async def _refresh(self, keeper: PlatformCertificateKeeper) -> list[str]:
         keeper.begin(self.clock())
-        certificates = await self.download_certificates()
+        try:
+            certificates = await self.download_certificates()
+        except WxPayError as exc:
+            self._refresh_error = exc
+            raise
+        self._refresh_error = None
         added = keeper.accept(certificates, self.clock())
         if added:
             log.info("WeChat platform certificates now trusted: %s", ", ".join(added))
@@ -400,10 +407,10 @@ class WxPayV3Client:
         # A first load in flight: wait for it rather than ask WeChat with no key named.
         waiting = lock.locked() and not keeper.valid_certificates(self.clock())
         if not keeper.due(self.clock()) and not waiting:
-            return
+            return self._check_can_verify(keeper)
         async with lock:
             if not keeper.due(self.clock()):
-                return  # another caller refreshed while we waited
+                return self._check_can_verify(keeper)  # another caller refreshed (or failed) while we waited
             try:
                 await self._refresh(keeper)
             except WxPayError as exc:
@@ -412,6 +419,19 @@ class WxPayV3Client:
                 log.warning("WeChat platform certificate refresh failed (%s: %s); still trusting %s",
                             exc.code, exc.message, [c.serial_no for c in keeper.valid_certificates(self.clock())]
                             or "the WeChat Pay public key")
+
+    def _check_can_verify(self, keeper: PlatformCertificateKeeper) -> None:
+        """Refuse to call WeChat when nothing could verify its reply (no public key, no valid
+        certificate, the last download failed and the next is not allowed yet): an order sent
+        now would exist at WeChat with an answer we must refuse. The download's own error is
+        raised again (a public-key merchant's ``PlatformCertificatesUnavailableError``)."""
+        if self.public_key is not None or keeper.valid_certificates(self.clock()):
+            return
+        failure = self._refresh_error
+        if failure is not None:
+            raise copy.copy(failure).with_traceback(None)
+        raise ConfigError("No WeChat platform certificate is trusted yet and none may be downloaded before "
+                          f"{keeper.min_interval:.0f} s after the last attempt", code="no_platform_certificates")
 
     async def learn_serial(self, serial: str) -> bool:
         """Whether ``serial`` is trusted after at most one bounded download (unknown serials in replies and notifies)."""
