@@ -89,11 +89,15 @@ needs_systemd = pytest.mark.skipif(
 
 
 @needs_systemd
-def test_systemd_accepts_the_unit_without_a_warning(tmp_path):
-    copy = tmp_path / "wxpay-server.service"  # the binary's path is the one thing changed
-    copy.write_text(UNIT.read_text().replace("/usr/local/bin/wxpay-server", shutil.which("true")))
-    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+def test_systemd_accepts_the_units_without_a_warning(tmp_path):
+    for name in ("wxpay-server.service", "wxpay-server-backup.service", "wxpay-server-backup.timer"):
+        text = (ROOT / "deploy" / name).read_text()  # the programs' paths are the one thing changed
+        text = text.replace("/usr/local/bin/wxpay-server-backup", str(ROOT / "deploy" / "wxpay-server-backup"))
+        (tmp_path / name).write_text(text.replace("/usr/local/bin/wxpay-server", shutil.which("true")))
+    units = [str(tmp_path / n) for n in ("wxpay-server.service", "wxpay-server-backup.timer")]
+    done = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
+    copy = tmp_path / "wxpay-server.service"
     score = subprocess.run(["systemd-analyze", "security", "--offline=true", str(copy)],
                            capture_output=True, text=True, timeout=60)
     exposure = float(re.search(r"Overall exposure level for \S+: ([\d.]+)", score.stdout)[1])
@@ -123,6 +127,7 @@ def fenced(after: str) -> str:
     return m[1]
 
 
-def test_docs_show_the_files_as_they_are():
-    assert fenced("<!-- deploy/wxpay-server.service -->") == UNIT.read_text()
-    assert fenced("<!-- deploy/nginx-site.conf -->") == SITE.read_text()
+@pytest.mark.parametrize("name", ["wxpay-server.service", "nginx-site.conf", "wxpay-server-backup.service",
+                                  "wxpay-server-backup.timer"])
+def test_docs_show_the_files_as_they_are(name):
+    assert fenced(f"<!-- deploy/{name} -->") == (ROOT / "deploy" / name).read_text()
