@@ -10,6 +10,7 @@ run as root (CI), never as root itself.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import re
@@ -21,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .tls import self_signed
 
@@ -172,6 +174,16 @@ class Nginx:
             assert m, f"unexpected access log line: {line}"
             found.append(m.groupdict())
         return found
+
+    async def logged(self, ready: Callable[[list[dict[str, str]]], bool]) -> list[dict[str, str]]:
+        """The access log once ``ready`` says it holds what a test waits for: nginx writes a
+        request's line after the answer has gone out, so a client can read first (bounded)."""
+        for _ in range(200):
+            entries = self.access_entries()
+            if ready(entries):
+                return entries
+            await asyncio.sleep(0.025)
+        return self.access_entries()
 
 
 def nginx_available() -> bool:
