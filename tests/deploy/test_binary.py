@@ -22,7 +22,8 @@ import pytest
 from tests.server.browser import DESKTOP_UA, Browser, as_json
 from tests.server.journey import create_checkout, wait_status
 
-from .binary import ROOT, bare_env, build, children, mapped_files, outside_python
+from .binary import bare_env, build, children, mapped_files, outside_python
+from .nginx import free_port
 
 pytestmark = pytest.mark.deploy
 
@@ -96,7 +97,7 @@ async def test_the_executable_serves_a_sandbox_payment_and_stops_cleanly_on_sigt
     unreachable = "mongodb://127.0.0.1:9/wxpay?serverSelectionTimeoutMS=300&connectTimeoutMS=300"
     mongo = subprocess.Popen([str(binary), "--port", "0"], cwd=mongo_home, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, env=bare_env(mongo_home, WXPAY_STORE_MONGODB_URI=unreachable))
-    port = _free_port()
+    port = free_port()
     proc = start(binary, home, port, WXPAY_SIMULATOR_NOTIFY_TIME_SCALE="1000")
     base = f"http://127.0.0.1:{port}"
     try:
@@ -157,11 +158,3 @@ async def test_the_executable_serves_a_sandbox_payment_and_stops_cleanly_on_sigt
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
