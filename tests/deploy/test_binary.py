@@ -25,7 +25,11 @@ from tests.server.journey import create_checkout, wait_status
 from .binary import bare_env, build, children, mapped_files, outside_python
 from .nginx import free_port
 
-pytestmark = pytest.mark.deploy
+pytestmark = [
+    pytest.mark.deploy,
+    pytest.mark.skipif(shutil.which("objdump") is None, reason="PyInstaller needs objdump: as root, `make test` "
+                       "installs binutils (.ci/ensure-deploy-tools); by hand: apt-get install binutils"),
+]
 
 CHINA = timezone(timedelta(hours=8))
 
