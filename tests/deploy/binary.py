@@ -13,7 +13,10 @@ BINARY = ROOT / "dist" / "wxpay-server"
 def build() -> Path:
     """``make binary``: a no-op when dist/wxpay-server was built from these very sources
     (deploy/build_binary.py keys it on their hash), a PyInstaller run otherwise."""
-    done = subprocess.run(["make", "binary"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    # Not the options of a `make test ARGS=…` this may run under: make hands them down.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL")}
+    done = subprocess.run(["make", "binary", "ARGS="], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=1200)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert BINARY.is_file() and os.access(BINARY, os.X_OK)
     return BINARY
