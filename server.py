@@ -26,6 +26,7 @@ import tornado.web
 
 from config import PublicCredentials, Settings, SettingsError, load_settings
 from edge import log_lines
+from edge.log_budget import LineBudget
 from edge.connection_cap import LOOPBACK, fit_to_open_files
 from edge.headers import header_values, security_headers
 from edge.http_server import EdgeHTTPServer, Limits
@@ -37,7 +38,7 @@ from handlers import openapi as openapi_routes
 from handlers import pay as pay_routes
 from handlers import shop as shop_routes
 from handlers import status as status_routes
-from handlers.access_log import log_request
+from handlers.access_log import AccessLog, access_log
 from handlers.lockout import admin_lockout, merchant_api_lockout
 from handlers.body_limit import BodyLimit, server_max_body_size
 from handlers.inflight import Inflight
@@ -148,8 +149,12 @@ def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
 
 
 def simulator_config(settings: Settings) -> Any:
-    """The simulated WeChat knows exactly the merchant this server is configured as."""
-    from wxpay.simulator.config import SimApp, SimConfig, SimMerchant
+    """The simulated WeChat knows exactly the merchant this server is configured as.
+
+    The demo merchant (sandbox's default) has its APIv3 credentials too, the
+    TEST-ONLY ones ``python -m wxpay.simulator credentials`` prints, so a V3
+    client can be tried against ``/_wechat/v3/`` as the README says."""
+    from wxpay.simulator.config import SimApp, SimConfig, SimMerchant, SimV3
 
     w = settings.wechat
     apps = [SimApp(w.appid, w.app_secret, "official_account")]
@@ -157,7 +162,8 @@ def simulator_config(settings: Settings) -> Any:
         apps.append(SimApp(w.mini_program_appid, w.mini_program_secret or demo.MINI_PROGRAM_SECRET, "mini_program"))
     if w.app_appid:
         apps.append(SimApp(w.app_appid, demo.MOBILE_APP_SECRET, "mobile_app"))
-    merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps))
+    v3 = SimV3.demo() if w.mch_id == demo.MCH_ID else None  # its own keys, apart from the V2 API key
+    merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps), v3)
     return SimConfig(
         apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale
     )
@@ -259,7 +265,14 @@ async def build_services(
     notify = PaymentNotifyService(
         orders, pay, audit, api_key=w.api_key, max_bytes=settings.server.max_body_bytes, limiter=limiter, now=now
     )
-    oauth = OAuthService(store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope, now=now)
+    oauth = OAuthService(
+        store, oauth_client, callback_url=f"{public_base}/oauth/callback", scope=w.oauth_scope,
+        quota=SourceQuota(
+            store, limit=settings.oauth.sign_ins_per_ip,
+            window=timedelta(seconds=settings.oauth.sign_ins_per_ip_window_s), scope="sign_ins", now=now,
+        ),
+        now=now,
+    )
     reconciler = Reconciler(
         store, orders, pay, leases, audit, holder=holder, interval=settings.reconciler.interval_s, now=now
     )
@@ -306,6 +319,7 @@ def make_app(services: Services) -> tornado.web.Application:
 
         routes.extend(make_routes(services.simulator, SIMULATOR_PREFIX))
     trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.server.trusted_proxies)
+    log_budget = LineBudget("client error (4xx)", logger=access_log)
     app = tornado.web.Application(
         routes,
         services=services,
@@ -328,7 +342,10 @@ def make_app(services: Services) -> tornado.web.Application:
         autoreload=False,
         compress_response=True,
         default_handler_class=shop_routes.NotFoundHandler,
-        log_function=log_request,  # no query values (OAuth codes, sandbox secrets) in the access log
+        # No query values (OAuth codes, sandbox secrets) in the access log; client
+        # errors within a per-source line budget (shared with the listener's lines).
+        log_function=AccessLog(log_budget),
+        log_budget=log_budget,
     )
     app.add_transform(security_headers(hsts=settings.is_live))  # on every response, static files included
     return app
@@ -343,15 +360,16 @@ def http_server(app: tornado.web.Application, settings: Settings) -> EdgeHTTPSer
     s = settings.server
     limits = Limits(
         header_timeout_s=s.header_timeout_s, idle_timeout_s=s.idle_timeout_s, body_timeout_s=s.body_timeout_s,
-        max_connections=fit_to_open_files(s.max_connections), max_connections_per_ip=s.max_connections_per_ip,
+        write_timeout_s=s.write_timeout_s, max_connections=fit_to_open_files(s.max_connections), max_connections_per_ip=s.max_connections_per_ip,
     )
     exempt = [ipaddress.ip_network(n, strict=False) for n in s.trusted_proxies]
     if settings.is_sandbox:
         exempt += LOOPBACK
     # The documented body limit is the real one (handlers/body_limit.py answers it in JSON).
+    budget = app.settings["log_budget"]  # one budget for the access log, the body limit and Tornado's own lines
     return EdgeHTTPServer(
-        BodyLimit(app, s.max_body_bytes, header_values(hsts=settings.is_live)), limits=limits, exempt=exempt,
-        max_body_size=server_max_body_size(s.max_body_bytes), xheaders=False,
+        BodyLimit(app, s.max_body_bytes, header_values(hsts=settings.is_live), log_budget=budget), limits=limits,
+        exempt=exempt, log_budget=budget, max_body_size=server_max_body_size(s.max_body_bytes), xheaders=False,
     )
 
 
@@ -388,6 +406,7 @@ class Running:
             self.services.transport.close()
         if self.services.notify_limiter is not None:
             self.services.notify_limiter.flush()  # the last window's summary line
+        self.app.settings["log_budget"].flush()  # likewise for the client-error lines held back
         await self.services.store.close()
 
 
@@ -433,6 +452,15 @@ def merchant_token_hint(settings: Settings) -> str:
     return tokens[0] if tokens[0] == SANDBOX_MERCHANT_TOKEN else "(configured; not shown)"
 
 
+def admin_hint(settings: Settings) -> str:
+    """Like the token: the public sandbox default is shown, a configured password never."""
+    from config import SANDBOX_ADMIN_PASSWORD
+
+    a = settings.admin
+    shown = a.password if a.password == SANDBOX_ADMIN_PASSWORD else "(configured; not shown)"
+    return f"{a.username} / {shown}"
+
+
 def banner(running: Running) -> str:
     s = running.services.settings
     lines = [
@@ -444,7 +472,9 @@ def banner(running: Running) -> str:
             "  SANDBOX: WeChat is simulated in this process at " + SIMULATOR_PREFIX + " (no real money, no network).",
             f"  Try it:  open {running.services.public_base}/  (demo shop)",
             f"  Merchant API token: {merchant_token_hint(s)}",
-            f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} (API key: see README, demo only)",
+            f"  Admin (/status): {admin_hint(s)}",
+            f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} "
+            "(its V2 and TEST-ONLY V3 keys: python -m wxpay.simulator credentials)",
         ]
     return "\n".join(lines)
 
@@ -452,7 +482,8 @@ def banner(running: Running) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="wxpay-server", description=__doc__.splitlines()[0],
-        epilog="Subcommand: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE]",
+        epilog="Subcommands: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE] [--port N]; "
+        "wxpay-server openapi [--write-docs | --check]",
     )
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
     parser.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
@@ -486,6 +517,8 @@ async def bills_main(argv: list[str]) -> int:
     parser.add_argument("--date", required=True, help="the bill's day, YYYY-MM-DD (China time)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
+    parser.add_argument("--port", type=int,
+                        help="the running sandbox server's port, whose simulator serves the bill (overrides server.port)")
     try:
         args = parser.parse_args(argv)
         day = date.fromisoformat(args.date)
@@ -495,7 +528,8 @@ async def bills_main(argv: list[str]) -> int:
         print(f"wxpay-server bills: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
         return 2
     try:
-        settings = load_settings(args.config).check(public_credentials())
+        overrides = {"server.port": args.port} if args.port is not None else {}
+        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
     except SettingsError as exc:
         print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
         return 2

@@ -39,6 +39,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("wxpay-server.toml")
 
 # Documented sandbox-only defaults; validate_live refuses them in live mode.
 SANDBOX_MERCHANT_TOKEN = "sandbox-merchant-token"
+MAX_BODY_BYTES_LIMIT = 1 << 20
 SANDBOX_ADMIN_PASSWORD = "sandbox-admin"
 
 LIVE_PAY_BASE = "https://api.mch.weixin.qq.com"
@@ -91,6 +92,7 @@ class ServerSettings(_Section):
     header_timeout_s: float = 20.0
     idle_timeout_s: float = 75.0
     body_timeout_s: float = 30.0
+    write_timeout_s: float = 30.0
     max_connections: int = 1000
     max_connections_per_ip: int = 200
 
@@ -191,6 +193,12 @@ class CheckoutSettings(_Section):
 
 
 @dataclass(frozen=True, repr=False)
+class OAuthSettings(_Section):
+    sign_ins_per_ip: int = 60
+    sign_ins_per_ip_window_s: int = 600
+
+
+@dataclass(frozen=True, repr=False)
 class ReconcilerSettings(_Section):
     enabled: bool = True
     interval_s: float = 15.0
@@ -243,6 +251,7 @@ class Settings:
     admin: AdminSettings = AdminSettings()
     shop: ShopSettings = ShopSettings()
     checkout: CheckoutSettings = CheckoutSettings()
+    oauth: OAuthSettings = OAuthSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     tokens: TokenSettings = TokenSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -644,9 +653,11 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
     server: ServerSettings = s["server"]
     if not 0 <= server.port <= 65535:
         problems.append(f"server.port must be between 0 and 65535, got {server.port}")
-    if server.max_body_bytes < 1024:
-        problems.append("server.max_body_bytes must be at least 1024")
-    for name in ("header_timeout_s", "idle_timeout_s", "body_timeout_s"):
+    if not 1024 <= server.max_body_bytes <= MAX_BODY_BYTES_LIMIT:
+        # A body is held in memory whole (a 100 MB one peaked the process at 485 MB); every body this
+        # server takes (checkouts, refunds, WeChat's notifies) is a few KB.
+        problems.append(f"server.max_body_bytes must be between 1024 and {MAX_BODY_BYTES_LIMIT} (1 MiB)")
+    for name in ("header_timeout_s", "idle_timeout_s", "body_timeout_s", "write_timeout_s"):
         if not 0 < getattr(server, name) <= 3600:
             problems.append(f"server.{name} must be greater than 0 and at most 3600 (seconds)")
     if server.max_connections < 1:
@@ -695,6 +706,12 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
         problems.append("checkout.orders_per_ip must not be negative (0 switches the limit off)")
     if not 1 <= co.orders_per_ip_window_s <= 86400:
         problems.append("checkout.orders_per_ip_window_s must be between 1 and 86400")
+
+    oauth: OAuthSettings = s["oauth"]
+    if oauth.sign_ins_per_ip < 0:
+        problems.append("oauth.sign_ins_per_ip must not be negative (0 switches the limit off)")
+    if not 1 <= oauth.sign_ins_per_ip_window_s <= 86400:
+        problems.append("oauth.sign_ins_per_ip_window_s must be between 1 and 86400")
 
     rec: ReconcilerSettings = s["reconciler"]
     for name in ("interval_s", "query_after_s"):

@@ -8,7 +8,8 @@ connections alone. Memory is one counter per source with an open
 connection.
 
 A source is an IPv4 address or an IPv6 /64 (a single host usually holds a
-whole /64). Exempt sources (reverse proxies, which carry everyone's
+whole /64): :func:`edge.sources.source_of`, the rule every per-source limit
+shares. Exempt sources (reverse proxies, which carry everyone's
 traffic) count towards the total only.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ import time
 from typing import Iterable
 
 from tornado.iostream import IOStream, SSLIOStream
+
+from .sources import parse_address, source_of
 
 log = logging.getLogger("wxpay_server.connections")
 
@@ -39,19 +42,6 @@ REFUSAL = (
 RESERVED_FDS = 150
 
 REPORT_EVERY_S = 10.0
-
-
-def source_of(ip: str) -> str:
-    """The key a peer is counted under: its IPv4 address or its IPv6 /64."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return "(not an IP address)"  # a Unix socket's peer, say: one source for all of them
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.IPv6Network((addr, 64), strict=False))
-    return str(addr)
 
 
 class ConnectionCap:
@@ -105,13 +95,8 @@ class ConnectionCap:
     def _is_exempt(self, ip: str) -> bool:
         if not self.exempt:
             return False
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.exempt)
+        addr = parse_address(ip)
+        return addr is not None and any(addr in net for net in self.exempt)
 
     def _report(self, why: str) -> None:
         """One warning per REPORT_EVERY_S at most: a flood must not fill the log."""

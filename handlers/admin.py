@@ -66,7 +66,7 @@ class AdminHandler(PageHandler):
         header = self.request.headers.get("Authorization", "")
         if not header:
             raise Unauthorized("admin_auth_required", "Admin credentials are required (HTTP Basic)")
-        source = self.client_ip()
+        source = self.client_source()
         lockout: Lockout = self.settings["admin_lockout"]
         refusal = lockout.admit(source)
         if refusal is not None:

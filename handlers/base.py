@@ -7,13 +7,13 @@ X-Forwarded-For only when the peer is a configured trusted proxy.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 from typing import Any
 
 import tornado.web
 
+from edge.sources import forwarded_address, parse_address, source_of
 from service.errors import ServiceError
 
 log = logging.getLogger("wxpay_server.http")
@@ -48,6 +48,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     api = True
     _counted = False
+    error_code: str | None = None  # the code of the error answered, for the access log line
 
     def initialize(self) -> None:
         inflight = self.settings.get("inflight")
@@ -94,6 +95,7 @@ class BaseHandler(tornado.web.RequestHandler):
             body = self.http_error_body(status_code)
         else:
             body = {"code": "internal_error", "message": "Internal error; it has been logged"}
+        self.error_code = str(body.get("code"))
         if self.api:
             self.set_header("Content-Type", "application/json; charset=utf-8")
             self.set_header("Cache-Control", "no-store")
@@ -142,27 +144,38 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ServiceError):
-            log.info("%s %s -> %s: %s", self.request.method, self.request.path, value.code, value.message)
+            # The access log's line names the code (within its budget: handlers/access_log.py).
+            log.debug("%s %s -> %s: %s", self.request.method, self.request.path, value.code, value.message)
         else:
             super().log_exception(typ, value, tb)
 
     # -- helpers --------------------------------------------------------------
 
     def client_ip(self) -> str:
-        """The shopper's IP: the peer, unless the peer is a trusted proxy."""
-        peer = self.request.remote_ip or "127.0.0.1"
+        """The shopper's IP: the peer, unless the peer is a trusted proxy.
+
+        Canonical text (IPv4-mapped IPv6 as IPv4, no zone id), so that one
+        address has one spelling wherever it is counted or sent to WeChat;
+        a hop may carry a port (``192.0.2.1:4711``, ``[2001:db8::1]:4711``)."""
+        raw = self.request.remote_ip or "127.0.0.1"
+        addr = parse_address(raw)
+        peer = str(addr) if addr is not None else raw
         trusted = self.settings.get("trusted_proxies") or ()
         if not trusted or not _in_networks(peer, trusted):
             return peer
         hops = [h.strip() for h in self.request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
         for hop in reversed(hops):
-            try:
-                ipaddress.ip_address(hop)
-            except ValueError:
+            hop_addr = forwarded_address(hop)
+            if hop_addr is None:
                 return peer
-            if not _in_networks(hop, trusted):
-                return hop
+            if not any(hop_addr in net for net in trusted):
+                return str(hop_addr)
         return peer
+
+    def client_source(self) -> str:
+        """What per-source limits count this request under (an IPv4 address
+        or an IPv6 /64: ``edge.sources.source_of``)."""
+        return source_of(self.client_ip())
 
     def json_body(self) -> Any:
         """Strict JSON: no NaN/Infinity, and nesting deep enough to exhaust
@@ -225,7 +238,7 @@ class ApiHandler(BaseHandler):
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "bearer" and token:
-            source = self.client_ip()
+            source = self.client_source()
             lockout = self.settings["api_lockout"]
             refusal = lockout.admit(source)
             if refusal is not None:
@@ -266,8 +279,5 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _in_networks(ip: str, networks: Any) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(addr in net for net in networks)
+    addr = parse_address(ip)
+    return addr is not None and any(addr in net for net in networks)

@@ -25,6 +25,8 @@ from typing import Any
 from tornado import httputil
 from tornado.iostream import StreamClosedError
 
+from edge.log_budget import LineBudget
+
 log = logging.getLogger("wxpay_server.http")
 
 DRAIN_MAX = 1 << 20
@@ -41,9 +43,12 @@ def server_max_body_size(limit: int) -> int:
 class BodyLimit(httputil.HTTPServerConnectionDelegate):
     """Wraps an application (itself a connection delegate) for the HTTP server."""
 
-    def __init__(self, app: Any, limit: int, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, app: Any, limit: int, headers: dict[str, str] | None = None, log_budget: LineBudget | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.log_budget = log_budget  # one line per refusal, within the budget (edge/log_budget.py)
         # The application's output transforms never see these answers: the
         # security headers (edge/headers.py) are given here as well.
         self.headers = dict(headers or {"X-Content-Type-Options": "nosniff"})
@@ -51,7 +56,9 @@ class BodyLimit(httputil.HTTPServerConnectionDelegate):
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
-        return _LimitedRequest(self.app.start_request(server_conn, request_conn), request_conn, self.limit, self.headers)
+        return _LimitedRequest(
+            self.app.start_request(server_conn, request_conn), request_conn, self.limit, self.headers, self.log_budget
+        )
 
     def on_close(self, server_conn: object) -> None:
         self.app.on_close(server_conn)
@@ -78,9 +85,15 @@ def too_large_message(limit: int) -> str:
 
 class _LimitedRequest(httputil.HTTPMessageDelegate):
     def __init__(
-        self, inner: httputil.HTTPMessageDelegate, conn: httputil.HTTPConnection, limit: int, headers: dict[str, str]
+        self,
+        inner: httputil.HTTPMessageDelegate,
+        conn: httputil.HTTPConnection,
+        limit: int,
+        headers: dict[str, str],
+        log_budget: LineBudget | None = None,
     ) -> None:
         self.inner = inner
+        self.log_budget = log_budget
         self.conn = conn
         self.limit = limit
         self.headers = headers
@@ -124,7 +137,10 @@ class _LimitedRequest(httputil.HTTPMessageDelegate):
 
     def _refuse(self, start_line: Any, status: int, code: str, message: str, drain: int) -> Any:
         """Answer without reading the body: the connection is ours from here on."""
-        log.info("%s %s -> %d %s", getattr(start_line, "method", "?"), getattr(start_line, "path", "?")[:200], status, code)
+        peer = getattr(getattr(self.conn, "context", None), "remote_ip", None) or ""
+        if self.log_budget is None or self.log_budget.allow(peer, str(status)):
+            log.info("%s %s -> %d %s", getattr(start_line, "method", "?"), getattr(start_line, "path", "?")[:200],
+                     status, code)
         stream = self.conn.detach()  # type: ignore[attr-defined]
         return _answer_and_close(stream, error_response(status, code, message, self.headers), min(drain, DRAIN_MAX))
 

@@ -5,7 +5,8 @@ each one is still evaluated. Here an attempt must be admitted *before* its
 credentials are compared, and a source whose budget is spent is refused
 (HTTP 429 with Retry-After) without any comparison at all.
 
-Per source (the client IP; X-Forwarded-For only from a trusted proxy):
+Per source (the client's IPv4 address or IPv6 /64, ``edge.sources.source_of``;
+X-Forwarded-For only from a trusted proxy):
 
 - the first ``free`` failed attempts are answered normally; attempts in
   flight count against that budget, so N parallel requests get at most

@@ -92,7 +92,8 @@ class OAuthCallbackHandler(PageHandler):
         expected, _, next_path = (raw.decode() if raw else "").partition("|")
         self.clear_cookie(OAUTH_COOKIE)
         openid = await self.services.oauth.finish(
-            self.get_query_argument("code", None), self.get_query_argument("state", None), expected or None
+            self.get_query_argument("code", None), self.get_query_argument("state", None), expected or None,
+            source=self.client_ip(),
         )
         self.set_signed_cookie(OPENID_COOKIE, openid, expires_days=30, **self.cookie_options())
         self.redirect(safe_next(next_path))

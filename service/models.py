@@ -18,7 +18,7 @@ OAUTH_CODES = "oauth_codes"
 RUNS = "runs"
 REFUNDS = "refunds"
 OUTBOX = "outbox"
-QUOTAS = "quotas"  # new WeChat orders per client source and window (service/source_quota.py)
+QUOTAS = "quotas"  # WeChat calls (new orders, OAuth exchanges) per client source and window (service/source_quota.py)
 
 # Set on a checkout in the same atomic write as any status change that the
 # merchant hears about by webhook; cleared once the outbox holds the events

@@ -20,48 +20,25 @@ busiest sources), so a flood writes one line a minute, not one per request.
 Memory is bounded: one token bucket per source, at most ``max_sources``
 (least recently seen forgotten first, which only ever gives a forgotten
 source a fresh budget: the total bucket still holds), and the window's
-counters are capped the same way. IPv6 sources are grouped by /64, the
-block one subscriber usually gets.
+counters are capped the same way. A source is an IPv4 address or an IPv6
+/64 (``edge.sources.source_of``, shared by every per-source limit).
 """
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Any, Callable
+
+from edge.log_budget import Buckets
+from edge.sources import source_of
 
 log = logging.getLogger("wxpay_server.notify")
 
 MAX_SOURCES = 10_000
 WINDOW_S = 60.0
 TOP_SOURCES = 3
-
-
-def source_key(ip: str) -> str:
-    """The unit a limit applies to: an IPv4 address, or an IPv6 /64."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip[:64] or "unknown"
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
-
-
-class _Bucket:
-    __slots__ = ("tokens", "at")
-
-    def __init__(self, tokens: float, at: float) -> None:
-        self.tokens = tokens
-        self.at = at
-
-    def refill(self, now: float, capacity: float, per_second: float) -> None:
-        self.tokens = min(capacity, self.tokens + (now - self.at) * per_second)
-        self.at = now
 
 
 class NotifyLimiter:
@@ -82,8 +59,10 @@ class NotifyLimiter:
         self.max_sources = max_sources
         self.window_s = window_s
         self.clock = clock
-        self._sources: OrderedDict[str, _Bucket] = OrderedDict()
-        self._all = _Bucket(self.total, clock())
+        self._buckets = Buckets(
+            per_source_per_minute=per_source_per_minute, total_per_minute=total_per_minute,
+            max_sources=max_sources, clock=clock,
+        )
         # Since start (for /status and /metrics): (endpoint, recorded) -> count.
         self.totals: Counter[tuple[str, bool]] = Counter()
         self._verdicts: Counter[tuple[str, str]] = Counter()
@@ -96,22 +75,8 @@ class NotifyLimiter:
 
         Only ever called after verification failed (see the module's
         guarantee). Never raises, never waits."""
-        now = self.clock()
-        key = source_key(source)
-        bucket = self._sources.get(key)
-        if bucket is None:
-            bucket = _Bucket(self.per_source, now)
-            self._sources[key] = bucket
-            if len(self._sources) > self.max_sources:
-                self._sources.popitem(last=False)
-        else:
-            self._sources.move_to_end(key)
-            bucket.refill(now, self.per_source, self.per_source / 60)
-        self._all.refill(now, self.total, self.total / 60)
-        admitted = bucket.tokens >= 1 and self._all.tokens >= 1
-        if admitted:
-            bucket.tokens -= 1
-            self._all.tokens -= 1
+        key = source_of(source)
+        admitted = self._buckets.take(key)
         self._count(endpoint, key, verdict, admitted)
         return admitted
 
@@ -160,7 +125,7 @@ class NotifyLimiter:
         return {
             "per_source_per_minute": int(self.per_source),
             "total_per_minute": int(self.total),
-            "sources_tracked": len(self._sources),
+            "sources_tracked": len(self._buckets),
             "refused_unverified": {
                 ep: {"recorded": self.totals[(ep, True)], "not_recorded": self.totals[(ep, False)]} for ep in endpoints
             },

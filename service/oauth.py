@@ -13,6 +13,14 @@ state whose signed cookie started that sign-in. Its result goes
   The first answer clears the state cookie, so a browser that got it cannot
   present the state again anyway; later repeats get ``oauth_code_used``.
 
+A sign-in's state is good for one code: the first code presented with it
+claims the state too (``state:<digest>``), and another code with the same
+state cookie gets ``oauth_state_used`` without a call to WeChat. Without
+that, one state cookie replayed with made-up codes cost a call to WeChat
+and a stored claim per request. New exchanges are also counted per source
+(``oauth.sign_ins_per_ip``, :class:`SourceQuota`), since a fresh state is
+only a page load away.
+
 Claims and cached openids expire after ``RECORD_TTL`` (10 minutes, longer
 than WeChat lets a code live, so a replay never reaches WeChat); an expired
 record is never used, and each new claim deletes up to ``PRUNE_BATCH`` (20)
@@ -38,15 +46,18 @@ from store.base import DuplicateKey, Store, StoreError
 from wxpay.errors import OAuthCodeError, WxPayError
 
 from .clock import utcnow
-from .errors import Forbidden, InvalidInput, UpstreamError
+from .errors import Forbidden, InvalidInput, RateLimited, UpstreamError
 from .guard import store_guard
 from .models import OAUTH_CODES
+from .source_quota import SourceQuota
 
 log = logging.getLogger("wxpay_server.oauth")
 
 RECORD_TTL = timedelta(minutes=10)
 REPEAT_WINDOW = timedelta(seconds=10)
 PRUNE_BATCH = 20
+STATE_PREFIX = "state:"  # a sign-in state's claim: which code it was used for
+STATE_USED = "This sign-in was already used for another code; open the payment link again"
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 _STATE = re.compile(r"[0-9a-f]{32}")
@@ -81,6 +92,7 @@ class OAuthService:
         wait_max: float = 5.0,
         record_ttl: timedelta = RECORD_TTL,
         repeat_window: timedelta = REPEAT_WINDOW,
+        quota: SourceQuota | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
@@ -91,6 +103,7 @@ class OAuthService:
         self.wait_max = wait_max
         self.record_ttl = record_ttl
         self.repeat_window = repeat_window
+        self.quota = quota
         self.now = now
 
     def begin(self) -> tuple[str, str]:
@@ -98,8 +111,10 @@ class OAuthService:
         state = new_state()
         return self.client.authorize_url(self.callback_url, scope=self.scope, state=state), state
 
-    async def finish(self, code: str | None, state: str | None, expected_state: str | None) -> str:
-        """Check the state, trade the code (once, for this browser), return the openid."""
+    async def finish(self, code: str | None, state: str | None, expected_state: str | None, source: str = "") -> str:
+        """Check the state, trade the code (once, for this browser), return the openid.
+
+        ``source`` is the client IP, counted by the sign-in quota."""
         if not expected_state or not _STATE.fullmatch(expected_state):
             raise Forbidden("oauth_state_missing", "The sign-in session expired; open the payment link again")
         if not state or not hmac.compare_digest(state.encode(), expected_state.encode()):
@@ -109,8 +124,34 @@ class OAuthService:
         if len(code) > 512:
             raise InvalidInput("oauth_code_invalid", "The sign-in code is malformed")
         key, tag = _digest(code), _digest(expected_state)
+        with store_guard():
+            known = await self.store.get(OAUTH_CODES, key)
+        if known is not None:  # a repeat (or a replay): never counted, never sent to WeChat
+            return await self._repeat(key, tag)
+        with store_guard():
+            used = await self.store.get(OAUTH_CODES, STATE_PREFIX + tag)
+        if used is not None and used.get("code") != key:
+            raise Forbidden("oauth_state_used", STATE_USED)
+        if self.quota is not None:
+            retry_after = await self.quota.refusal(source)
+            if retry_after is not None:
+                raise RateLimited(
+                    "too_many_sign_ins",
+                    "Too many WeChat sign-ins from this network; please wait a few minutes and try again",
+                    retry_after_s=retry_after,
+                )
         now = self.now()
-        claim = {"_id": key, "status": "pending", "state": tag, "at": now, "expires_at": now + self.record_ttl}
+        expires = now + self.record_ttl
+        try:
+            with store_guard():
+                await self.store.insert(OAUTH_CODES, {"_id": STATE_PREFIX + tag, "code": key, "at": now, "expires_at": expires})
+        except DuplicateKey:
+            with store_guard():
+                claimed = await self.store.get(OAUTH_CODES, STATE_PREFIX + tag)
+            if claimed is None or claimed.get("code") != key:
+                raise Forbidden("oauth_state_used", STATE_USED) from None
+            return await self._repeat(key, tag)  # the same code twice at once: the other request trades it
+        claim = {"_id": key, "status": "pending", "state": tag, "at": now, "expires_at": expires}
         try:
             with store_guard():
                 await self.store.insert(OAUTH_CODES, claim)

@@ -5,6 +5,16 @@ overlap) and counts fetches against a daily quota, so every process must
 share one cached value and one refresh: concurrent needs in a process share
 one in-flight task, and across processes a lease elects the refresher while
 the others wait for its result in the store.
+
+A failed fetch is remembered in the store (``<kind>:<appid>:backoff``) and
+not repeated for ``BACKOFF_BASE`` seconds, doubling with each further
+failure up to ``BACKOFF_MAX``: meanwhile a still-usable cached value is
+served and otherwise the last failure is answered at once. Without it,
+every request that needed a token while WeChat refused (an outage, the
+server's IP missing from the whitelist, 40164) made its own
+``cgi-bin/token`` call, and those count against the daily quota (2,000):
+an outage could use up the day's fetches and keep JSSDK payments failing
+after WeChat came back.
 """
 from __future__ import annotations
 
@@ -25,6 +35,9 @@ from .models import TOKENS
 
 log = logging.getLogger("wxpay_server.tokens")
 T = TypeVar("T")
+
+BACKOFF_BASE = timedelta(seconds=5)
+BACKOFF_MAX = timedelta(minutes=5)  # at most 288 fetches a day per kind during a long outage
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,26 @@ class TokenService:
     def _key(self, kind: str) -> str:
         return f"{kind}:{self.appid}"
 
+    def _backoff_key(self, kind: str) -> str:
+        return f"{kind}:{self.appid}:backoff"
+
+    async def _held_back(self, kind: str) -> dict[str, Any] | None:
+        """The last failure while its backoff lasts, else None."""
+        with store_guard():
+            doc = await self.store.get(TOKENS, self._backoff_key(kind))
+        return doc if doc and doc["until"] > self.now() else None
+
+    async def _failed(self, kind: str, exc: WxPayError) -> timedelta:
+        key = self._backoff_key(kind)
+        previous = await self.store.get(TOKENS, key)
+        failures = (previous or {}).get("failures", 0) + 1
+        delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(failures - 1, 16))
+        until = self.now() + delay
+        await self.store.upsert_if(
+            TOKENS, key, {}, {"until": until, "failures": failures, "code": exc.code, "message": exc.message}
+        )
+        return delay
+
     def _fresh(self, doc: dict[str, Any] | None) -> bool:
         return bool(doc) and doc["expires_at"] - self.refresh_ahead > self.now()
 
@@ -108,6 +141,14 @@ class TokenService:
             doc = await self.store.get(TOKENS, self._key(kind))
         if self._fresh(doc):
             return doc["value"]
+        held = await self._held_back(kind)
+        if held is not None:
+            if self._usable(doc):
+                return doc["value"]
+            wait = max(1, int((held["until"] - self.now()).total_seconds() + 0.999))
+            raise UpstreamError(
+                held["code"], f"Could not obtain the {kind} from WeChat: {held['message']} (next attempt in {wait} s)"
+            )
         task = self._inflight.get(kind)
         if task is None:
             task = asyncio.ensure_future(self._refresh(kind, fetch, doc))
@@ -129,14 +170,18 @@ class TokenService:
                 try:
                     got = await fetch()
                 except WxPayError as exc:
+                    delay = (await self._failed(kind, exc)).total_seconds()
                     if self._usable(stale):
-                        log.warning("%s refresh failed (%s); serving the cached one until expiry", kind, exc.code)
+                        log.warning("%s refresh failed (%s); serving the cached one until expiry, next attempt in "
+                                    "%.0f s", kind, exc.code, delay)
                         return stale["value"]
+                    log.warning("%s fetch failed (%s); next attempt in %.0f s", kind, exc.code, delay)
                     raise UpstreamError(exc.code, f"Could not obtain the {kind} from WeChat: {exc.message}") from exc
                 self.upstream_fetches += 1
                 now = self.now()
                 record = {"value": got.value, "expires_at": now + timedelta(seconds=got.expires_in), "refreshed_at": now}
                 await self.store.upsert_if(TOKENS, key, {}, record)
+                await self.store.delete_if(TOKENS, self._backoff_key(kind), {})
                 return got.value
 
     async def _await_other(self, key: str, stale: dict | None) -> str:

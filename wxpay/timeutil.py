@@ -83,6 +83,23 @@ _RFC3339 = re.compile(
 )
 
 
+# Offset spelling -> its timedelta (WeChat writes one, +08:00; at most 2 x 24 x 60 spellings exist).
+_OFFSETS: dict[str, timedelta] = {"Z": timedelta(0), "z": timedelta(0)}
+
+
+def _offset(text: str) -> timedelta:
+    delta = _OFFSETS.get(text)
+    if delta is None:
+        hours, minutes = int(text[1:3]), int(text[4:6])
+        if hours > 23 or minutes > 59:
+            raise ValueError(text)
+        delta = timedelta(hours=hours, minutes=minutes)
+        if text[0] == "-":
+            delta = -delta
+        _OFFSETS[text] = delta
+    return delta
+
+
 def parse_rfc3339(text: str) -> datetime:
     """An APIv3 time (``2026-01-01T12:00:00+08:00``; any offset, ``Z``, fractions) → aware UTC.
 
@@ -94,17 +111,10 @@ def parse_rfc3339(text: str) -> datetime:
         raise ProtocolError(f"Expected an RFC 3339 time with offset (2026-01-01T12:00:00+08:00), got {str(text)[:40]!r}")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
-        if offset in ("Z", "z"):
-            tz = _UTC
-        else:
-            hours, minutes = int(offset[1:3]), int(offset[4:6])
-            if hours > 23 or minutes > 59:
-                raise ValueError(offset)
-            delta = timedelta(hours=hours, minutes=minutes)
-            tz = timezone(-delta if offset[0] == "-" else delta)
-        micro = int((fraction or "0")[:6].ljust(6, "0"))
-        local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz)
-        return local.astimezone(_UTC)
+        micro = int(fraction[:6].ljust(6, "0")) if fraction else 0
+        # The wall time checked as a date, then moved to UTC by the offset (as parse_wire_time does).
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, _UTC) \
+            - _offset(offset)
     except (ValueError, OverflowError):  # no such date or offset, or out of range once in UTC
         raise ProtocolError(f"Invalid RFC 3339 time {text!r}") from None
 

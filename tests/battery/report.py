@@ -50,6 +50,10 @@ SECTIONS = [
      "Real sandbox servers on loopback. Bytes are the SQLite file's growth after a WAL checkpoint, divided by the "
      "refusals; the fuzz cases post Hypothesis-generated bodies (arbitrary bytes, XML-shaped, mutations of a real "
      "signed or encrypted notify, huge and nested) and compare the business state after every one."),
+    ("outsider", "10. A second outside review: what an outsider could still make the server spend",
+     "Real sandbox servers on loopback (`tests/battery/test_outsider.py`). Calls to WeChat are the server's own "
+     "counts (what /status shows); log lines are the records emitted at INFO and above; connections are the "
+     "listener's own count. Each case names the cost before the fix in its docstring and in the weakness table."),
 ]
 
 # (weakness, fix, section, case that pins it)
@@ -209,6 +213,57 @@ WEAKNESSES = [
      "The limiter is consulted only after verification failed, so a notify with a valid signature always goes "
      "through the whole flow.",
      "notify_costs", "signed notify after a flood from the same source"),
+    ("One signed OAuth state cookie, replayed with made-up codes, made a call to WeChat's "
+     "`sns/oauth2/access_token` and stored a claim per callback (300 callbacks: 300 calls, 300 claims, 7.7 MB of "
+     "WAL); a fresh state is one page load away, and sign-ins had no per-source bound.",
+     "`service/oauth.py`: a state is good for one code (its own claim; another code gets `oauth_state_used`, no "
+     "call); `oauth.sign_ins_per_ip` (60 per 10 min, in the store, `service/source_quota.py` under its own "
+     "scope) bounds code exchanges per source: 429 `too_many_sign_ins`, nothing stored.",
+     "outsider", "oauth-state-replayed-with-made-up-codes"),
+    ("Same class: fresh sign-ins from one source (page load + callback) were unbounded WeChat calls.",
+     "The sign-in quota above; a used state is refused before the quota counts.",
+     "outsider", "oauth-sign-ins-per-source"),
+    ("While WeChat refused `cgi-bin/token` (an outage, the server's IP missing from the whitelist), every request "
+     "that needed a token made its own fetch: 200 `wx-config` requests, 200 calls, against a quota of 2,000 a day "
+     "that an outage could use up for the rest of the day.",
+     "`service/tokens.py`: a failed fetch is remembered in the store and not repeated for 5 s, doubling to 5 min "
+     "(at most 288 fetches a day per kind in a long outage); a still-usable cached value is served meanwhile.",
+     "outsider", "token-fetch-backoff-while-wechat-refuses"),
+    ("Every refused request wrote a log line, a refusal by a lockout or a quota two (the handler's INFO line and "
+     "the access log's WARNING), malformed request lines and oversized bodies one each (Tornado's and the body "
+     "limit's): 80-260 bytes of log per request, without bound (a wrong-token flood: 52 KB per 200 requests).",
+     "`edge/log_budget.py`: a per-source line budget (30 a minute per source, 300 in all; IPv6 by /64) for the "
+     "access log's 4xx lines, the body limit's refusals and Tornado's own lines; the rest counted and summed up "
+     "in one WARNING line a minute; an error line names its code, so a refusal is one line. The notify limiter's "
+     "buckets are the same class.",
+     "outsider", "client-error-lines-per-source"),
+    ("The login and API-token lockouts counted the address string: an IPv6 host rotating through its /64 got 20 "
+     "free wrong tokens per address (200 wrong tokens from one /64: 200 evaluated, none refused), and one address "
+     "had many spellings (`2001:DB8::1`, `[2001:db8::1]:4711`, a zone id, IPv4-mapped). Four modules had their own "
+     "copy of the source rule.",
+     "`edge/sources.py` owns it (IPv4 address or IPv6 /64, canonical spelling, `X-Forwarded-For` hops with a "
+     "port); the connection cap, both lockouts, the notify limiter, the quotas and the line budget use it; "
+     "`client_ip()` is canonical (also what WeChat gets as the shopper's IP).",
+     "outsider", "lockout-ipv6-rotation-in-one-64"),
+    ("A client that pipelined requests and never read the answers (a small receive window) held its connection, "
+     "and an answer in memory, for ever: past the header, idle and body timeouts (Tornado keeps no timer while it "
+     "writes). Any page serves: 20 pipelined pay pages already outgrow the socket buffers; a few hundred such "
+     "sockets fill `server.max_connections` (in sandbox, loopback is exempt from the per-source share).",
+     "`server.write_timeout_s` (30 s): a sweep once a second drops a connection whose pending answer made no "
+     "progress (bytes leaving the socket's send queue) for that long; requests left in a dropped stream's buffer "
+     "run no handler.",
+     "outsider", "slow-reader-pipelining-never-reads"),
+    ("Sandbox: the mounted simulator had no APIv3 credentials for the demo merchant, so every `/_wechat/v3/` call "
+     "was 401 `商户未设置APIv3密钥` although the README offers the V3 keys; `POST /_sim/faults` (open to anyone who "
+     "reaches a sandbox server) kept every fault: 20,000 took 14 MB and were looked through on every call.",
+     "`server.simulator_config` gives the demo merchant its TEST-ONLY V3 side; the simulator keeps at most 100 "
+     "active faults (endpoint names of at most 128 characters).",
+     "outsider", "sandbox-simulator-v3-and-bounded-faults"),
+    ("A careless operator's `server.max_body_bytes` had no maximum: every body is held in memory whole, and one "
+     "100 MB notify took the process from 60 MB to 485 MB of RSS.",
+     "At most 1 MiB (16 times the default; every body this server takes is a few KB); the new settings' edges "
+     "(0, 1, maximum, one past it) are checked in one case.",
+     "outsider", "settings-of-the-limits-at-their-edges"),
 ]
 
 LIMITS = [
@@ -234,6 +289,22 @@ LIMITS = [
     "(the per-address and overall budgets are per process).",
     "A stolen OAuth code redeemed by another browser before its owner does wins (WeChat does not bind a code to our "
     "state); the owner gets `oauth_code_replayed` and signs in again.",
+    "Per-source quotas have no overall bound: many sources together can still make `checkout.orders_per_ip` x "
+    "sources new orders and `oauth.sign_ins_per_ip` x sources sign-ins per window (each one a real page load and "
+    "a real call), and the client-error line budget's total (300 lines a minute) is shared by everyone, so a "
+    "distributed flood can crowd out other sources' 4xx lines (they are still counted in the summary line).",
+    "Server errors (5xx) are not held to the line budget: they are ours to see. During a store or WeChat "
+    "outage every request that fails writes its ERROR line (about 110 bytes), so a flood at that moment writes "
+    "one per request; calls to WeChat stay bounded (quotas, the token backoff).",
+    "In sandbox mode the demo shop's Buy button (it needs only the XSRF cookie any visitor gets) stores a "
+    "checkout per click, and the mounted simulator answers anyone (its order book grows, see above): sandbox "
+    "listens on 127.0.0.1 for that reason; the README says what opening it to a phone on the LAN means.",
+    "In sandbox mode the server's own calls to its mounted simulator are inbound connections too: they count "
+    "towards `server.max_connections` (loopback is exempt only from the per-source share), so a very small cap "
+    "(1) makes every prepay `wechat_unreachable`.",
+    "Tornado reads a pipelined request only after the previous answer is written; the write timeout drops a "
+    "client that stops reading, but one that reads just enough to keep its answers moving (a little within every "
+    "`write_timeout_s`) holds its connection: the per-source connection share (200) is what bounds it.",
     "A notify that verifies is never rate-limited, by design: a replay of a body WeChat signed (which only someone "
     "holding one can send) costs a store lookup and a digest record (about 550 bytes) each time, until the audit "
     "retention removes it.",

@@ -375,3 +375,21 @@ async def test_result_page_asks_the_server_and_does_not_trust_the_return(chromiu
     await page.click("#screen-unconfirmed .check-again")
     await screen(page, "paid")
     await context.close()
+
+
+async def test_the_demo_shop_as_the_readme_says_buy_then_pay(chromium, sandbox):
+    """The README's first instruction: open /, pick a product, pay (desktop: the QR code)."""
+    context = await new_context(chromium, "desktop")
+    page = await context.new_page()
+    await page.goto(base_of(sandbox) + "/")
+    products = page.locator(".catalogue li")
+    assert await products.count() == len(sandbox.services.settings.shop.catalogue)
+    await products.first.get_by_role("button").click()
+    await page.wait_for_url("**/pay/co_*")
+    await screen(page, "qr")
+    await page.click(".sim-scan")
+    await page.get_by_role("dialog").get_by_role("button", name=ZH["sim_pay"]).click()
+    await screen(page, "paid")
+    checkout_id = page.url.rsplit("/", 1)[1]
+    assert (await sandbox.services.checkouts.get(checkout_id)).status == "paid"
+    await context.close()

@@ -128,6 +128,37 @@ def test_reference_doc_lists_every_key_env_var_and_default():
         assert name in doc
 
 
+def test_reference_doc_has_one_row_per_key_with_its_real_default():
+    """docs/configuration.md's tables against iter_keys(): every key a row of
+    its own (no more, no fewer), its environment variable, and the default
+    the loader really uses."""
+    rows: dict[str, list[str]] = {}
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"`[a-z_]+(\.[a-z_]+)?`", cells[0]):
+            key = cells[0].strip("`")
+            assert key not in rows, f"{key} has two rows"
+            rows[key] = cells
+    keys = {key.dotted: key for key in iter_keys()}
+    assert set(rows) == set(keys), (set(rows) ^ set(keys))
+    for dotted, (_, env, _type, default, _meaning) in rows.items():
+        key = keys[dotted]
+        if key.env_var:
+            assert env.startswith(f"`{key.env_var}`"), (dotted, env)
+        else:
+            assert env == "file only", (dotted, env)
+        value = key.default
+        if value is None or value == ():
+            assert default.startswith(("not set", "none")), (dotted, default)
+        elif isinstance(value, bool):
+            assert default == f"`{str(value).lower()}`", (dotted, default)
+        elif isinstance(value, (int, float)):
+            number = re.fullmatch(r"`([0-9.]+)`", default)
+            assert number and float(number.group(1)) == value, (dotted, default, value)
+        elif isinstance(value, str):
+            assert default == f'`"{value}"`', (dotted, default, value)
+
+
 # --- the file, the environment, overrides ----------------------------------------
 
 
@@ -370,6 +401,10 @@ def test_mistyped_secret_is_not_echoed(tmp_path):
     [
         ("[server]\nport = 70000\n", "server.port"),
         ("[server]\nmax_body_bytes = 10\n", "server.max_body_bytes"),
+        ("[server]\nmax_body_bytes = 200000000\n", "server.max_body_bytes"),  # held in memory whole
+        ("[server]\nwrite_timeout_s = 0\n", "server.write_timeout_s"),
+        ("[oauth]\nsign_ins_per_ip = -1\n", "oauth.sign_ins_per_ip"),
+        ("[oauth]\nsign_ins_per_ip_window_s = 0\n", "oauth.sign_ins_per_ip_window_s"),
         ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "'10.0.0.0/33'"),
         ("[server]\npublic_url = \"pay.example.com\"\n", "server.public_url"),
         ("[wechat]\npay_base = \"ftp://x\"\n", "wechat.pay_base"),

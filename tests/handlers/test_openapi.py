@@ -271,7 +271,8 @@ def test_every_code_raised_anywhere_is_in_the_table_with_its_status():
     sites = raise_sites()
     # The shopper's page, OAuth and /status: not the merchant API.
     page_only = {"oauth_state_missing", "oauth_state_mismatch", "oauth_denied", "oauth_code_invalid",
-                 "oauth_code_used", "oauth_code_replayed", "xsrf_invalid", "product_not_found",
+                 "oauth_code_used", "oauth_code_replayed", "oauth_state_used", "too_many_sign_ins",
+                 "xsrf_invalid", "product_not_found",
                  "admin_auth_required", "too_many_login_attempts", "trade_type_not_allowed"}
     assert not page_only & set(openapi.ERRORS)
     for code, statuses in sites.items():

@@ -104,3 +104,13 @@ async def test_no_bill_yet_is_could_not_run(running, base_url, merchant, tmp_pat
         f'[server]\npublic_url = "http://127.0.0.1:9"\n\n[store]\nsqlite_path = "{tmp_path / "wxpay.sqlite3"}"\n'
     )
     assert await server.main(["bills", "--date", "2026-01-01", "--config", str(unreachable)]) == 2
+
+
+async def test_a_sandbox_server_on_another_port_is_named_with_port(running, base_url, merchant, tmp_path, capsys):
+    """``make run ARGS="--port 9000"`` then ``bills``: without --port the CLI
+    asked port 8000 (server.port's default) and could not run."""
+    day, _ = await a_day_of_trade(running, base_url, merchant)
+    cfg = tmp_path / "port-only.toml"
+    cfg.write_text(f'[store]\nsqlite_path = "{tmp_path / "wxpay.sqlite3"}"\n', encoding="utf-8")
+    assert await server.main(["bills", "--date", day, "--json", "--config", str(cfg), "--port", str(running.port)]) == 0
+    assert json.loads(capsys.readouterr().out)["clean"] is True

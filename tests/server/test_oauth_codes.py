@@ -124,7 +124,7 @@ async def test_expired_claims_are_refused_and_gone_from_the_store(running, base_
     first, first_callback = await start_sign_in(base_url, checkout["pay_url"])
     state_cookie = first.cookies["wx_oauth"]
     assert (await first.get(first_callback)).code == 302
-    assert await store.count(OAUTH_CODES) == 1
+    assert await store.count(OAUTH_CODES) == 2  # the code's claim and its state's
 
     clock.t += RECORD_TTL
     # The same browser once the record has expired: refused, without asking WeChat.
@@ -137,7 +137,7 @@ async def test_expired_claims_are_refused_and_gone_from_the_store(running, base_
     second, second_callback = await start_sign_in(base_url, checkout["pay_url"])
     assert (await second.get(second_callback)).code == 302
     remaining = await store.find(OAUTH_CODES, limit=0)
-    assert len(remaining) == 1 and remaining[0]["expires_at"] > clock.t
+    assert len(remaining) == 2 and all(doc["expires_at"] > clock.t for doc in remaining)
     assert all("openid" not in doc or doc["expires_at"] > clock.t for doc in remaining)
     assert exchanges(running) == 2
 
@@ -153,3 +153,45 @@ async def test_pruning_is_bounded_per_sign_in_and_keeps_up(running, base_url, me
     clock.t += RECORD_TTL
     assert await oauth.prune() == 20 and await oauth.prune() == 20 and await oauth.prune() == 5
     assert await oauth.prune() == 0 and await store.count(OAUTH_CODES) == 0
+
+
+async def test_a_state_is_good_for_one_code(running, base_url, merchant):
+    """One signed state cookie replayed with made-up codes: before, each one
+    cost a call to WeChat and a stored claim."""
+    checkout = await create_checkout(merchant)
+    shopper, callback = await start_sign_in(base_url, checkout["pay_url"])
+    state_cookie, state = shopper.cookies["wx_oauth"], query_of(callback)["state"]
+    assert (await shopper.get(callback)).code == 302
+    stored = await running.services.store.count(OAUTH_CODES)
+    for i in range(5):
+        shopper.cookies["wx_oauth"] = state_cookie
+        page = await shopper.get("/oauth/callback?" + urlencode({"code": f"made-up-{i}", "state": state}))
+        assert page.code == 403 and error_code(page) == "oauth_state_used"
+    assert exchanges(running) == 1
+    assert await running.services.store.count(OAUTH_CODES) == stored
+
+
+async def test_sign_ins_per_source_are_bounded(tmp_path):
+    from .conftest import start_server
+
+    running = await start_server(tmp_path, **{"oauth.sign_ins_per_ip": 2})
+    try:
+        base_url = f"http://127.0.0.1:{running.port}"
+        merchant = Browser(base_url)
+        merchant.token_headers = {"Authorization": "Bearer sandbox-merchant-token"}  # type: ignore[attr-defined]
+        checkout = await create_checkout(merchant)
+        for _ in range(2):
+            shopper, callback = await start_sign_in(base_url, checkout["pay_url"])
+            state_cookie = shopper.cookies["wx_oauth"]
+            assert (await shopper.get(callback)).code == 302
+        for i in range(3):  # a used state replayed with other codes costs no sign-in of the quota
+            shopper.cookies["wx_oauth"] = state_cookie
+            page = await shopper.get("/oauth/callback?" + urlencode({"code": f"x{i}", "state": query_of(callback)["state"]}))
+            assert error_code(page) == "oauth_state_used"
+        shopper, callback = await start_sign_in(base_url, checkout["pay_url"])
+        page = await shopper.get(callback)
+        assert page.code == 429 and error_code(page) == "too_many_sign_ins"
+        assert int(page.headers["Retry-After"]) >= 1
+        assert exchanges(running) == 2
+    finally:
+        await running.stop(grace=1)

@@ -5,7 +5,8 @@ import logging
 
 import pytest
 
-from service.notify_limiter import NotifyLimiter, source_key
+from edge.sources import NOT_AN_ADDRESS, source_of as source_key
+from service.notify_limiter import NotifyLimiter
 
 
 class Clock:
@@ -47,7 +48,7 @@ def test_ipv6_sources_are_grouped_by_64_and_mapped_ipv4_is_ipv4():
     assert source_key("2001:db8:1:2:aaaa::1") == source_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert source_key("2001:db8:1:3::1") != source_key("2001:db8:1:2::1")
     assert source_key("::ffff:10.0.0.1") == "10.0.0.1" == source_key("10.0.0.1")
-    assert source_key("not an ip" * 20) == ("not an ip" * 20)[:64]
+    assert source_key("not an ip" * 20) == NOT_AN_ADDRESS
     lim, _ = limiter(per_source=2)
     assert [lim.admit("notify", f"2001:db8:1:2::{i}", "x") for i in range(1, 4)] == [True, True, False]
 

@@ -13,7 +13,8 @@ from service.checkouts import new_checkout_id
 from service.errors import RateLimited
 from service.models import CHECKOUTS, CLOSE_MARK, ORDERS, PREPAID, QUOTAS, Checkout, Order
 from service.orders import OrderBook, Payment, new_out_trade_no
-from service.source_quota import SourceQuota, source_of
+from edge.sources import source_of
+from service.source_quota import SourceQuota
 from store.open import INDEXES
 from store.sqlite import SQLiteStore
 from tests.store.conftest import BACKENDS, drop_store, make_store

@@ -110,3 +110,33 @@ async def test_wechat_refusing_is_an_upstream_error_with_its_code(world):
     with pytest.raises(UpstreamError) as info:
         await service().access_token()
     assert info.value.code == "wechat_busy"
+
+
+async def test_a_failed_fetch_is_not_repeated_per_request_but_backs_off(world):
+    """While WeChat refuses, each need for a token made its own cgi-bin/token
+    call (counted against the 2,000-a-day quota); now one per backoff step."""
+    from service.tokens import BACKOFF_BASE, BACKOFF_MAX
+
+    clock, sim, service, _ = world
+    tokens = service()
+    sim.faults.add("cgi-bin/token", "systemerror", count=None)
+    asked = lambda: len([e for e in sim.tokens.view()["issued"] if e["kind"] == "access_token"])  # noqa: E731
+    before = asked()
+    for _ in range(20):
+        with pytest.raises(UpstreamError) as info:
+            await tokens.access_token()
+        assert info.value.code == "wechat_busy"
+    assert asked() - before == 1
+    clock.advance(BACKOFF_BASE.total_seconds() + 1)
+    with pytest.raises(UpstreamError):
+        await tokens.access_token()
+    assert asked() - before == 2  # one more attempt; the next wait is twice as long
+    clock.advance(BACKOFF_BASE.total_seconds() + 1)
+    with pytest.raises(UpstreamError):
+        await tokens.access_token()
+    assert asked() - before == 2
+    sim.faults.clear()
+    clock.advance(BACKOFF_MAX.total_seconds())
+    assert await tokens.access_token()  # WeChat is back: fetched, and the backoff is gone
+    assert asked() - before == 3
+    assert await tokens.access_token() and asked() - before == 3

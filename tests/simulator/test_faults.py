@@ -118,3 +118,20 @@ async def test_json_endpoints_honour_systemerror(simsrv):
     simsrv.sim.faults.add("cgi-bin/token", "systemerror")
     resp = await simsrv.raw("/cgi-bin/token?grant_type=client_credential&appid=x&secret=y", method="GET")
     assert json.loads(resp.body)["errcode"] == -1
+
+
+async def test_the_list_of_faults_is_bounded(simsrv):
+    """Anyone who can reach a sandbox server can post faults: 20,000 of them
+    once took 14 MB and every simulated WeChat call looked through them all."""
+    from wxpay.simulator.faults import MAX_FAULTS
+
+    code, _ = await simsrv.post_json("/_sim/faults", [{"endpoint": "pay/orderquery", "kind": "latency"}] * MAX_FAULTS)
+    assert code == 200
+    code, refused = await simsrv.post_json("/_sim/faults", {"endpoint": "pay/orderquery", "kind": "latency"})
+    assert code == 400 and f"at most {MAX_FAULTS}" in refused["error"]
+    code, batch = await simsrv.post_json("/_sim/faults", [{"endpoint": "x", "kind": "latency"}] * 5)
+    assert code == 400
+    assert len((await simsrv.get_json("/_sim/faults"))[1]["faults"]) == MAX_FAULTS
+    simsrv.sim.faults.clear()
+    code, refused = await simsrv.post_json("/_sim/faults", {"endpoint": "p" * 10_000, "kind": "latency"})
+    assert code == 400 and simsrv.sim.faults.list() == []

@@ -12,7 +12,7 @@ Kinds and who honours them:
 ``latency``        ``apply()`` sleeps ``seconds`` before the handler runs
 ``http500``        ``apply()`` answers HTTP 500 and returns True (handler stops)
 ``systemerror``    XML: layer-2 ``SYSTEMERROR``; JSON: ``{"errcode": -1}``
-``malformed``      the reply body is cut short (not parseable)
+``malformed``      the reply body is cut short (not parseable; V3: the cut bytes are signed)
 ``bad_sign``       a signed XML reply carries a wrong ``sign``
 ``drop``           (notify) the attempt is lost; WeChat sees a timeout, retries
 ``duplicate``      (notify) the attempt is sent ``n`` times at once
@@ -59,6 +59,11 @@ KINDS = (
 # The reply-shaping kinds a V2 XML or JSON endpoint honours (V3 handlers name their own).
 V2_MARKS = ("systemerror", "malformed", "bad_sign", "not_enough")
 MAX_SKEW = 86400
+# Active faults at once, and an endpoint name's length: every WeChat call the
+# simulator answers looks through the list, and a caller of /_sim/faults (in
+# sandbox mode, anyone who can reach the server) must not grow it without end.
+MAX_FAULTS = 100
+MAX_ENDPOINT_CHARS = 128
 # Kinds decided before the handler runs; the rest are "marks" read later.
 _BEFORE = ("latency", "http500")
 _MARKS_ATTR = "_sim_fault_marks"
@@ -88,8 +93,11 @@ class Faults:
     def add(self, endpoint: str, kind: str, *, count: int | None = 1, seconds: float = 0.0, n: int = 2) -> Fault:
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(KINDS)}")
-        if not endpoint or not isinstance(endpoint, str):
-            raise ValueError("fault needs an endpoint name such as 'pay/unifiedorder' or '*'")
+        if not endpoint or not isinstance(endpoint, str) or len(endpoint) > MAX_ENDPOINT_CHARS:
+            raise ValueError(f"fault needs an endpoint name (at most {MAX_ENDPOINT_CHARS} characters) such as "
+                             "'pay/unifiedorder' or '*'")
+        if len(self._faults) >= MAX_FAULTS:
+            raise ValueError(f"at most {MAX_FAULTS} faults may be active at once; clear some first")
         if count is not None and (not isinstance(count, int) or count < 1):
             raise ValueError("count must be a positive integer, or null for a sticky fault")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):

@@ -64,7 +64,7 @@ class ApiV3Cipher:
         if not isinstance(ciphertext, str):
             raise DecryptError("The resource's ciphertext is not a string", code="malformed_ciphertext")
         try:
-            raw = base64.b64decode(ciphertext, validate=True)
+            raw = binascii.a2b_base64(ciphertext, strict_mode=True)  # the base64 alphabet only, padding at the end
         except (binascii.Error, ValueError):
             raise DecryptError("The resource's ciphertext is not base64", code="malformed_ciphertext") from None
         if len(raw) < _TAG_BYTES:
@@ -92,7 +92,7 @@ class ApiV3Cipher:
 
     def decrypt_resource(self, resource: Mapping[str, Any]) -> bytes:
         """A notify ``resource`` (or ``encrypt_certificate``) object → plaintext bytes."""
-        if not isinstance(resource, Mapping):
+        if type(resource) is not dict and not isinstance(resource, Mapping):
             raise DecryptError("The encrypted resource is not a JSON object", code="malformed_ciphertext")
         algorithm = resource.get("algorithm")
         if algorithm != ALGORITHM:

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Union
 from ..errors import IdentityMismatchError, MessageTooLargeError, ProtocolError, WxPayError
 from ..timeutil import parse_rfc3339
 from .aead import ApiV3Cipher
-from .models import Refund, Transaction, parse_json_object, parse_refund, parse_transaction
+from .models import Refund, Transaction, frozen, parse_json_object, parse_refund, parse_transaction
 from .verification import Validator
 
 __all__ = [
@@ -125,7 +125,7 @@ class NotifyReader:
                 code="unknown_event_type",
             )
         resource = envelope.get("resource")
-        if not isinstance(resource, Mapping):
+        if type(resource) is not dict and not isinstance(resource, Mapping):
             raise ProtocolError("Notify lacks its resource object", code="missing_field")
         original_type = resource.get("original_type")
         if original_type is not None and original_type != expected_type:
@@ -141,14 +141,16 @@ class NotifyReader:
                 raise ProtocolError(
                     f"{event_type} carries trade_state {transaction.trade_state!r}", code="event_mismatch")
             self._check_mchid(transaction.mchid, event_type)
-            return PaymentEvent(event_id, event_type, create_time, summary, transaction, signed.serial)
+            return frozen(PaymentEvent, {"id": event_id, "event_type": event_type, "create_time": create_time,
+                                         "summary": summary, "transaction": transaction, "serial": signed.serial})
         refund = parse_refund(obj, what=f"{event_type} resource")
         if f"REFUND.{refund.refund_status}" != event_type:
             raise ProtocolError(f"{event_type} carries refund_status {refund.refund_status!r}", code="event_mismatch")
         if refund.refund_status == "SUCCESS" and refund.success_time is None:
             raise ProtocolError(f"{event_type} resource lacks the required field success_time", code="missing_field")
         self._check_mchid(refund.mchid, event_type)
-        return RefundEvent(event_id, event_type, create_time, summary, refund, signed.serial)
+        return frozen(RefundEvent, {"id": event_id, "event_type": event_type, "create_time": create_time,
+                                    "summary": summary, "refund": refund, "serial": signed.serial})
 
     def _check_mchid(self, mchid: str | None, event_type: str) -> None:
         if mchid is None:

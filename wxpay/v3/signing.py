@@ -119,10 +119,11 @@ def decode_signature(text: str) -> bytes:
     encoder writes that one; a changed spelling is a changed signature).
     """
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
         raw = None
-    if not raw or base64.b64encode(raw).decode("ascii") != text:
+    # Strict decoding, then the one spelling check that matters: the bytes re-encode to the text.
+    if not raw or binascii.b2a_base64(raw, newline=False) != text.encode("ascii"):
         raise VerificationError("The signature is not base64: the message was not signed by WeChat",
                                 code="signature_not_base64")
     return raw

@@ -29,7 +29,10 @@ from .wire import V3Error, param_error
 
 TOKEN_TTL = timedelta(minutes=5)  # the current tradebill page (older pages: 30 s)
 MAX_TOKENS = 64
-TRADE_BILL_TYPES = ("ALL", "SUCCESS", "REFUND", "RECHARGE_REFUND")
+TRADE_BILL_TYPES = ("ALL", "SUCCESS", "REFUND", "RECHARGE_REFUND", "ALL_SPECIAL", "SUC_SPECIAL", "REF_SPECIAL")
+# Choice: the *_SPECIAL types (digest §5.6; for merchants in special industries) list the same rows as
+# their plain counterparts here.
+_SPECIAL = {"ALL_SPECIAL": "ALL", "SUC_SPECIAL": "SUCCESS", "REF_SPECIAL": "REFUND"}
 ACCOUNT_TYPES = ("BASIC", "OPERATION", "FEES")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
@@ -71,7 +74,8 @@ def trade_bill(day: str, bill_type: str, mch_id: str, orders: list[Order], refun
                           location="query")
     try:
         bill.check_ready(day, now)
-        text = bill.render(day, bill_type, mch_id, orders, refunds, {o.out_trade_no: o for o in orders})
+        text = bill.render(day, _SPECIAL.get(bill_type, bill_type), mch_id, orders, refunds,
+                           {o.out_trade_no: o for o in orders})
     except bill.BillUnavailable as exc:
         raise _unavailable(exc) from None
     return text.encode("utf-8")

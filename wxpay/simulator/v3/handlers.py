@@ -87,6 +87,10 @@ class V3Handler(SimHandler):
     def send(self, status: int, obj: Any, caller: Caller | None, key: SigningKey | None) -> None:
         """``obj`` is a JSON-able object, bytes already serialised, or None (204)."""
         body = obj if isinstance(obj, bytes) else dumps(obj) if obj is not None else b""
+        if "malformed" in self.sim.faults.marks(self):
+            # WeChat sending a broken body signs the bytes it sends: the client's JSON parser is
+            # what this fault tests (a signature over other bytes is ``bad_sign``).
+            body = body[: max(1, len(body) // 2)]
         self.set_status(status)
         if caller is not None and key is not None:
             bent = Bent({k: (f.seconds if f else 0) for k in REPLY_KINDS if (f := self.sim.faults.mark(self, k))})
@@ -94,8 +98,6 @@ class V3Handler(SimHandler):
                 self.set_header(name, value)
         else:
             self.set_header("Request-ID", request_id())
-        if "malformed" in self.sim.faults.marks(self):
-            body = body[: max(1, len(body) // 2)]
         if status == 204:
             self.clear_header("Content-Type")
             return self.finish()

@@ -213,19 +213,22 @@ def find_order(pay: PayState, mch_id: str, *, out_trade_no: str = "", transactio
     return order
 
 
-def transaction_json(order: Order) -> dict[str, Any]:
+def transaction_json(order: Order, *, as_paid: bool = False) -> dict[str, Any]:
     """The transaction object of a query reply and of the payment notify (digest §6.3).
 
     Keys in the order of the vectors' plaintext A1, so the same order makes
-    the same bytes. Unpaid orders omit the payment fields.
+    the same bytes. Unpaid orders omit the payment fields. ``as_paid``: the
+    payment notify's resource, the transaction as it succeeded (``SUCCESS``),
+    even when a retry goes out after a refund turned the order ``REFUND``.
     """
     paid = order.trade_state in ("SUCCESS", "REFUND")
+    state = "SUCCESS" if as_paid and paid else order.trade_state
     out: dict[str, Any] = {"mchid": order.mch_id, "appid": order.appid, "out_trade_no": order.out_trade_no}
     if paid:
         out["transaction_id"] = order.transaction_id
         out["trade_type"] = order.trade_type
-    out["trade_state"] = order.trade_state
-    out["trade_state_desc"] = STATE_DESC[order.trade_state]
+    out["trade_state"] = state
+    out["trade_state_desc"] = STATE_DESC[state]
     if paid:
         out["bank_type"] = order.bank_type
     if order.attach:

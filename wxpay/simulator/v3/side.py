@@ -77,6 +77,8 @@ class V3Side:
         # Wechatpay-Nonce header, and the 12-character AES-GCM nonce (None: fresh).
         self.make_nonce: Callable[[], str] = lambda: secrets.token_hex(16)
         self.make_aead_nonce: Callable[[], str] | None = None
+        # The ``signtest`` fault's probe signature (random base64 after the prefix), replaceable too.
+        self.make_probe_signature: Callable[[], str] = probe_signature
 
     def keyring(self, mch_id: str) -> Keyring | None:
         return self.keyrings.get(mch_id)
@@ -91,7 +93,7 @@ class V3Side:
         headers = wechatpay_headers(key.private_key, key.serial, signed_body, timestamp=timestamp,
                                     nonce=self.make_nonce(), request_id=request_id() if with_request_id else None)
         if "signtest" in bent:
-            headers["Wechatpay-Signature"] = probe_signature()
+            headers["Wechatpay-Signature"] = self.make_probe_signature()
         if "wrong_serial" in bent:
             headers["Wechatpay-Serial"] = keyring.other_serial(key)
         return headers
@@ -148,7 +150,7 @@ class V3Side:
         endpoint = "notify" if delivery.kind == "pay" else "refund_notify"
         bent = self.take(endpoint, NOTIFY_KINDS)
         if isinstance(record, Order):
-            plaintext = dumps(rules.transaction_json(record))
+            plaintext = dumps(rules.transaction_json(record, as_paid=True))
             event_type, summary, original_type = "TRANSACTION.SUCCESS", "支付成功", "transaction"
         else:
             plaintext = dumps(rules.refund_notify_json(record))
