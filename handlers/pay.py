@@ -121,14 +121,19 @@ class PrepayHandler(BaseHandler):
         page_url = data.get("page_url")
         if not (isinstance(page_url, str) and _same_origin(page_url, base)):
             page_url = None
-        result = await self.services.prepay.prepay(
-            checkout_id,
-            trade_type=trade_type,
-            openid=openid,
-            client_ip=self.client_ip(),
-            page_url=page_url if self.app_settings.wechat.use_jssdk else None,
-            wap_url=base,
-        )
+        try:
+            result = await self.services.prepay.prepay(
+                checkout_id,
+                trade_type=trade_type,
+                openid=openid,
+                client_ip=self.client_ip(),
+                page_url=page_url if self.app_settings.wechat.use_jssdk else None,
+                wap_url=base,
+            )
+        except InvalidInput as exc:
+            if exc.code == "openid_rejected":  # a sign-in of another appid: the reload signs in afresh
+                self.clear_cookie(OPENID_COOKIE)
+            raise
         body: dict[str, Any] = result.public()
         if result.code_url:
             body["qr_svg"] = qr_data_uri(result.code_url)

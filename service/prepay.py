@@ -27,6 +27,7 @@ from wxpay.gateway import H5Site, OrderRequest, PayGateway
 from wxpay.payloads import AppPayload, BridgePayload, ChooseWXPayPayload, MiniProgramPayload, WxConfig
 from wxpay.errors import (
     IdentityMismatchError,
+    OpenidMismatchError,
     OrderClosedError,
     OrderPaidError,
     OutTradeNoUsedError,
@@ -94,6 +95,11 @@ class PrepayResult:
         out["expires_at"] = self.expires_at.isoformat()
         return out
 
+
+OPENID_REJECTED = (
+    "WeChat refused the openid: it is not a user of this app (made up, or another app's, such as the Official "
+    "Account's). For a Mini Program, get it from the shopper's wx.login code with POST /api/mini-program/sessions"
+)
 
 PAYMENT_FIELDS = frozenset({"client", "openid", "client_ip"})
 PAYMENT_CLIENTS = {"mini_program": "JSAPI", "app": "APP"}  # client -> trade_type
@@ -334,6 +340,9 @@ class PrepayService:
         except (OrderClosedError, OutTradeNoUsedError) as exc:
             await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc
+        except OpenidMismatchError as exc:  # the caller's openid, not WeChat failing: theirs to fix
+            await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
+            raise InvalidInput("openid_rejected", OPENID_REJECTED) from exc
         except WxPayError as exc:
             await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc

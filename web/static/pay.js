@@ -169,7 +169,8 @@
       case "checkout_paid": confirmPayment(TIMING.recheck); return;
       case "checkout_closed": show("closed"); return;
       case "checkout_expired": show("expired"); return;
-      case "openid_required": problem(T.error_signin, "", "reload"); return;
+      case "openid_required":
+      case "openid_rejected": problem(T.error_signin, "", "reload"); return;
       case "too_many_orders": problem(T.error_too_many_orders, ""); return;
       case "too_many_requests": problem(T.error_busy, ""); return;
       case "network": problem(T.error_network, ""); return;
