@@ -176,6 +176,7 @@ async def build(
             store, limit=settings.checkout.orders_per_ip,
             window=timedelta(seconds=settings.checkout.orders_per_ip_window_s), now=now,
         ),
+        shop_name=settings.shop.name,
         now=now,
     )
     limiter = NotifyLimiter(
