@@ -29,6 +29,7 @@ from handlers.access_log import AccessLog, access_log
 from handlers.body_limit import BodyLimit, server_max_body_size
 from handlers.inflight import Inflight
 from handlers.lockout import admin_lockout, merchant_api_lockout
+from handlers.static_files import StaticFiles
 from service.container import Services
 from service.metrics import StatusMetrics
 
@@ -67,6 +68,7 @@ def make_app(services: Services | None, settings: Settings, *, extra_routes: Seq
         template_path=str(WEB / "templates"),
         static_path=str(WEB / "static"),
         static_url_prefix="/static/",
+        static_handler_class=StaticFiles,
         cookie_secret=settings.server.cookie_secret,
         xsrf_cookies=settings.server.xsrf_cookies,
         xsrf_cookie_kwargs={"httponly": False, "samesite": "Lax", "secure": settings.is_live},
