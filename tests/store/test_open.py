@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from store.base import Index
+from store.base import Index, StoreMisconfigured
 from store.mongo import MongoStore
 from store.open import INDEXES, mongo_database, open_store
 from store.sqlite import SQLiteStore
@@ -36,7 +36,7 @@ def test_mongo_for_a_mongodb_url(tmp_path: Path, url: str, database: str) -> Non
 
 
 def test_other_urls_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(StoreMisconfigured):
         open_store("postgres://h/db", sqlite_path=tmp_path / "x.sqlite3")
 
 
