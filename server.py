@@ -20,8 +20,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tornado.netutil
 import tornado.web
@@ -31,9 +30,10 @@ from edge import log_lines
 from edge.http_server import EdgeHTTPServer
 from service import pauses
 from service.container import Services
-from store.base import Store
+from store.base import Store, StoreError
 from wiring import sandbox
 from wiring.services import Built, build, cli_gateway, open_configured_store, store_indexes
+from wiring.startup import CannotStart, listen, store_problem, store_setting
 from wiring.web import VERSION, http_server, make_app
 from wxpay.transport import Transport
 
@@ -109,10 +109,17 @@ async def start(
     # A test hook (service/pauses.py): refused outside sandbox mode, so a
     # live process can neither pause nor be asked to.
     pauses.configure(os.environ.get("WXPAY_TEST_PAUSES"), sandbox=settings.is_sandbox)
+    own_sockets = sockets is None
     if sockets is None:
         sockets = tornado.netutil.bind_sockets(port if port is not None else settings.server.port, settings.server.host)
     bound_port = sockets[0].getsockname()[1]
-    built = await build(settings, port=bound_port, transport=transport, store=store)
+    try:
+        built = await build(settings, port=bound_port, transport=transport, store=store)
+    except BaseException:
+        if own_sockets:  # the port is free again for whoever fixes the cause and retries
+            for sock in sockets:
+                sock.close()
+        raise
     app = make_app(built.services, built.settings, extra_routes=built.sandbox.routes if built.sandbox else ())
     server = http_server(app, built.settings)
     server.add_sockets(sockets)
@@ -153,8 +160,9 @@ def admin_hint(settings: Settings) -> str:
 
 def banner(running: Running) -> str:
     s = running.settings
+    store = running.services.store
     lines = [
-        f"wxpay-server {VERSION} — {s.mode} mode, store: {running.services.store.backend}",
+        f"wxpay-server {VERSION} — {s.mode} mode, store: {store.backend} at {store.location}",
         f"  listening on http://{s.server.host}:{running.port}   public URL: {running.services.public_base}",
     ]
     if s.is_sandbox:
@@ -172,7 +180,7 @@ def banner(running: Running) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="wxpay-server", description=__doc__.splitlines()[0],
-        epilog="Subcommands: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE] [--port N]; "
+        epilog="Subcommands: wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE] [--port N | --url URL]; "
         "wxpay-server openapi [--write-docs | --check]",
     )
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
@@ -181,10 +189,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def bills_main(argv: list[str]) -> int:
-    """``wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE]``."""
+async def bills_main(argv: list[str], *, log_level: Callable[[str], None] | None = None) -> int:
+    """``wxpay-server bills --date YYYY-MM-DD [--json] [--config FILE] [--verbose] [--port N | --url URL]``."""
     from service.bills import reconcile_day
-    from wxpay.errors import WxPayError
+    from wxpay import causes
+    from wxpay.errors import TransportError, WxPayError
 
     parser = argparse.ArgumentParser(
         prog="wxpay-server bills",
@@ -194,37 +203,62 @@ async def bills_main(argv: list[str]) -> int:
     parser.add_argument("--date", required=True, help="the bill's day, YYYY-MM-DD (China time)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--config", help="TOML settings file (default: $WXPAY_CONFIG or none)")
-    parser.add_argument("--port", type=int,
-                        help="the running sandbox server's port, whose simulator serves the bill (overrides server.port)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="log at server.log_level (default: warnings only; the outcome is on stdout and stderr)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--port", type=int,
+                       help="sandbox: the running server's port on 127.0.0.1, whose simulator serves the bill "
+                       "(overrides server.port)")
+    where.add_argument("--url", help="sandbox: the running server's address, e.g. http://127.0.0.1:9000 "
+                       "(overrides server.public_url)")
     try:
         args = parser.parse_args(argv)
         day = date.fromisoformat(args.date)
     except SystemExit as exc:
         return 2 if exc.code else 0
     except ValueError:
-        print(f"wxpay-server bills: --date must be YYYY-MM-DD, got {args.date!r}", file=sys.stderr)
-        return 2
+        return _refuse("wxpay-server bills", f"--date must be YYYY-MM-DD, got {args.date!r}")
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["server.port"] = args.port
+    if args.url is not None:
+        overrides["server.public_url"] = args.url
     try:
-        overrides = {"server.port": args.port} if args.port is not None else {}
         settings = load_settings(args.config, overrides=overrides).check(public_credentials())
     except SettingsError as exc:
         print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
         return 2
+    if log_level is not None:
+        log_level(settings.server.log_level if args.verbose else "WARNING")
+    if settings.is_live and overrides:
+        return _refuse("wxpay-server bills", "--port and --url name a sandbox server; in live mode the bill comes from WeChat")
     settings = sandbox.with_sandbox_defaults(settings, settings.server.port)
     store = open_configured_store(settings)
+    if store.backend == "sqlite" and not os.path.exists(store.location):
+        return _refuse("wxpay-server bills", f"no store at {store.location} ({store_setting(settings)}): "
+                       "run bills in the server's folder or with the server's settings")
     try:
         await store.open(store_indexes(settings))
         report = await reconcile_day(day, cli_gateway(settings), store)
+    except StoreError as exc:
+        return _refuse("wxpay-server bills", f"cannot run: {store_problem(settings, exc)}")
     except WxPayError as exc:
-        print(f"wxpay-server bills: could not get the bill of {day}: {exc.message}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # the store and the like
-        print(f"wxpay-server bills: could not run: {exc}", file=sys.stderr)
-        return 2
+        text = f"could not get the bill of {day}: {exc.message}"
+        if isinstance(exc, TransportError) and sandbox.cli_endpoints(settings) is not None:
+            text += f" (is the sandbox server running at {settings.server.public_url}? name it with --port or --url)"
+        elif causes.hint(exc.cause) and isinstance(exc, TransportError):
+            text += f" ({causes.hint(exc.cause)})"
+        return _refuse("wxpay-server bills", text)
     finally:
         await store.close()
     print(report.to_json() if args.json else report.text(), flush=True)
     return 0 if report.clean else 1
+
+
+def _refuse(prog: str, line: str) -> int:
+    """One line on stderr, exit status 2: what an operator fixes, never a traceback."""
+    print(f"{prog}: {' '.join(line.split())}", file=sys.stderr, flush=True)
+    return 2
 
 
 def openapi_main(argv: list[str]) -> int:
@@ -250,10 +284,12 @@ def openapi_main(argv: list[str]) -> int:
     return 0
 
 
-async def main(argv: list[str] | None = None) -> int:
+async def main(argv: list[str] | None = None, *, log_level: Callable[[str], None] | None = None) -> int:
+    """The server, or one of its commands. ``log_level`` applies ``server.log_level``
+    once the settings are read (the entry point's logging; tests leave it alone)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bills"]:
-        return await bills_main(argv[1:])
+        return await bills_main(argv[1:], log_level=log_level)
     if argv[:1] == ["openapi"]:
         return openapi_main(argv[1:])
     args = parse_args(argv)
@@ -267,13 +303,21 @@ async def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2
-    if settings.store.backend == "sqlite":
-        Path(settings.store.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+    if log_level is not None:
+        log_level(settings.server.log_level)
     try:
-        running = await start(settings)
+        sockets = listen(settings)
+    except CannotStart as exc:
+        return _refuse("wxpay-server: cannot start", str(exc))
+    try:
+        running = await start(settings, sockets=sockets)
     except pauses.PausesRefused as exc:
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2
+    except StoreError as exc:
+        for sock in sockets:
+            sock.close()
+        return _refuse("wxpay-server: cannot start", store_problem(settings, exc))
     print(banner(running), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -286,8 +330,8 @@ async def main(argv: list[str] | None = None) -> int:
 
 
 def cli() -> None:
-    log_lines.configure(os.environ.get("WXPAY_LOG_LEVEL", "INFO"))  # one record, one line: see edge/log_lines.py
-    sys.exit(asyncio.run(main()))
+    log_lines.configure(logging.INFO)  # one record, one line: see edge/log_lines.py
+    sys.exit(asyncio.run(main(log_level=logging.getLogger().setLevel)))  # then server.log_level
 
 
 if __name__ == "__main__":

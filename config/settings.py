@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 Mode = Literal["sandbox", "live"]
 SignType = Literal["MD5", "HMAC-SHA256"]
 OAuthScope = Literal["snsapi_base", "snsapi_userinfo"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 ENV_PREFIX = "WXPAY_"
 CONFIG_ENV = "WXPAY_CONFIG"
 MONGODB_URI_ALIAS = "MONGODB_URI"
+# Other names an environment variable may have (the documented one wins when both are set).
+ENV_ALIASES = {"store.mongodb_uri": MONGODB_URI_ALIAS, "server.log_level": "WXPAY_LOG_LEVEL"}
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("wxpay-server.toml")
 
 # Documented sandbox-only defaults; validate_live refuses them in live mode.
@@ -96,6 +99,7 @@ class ServerSettings(_Section):
     write_timeout_s: float = 30.0
     max_connections: int = 1000
     max_connections_per_ip: int = 200
+    log_level: LogLevel = "INFO"
 
     _secrets: ClassVar[frozenset[str]] = frozenset({"cookie_secret"})
 
@@ -608,9 +612,9 @@ def _env_items(keys: Mapping[str, Key], env: Mapping[str, str], problems: list[s
     for dotted, key in keys.items():
         if key.env_var and key.env_var in env:
             yield dotted, key.env_var, env[key.env_var]
-    alias_target = "store.mongodb_uri"
-    if keys[alias_target].env_var not in env and MONGODB_URI_ALIAS in env:
-        yield alias_target, MONGODB_URI_ALIAS, env[MONGODB_URI_ALIAS]
+    for alias_target, alias in ENV_ALIASES.items():
+        if keys[alias_target].env_var not in env and alias in env:
+            yield alias_target, alias, env[alias]
     # A misspelt WXPAY_SERVER_PROT must not be silently ignored either.
     section_prefixes = sorted((ENV_PREFIX + s.upper() + "_" for s in SECTIONS), key=len, reverse=True)
     for var in env:
@@ -680,6 +684,9 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
             )
     if server.public_url is not None:
         problems.extend(_origin_problems("server.public_url", server.public_url))
+    uri = s["store"].mongodb_uri
+    if uri is not None and not uri.lower().startswith(("mongodb://", "mongodb+srv://")):
+        problems.append("store.mongodb_uri must start with mongodb:// or mongodb+srv:// (leave it unset for SQLite)")
     wechat: WechatSettings = s["wechat"]
     for name in ("notify_url", "pay_base", "open_base", "api_base"):
         url = getattr(wechat, name)

@@ -348,6 +348,10 @@ def schemas(settings: Any) -> dict[str, Any]:
                         description="The checkout as it was when the event was written; `refund` for refund events."),
         }),
         "Health": obj({"ok": {"type": "boolean"}, "store": {"type": "string", "enum": ["sqlite", "mongo"]},
+                       "store_location": {"type": "string", "description": (
+                           "The SQLite file's absolute path, or `mongodb://hosts/database` (never credentials "
+                           "or URI options). Only for requests from this machine (loopback, also through a "
+                           "trusted proxy on it) and in sandbox mode.")},
                        "store_rtt_ms": {"type": "number"}, "code": {"type": "string"},
                        "message": {"type": "string"}, "error": {"type": "string"}},
                       required=["ok", "store"]),
@@ -516,7 +520,7 @@ def operations() -> list[Operation]:
             ok={200: ("OpenAPI 3.1.", "OpenApi")}, errors=(), public=True,
         ),
         Operation(
-            "get", "/healthz", "health", "Is the store reachable, and how fast", "meta",
+            "get", "/healthz", "health", "Is the store reachable, and how fast; which store it is", "meta",
             ok={200: ("Healthy.", "Health")}, errors=(), public=True,
             extra={"503": {"description": "The store is unreachable (`code`: `store_unavailable`).",
                            "content": {"application/json": {"schema": ref("Health")}}}},

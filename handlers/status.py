@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from service.metrics import CONTENT_TYPE
 from service.status import collect
+from wxpay.causes import hint
 from wxpay.timeutil import CHINA_TZ
 
 from .admin import AdminHandler
@@ -27,6 +28,7 @@ class StatusPageHandler(AdminHandler):
             when=when,
             duration=duration,
             percent=percent,
+            hint=hint,
         )
 
 

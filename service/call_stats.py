@@ -2,9 +2,12 @@
 
 The wxpay clients report every attempt (``wxpay.transport.CallRecord``)
 through their observer callback; this keeps, per endpoint, the last few
-hundred attempts (the "recent" success rate and latency) and running totals
-since start (Prometheus counters). Memory is bounded twice: a fixed window
-per endpoint and a fixed number of endpoints.
+hundred attempts (the "recent" success rate and latency), running totals
+since start (Prometheus counters), failures counted by cause
+(``wxpay.causes``: refused, dns, tls_certificate, http_502 …) and the last
+failure with its host and the operator's words; across endpoints, the
+latest failures. Memory is bounded: a fixed window per endpoint, a fixed
+number of endpoints, of causes per endpoint, and of latest failures.
 """
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from wxpay.causes import hint
 from wxpay.transport import CallRecord
 
 WINDOW = 200
 MAX_ENDPOINTS = 64
-OTHER = "other"  # where calls to endpoints beyond MAX_ENDPOINTS are counted
+MAX_CAUSES = 32  # per endpoint; causes are a short fixed list (plus http_N), so this is never reached in practice
+LATEST_FAILURES = 20
+OTHER = "other"  # where calls to endpoints beyond MAX_ENDPOINTS (or causes beyond MAX_CAUSES) are counted
 
 
 @dataclass
@@ -30,6 +36,8 @@ class _Endpoint:
     last_error: str | None = None
     last_error_at: float | None = None
     last_at: float | None = None
+    by_cause: dict[str, int] = field(default_factory=dict)
+    last_failure: dict[str, Any] | None = None
 
 
 class CallStats:
@@ -46,6 +54,7 @@ class CallStats:
         self.max_endpoints = max_endpoints
         self.clock = clock
         self._by_endpoint: OrderedDict[str, _Endpoint] = OrderedDict()
+        self._latest: deque[dict[str, Any]] = deque(maxlen=LATEST_FAILURES)
 
     def observe(self, record: CallRecord) -> None:
         """Take one ``CallRecord`` (endpoint, ok, latency_s, error_code)."""
@@ -67,8 +76,23 @@ class CallStats:
         stats.last_at = now
         if not ok:
             stats.failures += 1
-            stats.last_error = str(getattr(record, "error_code", None) or "error")[:64]
+            stats.last_error = _text(getattr(record, "error_code", None)) or "error"
             stats.last_error_at = now
+            cause = _text(getattr(record, "cause", None), 32) or "unknown"
+            if cause not in stats.by_cause and len(stats.by_cause) >= MAX_CAUSES:
+                cause = OTHER
+            stats.by_cause[cause] = stats.by_cause.get(cause, 0) + 1
+            failure = {
+                "endpoint": name,
+                "cause": cause,
+                "code": stats.last_error,
+                "host": _text(getattr(record, "host", None), 128),
+                "detail": _text(getattr(record, "detail", None), 300),
+                "latency_s": round(latency, 3),
+                "at": now,
+            }
+            stats.last_failure = failure
+            self._latest.append(failure)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """One row per endpoint, sorted by name: recent rate/latency and totals."""
@@ -93,9 +117,33 @@ class CallStats:
                     "last_error": s.last_error,
                     "last_error_at": _when(s.last_error_at),
                     "last_at": _when(s.last_at),
+                    "last_failure": _failure_view(s.last_failure),
+                    "failures_by_cause": dict(sorted(s.by_cause.items())),
                 }
             )
         return rows
+
+    def failures(self) -> dict[str, Any]:
+        """Across endpoints: failures since start by cause (most first), and the latest ones (newest first)."""
+        totals: dict[str, int] = {}
+        for stats in self._by_endpoint.values():
+            for cause, n in stats.by_cause.items():
+                totals[cause] = totals.get(cause, 0) + n
+        return {
+            "by_cause": dict(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "latest": [_failure_view(f) for f in reversed(self._latest)],
+        }
+
+
+def _text(value: Any, limit: int = 64) -> str | None:
+    return None if value is None else str(value)[:limit]
+
+
+def _failure_view(failure: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A failure as /status shows it: its time as a datetime, and what to do about its cause."""
+    if failure is None:
+        return None
+    return {**failure, "at": _when(failure["at"]), "hint": hint(failure["cause"])}
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:

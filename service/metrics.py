@@ -62,8 +62,14 @@ def _families(f: dict[str, Any]) -> Iterator[Metric]:
     seconds = CounterMetricFamily("wxpay_wechat_call_seconds", "Total time spent in calls to each WeChat endpoint", labels=["endpoint"])
     rate = GaugeMetricFamily("wxpay_wechat_recent_success_ratio", "Share of the recent attempts that succeeded", labels=["endpoint"])
     p95 = GaugeMetricFamily("wxpay_wechat_recent_latency_p95_seconds", "95th percentile latency of the recent attempts", labels=["endpoint"])
+    failures = CounterMetricFamily(
+        "wxpay_wechat_call_failures", "Failed attempts at each WeChat endpoint since start, by cause (wxpay.causes)",
+        labels=["endpoint", "cause"],
+    )
     for row in wechat:
         ep = row["endpoint"]
+        for cause, n in (row.get("failures_by_cause") or {}).items():
+            failures.add_metric([ep, cause], n)
         calls.add_metric([ep, "ok"], row["calls_total"] - row["failures_total"])
         calls.add_metric([ep, "error"], row["failures_total"])
         seconds.add_metric([ep], row["latency_seconds_sum"])
@@ -71,7 +77,7 @@ def _families(f: dict[str, Any]) -> Iterator[Metric]:
             rate.add_metric([ep], row["success_rate"])
         if row.get("latency_ms_p95") is not None:
             p95.add_metric([ep], row["latency_ms_p95"] / 1000)
-    yield from (calls, seconds, rate, p95)
+    yield from (calls, seconds, rate, p95, failures)
 
     tokens = f.get("tokens") or {}
     if "error" not in tokens:

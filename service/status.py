@@ -60,6 +60,7 @@ async def collect(services: Services, *, version: str, hours: int = CHART_HOURS,
     results = await asyncio.gather(*(_guarded(name, fn) for name, fn in sections.items()))
     out.update(zip(sections, results))
     out["wechat"] = services.call_stats.snapshot()
+    out["wechat_failures"] = services.call_stats.failures()  # why WeChat failed: by cause, and the latest
     out["notify_limiter"] = services.notify_limiter.snapshot()
     return _jsonable(out)
 
@@ -74,11 +75,12 @@ async def _guarded(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
 
 async def _store(services: Services) -> dict[str, Any]:
     store = services.store
+    where = {"backend": store.backend, "location": store.location}
     try:
         rtt = await store.ping()
     except StoreError as exc:
-        return {"backend": store.backend, "ok": False, "error": exc.code}
-    return {"backend": store.backend, "ok": True, "rtt_ms": round(rtt * 1000, 2)}
+        return {**where, "ok": False, "error": exc.code}
+    return {**where, "ok": True, "rtt_ms": round(rtt * 1000, 2)}
 
 
 async def _tokens(services: Services, now: datetime) -> dict[str, Any]:

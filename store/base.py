@@ -59,6 +59,14 @@ class StoreUnavailable(StoreError):
     code = "store_unavailable"
 
 
+class StoreMisconfigured(StoreUnavailable):
+    """The store's settings cannot work, and waiting will not change that: a
+    path that is a folder or not a database, a folder that cannot be
+    created or written, a URI that does not parse, credentials refused."""
+
+    code = "store_misconfigured"
+
+
 class DuplicateKey(StoreError):
     """An insert collided with a unique key (``_id`` or a unique index)."""
 
@@ -106,6 +114,12 @@ class Store(ABC):
     """Async document store. Implementations must never block the event loop."""
 
     backend: str = "abstract"
+
+    @property
+    def location(self) -> str:
+        """Where the data lives, for the banner, /healthz and /status: a file
+        path, or hosts and database. Never credentials or URI options."""
+        return ""
 
     @abstractmethod
     async def open(self, indexes: list[Index]) -> None:

@@ -22,12 +22,21 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from datetime import datetime, timezone
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pymongo import AsyncMongoClient, ReturnDocument
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from store.base import (
     Doc,
@@ -37,6 +46,7 @@ from store.base import (
     InvalidQuery,
     Store,
     StoreError,
+    StoreMisconfigured,
     StoreUnavailable,
     Where,
     check_collection,
@@ -52,7 +62,9 @@ _TYPE_MISMATCH = 14  # server code for e.g. $inc on a string
 _INDEX_OPTIONS_CONFLICT = 85  # an index of that name exists with other options (a changed TTL)
 _INDEX_IN_MESSAGE = re.compile(r"index: (\S+) dup key")
 
-#: Client options; every wait is bounded.
+#: Client options; every wait is bounded. The timeouts are defaults: the
+#: same option in the URI's query (``?serverSelectionTimeoutMS=1500``) wins.
+#: serverSelectionTimeoutMS also bounds how long start-up waits for the server.
 CLIENT_OPTIONS: dict[str, Any] = {
     "tz_aware": True,
     "serverSelectionTimeoutMS": 5_000,
@@ -60,6 +72,49 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "socketTimeoutMS": 10_000,
     "appname": "wxpay-server",
 }
+_URI_MAY_SET = frozenset({"serverselectiontimeoutms", "connecttimeoutms", "sockettimeoutms", "appname"})
+_AUTH_FAILED = frozenset({18, 13})  # AuthenticationFailed, Unauthorized
+
+
+def uri_parts(uri: str) -> tuple[str, str, str, dict[str, str]]:
+    """(scheme, hosts, userinfo, options) of a MongoDB URI, without validating it."""
+    scheme, _, rest = uri.partition("://")
+    netloc, _, tail = rest.partition("/")
+    if "?" in netloc:  # mongodb://host?opts, no database
+        netloc, _, tail = netloc.partition("?")
+        tail = "?" + tail
+    userinfo, _, hosts = netloc.rpartition("@")
+    try:
+        options = {k.lower(): v for k, v in parse_qsl(urlsplit(uri).query)}
+    except ValueError:
+        options = {}
+    return scheme.lower(), hosts, userinfo, options
+
+
+def mongo_location(uri: str, database: str) -> str:
+    """``mongodb://host1:27017,host2/wxpay``: hosts and database, no credentials, no options."""
+    scheme, hosts, _userinfo, _options = uri_parts(uri)
+    return f"{scheme}://{hosts or '?'}/{database}"
+
+
+def _scrub(text: str, uri: str) -> str:
+    """Driver messages may quote the URI: never let its credentials through."""
+    _scheme, _hosts, userinfo, _options = uri_parts(uri)
+    if not userinfo:
+        return text
+    user, _, password = userinfo.partition(":")
+    secrets = {userinfo, unquote(userinfo), password, unquote(password)}
+    if len(user) >= 4:  # a user name is not a secret, but a long one may be a token
+        secrets |= {user, unquote(user)}
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _selection_reason(exc: ServerSelectionTimeoutError) -> str:
+    """The first server's error of a selection timeout, without the topology dump."""
+    text = str(exc).split(", Timeout:", 1)[0]
+    return re.sub(r" \(configured timeouts:[^)]*\)", "", text).strip()
 
 
 def _index_name(index: Index) -> str:
@@ -96,11 +151,14 @@ class MongoStore(Store):
             self._uri: str | None = client_or_uri
             self._client: Any = None
             self._owns_client = True
+            in_uri = uri_parts(client_or_uri)[3]
+            defaults = {k: v for k, v in CLIENT_OPTIONS.items() if k.lower() not in _URI_MAY_SET & set(in_uri)}
         else:
             self._uri = None
             self._client = client_or_uri
             self._owns_client = False
-        self._client_options = {**CLIENT_OPTIONS, **client_options}
+            defaults = dict(CLIENT_OPTIONS)
+        self._client_options = {**defaults, **client_options}
         self.database = database
         self._db: Any = None
         self._index_fields: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -144,16 +202,65 @@ class MongoStore(Store):
 
     # ---- lifecycle -----------------------------------------------------------
 
+    @property
+    def location(self) -> str:
+        if self._uri is None:
+            return f"(a client given by the caller)/{self.database}"
+        return mongo_location(self._uri, self.database)
+
+    @property
+    def selection_timeout_s(self) -> float:
+        """How long an operation (and so start-up) waits for a server to answer."""
+        uri_value = uri_parts(self._uri)[3].get("serverselectiontimeoutms") if self._uri else None
+        value = self._client_options.get("serverSelectionTimeoutMS", uri_value)
+        try:
+            return float(value) / 1000
+        except (TypeError, ValueError):
+            return CLIENT_OPTIONS["serverSelectionTimeoutMS"] / 1000
+
     async def open(self, indexes: list[Index]) -> None:
         if self._client is None:
-            try:
-                self._client = AsyncMongoClient(self._uri, **self._client_options)
-            except PyMongoError as exc:
-                raise StoreError(f"bad MongoDB URI: {type(exc).__name__}") from None
+            self._client = await self._new_client()
         self._db = self._client[self.database]
-        await self.ping()
+        try:
+            await self.ping()
+        except StoreError as exc:
+            raise self._open_error(exc.__cause__, exc) from None
         for index in indexes:
             await self._create_index(index)
+
+    async def _new_client(self) -> Any:
+        """The driver's client, or one clear error: a URI that does not parse
+        (ValueError for a bad port, InvalidURI, an unknown or mistyped option,
+        which the driver only warns about) is refused before any connection."""
+        uri = self._uri or ""
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                client = AsyncMongoClient(uri, **self._client_options)
+        except (PyMongoError, ValueError, TypeError) as exc:
+            raise StoreMisconfigured(f"not a usable MongoDB URI ({_scrub(str(exc), uri)})") from None
+        if caught:
+            await client.close()
+            named = ", ".join(sorted(uri_parts(uri)[3]))
+            words = _scrub(str(caught[0].message), uri) + (f"; the URI's options: {named}" if named else "")
+            raise StoreMisconfigured(f"not a usable MongoDB URI ({words})")
+        return client
+
+    def _open_error(self, driver_exc: BaseException | None, exc: StoreError) -> StoreError:
+        uri = self._uri or ""
+        where = self.location
+        if isinstance(driver_exc, ServerSelectionTimeoutError):
+            reason = _scrub(_selection_reason(driver_exc), uri)
+            return StoreUnavailable(
+                f"no MongoDB server answered at {where} within {self.selection_timeout_s:g} s "
+                f"(serverSelectionTimeoutMS): {reason}"
+            )
+        if isinstance(driver_exc, ConfigurationError):  # mongodb+srv:// whose DNS records are missing, say
+            return StoreMisconfigured(f"cannot use the MongoDB at {where}: {_scrub(str(driver_exc), uri)}")
+        if isinstance(driver_exc, OperationFailure) and driver_exc.code in _AUTH_FAILED:
+            return StoreMisconfigured(f"MongoDB at {where} refused the credentials (authentication failed)")
+        return exc
 
     async def _create_index(self, index: Index) -> None:
         if not index.fields:

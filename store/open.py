@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from store.base import Index, Store
+from store.base import Index, Store, StoreMisconfigured
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 DEFAULT_DATABASE = "wxpay"
@@ -78,7 +78,10 @@ def is_mongo_url(url: str | None) -> bool:
 
 def mongo_database(url: str, default: str = DEFAULT_DATABASE) -> str:
     """The database named in the URL's path, e.g. ``mongodb://h/shop`` → shop."""
-    path = unquote(urlsplit(url).path).lstrip("/")
+    try:
+        path = unquote(urlsplit(url).path).lstrip("/")
+    except ValueError:  # the driver says what is wrong with the URL when the store opens
+        return default
     return path or default
 
 
@@ -93,7 +96,7 @@ def open_store(
 
         return MongoStore(url, database or mongo_database(url))
     if url:
-        raise ValueError("the store URL must start with mongodb:// or mongodb+srv:// (or be empty for SQLite)")
+        raise StoreMisconfigured("the store URL must start with mongodb:// or mongodb+srv:// (or be empty for SQLite)")
     from store.sqlite import SQLiteStore
 
     return SQLiteStore(sqlite_path)

@@ -68,6 +68,7 @@ from store.base import (
     InvalidQuery,
     Store,
     StoreError,
+    StoreMisconfigured,
     StoreUnavailable,
     Where,
     check_collection,
@@ -546,20 +547,59 @@ class SQLiteStore(Store):
         self._ensure(conn, collection)
         return conn.execute(sql, (cutoff, self.prune_batch)).rowcount
 
+    @property
+    def location(self) -> str:
+        return self.path if self.path == ":memory:" else os.path.abspath(self.path)
+
+    def _check_path(self) -> None:
+        """Say plainly what SQLite would only call "unable to open database file"."""
+        where = self.location
+        if os.path.isdir(where):
+            raise StoreMisconfigured(f"{where} is a folder; name a file in it")
+        folder = os.path.dirname(where)
+        if os.path.isdir(folder):
+            return
+        existing = folder
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise StoreMisconfigured(f"cannot create the folder {folder} for {where}: {existing} is a file")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise StoreMisconfigured(f"cannot create the folder {folder} for {where}: {exc.strerror}") from None
+
+    def _open_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        where, text = self.location, str(exc)
+        if "not a database" in text:
+            return StoreMisconfigured(f"{where} is not an SQLite database")
+        if "unable to open" in text:
+            return StoreMisconfigured(f"cannot open or create {where}: can this user write to {os.path.dirname(where)}?")
+        if "readonly" in text or "read-only" in text:
+            return StoreMisconfigured(f"{where} is read-only for this user")
+        if _code(exc) in _BUSY_CODES:
+            return StoreUnavailable(f"SQLite database {where} stayed locked by another connection: {text}")
+        return StoreMisconfigured(f"cannot use {where}: {text}")
+
     def _connect(self) -> sqlite3.Connection:
-        folder = os.path.dirname(self.path)
-        if folder and self.path != ":memory:":
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot create the folder for {self.path}: {exc.strerror}") from exc
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        if self.path != ":memory:":
+            self._check_path()
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.DatabaseError as exc:
+            raise self._open_error(exc) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and self.path != ":memory:":
                 raise StoreError(f"SQLite refused WAL mode for {self.path} (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
+            if self.path != ":memory:":  # a file we can read but not write fails here, not at the first payment
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise self._open_error(exc) from None
         except BaseException:
             conn.close()
             raise

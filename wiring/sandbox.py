@@ -66,7 +66,8 @@ def simulator_config(settings: Settings) -> SimConfig:
     v3 = SimV3.demo() if w.mch_id == demo.MCH_ID else None  # its own keys, apart from the V2 API key
     merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps), v3)
     return SimConfig(
-        apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale
+        apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale,
+        bills_on_the_day=True,  # `wxpay-server bills --date <today>` works in sandbox without waiting a day
     )
 
 

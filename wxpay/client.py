@@ -17,7 +17,6 @@ import ipaddress
 import json
 import logging
 import re
-import time
 from datetime import date, datetime
 from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
@@ -40,7 +39,7 @@ from .results import (
     RefundResult,
     UnifiedOrderResult,
 )
-from .retry import RetryPolicy, Sleep, run_with_retry
+from .retry import RetryPolicy, Sleep
 from .signing import make_nonce, sign, verify
 from .timeutil import wire_time
 from .transport import (
@@ -50,7 +49,8 @@ from .transport import (
     HttpResponse,
     Observer,
     as_transport,
-    observe,
+    host_of,
+    observed_call,
     raise_for_status,
 )
 from .xmlcodec import build_xml, parse_xml
@@ -426,18 +426,14 @@ class WxPayClient:
         )
 
         async def attempt() -> T:
-            started = time.monotonic()
-            try:
-                response = await self.transport.send(request)
-                raise_for_status(response, request.url)
-                result = handle(response)
-            except Exception as exc:
-                observe(self.observer, log, endpoint, started, exc)
-                raise
-            observe(self.observer, log, endpoint, started, None)
-            return result
+            response = await self.transport.send(request)
+            raise_for_status(response, request.url)
+            return handle(response)
 
-        return await run_with_retry(attempt, policy=self.retry_policy, enabled=retry, sleep=self._sleep)
+        return await observed_call(
+            endpoint, host_of(request.url), attempt, observer=self.observer, logger=log,
+            policy=self.retry_policy, retry=retry, sleep=self._sleep,
+        )
 
     def _signed(self, appid: str | None, build: Callable[[dict], T]) -> Callable[[HttpResponse], T]:
         merchant = self.merchant

@@ -9,6 +9,12 @@ HTTP status, the free-form ``detail`` and WeChat's ``Request-ID``.
 A class may carry several causes that callers treat alike (every way a V3
 signature can fail is one :class:`VerificationError`); those instances carry
 a finer ``code`` of their own, passed to the constructor.
+
+``cause`` says why a call failed in words an operator acts on (``refused``,
+``dns``, ``tls_certificate``, ``read_timeout``, ``http_502``,
+``bad_signature`` ...: the list is :mod:`wxpay.causes`), and ``host`` which
+WeChat host it was (never a path or a query string). The transport sets
+both on what it raises; every class has a default cause.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ class WxPayError(Exception):
     """Root of every error raised by :mod:`wxpay`."""
 
     code = "wxpay_error"
+    cause = "wechat_error"  # see wxpay.causes; instances may carry a finer one
     retryable = False
 
     def __init__(
@@ -36,11 +43,16 @@ class WxPayError(Exception):
         http_status: int | None = None,
         detail: Any = None,
         request_id: str | None = None,
+        cause: str | None = None,
+        host: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code  # a finer cause than the class's own code
+        if cause is not None:
+            self.cause = cause
+        self.host = host
         self.http_status = http_status
         self.detail = detail
         self.request_id = request_id
@@ -69,21 +81,26 @@ class TransportError(WxPayError):
     """The request did not get a usable HTTP answer (connect, TLS, 5xx)."""
 
     code = "wechat_unreachable"
+    cause = "network"
     retryable = True
 
     def __init__(self, message: str, *, status: int | None = None, **kw: Any) -> None:
+        if status is not None and kw.get("cause") is None:
+            kw["cause"] = f"http_{status}"
         super().__init__(message, **kw)
         self.status = status
 
 
 class WxTimeoutError(TransportError):
     code = "wechat_timeout"
+    cause = "timeout"
 
 
 class ProtocolError(WxPayError):
     """A body that is not the XML/JSON WeChat's protocol promises (or is hostile)."""
 
     code = "malformed_message"
+    cause = "malformed_reply"
 
 
 class UnsafeXMLError(ProtocolError):
@@ -94,12 +111,14 @@ class UnsafeXMLError(ProtocolError):
 
 class MessageTooLargeError(ProtocolError):
     code = "message_too_large"
+    cause = "too_large"
 
 
 class SignatureError(WxPayError):
     """A signature that is missing, of the wrong type, or does not verify."""
 
     code = "bad_signature"
+    cause = "bad_signature"
 
 
 class VerificationError(SignatureError):
@@ -119,24 +138,28 @@ class DecryptError(ProtocolError):
     req_info, or a V3 AES-256-GCM resource (wrong APIv3 key, tampering)."""
 
     code = "undecryptable"
+    cause = "undecryptable"
 
 
 class IdentityMismatchError(WxPayError):
     """A signed message naming another appid or mch_id than ours."""
 
     code = "identity_mismatch"
+    cause = "identity_mismatch"
 
 
 class ConfigError(WxPayError):
     """The library was asked to do something its configuration cannot support."""
 
     code = "wxpay_config"
+    cause = "config"
 
 
 class InvalidArgumentError(WxPayError, ValueError):
     """A caller's argument breaks WeChat's field rules; caught before any I/O."""
 
     code = "invalid_argument"
+    cause = "invalid_argument"
 
 
 # --- layer 1: return_code=FAIL (unsigned) ------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import quote, urlencode, urlsplit
@@ -22,7 +21,8 @@ from .transport import (
     HttpRequest,
     Observer,
     as_transport,
-    observe,
+    host_of,
+    observed_call,
     raise_for_status,
 )
 
@@ -112,16 +112,13 @@ class _JsonApi:
                 _json_dumps(json_body),
                 connect_timeout=self.connect_timeout, request_timeout=self.request_timeout,
             )
-        started = time.monotonic()
-        try:
+
+        async def attempt() -> dict:
             response = await self.transport.send(request)
             raise_for_status(response, url)
-            data = parse_json_reply(response.body, errcodes=errcodes)
-        except Exception as exc:
-            observe(self.observer, self._log, endpoint, started, exc)
-            raise
-        observe(self.observer, self._log, endpoint, started, None)
-        return data
+            return parse_json_reply(response.body, errcodes=errcodes)
+
+        return await observed_call(endpoint, host_of(url), attempt, observer=self.observer, logger=self._log)
 
 
 def _json_dumps(value: Any) -> bytes:

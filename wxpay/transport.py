@@ -14,10 +14,14 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol, runtime_checkable
+from typing import Any, Awaitable, Callable, Protocol, TypeVar, runtime_checkable
 from urllib.parse import urlsplit
 
+from . import causes
 from .errors import ConfigError, MessageTooLargeError, TransportError, WxPayError, WxTimeoutError
+from .retry import RetryPolicy, Sleep, run_with_retry
+
+T = TypeVar("T")
 
 log = logging.getLogger("wxpay.transport")
 
@@ -30,7 +34,19 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 def _redacted_url(url: str) -> str:
     """scheme://host/path only: queries carry secrets and OAuth codes."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?…" if parts.query else "")
+    return f"{parts.scheme}://{host_of(url)}{parts.path}" + ("?…" if parts.query else "")
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of ``url``: never a user name, a path or a query string."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else host
 
 
 @dataclass(frozen=True)
@@ -105,11 +121,12 @@ def raise_for_status(response: HttpResponse, url: str = "") -> None:
     if 200 <= status < 300:
         return
     where = f" from {_redacted_url(url)}" if url else ""
+    host = host_of(url) if url else None
     if status >= 500:
-        raise TransportError(f"WeChat answered HTTP {status}{where}; retry later", status=status)
+        raise TransportError(f"WeChat answered HTTP {status}{where}; retry later", status=status, host=host)
     err = TransportError(
         f"Unexpected HTTP {status}{where}; check the configured WeChat base URL",
-        status=status,
+        status=status, host=host,
     )
     err.retryable = False
     raise err
@@ -143,13 +160,6 @@ def curl_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-# libcurl's error numbers (CURLE_*) that CurlError carries.
-_CURL_TIMEOUT = 28
-_CURL_CANNOT_RESOLVE = 6
-_CURL_CANNOT_CONNECT = 7
-_CURL_TLS = frozenset({35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91, 98})
 
 
 class TornadoTransport:
@@ -219,9 +229,16 @@ class TornadoTransport:
         from tornado.httpclient import HTTPRequest as TornadoRequest
         from tornado.simple_httpclient import HTTPTimeoutError
 
+        where, host = _redacted_url(request.url), host_of(request.url)
         for path in (request.client_cert, request.client_key):
-            if path is not None and not os.path.isfile(path):
-                raise ConfigError(f"Merchant certificate file not found: {path}")
+            if path is None:
+                continue
+            if not os.path.isfile(path):
+                raise ConfigError(f"Merchant certificate file not found: {path}",
+                                  cause=causes.TLS_CLIENT_CERTIFICATE, host=host)
+            if not os.access(path, os.R_OK):
+                raise ConfigError(f"Merchant certificate file not readable by this user: {path}",
+                                  cause=causes.TLS_CLIENT_CERTIFICATE, host=host)
 
         chunks: list[bytes] = []
         received = 0
@@ -235,6 +252,7 @@ class TornadoTransport:
             if received <= cap:
                 chunks.append(chunk)
 
+        handles: list[Any] = []  # the curl handle, to ask it the socket's errno after a failure
         tornado_request = TornadoRequest(
             request.url,
             method=request.method,
@@ -248,31 +266,25 @@ class TornadoTransport:
             follow_redirects=False,
             user_agent=self.user_agent,
             streaming_callback=on_chunk,
+            prepare_curl_callback=handles.append if self.client == "curl" else None,
         )
-        where = _redacted_url(request.url)
         try:
             reply = await self._client().fetch(tornado_request, raise_error=False)
         except HTTPClientError as exc:
             if exc.code != 599:  # raise_error=False: never raised for a status
                 raise
-            if isinstance(exc, HTTPTimeoutError):
-                raise WxTimeoutError(f"Timed out talking to {where} ({exc.message})") from None
-            errno = getattr(exc, "errno", None)  # set by the curl client
-            if errno is None:  # simple client: stream closed and similar
-                raise TransportError(f"No usable answer from {where} ({exc.message})") from None
-            raise _curl_error(errno, str(exc.message), where) from None
-        except ssl.SSLError as exc:
-            err = TransportError(f"TLS failed with {where} ({exc.reason or exc.__class__.__name__})")
-            err.retryable = False  # a certificate problem does not fix itself
-            raise err from None
-        except (socket.timeout, TimeoutError):
-            raise WxTimeoutError(f"Timed out talking to {where}") from None
-        except OSError as exc:  # refused, reset, DNS failure
-            raise TransportError(f"Cannot reach {where} ({exc.strerror or exc.__class__.__name__})") from None
+            curl_errno = getattr(exc, "errno", None)  # set by the curl client
+            if curl_errno is not None:
+                cause = causes.from_curl(curl_errno, str(exc.message), _curl_os_errno(handles))
+            else:  # simple client: its own timeouts and closed streams
+                cause = causes.from_tornado_message(str(exc.message), timeout=isinstance(exc, HTTPTimeoutError))
+            raise _failure(cause, where, host, str(exc.message)) from None
+        except OSError as exc:  # simple client: refused, reset, DNS, TLS (ssl.SSLError is an OSError)
+            raise _failure(causes.from_os_error(exc), where, host, _os_text(exc)) from None
         except WxPayError:
             raise
         if received > cap:
-            raise MessageTooLargeError(f"Reply from {where} exceeds the {cap}-byte limit")
+            raise MessageTooLargeError(f"Reply from {where} exceeds the {cap}-byte limit", host=host)
         headers = {name: value for name, value in reply.headers.get_all()}
         response = HttpResponse(status=reply.code, headers=headers, body=b"".join(chunks))
         if not request.any_status:
@@ -280,16 +292,60 @@ class TornadoTransport:
         return response
 
 
-def _curl_error(errno: int, message: str, where: str) -> WxPayError:
-    if errno == _CURL_TIMEOUT:
-        return WxTimeoutError(f"Timed out talking to {where} ({message})")
-    if errno in _CURL_TLS:
-        err = TransportError(f"TLS failed with {where} ({message})")
+def _curl_os_errno(handles: list[Any]) -> int | None:
+    """The socket's errno of the failed transfer: curl's message no longer says "refused"."""
+    if not handles:
+        return None
+    curl = handles[-1]
+    if getattr(curl, "info", None) is not None:  # already carrying the next request
+        return None
+    try:
+        import pycurl
+
+        return int(curl.getinfo(pycurl.OS_ERRNO)) or None
+    except Exception:  # pycurl's own error, a closed handle: the message must do
+        return None
+
+
+def _os_text(exc: OSError) -> str:
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        return str(getattr(exc, "verify_message", None) or exc.reason or exc)
+    return exc.strerror or str(exc) or exc.__class__.__name__
+
+
+_SAYS = {
+    causes.REFUSED: "Connection refused by",
+    causes.DNS: "Cannot resolve the host of",
+    causes.UNREACHABLE: "No route to",
+    causes.CONNECT_TIMEOUT: "Timed out connecting to",
+    causes.READ_TIMEOUT: "Timed out waiting for the answer of",
+    causes.QUEUE_TIMEOUT: "Timed out waiting for a free connection to",
+    causes.TIMEOUT: "Timed out talking to",
+    causes.RESET: "Connection reset by",
+    causes.CLOSED: "Connection closed without a whole answer by",
+    causes.TLS: "TLS failed with",
+    causes.TLS_CERTIFICATE: "The TLS certificate did not verify for",
+    causes.TLS_CLIENT_CERTIFICATE: "The merchant certificate was not usable with",
+}
+
+
+def _failure(cause: str, where: str, host: str, detail: str) -> WxPayError:
+    """The one error for a failure on the wire: its class from the cause, its words for the operator."""
+    detail = _QUERY.sub("?…", detail)[:300]
+    if cause in (causes.MALFORMED_REPLY,):
+        from .errors import ProtocolError
+
+        return ProtocolError(f"Not an HTTP answer from {where} ({detail})", cause=cause, host=host)
+    if cause == causes.TOO_LARGE:
+        return MessageTooLargeError(f"Reply from {where} is too large ({detail})", cause=cause, host=host)
+    says = _SAYS.get(cause, "No usable answer from")
+    cls = WxTimeoutError if cause.endswith("timeout") else TransportError
+    err = cls(f"{says} {where} ({detail})", cause=cause, host=host)
+    if causes.is_tls(cause) or cause in (causes.CONFIG, causes.INTERNAL):
         err.retryable = False  # a certificate problem does not fix itself
-        return err
-    if errno in (_CURL_CANNOT_RESOLVE, _CURL_CANNOT_CONNECT):
-        return TransportError(f"Cannot reach {where} ({message})")
-    return TransportError(f"No usable answer from {where} ({message})")
+    return err
 
 
 # --- per-call observation ----------------------------------------------------
@@ -297,15 +353,22 @@ def _curl_error(errno: int, message: str, where: str) -> WxPayError:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One attempt at one WeChat endpoint, for per-endpoint success rates."""
+    """One attempt at one WeChat endpoint, for per-endpoint success rates
+    and, when it failed, why (``cause``: :mod:`wxpay.causes`), where
+    (``host``) and the operator's words (``detail``: no query string)."""
 
     endpoint: str
     ok: bool
     latency_s: float
     error_code: str | None = None
+    cause: str | None = None
+    host: str | None = None
+    detail: str | None = None
 
 
 Observer = Callable[[CallRecord], Any]
+
+DETAIL_CHARS = 300
 
 
 def error_code_of(exc: BaseException) -> str:
@@ -319,23 +382,88 @@ def error_code_of(exc: BaseException) -> str:
     return exc.__class__.__name__
 
 
+def detail_of(exc: BaseException) -> str:
+    """What an operator reads about a failure: our message (never a query
+    string), or only the class of an exception that is not ours."""
+    if isinstance(exc, WxPayError):
+        return _QUERY.sub("?…", exc.message)[:DETAIL_CHARS]
+    return exc.__class__.__name__
+
+
 def observe(
     observer: Observer | None,
     logger: logging.Logger,
     endpoint: str,
     started: float,
     exc: BaseException | None,
+    *,
+    host: str | None = None,
 ) -> None:
-    """Log the outcome at debug (endpoint, latency, outcome only) and tell the observer."""
+    """Log one attempt at DEBUG (endpoint, host, latency, outcome) and tell the observer."""
     latency = max(0.0, time.monotonic() - started)
-    code = None if exc is None else error_code_of(exc)
+    record = CallRecord(endpoint=endpoint, ok=exc is None, latency_s=latency, host=host)
     if exc is None:
-        logger.debug("wechat %s ok in %.3fs", endpoint, latency)
+        logger.debug("wechat %s attempt ok: host=%s in %.3fs", endpoint, host, latency)
     else:
-        logger.debug("wechat %s failed (%s) in %.3fs", endpoint, code, latency)
+        record = CallRecord(
+            endpoint=endpoint, ok=False, latency_s=latency, error_code=error_code_of(exc),
+            cause=causes.of(exc), host=getattr(exc, "host", None) or host, detail=detail_of(exc),
+        )
+        logger.debug("wechat %s attempt failed: cause=%s host=%s code=%s in %.3fs",
+                     endpoint, record.cause, record.host, record.error_code, latency)
     if observer is None:
         return
     try:
-        observer(CallRecord(endpoint=endpoint, ok=exc is None, latency_s=latency, error_code=code))
+        observer(record)
     except Exception:  # an observer must never break a payment
         logger.warning("observer failed for %s", endpoint, exc_info=True)
+
+
+async def observed_call(
+    endpoint: str,
+    host: str,
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    observer: Observer | None,
+    logger: logging.Logger,
+    policy: RetryPolicy | None = None,
+    retry: bool = False,
+    sleep: Sleep | None = None,
+) -> T:
+    """One call to WeChat: its attempts (repeated per ``policy`` when
+    ``retry``), each observed and logged at DEBUG, and one INFO line for the
+    call when it fails for good, or succeeds only after a failed attempt,
+    so the log says why WeChat failed without a line per retry."""
+    started = time.monotonic()
+    failed: list[BaseException] = []
+
+    async def observed() -> T:
+        attempt_started = time.monotonic()
+        try:
+            result = await attempt()
+        except Exception as exc:
+            failed.append(exc)
+            observe(observer, logger, endpoint, attempt_started, exc, host=host)
+            raise
+        observe(observer, logger, endpoint, attempt_started, None, host=host)
+        return result
+
+    kwargs: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+    try:
+        result = await run_with_retry(observed, policy=policy or RetryPolicy(), enabled=retry, **kwargs)
+    except Exception as exc:
+        latency = time.monotonic() - started
+        logger.info(
+            "wechat %s failed: cause=%s host=%s latency=%.3fs attempts=%d code=%s: %s",
+            endpoint, causes.of(exc), getattr(exc, "host", None) or host, latency, max(1, len(failed)),
+            error_code_of(exc), detail_of(exc),
+        )
+        raise
+    if failed:
+        first = failed[0]
+        logger.info(
+            "wechat %s ok after %d attempts: host=%s latency=%.3fs (first failure: cause=%s code=%s)",
+            endpoint, len(failed) + 1, getattr(first, "host", None) or host, time.monotonic() - started,
+            causes.of(first), error_code_of(first),
+        )
+    return result

@@ -285,6 +285,27 @@ WEAKNESSES = [
      "language, the code small; every HTML error, static files' included, carries the pages' CSP and no script "
      "or inline style.",
      "edge", "every HTML error: the error page, under the pages' CSP, no script or inline style"),
+    ("Why WeChat failed was invisible at the default log level: each attempt was one DEBUG line and /status's "
+     "last error said only `wechat_unreachable` (refused, DNS, TLS, timeout and 5xx alike); with curl 8 the "
+     "message no longer even said \"refused\".",
+     "`wxpay/causes.py` names the cause from curl's error number and the socket's errno, or the simple client's "
+     "socket, DNS and ssl errors (refused, dns, tls_certificate, tls_client_certificate, connect/read timeout, "
+     "reset, closed, http_N, malformed_reply, bad_signature …); one INFO line per failed call with endpoint, "
+     "host, cause and latency; /status's WeChat calls panel counts failures by cause and shows the latest.",
+     "dependencies", "WeChat's address refused: the cause in the log and on /status"),
+    ("A busy port, an SQLite path in a folder that could not be created (or that was a folder, or not a "
+     "database) and an unreachable MongoDB stopped the start with a Python traceback; a MongoDB URI with a bad "
+     "port raised a bare ValueError; `wxpay-server bills` run from another folder created an empty store of its "
+     "own and reported every payment as missing.",
+     "`wiring/startup.py` and the stores' open errors: exit 2 and one line naming the setting and what to do "
+     "(MongoDB: hosts and database, never credentials; its URI's serverSelectionTimeoutMS bounds the wait); "
+     "bills refuses a store that does not exist.",
+     "dependencies", "start-up refusals: one line, no traceback"),
+    ("In sandbox, `wxpay-server bills --date <today>` as the README says always answered \"not ready\": the "
+     "mounted simulator kept WeChat's 09:00-the-next-day rule, so the command could not be tried on the day.",
+     "The sandbox server's simulator serves the day's bill on the day (`SimConfig.bills_on_the_day`); `--port` "
+     "or `--url` names the server.",
+     "dependencies", "bills --date <today> --port P against a sandbox server"),
 ]
 
 LIMITS = [

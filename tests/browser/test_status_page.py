@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Error as PlaywrightError
 
+from tests.server.browser import DESKTOP_UA
+from tests.server.browser import Browser as HttpBrowser
 from tests.server.journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat, wait_status
 from tests.server.live import start_live
 
@@ -75,3 +77,31 @@ async def test_live_mode_page_has_no_sandbox_bridge(chromium, tmp_path):
         await context.close()
     finally:
         await live.stop(grace=1)
+
+
+async def test_the_wechat_calls_panel_says_why_at_phone_and_desktop_sizes(chromium, sandbox):
+    """(Last in this module: it makes the shared server's unifiedorder fail once.)"""
+    merchant = merchant_for(sandbox)
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "pay/unifiedorder", "kind": "http500", "count": 1})
+    checkout = await create_checkout(merchant, 600)
+    desktop = HttpBrowser(base_of(sandbox), DESKTOP_UA)
+    await desktop.get(f"/pay/{checkout['id']}")
+    assert (await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)).code == 502
+
+    for kind in ("mobile", "desktop"):
+        admin = await new_context(chromium, kind, http_credentials=ADMIN)
+        page = await admin.new_page()
+        assert (await page.goto(base_of(sandbox) + "/status")).status == 200
+        causes = page.locator("#wechat-causes li", has_text="http_500")
+        assert await causes.is_visible()
+        assert "WeChat (or a proxy in the way) answered HTTP 500" in await causes.inner_text()
+        row = page.locator("#wechat-failures tbody tr").first
+        await row.scroll_into_view_if_needed()
+        assert await row.is_visible()
+        text = await row.inner_text()
+        assert "unifiedorder" in text and "http_500" in text and f"127.0.0.1:{sandbox.port}" in text
+        last = page.locator("#wechat tr", has_text="unifiedorder").locator(".cause")
+        assert await last.inner_text() == "http_500" and "500" in await last.get_attribute("title")
+        # The tables scroll inside their own boxes: the page itself never scrolls sideways.
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), kind
+        await admin.close()

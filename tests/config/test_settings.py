@@ -306,6 +306,29 @@ def test_mongodb_uri_alias_and_its_precedence(tmp_path):
     assert s.store.mongodb_uri == "mongodb://main.test"
 
 
+def test_log_level_its_older_variable_and_their_precedence(tmp_path):
+    assert load(tmp_path).server.log_level == "INFO"
+    s = load(tmp_path, env={"WXPAY_LOG_LEVEL": "DEBUG"})
+    assert s.server.log_level == "DEBUG" and s.sources["server.log_level"] == "env WXPAY_LOG_LEVEL"
+    s = load(tmp_path, '[server]\nlog_level = "WARNING"\n', env={"WXPAY_SERVER_LOG_LEVEL": "ERROR", "WXPAY_LOG_LEVEL": "DEBUG"})
+    assert s.server.log_level == "ERROR"
+    assert load(tmp_path, '[server]\nlog_level = "WARNING"\n').server.log_level == "WARNING"
+    with pytest.raises(SettingsError) as exc:
+        load(tmp_path, env={"WXPAY_LOG_LEVEL": "verbose"})
+    assert problems_of(exc) == ["WXPAY_LOG_LEVEL: must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR'"]
+    with pytest.raises(SettingsError) as exc:
+        load(tmp_path, '[server]\nlog_level = "debug"\n')
+    assert "server.log_level" in problems_of(exc)[0]
+
+
+def test_a_store_url_must_be_mongodb(tmp_path):
+    with pytest.raises(SettingsError) as exc:
+        load(tmp_path, env={"MONGODB_URI": "postgres://db.test/wxpay"})
+    assert problems_of(exc) == ["store.mongodb_uri must start with mongodb:// or mongodb+srv:// (leave it unset for SQLite)"]
+    assert "postgres" not in str(exc.value)
+    assert load(tmp_path, env={"MONGODB_URI": "MongoDB+SRV://cluster.test/"}).store.backend == "mongodb"
+
+
 def test_unrelated_environment_is_ignored(tmp_path):
     s = load(tmp_path, env={"WXPAY_SOMETHING_ELSE": "1", "PORT": "1", "HOME": "/root"})
     assert s.server.port == 8000

@@ -127,7 +127,9 @@ async def test_the_executable_serves_a_sandbox_payment_and_stops_cleanly_on_sigt
         bills = run(binary, home, "bills", "--date", (day - timedelta(days=1)).isoformat(), "--json", **env)
         assert bills.returncode == 0, bills.stderr
         assert json.loads(bills.stdout)["clean"] is True
-        not_yet = run(binary, home, "bills", "--date", day.isoformat(), **env)
+        today = run(binary, home, "bills", "--date", day.isoformat(), "--json", **env)  # sandbox: the bill so far
+        assert today.returncode == 0 and json.loads(today.stdout)["wechat"]["payments"] == 1, today.stderr
+        not_yet = run(binary, home, "bills", "--date", (day + timedelta(days=1)).isoformat(), **env)
         assert not_yet.returncode == 2 and "no bill" in not_yet.stderr.lower()
         openapi = run(binary, home, "openapi")
         assert openapi.returncode == 0 and json.loads(openapi.stdout)["openapi"].startswith("3.1")
@@ -155,10 +157,11 @@ async def test_the_executable_serves_a_sandbox_payment_and_stops_cleanly_on_sigt
         assert list((home / "tmp").iterdir()) == []  # the launcher removed what it unpacked
 
         out, _ = await asyncio.to_thread(mongo.communicate, timeout=60)
-        assert mongo.returncode != 0
-        assert b"MongoDB" in out and b"No module named" not in out, out[-2000:]
+        assert mongo.returncode == 2, out[-2000:]
+        assert b"no MongoDB server answered at mongodb://127.0.0.1:9/wxpay within 0.3 s" in out, out[-2000:]
+        assert b"No module named" not in out and b"Traceback" not in out, out[-2000:]
     finally:
         for p in (proc, mongo):
             if p.poll() is None:
                 p.kill()
-                p.communicate()
+            p.communicate()  # also closes the pipe of one that already exited

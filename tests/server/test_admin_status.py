@@ -145,7 +145,8 @@ async def test_each_app_has_its_own_metrics_registry(running, base_url, merchant
 async def test_status_still_answers_when_the_store_is_down(running, merchant):
     await running.services.store.close()
     figures = as_json(await merchant.get("/status.json", headers=ADMIN))
-    assert figures["store"] == {"backend": "sqlite", "ok": False, "error": "store_unavailable"}
+    location = running.services.store.location
+    assert figures["store"] == {"backend": "sqlite", "location": location, "ok": False, "error": "store_unavailable"}
     assert figures["orders_today"] == {"error": "store_unavailable"}
     assert figures["latest_orders"] == {"error": "store_unavailable"}
     page = await merchant.get("/status", headers=ADMIN)

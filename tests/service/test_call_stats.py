@@ -51,3 +51,50 @@ def test_observe_tolerates_odd_records():
     stats.observe(object())  # an observer must never break a payment
     [row] = stats.snapshot()
     assert row["endpoint"] == "unknown" and row["recent_ok"] == 0
+
+
+def failed(endpoint: str, cause: str, code: str = "wechat_unreachable", host: str = "api.mch.weixin.qq.com") -> CallRecord:
+    return CallRecord(endpoint=endpoint, ok=False, latency_s=0.25, error_code=code, cause=cause, host=host,
+                      detail=f"{cause} talking to https://{host}/pay/orderquery")
+
+
+def test_failures_are_counted_by_cause_with_the_last_one_in_full():
+    stats = CallStats(clock=lambda: 1_700_000_000.0)
+    for cause in ("refused", "refused", "read_timeout", "http_502"):
+        stats.observe(failed("orderquery", cause))
+    stats.observe(record("orderquery"))
+    stats.observe(failed("refund", "tls_client_certificate", host="api.mch.weixin.qq.com:443"))
+    rows = {row["endpoint"]: row for row in stats.snapshot()}
+    assert rows["orderquery"]["failures_by_cause"] == {"http_502": 1, "read_timeout": 1, "refused": 2}
+    last = rows["orderquery"]["last_failure"]
+    assert (last["cause"], last["code"], last["host"], last["latency_s"]) == ("http_502", "wechat_unreachable",
+                                                                              "api.mch.weixin.qq.com", 0.25)
+    assert last["at"].timestamp() == 1_700_000_000.0 and "502" in last["hint"] and "http_502" in last["detail"]
+    failures = stats.failures()
+    assert failures["by_cause"] == {"refused": 2, "http_502": 1, "read_timeout": 1, "tls_client_certificate": 1}
+    assert list(failures["by_cause"]) == ["refused", "http_502", "read_timeout", "tls_client_certificate"]  # most first
+    assert [(f["endpoint"], f["cause"]) for f in failures["latest"]][:2] == [
+        ("refund", "tls_client_certificate"), ("orderquery", "http_502")]  # newest first
+    assert "wechat.cert_path" in failures["latest"][0]["hint"]
+
+
+def test_failure_memory_is_bounded():
+    from service.call_stats import LATEST_FAILURES, MAX_CAUSES
+
+    stats = CallStats()
+    for i in range(MAX_CAUSES + 10):
+        stats.observe(failed("orderquery", f"http_{400 + i}"))
+    [row] = stats.snapshot()
+    assert len(row["failures_by_cause"]) == MAX_CAUSES + 1  # the rest counted under "other"
+    assert row["failures_by_cause"][OTHER] == 10
+    assert len(stats.failures()["latest"]) == LATEST_FAILURES
+    stats.observe(CallRecord(endpoint="x", ok=False, latency_s=0.1, cause="c" * 500, detail="d" * 5000))
+    latest = stats.failures()["latest"][0]
+    assert len(latest["cause"]) == 32 and len(latest["detail"]) == 300
+
+
+def test_no_failures_means_empty_panels():
+    stats = CallStats()
+    stats.observe(record("orderquery"))
+    assert stats.failures() == {"by_cause": {}, "latest": []}
+    assert stats.snapshot()[0]["last_failure"] is None and stats.snapshot()[0]["failures_by_cause"] == {}

@@ -125,3 +125,17 @@ async def test_standalone_drops_silent_clients_caps_connections_and_sends_no_ser
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), STARTUP_LIMIT)
+
+
+async def test_a_busy_port_is_one_line_and_exit_2():
+    holder, port = bind_unused_port()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wxpay.simulator", "--port", str(port), cwd=str(ROOT),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), STARTUP_LIMIT)
+    finally:
+        holder.close()
+    assert proc.returncode == 2 and out == b""
+    assert err.decode() == f"wxpay.simulator: cannot listen on 127.0.0.1:{port} (--host, --port): Address already in use\n"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from store.base import Index
+from store.base import Index, StoreMisconfigured
 from store.mongo import MongoStore
 from store.open import INDEXES, mongo_database, open_store
 from store.sqlite import SQLiteStore
@@ -36,7 +36,7 @@ def test_mongo_for_a_mongodb_url(tmp_path: Path, url: str, database: str) -> Non
 
 
 def test_other_urls_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(StoreMisconfigured):
         open_store("postgres://h/db", sqlite_path=tmp_path / "x.sqlite3")
 
 
@@ -51,3 +51,34 @@ def test_app_indexes() -> None:
     assert ("audit", ("kind", "at")) in by_key
     assert all(isinstance(i, Index) for i in INDEXES)
     assert len(by_key) == len(INDEXES)
+
+
+def test_where_a_store_is_never_shows_credentials_or_options(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert open_store(None, sqlite_path="data/wxpay.sqlite3").location == str(tmp_path / "data" / "wxpay.sqlite3")
+    store = open_store("mongodb://wxpay:S3cret%40pw@db1:27017,db2:27018/shop?replicaSet=rs0&tlsCertificateKeyFilePassword=K3y",
+                       sqlite_path="unused", database="wxpay")
+    assert store.location == "mongodb://db1:27017,db2:27018/wxpay"
+    srv = open_store("mongodb+srv://u:p@cluster0.example.net/?retryWrites=true", sqlite_path="unused")
+    assert srv.location == "mongodb+srv://cluster0.example.net/wxpay"
+
+
+def test_timeouts_in_the_uri_win_over_ours() -> None:
+    ours = MongoStore("mongodb://db1/", "wxpay")
+    assert ours._client_options["serverSelectionTimeoutMS"] == 5000 and ours.selection_timeout_s == 5.0
+    theirs = MongoStore("mongodb://db1/?serverSelectionTimeoutMS=1500&connectTimeoutMS=900", "wxpay")
+    assert "serverSelectionTimeoutMS" not in theirs._client_options  # the driver reads the URI's
+    assert "connectTimeoutMS" not in theirs._client_options and theirs._client_options["socketTimeoutMS"] == 10_000
+    assert theirs.selection_timeout_s == 1.5
+    assert MongoStore("mongodb://db1/", "wxpay", serverSelectionTimeoutMS=300).selection_timeout_s == 0.3
+
+
+def test_driver_words_lose_the_uris_credentials() -> None:
+    from store.mongo import _scrub
+
+    uri = "mongodb://wxpay-user:p%40ss-word@db1/?x=1"
+    text = "bad thing near wxpay-user:p%40ss-word@db1 (p@ss-word, wxpay-user)"
+    scrubbed = _scrub(text, uri)
+    assert "p%40ss-word" not in scrubbed and "p@ss-word" not in scrubbed and "wxpay-user" not in scrubbed
+    # A short user name is no secret (scrubbing "u" would garble every word); the password always is.
+    assert _scrub("user u refused: longpassword", "mongodb://u:longpassword@h/") == "user u refused: ***"

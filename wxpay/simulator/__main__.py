@@ -112,8 +112,14 @@ async def main(argv: list[str] | None = None) -> None:
         max_connections=fit_to_open_files(args.max_connections),
         max_connections_per_ip=min(Limits().max_connections_per_ip, args.max_connections),
     )
+    try:
+        sockets = bind_sockets(args.port, address=args.host)
+    except OSError as exc:  # a port in use, an address not of this machine: one line, as the server says it
+        print(f"wxpay.simulator: cannot listen on {args.host}:{args.port} (--host, --port): "
+              f"{exc.strerror or exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     server = EdgeHTTPServer(app, limits=limits, exempt=LOOPBACK)
-    server.add_sockets(bind_sockets(args.port, address=args.host))
+    server.add_sockets(sockets)
     await sim.start()
     print(banner(config, not args.config, f"http://{args.host}:{args.port}{args.prefix}"), flush=True)
     stop = asyncio.Event()

@@ -54,13 +54,17 @@ def _day(dt: datetime | None) -> str:
     return dt.astimezone(CHINA_TZ).strftime("%Y%m%d") if dt else ""
 
 
-def check_ready(bill_date: str, now: datetime) -> None:
-    """Raise :class:`BillUnavailable` when day ``bill_date`` has no bill yet / any more."""
+def check_ready(bill_date: str, now: datetime, *, on_the_day: bool = False) -> None:
+    """Raise :class:`BillUnavailable` when day ``bill_date`` has no bill yet / any more.
+
+    ``on_the_day`` (``SimConfig.bills_on_the_day``, the sandbox server's
+    choice): the day's bill so far is served from the day itself, so a
+    merchant trying ``wxpay-server bills`` need not wait for tomorrow."""
     try:
         day = datetime.strptime(bill_date, "%Y%m%d").replace(tzinfo=CHINA_TZ)
     except ValueError:
         raise BillUnavailable("invalid bill_date") from None
-    ready_at = day + timedelta(days=1, hours=9)
+    ready_at = day if on_the_day else day + timedelta(days=1, hours=9)
     if now < ready_at:
         raise BillUnavailable("Bill Creating" if now >= day + timedelta(days=1) else "No Bill Exist")
     if now - ready_at > timedelta(days=92):

@@ -126,6 +126,9 @@ class SimConfig:
     extra: dict = field(default_factory=dict)
     # Faults active from the start ([[faults]] tables: endpoint, kind, count, seconds, n).
     faults: tuple[dict, ...] = ()
+    # WeChat serves day T's bill from 09:00 on T+1; True serves the day's bill so far
+    # from the day itself (the sandbox server sets it, so `wxpay-server bills` can be tried at once).
+    bills_on_the_day: bool = False
 
     def app(self, appid: str) -> SimApp | None:
         return next((a for a in self.apps if a.appid == appid), None)

@@ -174,7 +174,7 @@ class DownloadBillHandler(PayHandler):
         if params.get("tar_type") not in (None, "", "GZIP"):
             raise ReturnFail("invalid tar_type")
         try:
-            bill.check_ready(bill_date, self.sim.clock.now())
+            bill.check_ready(bill_date, self.sim.clock.now(), on_the_day=self.sim.config.bills_on_the_day)
             orders = [o for o in pay.orders.values() if o.mch_id == merchant.mch_id]
             text = bill.render(
                 bill_date, bill_type, merchant.mch_id, orders, pay.refunds.values(),

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from ..bill import Bill, FundFlowBill, parse_bill, parse_fund_flow_bill
 from ..endpoints import Endpoints
 from ..errors import ConfigError, VerificationError, WxPayError
-from ..retry import RetryPolicy, Sleep, run_with_retry
+from ..retry import RetryPolicy, Sleep
 from ..transport import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT,
@@ -28,7 +28,8 @@ from ..transport import (
     HttpResponse,
     Observer,
     as_transport,
-    observe,
+    host_of,
+    observed_call,
 )
 from .aead import ApiV3Cipher
 from .bills import BillDownload
@@ -188,17 +189,13 @@ class WxPayV3Client:
         enabled = request.safe if retry is None else retry
 
         async def attempt() -> T:
-            started = time.monotonic()
-            try:
-                response = await self.transport.send(self._http_request(request, timeout or self.request_timeout))
-                result = await self._read(response, read, learn=learn)
-            except Exception as exc:
-                observe(self.observer, log, request.endpoint, started, exc)
-                raise
-            observe(self.observer, log, request.endpoint, started, None)
-            return result
+            response = await self.transport.send(self._http_request(request, timeout or self.request_timeout))
+            return await self._read(response, read, learn=learn)
 
-        return await run_with_retry(attempt, policy=self.retry_policy, enabled=enabled, sleep=self._sleep)
+        return await observed_call(
+            request.endpoint, host_of(self.endpoints.url(self.endpoints.path(request.path))), attempt,
+            observer=self.observer, logger=log, policy=self.retry_policy, retry=enabled, sleep=self._sleep,
+        )
 
     async def _read(self, response: HttpResponse, read: Callable[[HttpResponse], T], *, learn: bool) -> T:
         try:

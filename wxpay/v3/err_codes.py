@@ -105,7 +105,7 @@ def error_from_reply(status: int, body: bytes, *, request_id: str | None = None)
             )
         return e.ProtocolError(
             f"WeChat answered HTTP {status} with a body that is not a V3 error object{where}",
-            code="malformed_error_reply", http_status=status, request_id=request_id,
+            code="malformed_error_reply", http_status=status, request_id=request_id, cause=f"http_{status}",
         )
     wechat_message = obj.get("message") if isinstance(obj.get("message"), str) else None
     cls, text = describe_v3_code(code, status)

@@ -68,12 +68,12 @@ def _unavailable(exc: bill.BillUnavailable) -> V3Error:
 
 
 def trade_bill(day: str, bill_type: str, mch_id: str, orders: list[Order], refunds: Iterable[Refund],
-               now: datetime) -> bytes:
+               now: datetime, *, on_the_day: bool = False) -> bytes:
     if bill_type not in TRADE_BILL_TYPES:
         raise param_error("/bill_type", f"应为{'、'.join(TRADE_BILL_TYPES)}之一", value=bill_type[:32],
                           location="query")
     try:
-        bill.check_ready(day, now)
+        bill.check_ready(day, now, on_the_day=on_the_day)
         text = bill.render(day, _SPECIAL.get(bill_type, bill_type), mch_id, orders, refunds,
                            {o.out_trade_no: o for o in orders})
     except bill.BillUnavailable as exc:
@@ -82,12 +82,12 @@ def trade_bill(day: str, bill_type: str, mch_id: str, orders: list[Order], refun
 
 
 def fundflow_bill(day: str, account_type: str, mch_id: str, orders: list[Order], refunds: Iterable[Refund],
-                  now: datetime) -> bytes:
+                  now: datetime, *, on_the_day: bool = False) -> bytes:
     if account_type not in ACCOUNT_TYPES:
         raise param_error("/account_type", f"应为{'、'.join(ACCOUNT_TYPES)}之一", value=account_type[:32],
                           location="query")
     try:
-        bill.check_ready(day, now)
+        bill.check_ready(day, now, on_the_day=on_the_day)
     except bill.BillUnavailable as exc:
         raise _unavailable(exc) from None
     entries: list[tuple[datetime, str, str, str, int]] = []  # when, id, name, income|expense, fen

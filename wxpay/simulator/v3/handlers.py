@@ -264,7 +264,7 @@ class TradeBillHandler(BillHandler):
     def render(self, caller: Caller, day: str) -> bytes:
         orders, refunds = self.book(caller)
         return bills.trade_bill(day, self.query_arg("bill_type", "ALL"), caller.merchant.mch_id, orders, refunds,
-                                self.sim.clock.now())
+                                self.sim.clock.now(), on_the_day=self.sim.config.bills_on_the_day)
 
 
 class FundflowBillHandler(BillHandler):
@@ -273,7 +273,7 @@ class FundflowBillHandler(BillHandler):
     def render(self, caller: Caller, day: str) -> bytes:
         orders, refunds = self.book(caller)
         return bills.fundflow_bill(day, self.query_arg("account_type", "BASIC"), caller.merchant.mch_id, orders,
-                                   refunds, self.sim.clock.now())
+                                   refunds, self.sim.clock.now(), on_the_day=self.sim.config.bills_on_the_day)
 
 
 class BillDownloadHandler(V3Handler):
