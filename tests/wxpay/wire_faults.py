@@ -140,7 +140,7 @@ def tls_server(context: ssl.SSLContext) -> "contextlib.AbstractContextManager[in
             tls = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
             try:
                 tls.do_handshake()
-                tls.recv(65536)
+                _read_whole_request(tls)  # whole: answering and closing before the body is read resets the connection
                 tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
             except OSError:  # the handshake the test wants to fail: its alert is sent;
                 _drain(tls)  # read what the client still sends, so closing sends no RST over the alert
@@ -155,6 +155,28 @@ def tls_server(context: ssl.SSLContext) -> "contextlib.AbstractContextManager[in
         stopping.set()
         thread.join(5)
         listener.close()
+
+
+def _read_whole_request(tls: ssl.SSLSocket) -> bytes:
+    """The request's head and its Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return data
 
 
 def _drain(tls: ssl.SSLSocket) -> None:
