@@ -49,7 +49,8 @@ class TrustKeeper:
 
     @property
     def keeps_state(self) -> bool:
-        return self.gateway.trust_state() is not None
+        """Whether the gateway holds rotating trust, even before its first download."""
+        return self.gateway.keeps_trust()
 
     async def load(self) -> bool:
         """Take what the store holds (another process may have refreshed it); whether there was anything."""
