@@ -32,7 +32,10 @@ from edge.http_server import EdgeHTTPServer
 from service import pauses
 from service.container import Services
 from store.base import Store
+from service.trust import TrustKeeper
+from store.leases import Leases, make_holder
 from wiring import sandbox
+from wiring.gateways import checked
 from wiring.services import Built, build, cli_gateway, open_configured_store, store_indexes
 from wiring.web import VERSION, http_server, make_app
 from wxpay.transport import Transport
@@ -121,7 +124,7 @@ async def start(
         await built.sandbox.start()
     services = built.services
     if services.trust.keeps_state:  # APIv3 platform certificates: what another process saved, then kept fresh
-        await services.trust.load()
+        await services.trust.start()
         running.tasks.append(asyncio.create_task(services.trust.run_forever(running.stop_event)))
     reconcile = built.settings.reconciler.enabled if run_reconciler is None else run_reconciler
     if reconcile:
@@ -206,15 +209,18 @@ async def bills_main(argv: list[str]) -> int:
         return 2
     try:
         overrides = {"server.port": args.port} if args.port is not None else {}
-        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
+        settings = checked(load_settings(args.config, overrides=overrides))
+        settings = sandbox.with_sandbox_defaults(settings, settings.server.port)
+        gateway = cli_gateway(settings)
     except SettingsError as exc:
         print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
         return 2
-    settings = sandbox.with_sandbox_defaults(settings, settings.server.port)
     store = open_configured_store(settings)
     try:
         await store.open(store_indexes(settings))
-        report = await reconcile_day(day, cli_gateway(settings), store)
+        if gateway.keeps_trust():  # APIv3 platform certificates the server keeps in the store
+            await TrustKeeper(store, Leases(store), gateway, holder=make_holder()).load()
+        report = await reconcile_day(day, gateway, store)
     except WxPayError as exc:
         print(f"wxpay-server bills: could not get the bill of {day}: {exc.message}", file=sys.stderr)
         return 2
@@ -263,7 +269,7 @@ async def main(argv: list[str] | None = None) -> int:
     if args.host:
         overrides["server.host"] = args.host
     try:
-        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
+        settings = checked(load_settings(args.config, overrides=overrides))
     except SettingsError as exc:
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2
@@ -271,7 +277,7 @@ async def main(argv: list[str] | None = None) -> int:
         Path(settings.store.sqlite_path).parent.mkdir(parents=True, exist_ok=True)
     try:
         running = await start(settings)
-    except pauses.PausesRefused as exc:
+    except (pauses.PausesRefused, SettingsError) as exc:
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2
     print(banner(running), flush=True)

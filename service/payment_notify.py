@@ -16,17 +16,20 @@ import logging
 from typing import Mapping
 
 from wxpay.errors import WxPayError
-from wxpay.gateway import NotifyVerdict, OrderIdentity, Outcome, PayGateway, Refusal
+from wxpay.gateway import NotifyVerdict, OrderIdentity, Outcome, PayGateway, ProvenPayment, Refusal
+from wxpay.gateways import Gateways
 
 from .audit import Audit
 from .keyed_locks import KeyedLocks
 from .models import PAID, Order
-from .notify_endpoint import DUPLICATE, NotifyEndpoint, Seen, accepted, refused
+from .notify_endpoint import DUPLICATE, NotifyEndpoint, Seen, accepted, refused, version_not_configured
 from .notify_limiter import NotifyLimiter
 from .orders import OrderBook
 from .payments import MISMATCH, NOT_PAID, NOTIFY, Payments
 
 log = logging.getLogger("wxpay_server.notify")
+
+CONFIRM_TIMEOUT_S = 3.0  # notify.confirm_timeout_s: WeChat waits 5 s for the answer
 
 
 class PaymentNotifyService(NotifyEndpoint):
@@ -37,29 +40,39 @@ class PaymentNotifyService(NotifyEndpoint):
         self,
         orders: OrderBook,
         payments: Payments,
-        gateway: PayGateway,
+        gateways: Gateways,
         audit: Audit,
         *,
         max_bytes: int = 64 * 1024,
         limiter: NotifyLimiter | None = None,
+        confirm_timeout: float | None = CONFIRM_TIMEOUT_S,
     ) -> None:
         super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
         self.orders = orders
         self.payments = payments
-        self.gateway = gateway
+        self.gateways = gateways
+        self.confirm_timeout = confirm_timeout
         self._locks = KeyedLocks()
 
     async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
-        proven = await self.gateway.read_payment_notify(headers, body)
+        seen.api_version, gateway = self.gateways.for_notify(headers, body)
+        if gateway is None:
+            return version_not_configured(seen.api_version)
+        proven = await gateway.read_payment_notify(headers, body)
         if isinstance(proven, Refusal):
             seen.key, seen.verified = proven.key, proven.proven
             return proven.verdict
         out_trade_no = seen.key = proven.out_trade_no  # signed by WeChat: trusted as a name from here on
+        seen.record = proven.record
         order = await self.orders.get(out_trade_no)
         if order is None:
             seen.verified = True  # WeChat sent it, for an order we do not have
             return refused("unknown_order", Outcome.UNKNOWN, "unknown order")
-        notice = self.gateway.judge_payment_notify(proven, OrderIdentity(order.appid, order.mch_id, order.sign_type))
+        return await self._judged(gateway, proven, order, seen)
+
+    async def _judged(self, gateway: PayGateway, proven: ProvenPayment, order: Order, seen: Seen) -> NotifyVerdict:
+        out_trade_no = order.out_trade_no
+        notice = gateway.judge_payment_notify(proven, OrderIdentity(order.appid, order.mch_id, order.sign_type))
         if isinstance(notice, Refusal):
             seen.verified = notice.proven
             return notice.verdict
@@ -89,7 +102,9 @@ class PaymentNotifyService(NotifyEndpoint):
         if order.state == PAID:  # a concurrent duplicate got here first
             return await self._repeat(order, transaction_id)
         try:
-            confirmation = await self.payments.confirm(order, via=NOTIFY, transaction_id=transaction_id)
+            # WeChat waits 5 s for our answer: the query is bounded, and unfinished means a retry.
+            confirmation = await self.payments.confirm(
+                order, via=NOTIFY, transaction_id=transaction_id, query_timeout=self.confirm_timeout)
         except WxPayError as exc:
             return refused(f"query_failed_{exc.code}", Outcome.UNAVAILABLE, "could not confirm with WeChat")
         if confirmation.outcome == NOT_PAID:

@@ -26,6 +26,7 @@ from .models import TRUST
 log = logging.getLogger("wxpay_server.trust")
 
 CHECK_EVERY = timedelta(minutes=5)  # how often a process looks at the stored state and the schedule
+FIRST_RETRY = timedelta(minutes=1)  # while nothing is trusted yet (the gateway downloads at most once a minute)
 
 
 class TrustKeeper:
@@ -61,6 +62,19 @@ class TrustKeeper:
         self.gateway.load_trust_state(doc["state"])
         return True
 
+    async def start(self) -> None:
+        """At start: what another process saved, then a first download when none is
+        trusted yet (so the first notifies find their certificate). A failure is
+        logged and retried by :meth:`run_forever`; the process starts anyway."""
+        try:
+            await self.load()
+            await self.refresh_if_due()
+        except WxPayError as exc:
+            log.warning("WeChat trust refresh at start failed (%s: %s); retrying every %s s", exc.code, exc.message,
+                        int(self.interval.total_seconds()))
+        except Exception:
+            log.exception("WeChat trust refresh at start failed")
+
     async def refresh_if_due(self) -> bool:
         """Refresh under the lease when the gateway says it is due; whether this process did."""
         if not self.keeps_state:
@@ -91,7 +105,9 @@ class TrustKeeper:
                 log.warning("WeChat trust refresh failed (%s: %s)", exc.code, exc.message)
             except Exception:  # the loop must survive a bad round
                 log.exception("WeChat trust refresh failed")
+            # Nothing trusted yet (the first download failed): try again within a minute.
+            wait = self.interval if self.gateway.trust_state() is not None else min(self.interval, FIRST_RETRY)
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.interval.total_seconds())
+                await asyncio.wait_for(stop.wait(), timeout=wait.total_seconds())
             except asyncio.TimeoutError:
                 pass
