@@ -26,7 +26,8 @@ from .models import TRUST
 log = logging.getLogger("wxpay_server.trust")
 
 CHECK_EVERY = timedelta(minutes=5)  # how often a process looks at the stored state and the schedule
-FIRST_RETRY = timedelta(minutes=1)  # while nothing is trusted yet (the gateway downloads at most once a minute)
+FIRST_RETRY = timedelta(seconds=5)  # while nothing is trusted yet: look at the store (the gateway downloads at most once a minute)
+START_WAIT_S = 10.0  # at start, how long to wait for another process's first download
 
 
 class TrustKeeper:
@@ -62,13 +63,21 @@ class TrustKeeper:
         self.gateway.load_trust_state(doc["state"])
         return True
 
-    async def start(self) -> None:
+    async def start(self, wait: float = START_WAIT_S) -> None:
         """At start: what another process saved, then a first download when none is
-        trusted yet (so the first notifies find their certificate). A failure is
+        trusted yet (so the first notifies find their certificate). When another
+        process holds the lease (both started together), wait up to ``wait``
+        seconds for what it saves rather than download too. A failure is
         logged and retried by :meth:`run_forever`; the process starts anyway."""
         try:
             await self.load()
-            await self.refresh_if_due()
+            if await self.refresh_if_due():
+                return
+            waited = 0.0
+            while self.gateway.trust_state() is None and waited < wait:
+                await asyncio.sleep(0.2)
+                waited += 0.2
+                await self.load()
         except WxPayError as exc:
             log.warning("WeChat trust refresh at start failed (%s: %s); retrying every %s s", exc.code, exc.message,
                         int(self.interval.total_seconds()))
@@ -105,7 +114,7 @@ class TrustKeeper:
                 log.warning("WeChat trust refresh failed (%s: %s)", exc.code, exc.message)
             except Exception:  # the loop must survive a bad round
                 log.exception("WeChat trust refresh failed")
-            # Nothing trusted yet (the first download failed): try again within a minute.
+            # Nothing trusted yet (the first download failed, or another process is at it): look again soon.
             wait = self.interval if self.gateway.trust_state() is not None else min(self.interval, FIRST_RETRY)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=wait.total_seconds())
