@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from config import Settings, SettingsError
+from config import Settings, SettingsError, validate_live
 from wxpay.client import WxPayClient
 from wxpay.endpoints import Endpoints
 from wxpay.errors import ConfigError
@@ -79,11 +79,17 @@ def read_v3_settings(settings: Settings, pay_base: str | None = None) -> V3Read:
     problems: list[str] = []
     if not w.apiv3_key:
         problems.append("wechat.apiv3_key: not set (the 32-character APIv3 key from pay.weixin.qq.com, API security)")
-    key_file = w.key_path or w.cert_path
-    private_pem = _read_text("wechat.key_path", key_file, problems) if key_file else None
-    if not key_file:
+    private_pem = _read_text("wechat.key_path", w.key_path, problems) if w.key_path else None
+    if not w.key_path:
         problems.append("wechat.key_path: not set (the merchant API private key, apiclient_key.pem, signs every "
                         "APIv3 request)")
+    if bool(w.wechatpay_public_key_id) != bool(w.wechatpay_public_key_path):
+        problems.append("wechat.wechatpay_public_key_id and wechat.wechatpay_public_key_path: set both (the WeChat "
+                        "Pay public key's ID, PUB_KEY_ID_…, and its pub_key.pem) or neither")
+    elif not w.wechatpay_public_key_id and not w.platform_certificates:
+        problems.append("wechat.wechatpay_public_key_id / wechat.platform_certificates: APIv3 needs a way to verify "
+                        "WeChat: the WeChat Pay public key (its ID and file), or platform_certificates = true, or "
+                        "both during WeChat's switch")
     cert_pem = _read_text("wechat.cert_path", w.cert_path, problems) if w.cert_path else None
     serial = w.merchant_serial_no
     if serial is None and cert_pem is not None:
@@ -146,10 +152,19 @@ def live_problems(settings: Settings) -> list[str]:
     return v3_problems(settings)[0]
 
 
+def _subject(line: str) -> str:
+    """The setting a problem line is about: its first word (``wechat.apiv3_key``)."""
+    return line.split(" ", 1)[0].rstrip(":")
+
+
 def checked(settings: Settings) -> Settings:
     """``settings.check()`` with what only the app knows: the demo merchant's
-    public credentials and the APIv3 key material's problems."""
-    return settings.check(sandbox.public_credentials(), extra=live_problems(settings))
+    public credentials and the APIv3 key material's problems (a setting
+    ``config`` already names is not named twice)."""
+    public = sandbox.public_credentials()
+    named = {_subject(line) for line in validate_live(settings, public)}
+    extra = [line for line in live_problems(settings) if _subject(line) not in named]
+    return settings.check(public, extra=extra)
 
 
 def _v2(settings: Settings, endpoints: Endpoints, transport: Transport | None, observer: Observer | None,
