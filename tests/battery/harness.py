@@ -147,10 +147,11 @@ class Client:
         fields["sign"] = signing.sign(fields, key or self.api_key, sign_type)
         return build_xml(fields)
 
-    async def notify(self, body: bytes, path: str = "/notify/pay"):
+    async def notify(self, body: bytes, path: str = "/notify/pay", headers: dict[str, str] | None = None):
+        """POST a notify as WeChat would (APIv2: XML; APIv3: pass its ``Wechatpay-*`` headers)."""
         return await self.merchant.client.fetch(
             self.base + path, method="POST", body=body, raise_error=False, request_timeout=60,
-            headers={"Content-Type": "text/xml"},
+            headers=headers or {"Content-Type": "text/xml"},
         )
 
 

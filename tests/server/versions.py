@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import datetime
 from typing import Any
 
 from tornado.httpclient import HTTPResponse
@@ -59,25 +58,45 @@ def refused(version: str, reply: HTTPResponse, status: int | None = None) -> boo
     return reply.code >= 400 and b"<return_code><![CDATA[FAIL]]>" in reply.body
 
 
-def _v3_signed(sim: Any, body: bytes, *, forged: bool = False) -> dict[str, str]:
+def v3_signed(sim: Any, body: bytes, *, forged: bool = False, skew: int = 0, serial: str | None = None,
+              signed_body: bytes | None = None) -> dict[str, str]:
+    """The ``Wechatpay-*`` headers of ``body``: WeChat's key (the simulator's, by its key
+    mode), or a forger's; ``skew`` seconds off the clock; another ``serial`` named;
+    ``signed_body``: the bytes the signature covers, when not the body sent."""
     keyring = sim.v3.keyring(demo.MCH_ID)
     key = keyring.notify_key(sim.clock.now())
-    if forged:
-        headers = wechatpay_headers(_FORGER_KEY, key.serial, body, timestamp=int(sim.clock.now().timestamp()),
-                                    nonce=secrets.token_hex(16))
-    else:
-        headers = sim.v3.sign(keyring, key, body)
+    headers = wechatpay_headers(_FORGER_KEY if forged else key.private_key, key.serial,
+                                body if signed_body is None else signed_body,
+                                timestamp=int(sim.clock.now().timestamp()) + skew, nonce=secrets.token_hex(16))
+    if serial is not None:
+        headers["Wechatpay-Serial"] = serial
     return {"Content-Type": "application/json", **headers}
 
 
-def _v3_envelope(sim: Any, event_type: str, summary: str, original_type: str, plaintext: dict[str, Any]) -> bytes:
+def _v3_signed(sim: Any, body: bytes, *, forged: bool = False) -> dict[str, str]:
+    return v3_signed(sim, body, forged=forged)
+
+
+def v3_envelope(sim: Any, event_type: str, summary: str, original_type: str, plaintext: dict[str, Any] | bytes,
+                *, tampered: bool = False) -> bytes:
+    """A notify body as WeChat builds it: ``plaintext`` encrypted under the APIv3 key."""
     keyring = sim.v3.keyring(demo.MCH_ID)
     now = sim.clock.now()
+    raw = plaintext if isinstance(plaintext, bytes) else dumps(plaintext)
     return sim.v3.envelope(keyring, "EV-" + secrets.token_hex(8), rfc3339_time(now), event_type, summary,
-                           original_type, dumps(plaintext))
+                           original_type, raw, tampered=tampered)
 
 
-def payment_notify(running: Any, version: str, out_trade_no: str, *, forged: bool = False,
+def transaction(running: Any, out_trade_no: str, /, **changes: Any) -> dict[str, Any]:
+    """The APIv3 transaction object of a paid order, as its notify carries it."""
+    order = running.simulator.pay.order(demo.MCH_ID, out_trade_no)
+    return {**rules.transaction_json(order, as_paid=True), **changes}
+
+
+_v3_envelope = v3_envelope
+
+
+def payment_notify(running: Any, version: str, out_trade_no: str, /, *, forged: bool = False,
                    **changes: Any) -> tuple[dict[str, str], bytes]:
     """The payment notify WeChat sends for a paid order, in ``version``'s form, with
     ``changes`` made before it is signed (V2 field names: ``total_fee``; V3: ``amount``).
@@ -90,12 +109,12 @@ def payment_notify(running: Any, version: str, out_trade_no: str, *, forged: boo
         return _v3_signed(sim, body, forged=forged), body
     fields = {**sim.pay_notify_fields(order), **{k: str(v) for k, v in changes.items()}}
     fields.pop("sign", None)
-    key = ("F" * 32) if forged else demo.API_KEY
+    key = ("F" * 32) if forged else sim.config.merchant(demo.MCH_ID).api_key
     fields["sign"] = signing.sign(fields, key, order.sign_type if order.sign_type != "RSA" else "MD5")
     return {"Content-Type": "text/xml"}, build_xml(fields)
 
 
-def refund_notify(running: Any, version: str, out_refund_no: str, *, forged: bool = False,
+def refund_notify(running: Any, version: str, out_refund_no: str, /, *, forged: bool = False,
                   **changes: Any) -> tuple[dict[str, str], bytes]:
     """The refund notify WeChat sends for a settled refund, in ``version``'s form.
     APIv2's proof is that req_info decrypts under our key: ``forged`` encrypts it
@@ -116,7 +135,3 @@ def refund_notify(running: Any, version: str, out_refund_no: str, *, forged: boo
 async def post_notify(browser: Any, path: str, notify: tuple[dict[str, str], bytes]) -> HTTPResponse:
     headers, body = notify
     return await browser.post(path, body=body, headers=headers)
-
-
-def stamp(at: datetime) -> str:
-    return rfc3339_time(at)
