@@ -1,14 +1,17 @@
 """WeChat's payment notify: trust nothing until WeChat itself confirms.
 
-Order of checks: the gateway proves the notify's origin with no store
-lookup (a forgery costs nothing but CPU); the order it names is looked up;
+Order of checks: the notify goes to the gateway of its API version (by its
+shape: after a move between versions both kinds arrive, each proven with
+its own version's key; ``wxpay.gateways``), which proves its origin with no
+store lookup (a forgery costs nothing but CPU); the order it names is looked up;
 the gateway judges the notify against that order (APIv2: its signature
 again with *the order's* sign type, since a notify may omit
 ``sign_type``; appid and mch_id); the amount against the order; then the
 payment confirmation (service/payments.py) asks WeChat's own records for
-the same amount and transaction before one state-guarded move to paid. A
-repeat is accepted and changes nothing; anything we could not finish is
-refused so WeChat retries.
+the same amount and transaction before one state-guarded move to paid
+(that query bounded by ``confirm_timeout``: WeChat waits 5 s for our
+answer). A repeat is accepted and changes nothing; anything we could not
+finish is refused so WeChat retries.
 """
 from __future__ import annotations
 

@@ -25,9 +25,10 @@ Choices the contract leaves to each version, made here:
   and mch_id and does not consult ``OrderIdentity.sign_type``; ``signed_with``
   is ``RSA``. (WeChat notifies an order in the form of the API it was
   placed with: an APIv2 order paid after the switch sends APIv2 XML, which
-  this gateway refuses unproven, ``missing_header``; WeChat retries and the
-  reconciler's query confirms it. A server that wants those notifies keeps
-  its APIv2 gateway on the APIv2 notify path during the changeover.)
+  this gateway refuses unproven, ``missing_header``. A server that wants
+  those notifies holds its APIv2 gateway beside this one,
+  :class:`wxpay.gateways.Gateways`, which hands each notify to the gateway
+  of its shape.)
 - **Unknown serials in notifies** are refused unproven, never looked up by
   a certificate download: a forged notify costs nothing but CPU. Rotations
   are learnt by the periodic refresh (:meth:`trust_refresh_due`), well
