@@ -5,6 +5,7 @@ the refund query when that notify never comes. Under both API versions."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from tornado.testing import bind_unused_port
@@ -216,3 +217,27 @@ async def test_the_shoppers_page_still_says_paid_after_a_refund(running, base_ur
     await wait_refund(merchant, checkout["id"], "rf-page", "succeeded")
     status = as_json(await merchant.get(f"/pay/{checkout['id']}/status"))
     assert status == {"status": "paid", "paid": True, "refunded_fen": 200, "return_url": None}
+
+
+@BOTH_VERSIONS
+@pytest.mark.parametrize("wechat_says, state", [("REFUNDCLOSE", "closed"), ("CHANGE", "needs_attention")])
+async def test_a_refund_that_wechat_closes_or_finds_abnormal(running, base_url, merchant, api_version, wechat_says,
+                                                             state):
+    """APIv2 REFUNDCLOSE / CHANGE, APIv3 REFUND.CLOSED / REFUND.ABNORMAL: by notify, in each
+    version's form. A closed refund gives its amount back to the checkout; an abnormal one
+    keeps it reserved and waits for a person (the money left WeChat, not to the shopper)."""
+    running.simulator.pay.auto_settle_refunds = False  # WeChat leaves it PROCESSING for now
+    checkout = await paid_checkout(merchant, base_url, 900)
+    r = await refund(merchant, checkout["id"], {"amount_fen": 500, "out_refund_no": f"rf-{state}"})
+    assert r.code == 201 and as_json(r)["state"] == "pending"
+    settle = await merchant.post(f"/_wechat/_sim/refunds/rf-{state}/settle", json_body={"status": wechat_says})
+    assert settle.code == 200, settle.body
+    await wait_refund(merchant, checkout["id"], f"rf-{state}", state)
+    (notice,) = await running.services.audit.latest("refund_notify")
+    assert (notice["verdict"], notice["api_version"]) == (state, api_version)
+    if api_version == "v3":
+        assert json.loads(notice["raw"])["event_type"] == {"closed": "REFUND.CLOSED",
+                                                          "needs_attention": "REFUND.ABNORMAL"}[state]
+    view = await get_checkout(merchant, checkout["id"])
+    assert (view["status"], view["refunded_fen"]) == ("paid", 0)
+    assert view["refundable_fen"] == {"closed": 900, "needs_attention": 400}[state]
