@@ -156,9 +156,18 @@ def admin_hint(settings: Settings) -> str:
 
 def banner(running: Running) -> str:
     s = running.settings
+    gateways = running.services.gateways
+    primary = gateways.primary.describe()
+    verified = {"public_key": ", verified with the WeChat Pay public key",
+                "platform_cert": ", verified with WeChat's platform certificates",
+                "gray": ", verified with the public key and platform certificates (WeChat's switch)",
+                }.get(str(primary.get("key_mode")), "")
+    others = [v for v in gateways.versions if v != gateways.api_version]
     lines = [
         f"wxpay-server {VERSION} — {s.mode} mode, store: {running.services.store.backend}",
         f"  listening on http://{s.server.host}:{running.port}   public URL: {running.services.public_base}",
+        f"  WeChat Pay API{gateways.api_version}{verified}"
+        + (f"; also reads API{others[0]} notifies (orders from before a move)" if others else ""),
     ]
     if s.is_sandbox:
         lines += [
@@ -168,6 +177,7 @@ def banner(running: Running) -> str:
             f"  Admin (/status): {admin_hint(s)}",
             f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} "
             "(its V2 and TEST-ONLY V3 keys: python -m wxpay.simulator credentials)",
+            "  Switch API version: WXPAY_WECHAT_API_VERSION=v3 (or v2) make run",
         ]
     return "\n".join(lines)
 
