@@ -56,12 +56,15 @@ class TrustKeeper:
 
     async def load(self) -> bool:
         """Take what the store holds (another process may have refreshed it); whether there was anything."""
+        return await self._load() is not None
+
+    async def _load(self) -> Mapping[str, Any] | None:
         with store_guard():
             doc = await self.store.get(TRUST, self.key)
         if doc is None or not isinstance(doc.get("state"), Mapping):
-            return False
+            return None
         self.gateway.load_trust_state(doc["state"])
-        return True
+        return doc["state"]
 
     async def start(self, wait: float = START_WAIT_S) -> None:
         """At start: what another process saved, then a first download when none is
@@ -88,8 +91,9 @@ class TrustKeeper:
         """Refresh under the lease when the gateway says it is due; whether this process did."""
         if not self.keeps_state:
             return False
-        await self.load()
+        stored = await self._load()
         if not self.gateway.trust_refresh_due():
+            await self._share(stored)
             return False
         with store_guard():
             async with self.leases.hold(f"trust:{self.key}", self.holder) as lease:
@@ -102,6 +106,16 @@ class TrustKeeper:
                 if state is not None:
                     await self._save(state)
                 return True
+
+    async def _share(self, stored: Mapping[str, Any] | None) -> None:
+        """Save what this process learnt outside a refresh (the gateway may download once
+        on its own when a reply names a certificate it does not know yet), so the other
+        processes trust it too. What it holds already includes the stored state (just
+        loaded), so this write only ever adds."""
+        mine = self.gateway.trust_state()
+        if mine is not None and dict(mine) != (dict(stored) if stored is not None else None):
+            with store_guard():
+                await self._save(mine)
 
     async def _save(self, state: Mapping[str, Any]) -> None:
         await self.store.upsert_if(TRUST, self.key, {}, {"state": dict(state), "saved_at": self.now()})

@@ -107,6 +107,24 @@ async def test_processes_starting_together_download_once_and_both_trust_it(tmp_p
             await store.close()
 
 
+async def test_what_one_process_learnt_outside_a_refresh_is_shared_at_its_next_round(tmp_path):
+    """The gateway may download once on its own (a reply naming an unknown certificate):
+    the next round saves it, only adding to what is stored, and the others load it."""
+    stores, (a, b), (ka, kb) = await two_processes(tmp_path, ["SERIAL-1"])
+    try:
+        await asyncio.gather(ka.start(), kb.start())
+        a.trusted.add("SERIAL-2")  # learnt by process a's own call
+        assert not await ka.refresh_if_due()  # nothing due, but what it learnt is saved
+        await kb.load()
+        assert b.trusted == {"SERIAL-1", "SERIAL-2"} and a.downloads + b.downloads == 1
+        saved = (await stores[0].get("trust", ka.key))["saved_at"]
+        assert not await kb.refresh_if_due() and not await ka.refresh_if_due()
+        assert (await stores[0].get("trust", ka.key))["saved_at"] == saved  # nothing new: no write
+    finally:
+        for store in stores:
+            await store.close()
+
+
 async def test_a_failed_refresh_keeps_what_was_trusted_and_the_loop_goes_on(tmp_path, caplog):
     stores, (a, _b), (ka, _kb) = await two_processes(tmp_path, ["SERIAL-1"])
     try:
