@@ -7,7 +7,7 @@ signed by someone else), what an accepted or a refused reply looks like.
 
 A notify is made by the running server's own simulator, from its own
 records and with WeChat's (TEST-ONLY) keys, so "signed by WeChat" means what
-it means for a real notify; ``forge`` signs with a key WeChat does not have.
+it means for a real notify; ``forged=True`` signs with a key WeChat does not have.
 """
 from __future__ import annotations
 
@@ -73,10 +73,6 @@ def v3_signed(sim: Any, body: bytes, *, forged: bool = False, skew: int = 0, ser
     return {"Content-Type": "application/json", **headers}
 
 
-def _v3_signed(sim: Any, body: bytes, *, forged: bool = False) -> dict[str, str]:
-    return v3_signed(sim, body, forged=forged)
-
-
 def v3_envelope(sim: Any, event_type: str, summary: str, original_type: str, plaintext: dict[str, Any] | bytes,
                 *, tampered: bool = False) -> bytes:
     """A notify body as WeChat builds it: ``plaintext`` encrypted under the APIv3 key."""
@@ -93,9 +89,6 @@ def transaction(running: Any, out_trade_no: str, /, **changes: Any) -> dict[str,
     return {**rules.transaction_json(order, as_paid=True), **changes}
 
 
-_v3_envelope = v3_envelope
-
-
 def payment_notify(running: Any, version: str, out_trade_no: str, /, *, forged: bool = False,
                    **changes: Any) -> tuple[dict[str, str], bytes]:
     """The payment notify WeChat sends for a paid order, in ``version``'s form, with
@@ -105,12 +98,12 @@ def payment_notify(running: Any, version: str, out_trade_no: str, /, *, forged: 
     order = sim.pay.order(demo.MCH_ID, out_trade_no)
     if version == "v3":
         plaintext = {**rules.transaction_json(order, as_paid=True), **changes}
-        body = _v3_envelope(sim, "TRANSACTION.SUCCESS", "支付成功", "transaction", plaintext)
-        return _v3_signed(sim, body, forged=forged), body
+        body = v3_envelope(sim, "TRANSACTION.SUCCESS", "支付成功", "transaction", plaintext)
+        return v3_signed(sim, body, forged=forged), body
     fields = {**sim.pay_notify_fields(order), **{k: str(v) for k, v in changes.items()}}
     fields.pop("sign", None)
     key = ("F" * 32) if forged else sim.config.merchant(demo.MCH_ID).api_key
-    fields["sign"] = signing.sign(fields, key, order.sign_type if order.sign_type != "RSA" else "MD5")
+    fields["sign"] = signing.sign(fields, key, order.sign_type)
     return {"Content-Type": "text/xml"}, build_xml(fields)
 
 
@@ -124,8 +117,8 @@ def refund_notify(running: Any, version: str, out_refund_no: str, /, *, forged: 
     if version == "v3":
         plaintext = {**rules.refund_notify_json(refund), **changes}
         event_type, summary = rules.REFUND_EVENT[plaintext["refund_status"]]
-        body = _v3_envelope(sim, event_type, summary, "refund", plaintext)
-        return _v3_signed(sim, body, forged=forged), body
+        body = v3_envelope(sim, event_type, summary, "refund", plaintext)
+        return v3_signed(sim, body, forged=forged), body
     fields = sim.refund_notify_fields(refund)
     if forged:
         fields = dict(fields, req_info=fields["req_info"][:-8] + "AAAAAAA=")
