@@ -131,3 +131,23 @@ def test_live_mode_refuses_the_demo_merchant_through_the_entry_point(tmp_path):
         assert sum(ln.startswith(f"- {key} ") for ln in lines) == 1, (key, lines)
     assert len(lines) == 5, lines
     assert demo.API_KEY not in proc.stderr
+
+
+async def test_a_certificate_about_to_expire_is_logged_at_start_and_the_server_runs(tmp_path, caplog):
+    from tests.config.test_live_v3 import SERIAL, _key, _pem_private, certificate
+
+    from .conftest import start_server
+
+    key = _key()
+    (tmp_path / "k.pem").write_bytes(_pem_private(key))
+    (tmp_path / "c.pem").write_bytes(certificate(key, serial=SERIAL, days=12))
+    running = await start_server(tmp_path, **{"wechat.api_version": "v3", "wechat.key_path": str(tmp_path / "k.pem"),
+                                              "wechat.cert_path": str(tmp_path / "c.pem")})
+    try:
+        warnings = [r.getMessage() for r in caplog.records if r.name == "wxpay_server.gateways"]
+        assert len(warnings) == 1 and warnings[0].startswith("APIv3 settings: wechat.cert_path: ") \
+            and "(in 11 days)" in warnings[0], warnings
+        pay = running.services.gateway.describe()
+        assert pay["merchant_serial_no"] == f"{SERIAL:X}" and pay["merchant_certificate_expires_at"] is not None
+    finally:
+        await running.stop(grace=1)
