@@ -43,7 +43,7 @@ class PaymentNotifyService(NotifyEndpoint):
         self,
         orders: OrderBook,
         payments: Payments,
-        gateways: Gateways,
+        gateways: Gateways | PayGateway,
         audit: Audit,
         *,
         max_bytes: int = 64 * 1024,
@@ -53,7 +53,8 @@ class PaymentNotifyService(NotifyEndpoint):
         super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
         self.orders = orders
         self.payments = payments
-        self.gateways = gateways
+        # One gateway is a set of one: only its version's notifies are read.
+        self.gateways = gateways if isinstance(gateways, Gateways) else Gateways(gateways)
         self.confirm_timeout = confirm_timeout
         self._locks = KeyedLocks()
 

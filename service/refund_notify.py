@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from wxpay.gateway import NotifyVerdict, Outcome, Refusal
+from wxpay.gateway import NotifyVerdict, Outcome, PayGateway, Refusal
 from wxpay.gateways import Gateways
 
 from .audit import Audit
@@ -35,7 +35,7 @@ class RefundNotifyService(NotifyEndpoint):
     def __init__(
         self,
         refunds: RefundService,
-        gateways: Gateways,
+        gateways: Gateways | PayGateway,
         audit: Audit,
         *,
         max_bytes: int = 64 * 1024,
@@ -43,7 +43,8 @@ class RefundNotifyService(NotifyEndpoint):
     ) -> None:
         super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
         self.refunds = refunds
-        self.gateways = gateways
+        # One gateway is a set of one: only its version's notifies are read.
+        self.gateways = gateways if isinstance(gateways, Gateways) else Gateways(gateways)
         self._locks = KeyedLocks()
 
     async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
