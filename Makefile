@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench zipapp clean soak reliability api-docs
+.PHONY: run test test-all bench binary zipapp clean soak reliability api-docs
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,27 @@ $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $(STAMP)
 
+BUILD_STAMP := $(VENV)/.build-installed
+$(BUILD_STAMP): $(STAMP) requirements-build.txt
+	$(BIN)/pip install --quiet -r requirements-build.txt
+	touch $(BUILD_STAMP)
+
 run: $(STAMP)            ## start the server: sandbox mode, embedded store
 	$(BIN)/python server.py $(ARGS)
 
-test: $(STAMP)           ## the suite CI runs (the browser tests need Debian's chromium: .ci/ensure-chromium)
+test: $(STAMP)           ## the suite CI runs (browser tests: Debian's chromium; deployment tests: nginx, binutils)
 	.ci/ensure-chromium
+	.ci/ensure-deploy-tools --optional
 	$(BIN)/python -m pytest $(ARGS)
 
 test-all: $(STAMP)       ## also the slow battery
 	.ci/ensure-chromium
+	.ci/ensure-deploy-tools --optional
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
+
+binary: $(BUILD_STAMP)   ## one executable, no Python needed on the target: dist/wxpay-server (docs/deploy.md)
+	.ci/ensure-deploy-tools binutils
+	$(BIN)/python deploy/build_binary.py $(ARGS)
 
 zipapp: $(STAMP)         ## one-file server: dist/wxpay-server.pyz (run: python3 dist/wxpay-server.pyz)
 	$(BIN)/pip install --quiet shiv

@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import ipaddress
 import os
+import re
 import secrets
 import tomllib
 import types
@@ -191,6 +192,12 @@ DEMO_CATALOGUE: tuple[Product, ...] = (
     Product("green-tea", "Green tea, 250 g", 3800, "Loose-leaf green tea."),
     Product("mug", "Enamel mug", 4900, "A mug to drink the tea from."),
 )
+
+
+# The shop's name is shown on the pay page and sent to WeChat at the head of
+# every order's description (127 bytes in all): one line, at most this long.
+SHOP_NAME_MAX_BYTES = 64
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
 @dataclass(frozen=True, repr=False)
@@ -705,6 +712,13 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
         problems.append("webhooks.url must be an absolute http(s) URL")
 
     shop: ShopSettings = s["shop"]
+    if not shop.name.strip():
+        problems.append("shop.name must not be empty: shoppers see it on the pay page and in WeChat")
+    elif _UNSAFE_TEXT.search(shop.name):
+        problems.append("shop.name must be one line of plain text (no control, bidi or line-separator characters)")
+    elif len(shop.name.encode("utf-8")) > SHOP_NAME_MAX_BYTES:
+        problems.append(f"shop.name must be at most {SHOP_NAME_MAX_BYTES} UTF-8 bytes (a Chinese character is 3): "
+                        "WeChat shows it before each order's description, 127 bytes in all")
     seen: set[str] = set()
     for p in shop.catalogue:
         if not p.sku.strip():

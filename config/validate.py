@@ -67,10 +67,14 @@ WECHAT_DOC_EXAMPLES = frozenset({
 
 # Words that mark a shop name as a placeholder (whole words, any case).
 _PLACEHOLDER_WORDS = re.compile(
-    r"\b(demo|sandbox|example|sample|test|testing|placeholder|lorem|ipsum|changeme|todo|my shop|shop name)\b"
-    r"|演示|示例|测试|沙箱",
+    r"\b(demo|sandbox|example|sample|test|testing|placeholder|lorem|ipsum|changeme|todo|tbd|my shop|my store|"
+    r"your shop|your store|shop name|store name|merchant name)\b"
+    r"|演示|示例|测试|沙箱|样例|占位|店铺名称|商店名称|商户名称|商家名称|我的店铺|我的商店|你的店铺",
     re.IGNORECASE,
 )
+# A name that is only a generic word names no shop.
+_GENERIC_SHOP_NAMES = {"shop", "store", "merchant", "myshop", "mystore", "onlineshop", "webshop", "商店", "店铺",
+                       "商城", "商户", "商家", "网店", "小店"}
 # Names that are never a shop's public address (RFC 2606, 6761, 6762, ICANN's .internal).
 _RESERVED_SUFFIXES = (
     ".example", ".test", ".invalid", ".localhost", ".local", ".internal", ".lan", ".home.arpa",
@@ -488,19 +492,21 @@ def _check_urls(c: _Check) -> None:
 
 
 def _check_shop(c: _Check) -> None:
-    """What a shopper sees from the settings: the shop's name on the pay page.
+    """What a shopper sees from the settings: the shop's name, on the pay page,
+    the error pages and (at the head of each order's description) in WeChat.
 
     The demo catalogue and its descriptions are only ever served by the
     sandbox's demo shop (``/`` answers 404 in live mode), so they need no check."""
     name = c.s.shop.name
     if name == ShopSettings().name:
         c.add(
-            f"{_name('shop.name')} is the sandbox's {name!r}, which shoppers see on the pay page; "
+            f"{_name('shop.name')} is the sandbox's {name!r}, which shoppers see on the pay page and in WeChat; "
             "set your shop's name"
         )
-    elif _PLACEHOLDER_WORDS.search(name) or _is_placeholder(name):
-        c.add(f"{_name('shop.name')} looks like a placeholder, which shoppers see on the pay page; "
-              "set your shop's name")
+    elif (_PLACEHOLDER_WORDS.search(name) or _is_placeholder(name)
+          or re.sub(r"[\W_]", "", name.lower()) in _GENERIC_SHOP_NAMES):
+        c.add(f"{_name('shop.name')} looks like a placeholder, which shoppers see on the pay page and in "
+              "WeChat; set your shop's name")
 
 
 def _check_sandbox_only(c: _Check) -> None:

@@ -135,13 +135,23 @@ class BaseHandler(tornado.web.RequestHandler):
             ) from None
 
     def render_error_page(self, status_code: int, body: dict[str, Any]) -> None:
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(
-            "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<title>{status_code}</title><main style='font-family:sans-serif;padding:2em'>"
-            f"<h1>{tornado.escape.xhtml_escape(body['message'])}</h1>"
-            f"<p>{tornado.escape.xhtml_escape(body['code'])}</p></main>"
+        """The shopper's (or the admin's) error page: handlers/error_pages.py says what it shows."""
+        from .error_pages import page_values
+
+        retry_after = (body.get("details") or {}).get("retry_after_s")
+        values = page_values(
+            status=status_code, code=str(body.get("code") or f"http_{status_code}"),
+            lang_query=b"".join(self.request.query_arguments.get("lang", [])[-1:]).decode("utf-8", "replace"),
+            accept_language=self.request.headers.get("Accept-Language"),
+            method=self.request.method or "GET", uri=self.request.uri or "/",
+            retry_path=getattr(self, "retry_path", None),
+            retry_after_s=retry_after if isinstance(retry_after, int) else None,
+            shop_name=self.app_settings.shop.name,
         )
+        self.set_header("Content-Security-Policy", PAGE_CSP)  # whichever handler failed
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Vary", "Accept-Language")
+        self.render("error.html", **values)
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, ServiceError):

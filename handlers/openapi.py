@@ -66,6 +66,14 @@ ERRORS: dict[str, ErrorCode] = {
     "invalid_client_ip": ErrorCode(400, "client_ip (or the caller's address) is not an IPv4/IPv6 address as text."),
     "invalid_trade_type": ErrorCode(400, "The trade type is not one WeChat offers (JSAPI, NATIVE, MWEB, APP)."),
     "openid_required": ErrorCode(400, "A Mini Program payment needs the shopper's openid ([A-Za-z0-9_-], 1-128)."),
+    "openid_rejected": ErrorCode(400, "WeChat refused the openid: not a user of the Mini Program (made up, or another "
+                                      "app's such as the Official Account's). Get it with `createMiniProgramSession`."),
+    "invalid_login_code": ErrorCode(400, "code is not a `wx.login` code (1-128 visible ASCII characters)."),
+    "invalid_include_session_key": ErrorCode(400, "include_session_key is not true or false."),
+    "login_code_rejected": ErrorCode(400, "WeChat does not accept the code (unknown, older than 5 minutes, or another "
+                                          "Mini Program's): call `wx.login` again."),
+    "login_code_already_used": ErrorCode(400, "The code was traded already (codes are single-use): call `wx.login` "
+                                              "again."),
     "app_not_configured": ErrorCode(400, "No mobile app appid is configured (`wechat.app_appid`)."),
     "mini_program_not_configured": ErrorCode(400, "No Mini Program appid is configured (`wechat.mini_program_appid`)."),
     "invalid_page_url": ErrorCode(400, "url is not the absolute http(s) URL of the page (at most 1024 ASCII characters)."),
@@ -76,9 +84,13 @@ ERRORS: dict[str, ErrorCode] = {
     "invalid_state": ErrorCode(400, "The state filter is not a webhook event state."),
     # 401
     "unauthorized": ErrorCode(401, "No valid merchant token (`Authorization: Bearer <token>`)."),
+    # 403
+    "login_blocked_by_wechat": ErrorCode(403, "WeChat blocked the shopper's login (it rates the account high-risk)."),
     # 429
     "too_many_token_attempts": ErrorCode(429, "Too many wrong tokens from your address; wait `Retry-After` seconds."),
     "too_many_requests": ErrorCode(429, "Too many new WeChat orders from this network; wait `Retry-After` seconds."),
+    "too_many_logins": ErrorCode(429, "The shopper logged in more often this minute than WeChat allows (100); "
+                                      "wait `Retry-After` seconds."),
     # 404
     "not_found": ErrorCode(404, "No such path (the operations are the ones in this document)."),
     "checkout_not_found": ErrorCode(404, "No checkout with this id."),
@@ -134,7 +146,9 @@ UPSTREAM: dict[str, str] = {
     "refund_not_exist": "WeChat has no such refund.",
     "out_trade_no_used": "WeChat saw this out_trade_no with other parameters.",
     "not_enough": "Insufficient balance.",
-    "invalid_request": "WeChat found a parameter invalid (for example an openid of another appid).",
+    "invalid_request": "WeChat found a parameter invalid.",
+    "openid_mismatch": "WeChat refused the openid as not a user of the appid (a payment call answers it as 400 "
+                       "`openid_rejected`).",
     "merchant_setup": "Only the merchant's WeChat console or configuration can fix this.",
     "user_paying": "WeChat says the shopper is still paying (APIv3 202); retry with the same parameters.",
     "rate_limited": "WeChat asks us to slow down (APIv3 429); retry later.",
@@ -143,6 +157,10 @@ UPSTREAM: dict[str, str] = {
     "wechat_api_error": "A WeChat JSON API answered with a non-zero errcode.",
     "token_invalid": "WeChat refused the access_token; it is refreshed on the next call.",
     "api_quota_exceeded": "The Official Account's daily API quota is used up.",
+    "login_code_invalid": "WeChat refused a `wx.login` code (answered as 400 `login_code_rejected`).",
+    "login_code_used": "WeChat saw the `wx.login` code traded already (answered as 400 `login_code_already_used`).",
+    "login_blocked": "WeChat blocked a high-risk shopper's login (answered as 403 `login_blocked_by_wechat`).",
+    "login_rate_limited": "WeChat's per-shopper login limit (answered as 429 `too_many_logins`).",
 }
 
 # Every operation can be refused with these (the body limit and framing are checked
@@ -275,6 +293,22 @@ def schemas(settings: Any) -> dict[str, Any]:
                         ("appid", "partnerid", "prepayid", "package", "noncestr", "timestamp", "sign")},
                        description="The App SDK's `PayReq`."),
         }, required=["out_trade_no", "trade_type", "expires_at", "reused"]),
+        "MiniProgramLogin": obj({
+            "code": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,128}$",
+                     "description": "The one-time code `wx.login()` gave the Mini Program (good for 5 minutes, once)."},
+            "include_session_key": {"type": "boolean", "default": False,
+                                    "description": "Also return WeChat's `session_key`, for a backend that decrypts "
+                                                   "`encryptedData` (`wx.getPhoneNumber` …). A code trades only once, "
+                                                   "so this is the only chance to get it; leave it out otherwise, "
+                                                   "the key is a secret."},
+        }, required=["code"]),
+        "MiniProgramSession": obj({
+            "openid": {"type": "string", "description": "The shopper's openid under the Mini Program: pass it to "
+                                                        "`createPayment` with `client: mini_program`."},
+            "unionid": {**STR_OR_NULL, "description": "The shopper's unionid, when the Mini Program is bound to an "
+                                                      "Open platform account."},
+            "session_key": {"type": "string", "description": "Only with `include_session_key`; never stored here."},
+        }, required=["openid", "unionid"]),
         "WxConfig": obj({
             "debug": {"type": "boolean"}, "appId": {"type": "string"}, "timestamp": {"type": "integer"},
             "nonceStr": {"type": "string"}, "signature": {"type": "string"},
@@ -411,12 +445,24 @@ def operations() -> list[Operation]:
             ok={200: ("`request_payment` (Mini Program) or `app` (App SDK).", "Payment")},
             params=(CHECKOUT_ID,), body="PaymentRequest",
             errors=("invalid_body", "unknown_field", "invalid_client", "invalid_client_ip", "openid_required",
-                    "invalid_trade_type",
+                    "openid_rejected", "invalid_trade_type",
                     "app_not_configured", "mini_program_not_configured", "checkout_not_found", "checkout_paid",
                     "checkout_closed", "checkout_expired", "prepay_in_progress", "too_many_orders", "too_many_requests",
                     "order_state", "order_not_found",
                     "token_refresh_timeout", *UPSTREAM_ERRORS),
             description="Calls WeChat's unifiedorder (or reuses a still valid prepay_id for the same shopper).",
+        ),
+        Operation(
+            "post", "/api/mini-program/sessions", "createMiniProgramSession",
+            "Trade a Mini Program's wx.login code for the shopper's openid", "mini_program",
+            ok={200: ("The shopper's openid (`session_key` only when asked).", "MiniProgramSession")},
+            body="MiniProgramLogin",
+            errors=("invalid_body", "unknown_field", "invalid_login_code", "invalid_include_session_key",
+                    "mini_program_not_configured", "login_code_rejected", "login_code_already_used",
+                    "login_blocked_by_wechat", "too_many_logins", *UPSTREAM_ERRORS),
+            description="Calls WeChat's `sns/jscode2session` with the Mini Program's AppSecret, which stays on this "
+                        "server. The openid is what `createPayment` needs for `client: mini_program`. Nothing is "
+                        "stored; each code trades once.",
         ),
         Operation(
             "post", "/api/checkouts/{checkout_id}/cancel", "cancelCheckout", "Close an unpaid checkout", "checkouts",
@@ -566,12 +612,13 @@ def build_document(settings: Any, *, version: str = "0.1.0", server_url: str | N
             "version": version,
             "description": "Create checkouts, read them back, refund and cancel them; hear back by webhooks. "
                            "Amounts are integer fen. Every error is JSON `{code, message}` (sometimes `details`) "
-                           "with a status that says who must act: 400 your input, 401 the token, 404 not found, "
-                           "409 the checkout's state, 413 the body's size, 429 too many wrong tokens, 502 WeChat, 503 our store (retry).",
+                           "with a status that says who must act: 400 your input, 401 the token, 403 WeChat refused the "
+                           "shopper, 404 not found, 409 the checkout's state, 413 the body's size, 429 too many "
+                           "attempts, 502 WeChat, 503 our store (retry).",
         },
         "servers": [{"url": server_url or "/"}],
         "security": [{"merchantToken": []}],
-        "tags": [{"name": t} for t in ("checkouts", "refunds", "jssdk", "webhooks", "meta")],
+        "tags": [{"name": t} for t in ("checkouts", "mini_program", "refunds", "jssdk", "webhooks", "meta")],
         "paths": paths,
         "webhooks": {kind: _webhook(kind) for kind in WEBHOOK_TYPES},
         "components": {

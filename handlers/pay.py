@@ -47,7 +47,7 @@ class PayPageHandler(PageHandler):
             self.redirect(url)
             return
         self.xsrf_token  # sets the XSRF cookie the page's POST will echo
-        status = "paid" if checkout.status in PAID_STATUSES else checkout.status  # refunds are the merchant's side
+        status = checkout.status  # paid, or (partially_)refunded: the shopper is told of refunds too
         if status == "open" and checkout.expires_at <= self.services.now():
             status = "expired"
         lang = pick_language(self.get_query_argument("lang", None), self.request.headers.get("Accept-Language"))
@@ -60,6 +60,7 @@ class PayPageHandler(PageHandler):
             "env": env,
             "status": status,
             "amountFen": checkout.amount_fen,
+            "refundedFen": checkout.refunded_fen,
             "returnUrl": checkout.return_url,
             "useJssdk": self.app_settings.wechat.use_jssdk,
             "sandbox": self.app_settings.is_sandbox,
@@ -80,6 +81,7 @@ class PayPageHandler(PageHandler):
             sandbox=self.app_settings.is_sandbox,
             sandbox_bridge=bridge,
             amount_text=yuan_text(checkout.amount_fen),
+            refunded_text=yuan_text(checkout.refunded_fen),
             return_url=checkout.return_url,
             # JSON inside <script>: no "<" at all, so no "</script>" or "<!--" can end it early.
             page_config=json.dumps(config, ensure_ascii=False).replace("<", "\\u003c"),
@@ -90,6 +92,7 @@ class OAuthCallbackHandler(PageHandler):
     async def get(self) -> None:
         raw = self.get_signed_cookie(OAUTH_COOKIE, max_age_days=1)
         expected, _, next_path = (raw.decode() if raw else "").partition("|")
+        self.retry_path = next_path or None  # the error page's way back to the pay page
         self.clear_cookie(OAUTH_COOKIE)
         openid = await self.services.oauth.finish(
             self.get_query_argument("code", None), self.get_query_argument("state", None), expected or None,
@@ -121,14 +124,19 @@ class PrepayHandler(BaseHandler):
         page_url = data.get("page_url")
         if not (isinstance(page_url, str) and _same_origin(page_url, base)):
             page_url = None
-        result = await self.services.prepay.prepay(
-            checkout_id,
-            trade_type=trade_type,
-            openid=openid,
-            client_ip=self.client_ip(),
-            page_url=page_url if self.app_settings.wechat.use_jssdk else None,
-            wap_url=base,
-        )
+        try:
+            result = await self.services.prepay.prepay(
+                checkout_id,
+                trade_type=trade_type,
+                openid=openid,
+                client_ip=self.client_ip(),
+                page_url=page_url if self.app_settings.wechat.use_jssdk else None,
+                wap_url=base,
+            )
+        except InvalidInput as exc:
+            if exc.code == "openid_rejected":  # a sign-in of another appid: the reload signs in afresh
+                self.clear_cookie(OPENID_COOKIE)
+            raise
         body: dict[str, Any] = result.public()
         if result.code_url:
             body["qr_svg"] = qr_data_uri(result.code_url)
@@ -148,7 +156,7 @@ class StatusHandler(BaseHandler):
         paid = checkout.status in PAID_STATUSES  # refunded later, but the shopper did pay
         self.write_json(
             {
-                "status": "expired" if expired else ("paid" if paid else checkout.status),
+                "status": "expired" if expired else checkout.status,
                 "paid": paid,
                 "refunded_fen": checkout.refunded_fen,
                 "return_url": checkout.return_url,

@@ -22,6 +22,7 @@ from .clock import utcnow
 from .closing import Closing
 from .jssdk import JssdkService
 from .lifecycle import Lifecycle
+from .mini_program import MiniProgramLogins
 from .notify_limiter import NotifyLimiter
 from .oauth import OAuthService
 from .order_checks import OrderChecks
@@ -63,6 +64,7 @@ class Services:
     tokens: TokenService
     trust: TrustKeeper  # what WeChat rotates, kept in the store (APIv3 platform certificates; nothing for APIv2)
     jssdk: JssdkService
+    mini_program: MiniProgramLogins  # wx.login codes traded for openids (no client when none is configured)
     call_stats: CallStats  # fed by the WeChat clients' observer
     notify_limiter: NotifyLimiter  # what unverified notifies may cost, per source
     public_base: str

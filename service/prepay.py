@@ -27,6 +27,7 @@ from wxpay.gateway import H5Site, OrderRequest, PayGateway
 from wxpay.payloads import AppPayload, BridgePayload, ChooseWXPayPayload, MiniProgramPayload, WxConfig
 from wxpay.errors import (
     IdentityMismatchError,
+    OpenidMismatchError,
     OrderClosedError,
     OrderPaidError,
     OutTradeNoUsedError,
@@ -44,6 +45,7 @@ from .guard import store_guard
 from .keyed_locks import KeyedLocks
 from .lifecycle import Lifecycle
 from .models import FAILED, OPEN, PAID, PAID_STATUSES, PREPAID, Checkout, Order
+from .order_text import order_description
 from .orders import OrderBook, new_out_trade_no
 from .pauses import pause
 from .source_quota import SourceQuota
@@ -94,6 +96,11 @@ class PrepayResult:
         out["expires_at"] = self.expires_at.isoformat()
         return out
 
+
+OPENID_REJECTED = (
+    "WeChat refused the openid: it is not a user of this app (made up, or another app's, such as the Official "
+    "Account's). For a Mini Program, get it from the shopper's wx.login code with POST /api/mini-program/sessions"
+)
 
 PAYMENT_FIELDS = frozenset({"client", "openid", "client_ip"})
 PAYMENT_CLIENTS = {"mini_program": "JSAPI", "app": "APP"}  # client -> trade_type
@@ -147,6 +154,7 @@ class PrepayService:
         query_after: timedelta = timedelta(seconds=60),
         max_orders: int = MAX_ORDERS,
         source_quota: SourceQuota | None = None,
+        shop_name: str = "",
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.checkouts = checkouts
@@ -162,6 +170,7 @@ class PrepayService:
         self.query_after = query_after
         self.max_orders = max_orders
         self.source_quota = source_quota
+        self.shop_name = shop_name  # what WeChat shows the shopper: service/order_text.py
         self.now = now
         self._locks = KeyedLocks()
 
@@ -328,14 +337,15 @@ class PrepayService:
             trade_type=trade_type,
             appid=appid,
             amount_fen=checkout.amount_fen,
-            description=checkout.description,
+            description=order_description(self.shop_name, checkout.description),
             notify_url=self.notify_url,
             client_ip=client_ip,
             expires_at=checkout.expires_at,
             openid=openid if trade_type == "JSAPI" else None,
             product_id=checkout.id if trade_type == "NATIVE" else None,
             attach=checkout.attach,
-            h5_site=H5Site(wap_url or self.notify_url, checkout.description) if trade_type == "MWEB" else None,
+            h5_site=H5Site(wap_url or self.notify_url, self.shop_name or checkout.description)
+            if trade_type == "MWEB" else None,
         )
         try:
             placed = await self.gateway.place_order(request)
@@ -349,6 +359,9 @@ class PrepayService:
         except (OrderClosedError, OutTradeNoUsedError) as exc:
             await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc
+        except OpenidMismatchError as exc:  # the caller's openid, not WeChat failing: theirs to fix
+            await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
+            raise InvalidInput("openid_rejected", OPENID_REJECTED) from exc
         except WxPayError as exc:
             await self.lifecycle.move_order(order, FAILED, failure=exc.code, next_check_at=None)
             raise UpstreamError(exc.code, exc.message) from exc

@@ -23,6 +23,7 @@ from service.closing import Closing
 from service.container import Services
 from service.jssdk import JssdkService
 from service.lifecycle import Lifecycle
+from service.mini_program import MiniProgramLogins
 from service.notify_limiter import NotifyLimiter
 from service.oauth import OAuthService
 from service.order_checks import OrderChecks
@@ -43,6 +44,7 @@ from store.leases import Leases, make_holder
 from store.open import indexes, open_store
 from wxpay.endpoints import Endpoints
 from wxpay.gateway import PayGateway
+from wxpay.mini_program import MiniProgramClient
 from wxpay.oauth import OAuthClient
 from wxpay.official import OfficialAccountClient
 from wxpay.transport import TornadoTransport, Transport
@@ -128,6 +130,11 @@ async def build(
 
     official = OfficialAccountClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
     oauth_client = OAuthClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
+    mini_program_client = (
+        MiniProgramClient(w.mini_program_appid, w.mini_program_secret, transport=transport, endpoints=endpoints,
+                          observer=observe)
+        if w.mini_program_appid and w.mini_program_secret else None
+    )
 
     holder = make_holder()
     leases = Leases(store)
@@ -167,6 +174,7 @@ async def build(
             store, limit=settings.checkout.orders_per_ip,
             window=timedelta(seconds=settings.checkout.orders_per_ip_window_s), now=now,
         ),
+        shop_name=settings.shop.name,
         now=now,
     )
     limiter = NotifyLimiter(
@@ -203,7 +211,7 @@ async def build(
         payments=payments, order_checks=order_checks, prepay=prepay, payment_notify=payment_notify,
         refunds=refunds, refund_notify=refund_notify, closing=closing, reconciler=reconciler, outbox=outbox,
         webhooks=webhooks, oauth=oauth, tokens=tokens, trust=TrustKeeper(store, leases, trusted, holder=holder, now=now),
-        jssdk=JssdkService(tokens, w.appid),
+        jssdk=JssdkService(tokens, w.appid), mini_program=MiniProgramLogins(mini_program_client),
         call_stats=call_stats, notify_limiter=limiter, public_base=public_base, mode=settings.mode,
         reconciler_enabled=settings.reconciler.enabled, reconciler_interval_s=settings.reconciler.interval_s,
         sandbox_bridge=sandbox.PREFIX if mounted is not None else None, now=now,

@@ -18,6 +18,7 @@ from edge.http_server import EdgeHTTPServer, Limits
 from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
 from handlers import health as health_routes
+from handlers import mini_program as mini_program_routes
 from handlers import notify as notify_routes
 from handlers import openapi as openapi_routes
 from handlers import pay as pay_routes
@@ -28,6 +29,7 @@ from handlers.access_log import AccessLog, access_log
 from handlers.body_limit import BodyLimit, server_max_body_size
 from handlers.inflight import Inflight
 from handlers.lockout import admin_lockout, merchant_api_lockout
+from handlers.static_files import StaticFiles
 from service.container import Services
 from service.metrics import StatusMetrics
 
@@ -48,8 +50,8 @@ def make_app(services: Services | None, settings: Settings, *, extra_routes: Seq
     routes: list[Any] = []
     # Tornado tries routes in order: the hot ones (WeChat's notifies, the page's
     # polls and prepays) first. No two modules' patterns overlap.
-    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, openapi_routes, health_routes, shop_routes,
-                   status_routes):
+    for module in (notify_routes, pay_routes, api_routes, after_payment_routes, mini_program_routes, openapi_routes,
+                   health_routes, shop_routes, status_routes):
         routes.extend(module.routes())
     routes.extend(extra_routes)
     trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.server.trusted_proxies)
@@ -66,6 +68,7 @@ def make_app(services: Services | None, settings: Settings, *, extra_routes: Seq
         template_path=str(WEB / "templates"),
         static_path=str(WEB / "static"),
         static_url_prefix="/static/",
+        static_handler_class=StaticFiles,
         cookie_secret=settings.server.cookie_secret,
         xsrf_cookies=settings.server.xsrf_cookies,
         xsrf_cookie_kwargs={"httponly": False, "samesite": "Lax", "secure": settings.is_live},

@@ -13,9 +13,14 @@ from .errors import (
     DecryptError,
     IdentityMismatchError,
     InvalidArgumentError,
+    LoginBlockedError,
+    LoginCodeError,
+    LoginCodeUsedError,
+    LoginRateLimitedError,
     OAuthCodeError,
     OAuthCodeExpiredError,
     OAuthCodeUsedError,
+    OpenidMismatchError,
     ProtocolError,
     ReturnFailError,
     SignatureError,
@@ -26,6 +31,7 @@ from .errors import (
     WxTimeoutError,
 )
 from .merchant import Merchant
+from .mini_program import MiniProgramClient, MiniProgramSession
 from .notify import decrypt_refund_notify, notify_reply, read_notify, verify_payment_notify
 from .oauth import OAuthClient
 from .official import OfficialAccountClient
@@ -41,10 +47,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "errors", "WxPayClient", "check_reply", "Endpoints", "PayGateway", "V2Gateway", "V3Gateway", "V3Settings", "check_v3_settings", "Merchant", "OAuthClient", "OfficialAccountClient",
+    "MiniProgramClient", "MiniProgramSession",
     "TornadoTransport", "read_notify", "verify_payment_notify", "notify_reply", "decrypt_refund_notify",
     "jsapi_payloads", "wx_config", "mini_program_payload", "app_payload", "mweb_redirect",
     "sign", "verify", "jssdk_signature", "make_nonce", "MD5", "HMAC_SHA256", "build_xml", "parse_xml",
     "WxPayError", "TransportError", "WxTimeoutError", "ProtocolError", "UnsafeXMLError", "SignatureError",
     "ReturnFailError", "BusinessError", "IdentityMismatchError", "DecryptError", "InvalidArgumentError",
     "ApiError", "TokenInvalidError", "OAuthCodeError", "OAuthCodeUsedError", "OAuthCodeExpiredError",
+    "OpenidMismatchError", "LoginCodeError", "LoginCodeUsedError", "LoginBlockedError", "LoginRateLimitedError",
 ]

@@ -64,6 +64,18 @@ ERRCODES: dict[int, tuple[type[e.ApiError], str]] = {
     45011: (e.QuotaExceededError, "API called too frequently; slow down"),
 }
 
+# sns/jscode2session (Mini Program login): what its codes mean there.
+LOGIN_ERRCODES: dict[int, tuple[type[e.ApiError], str]] = {
+    40029: (e.LoginCodeError, "The wx.login code is invalid, expired (5 minutes) or another Mini Program's; "
+                              "call wx.login again and send the new code"),
+    40163: (e.LoginCodeUsedError, "The wx.login code was already traded; codes are single-use, call wx.login again"),
+    40226: (e.LoginBlockedError, "WeChat blocked this login: it rates the shopper high-risk"),
+    45011: (e.LoginRateLimitedError, "This shopper logged in too often this minute (WeChat allows 100); "
+                                     "retry in a minute"),
+    40013: (e.ApiError, "WeChat does not know this Mini Program appid; check wechat.mini_program_appid"),
+    40125: (e.ApiError, "WeChat refused the Mini Program AppSecret; check wechat.mini_program_secret"),
+}
+
 
 def describe_err_code(err_code: str) -> tuple[type[e.BusinessError], str]:
     if err_code in ERR_CODES:

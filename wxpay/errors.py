@@ -210,6 +210,14 @@ class InvalidRequestError(BusinessError):
     code = "invalid_request"
 
 
+class OpenidMismatchError(InvalidRequestError):
+    """WeChat refused the order's openid: not a user of that appid (made up,
+    or an openid of another app, e.g. the Official Account's for a Mini
+    Program payment). The caller must get the openid under the order's appid."""
+
+    code = "openid_mismatch"
+
+
 class MerchantSetupError(BusinessError):
     """Problems only the merchant's WeChat console or config can fix."""
 
@@ -280,6 +288,32 @@ class ApiBusyError(ApiError):
     retryable = True
 
 
+class LoginCodeError(ApiError):
+    """A Mini Program ``wx.login`` code WeChat will not trade (``sns/jscode2session``
+    40029: unknown, expired, or another Mini Program's): call ``wx.login`` again."""
+
+    code = "login_code_invalid"
+
+
+class LoginCodeUsedError(LoginCodeError):
+    """40163: the ``wx.login`` code was traded already; codes are single-use."""
+
+    code = "login_code_used"
+
+
+class LoginBlockedError(ApiError):
+    """40226: WeChat rates the shopper high-risk and blocks the Mini Program login."""
+
+    code = "login_blocked"
+
+
+class LoginRateLimitedError(QuotaExceededError):
+    """45011 on ``jscode2session``: this shopper logged in too often this minute (100)."""
+
+    code = "login_rate_limited"
+    retryable = True
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -290,6 +324,8 @@ def business_error(reply: Mapping[str, Any]) -> BusinessError:
     err_code = str(reply.get("err_code") or "")
     des = reply.get("err_code_des")
     cls, message = describe_err_code(err_code)
+    if cls is InvalidRequestError and names_openid(des):
+        cls, message = OpenidMismatchError, OPENID_MISMATCH_MESSAGE
     if des:
         message = f"{message} (WeChat: {des})"
     return cls(
@@ -299,6 +335,15 @@ def business_error(reply: Mapping[str, Any]) -> BusinessError:
         err_code=err_code or None,
         err_code_des=des,
     )
+
+
+OPENID_MISMATCH_MESSAGE = "WeChat refused the openid: it is not a user of the order's appid; get the openid under that appid"
+
+
+def names_openid(*texts: Any) -> bool:
+    """Whether WeChat's words about a refused parameter name the openid
+    (V2 ``PARAM_ERROR`` "appid和openid不匹配", V3 ``detail.field`` "/payer/openid")."""
+    return any(isinstance(t, str) and "openid" in t.lower() for t in texts)
 
 
 def return_fail_error(reply: Mapping[str, Any]) -> ReturnFailError:
@@ -316,11 +361,16 @@ def return_fail_error(reply: Mapping[str, Any]) -> ReturnFailError:
     )
 
 
-def api_error(body: Mapping[str, Any]) -> ApiError:
-    """Map a JSON ``{errcode, errmsg}`` reply to its typed error."""
+def api_error(
+    body: Mapping[str, Any], errcodes: Mapping[int, tuple[type[ApiError], str]] | None = None
+) -> ApiError:
+    """Map a JSON ``{errcode, errmsg}`` reply to its typed error.
+
+    ``errcodes``: an endpoint's own meanings, ahead of the shared table
+    (``jscode2session``'s 40029 is a ``wx.login`` code, not an OAuth one)."""
     from .err_codes import describe_errcode
 
     errcode = int(body.get("errcode", -1))
     errmsg = str(body.get("errmsg", ""))
-    cls, message = describe_errcode(errcode)
+    cls, message = (errcodes or {}).get(errcode) or describe_errcode(errcode)
     return cls(f"{message} (WeChat {errcode}: {errmsg})", errcode=errcode, errmsg=errmsg)

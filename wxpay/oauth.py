@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import quote, urlencode, urlsplit
 
 from .endpoints import Endpoints
@@ -96,7 +96,8 @@ class _JsonApi:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(appid={self.appid!r}, secret='***')"
 
-    async def _json(self, endpoint: str, path: str, query: dict[str, Any], *, json_body: Any = None) -> dict:
+    async def _json(self, endpoint: str, path: str, query: dict[str, Any], *, json_body: Any = None,
+                    errcodes: Mapping[int, Any] | None = None) -> dict:
         url = self.endpoints.api(path)
         if query:
             url = f"{url}?{urlencode(query)}"
@@ -115,7 +116,7 @@ class _JsonApi:
         try:
             response = await self.transport.send(request)
             raise_for_status(response, url)
-            data = parse_json_reply(response.body)
+            data = parse_json_reply(response.body, errcodes=errcodes)
         except Exception as exc:
             observe(self.observer, self._log, endpoint, started, exc)
             raise

@@ -263,8 +263,9 @@ class RefundQueryResult:
 # --- JSON APIs ---------------------------------------------------------------
 
 
-def parse_json_reply(body: bytes, *, max_bytes: int = 256 * 1024) -> dict[str, Any]:
-    """Decode a JSON API reply, raising the typed error for a non-zero errcode."""
+def parse_json_reply(body: bytes, *, max_bytes: int = 256 * 1024, errcodes: Mapping[int, Any] | None = None) -> dict[str, Any]:
+    """Decode a JSON API reply, raising the typed error for a non-zero errcode
+    (``errcodes``: the endpoint's own meanings, see ``errors.api_error``)."""
     from .errors import api_error
 
     if len(body) > max_bytes:
@@ -281,7 +282,7 @@ def parse_json_reply(body: bytes, *, max_bytes: int = 256 * 1024) -> dict[str, A
     if isinstance(errcode, bool) or not (isinstance(errcode, int) or isinstance(errcode, str) and _INT.fullmatch(errcode)):
         raise ProtocolError(f"WeChat's errcode is not a number: {errcode!r}")
     if int(errcode) != 0:
-        raise api_error(data)
+        raise api_error(data, errcodes)
     return data
 
 

@@ -272,6 +272,21 @@ WEAKNESSES = [
      "One payment confirmation (`service/payments.py`) for the notify, the reconciler and a cancel: SUCCESS and "
      "REFUND are both a payment; every move to paid goes through it and the lifecycle's one table.",
      "duplicates", "a notify for a payment refunded at WeChat before it arrived"),
+    ("A Mini Program payment could not be tried in sandbox (the simulator had no `sns/jscode2session` and "
+     "accepted only openids it derived itself), and an openid WeChat refuses (made up, or the Official "
+     "Account's) was a 502 `invalid_request` on `POST /api/checkouts/{id}/payment`: WeChat blamed, not the "
+     "merchant's input.",
+     "The simulator answers `sns/jscode2session` and mints `wx.login` codes (`/_sim/wx-login`); "
+     "`POST /api/mini-program/sessions` trades a code for the openid; `OpenidMismatchError` (V2 `PARAM_ERROR` "
+     "naming the openid, V3 `OPENID_MISMATCH`) is 400 `openid_rejected`, the order failed, nothing paid.",
+     "dependencies", "WeChat refuses the openid of a Mini Program payment"),
+    ("Shopper-facing errors were one line of the API's English message and the raw code, the same in every "
+     "language; a missing static file got Tornado's bare 404, and a handler that is no page (the sandbox "
+     "bridge's 404 in live mode) sent its HTML without the pages' CSP.",
+     "`web/templates/error.html` (handlers/error_pages.py): what happened and what to do next in the page's "
+     "language, the code small; every HTML error, static files' included, carries the pages' CSP and no script "
+     "or inline style.",
+     "edge", "every HTML error: the error page, under the pages' CSP, no script or inline style"),
     ("A payment notify waited for WeChat's orderquery without a bound (the query's own retries and timeouts "
      "included): a slow query kept the notify open past the 5 s WeChat waits, so WeChat counted a failure while "
      "the server went on to answer SUCCESS to nobody.",

@@ -253,3 +253,38 @@ async def test_wechat_calls_are_not_starved_by_other_http(tmp_path):
     finally:
         await running.stop(grace=1)
         hang_server.stop()
+
+
+async def test_wechat_refusing_a_mini_program_openid_is_the_merchants_400(tmp_path):
+    """WeChat's unifiedorder refuses an openid that is not a user of the Mini Program (made up, or the
+    Official Account's): the payment call is 400 ``openid_rejected`` naming the way to the right openid,
+    not a 502; nothing is paid, the order is failed, and the right openid (from the shopper's
+    ``wx.login`` code, through ``POST /api/mini-program/sessions``) then pays."""
+    from wxpay.simulator import demo
+
+    running = await start_server(tmp_path)
+    try:
+        client = Client(running)
+        checkout = await client.checkout(1200)
+        path = f"/api/checkouts/{checkout['id']}/payment"
+        replies = []
+        for openid in ("oMadeUpOpenid0000000000000000", running.simulator.openid_for(demo.OFFICIAL_ACCOUNT_APPID, "b")):
+            r = await client.merchant.post(path, json_body={"client": "mini_program", "openid": openid},
+                                           headers=client.auth)
+            logwatch.add_text(r.body)
+            replies.append((r.code, as_json(r)["code"]))
+        orders = await running.services.orders.for_checkout(checkout["id"])
+        code = as_json(await client.sim("POST", "wx-login", {"user": "b"}))["code"]
+        login = as_json(await client.merchant.post("/api/mini-program/sessions", json_body={"code": code},
+                                                   headers=client.auth))
+        r = await client.merchant.post(path, json_body={"client": "mini_program", "openid": login["openid"]},
+                                       headers=client.auth)
+        ok = (replies == [(400, "openid_rejected")] * 2 and [o.state for o in orders] == ["failed", "failed"]
+              and r.code == 200 and "request_payment" in as_json(r))
+        record("dependencies", "WeChat refuses the openid of a Mini Program payment",
+               "pass" if ok else f"FAIL: {replies} {[o.state for o in orders]} {r.code}",
+               refused_with=" ".join(f"{s} {c}" for s, c in replies), failed_orders=len(orders),
+               right_openid_after_login=r.code)
+        assert ok, (replies, orders, r.body)
+    finally:
+        await running.stop(grace=1)

@@ -227,3 +227,39 @@ async def test_every_route_answers_with_the_security_headers(tmp_path):
     record(SECTION, "every route, static file and error: nosniff, no Server header, HSTS in live mode",
            "pass" if not problems else f"FAIL: {problems[:3]}", **figures)
     assert problems == []
+
+
+async def test_every_html_error_is_the_error_page_under_the_pages_csp(tmp_path):
+    """Crawled in sandbox and live mode: every HTML error this server (not its simulated WeChat)
+    answers is web/templates/error.html with the pages' CSP, no script or inline style, the code
+    small. Before, a static file's 404 was Tornado's bare page, and a handler that is not a page
+    (the sandbox bridge's, in live mode) sent none of the page's CSP."""
+    from handlers.base import PAGE_CSP
+
+    figures: dict[str, object] = {}
+    problems: list[str] = []
+    for mode, start in (("sandbox", start_server), ("live", start_live)):
+        running = await start(tmp_path / f"pages-{mode}")
+        try:
+            responses = await crawl(running)
+        finally:
+            await running.stop(grace=1)
+        pages = [(what, r) for what, r in responses
+                 if r.code >= 400 and r.headers.get("Content-Type", "").startswith("text/html")
+                 and not what.split(" ", 1)[1].startswith("/_wechat/")]
+        for what, r in pages:
+            text = r.body.decode("utf-8", "replace")
+            if r.headers.get("Content-Security-Policy") != PAGE_CSP:
+                problems.append(f"{what} ({r.code}): CSP {r.headers.get('Content-Security-Policy')!r}")
+            if what.startswith("HEAD "):
+                continue
+            if '<code id="error-code">' not in text or '<h1 id="error-title">' not in text:
+                problems.append(f"{what} ({r.code}): not the error page: {text[:80]!r}")
+            if "<script" in text or "style=" in text or "<style" in text:
+                problems.append(f"{what} ({r.code}): a script or an inline style")
+        figures[f"{mode}_html_errors"] = len(pages)
+        figures[f"{mode}_statuses"] = " ".join(map(str, sorted({r.code for _, r in pages})))
+    figures["problems"] = len(problems)
+    record(SECTION, "every HTML error: the error page, under the pages' CSP, no script or inline style",
+           "pass" if not problems else f"FAIL: {problems[:3]}", **figures)
+    assert problems == []

@@ -181,6 +181,30 @@ async def _(w):
     return await create_raw(w, '{"amount_fen": 100, "description": "\\ude00\\ud83d"}')
 
 
+# -- the Mini Program login: a code is visible ASCII, checked before WeChat is asked ------------
+
+for _name, _code in {"space": "abc def", "trailing-newline": "abc\n", "control": "abc\x0f", "fullwidth": "ａｂｃ",
+                     "too-long": "c" * 129, "empty": ""}.items():
+    @case(f"api-mini-program-login-code-{_name}", 400, "invalid_login_code")
+    async def _(w, code=_code):
+        return await api(w, "POST", "/api/mini-program/sessions", body={"code": code})
+
+
+@case("api-mini-program-login-code-lone-surrogate", 400, "invalid_login_code")
+async def _(w):
+    return await api(w, "POST", "/api/mini-program/sessions", raw=b'{"code": "a\\ud800b"}')
+
+
+@case("api-mini-program-login-code-wechat-never-issued", 400, "login_code_rejected")
+async def _(w):
+    return await api(w, "POST", "/api/mini-program/sessions", body={"code": "0" * 32})
+
+
+@case("api-mini-program-login-flag-not-a-boolean", 400, "invalid_include_session_key")
+async def _(w):
+    return await api(w, "POST", "/api/mini-program/sessions", body={"code": "abc", "include_session_key": 1})
+
+
 # -- URLs that make urlsplit raise, or name a port that cannot be ----------------------------
 
 for _name, _url in {"unclosed-ipv6": "http://[::1", "ipv6-garbage": "http://[zz::1]/", "port-too-big": "https://shop.example:99999/",

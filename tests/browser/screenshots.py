@@ -1,4 +1,5 @@
-"""Screenshots of every checkout screen and of /status, for docs/screenshots/.
+"""Screenshots of every checkout screen, the shopper's error page, the simulated
+H5 cashier and /status, for docs/screenshots/.
 
     .venv/bin/python -m tests.browser.screenshots [--out docs/screenshots]
 
@@ -22,6 +23,7 @@ from playwright.async_api import async_playwright
 from tests.browser.conftest import ADMIN, PHONE, base_of, launch, merchant_for, new_context
 from tests.server.conftest import start_server
 from tests.server.journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat, wait_status
+from tests.server.payments import paid_checkout, refund, wait_refund
 from wxpay import signing
 from wxpay.xmlcodec import build_xml
 
@@ -110,6 +112,33 @@ async def run(out: Path) -> None:
             await page.wait_for_selector("body[data-screen=qr]")
             await page.locator("#qr-img").evaluate("img => img.decode()")
             await shoot(page, out, "2-qr")
+            await context.close()
+            # The H5 cashier (the simulator's), as a phone browser reaches it from the pay page.
+            checkout = await create_checkout(merchant, 1500, description="明前龙井 Green tea 100g")
+            context = await new_context(browser, "mobile")
+            page = await context.new_page()
+            await page.goto(checkout["pay_url"])
+            await page.click("#pay-button")
+            await page.wait_for_url("**/_sim/mweb*")
+            await shoot(page, out, "h5-cashier")
+            await context.close()
+            # Refunded: in part, then in full.
+            checkout = await paid_checkout(merchant, base_of(running), 3800)
+            await refund(merchant, checkout["id"], {"amount_fen": 1200, "out_refund_no": "shot-part"})
+            await wait_refund(merchant, checkout["id"], "shot-part", "succeeded")
+            context = await new_context(browser, "wechat")
+            page = await context.new_page()
+            await page.goto(checkout["pay_url"])
+            await page.wait_for_selector("body[data-screen=partially_refunded]")
+            await shoot(page, out, "partially-refunded")
+            await refund(merchant, checkout["id"], {"amount_fen": 2600, "out_refund_no": "shot-rest"})
+            await wait_refund(merchant, checkout["id"], "shot-rest", "succeeded")
+            await page.goto(checkout["pay_url"])
+            await page.wait_for_selector("body[data-screen=refunded]")
+            await shoot(page, out, "refunded")
+            # The error page: a pay link that does not exist.
+            await page.goto(base_of(running) + "/pay/co_000000000000000000000000")
+            await shoot(page, out, "error-page")
             await context.close()
             # /status after a small busy day.
             await busy_day(running)

@@ -262,10 +262,11 @@ def test_broad_but_not_universal_proxy_lists_pass(live_file):
 # --- what a shopper sees -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["Demo shop", "Test shop", "My Shop", "Example Store", "示例商店", "测试", "changeme"])
+@pytest.mark.parametrize("name", ["Demo shop", "Test shop", "My Shop", "Example Store", "示例商店", "测试", "changeme",
+                                  "demo SHOP", "Shop", "STORE", "商城", "店铺名称", "Your Store", "TBD", "商户名称"])
 def test_placeholder_shop_names_are_refused(live_file, name):
     line = only_line(live_file, {"shop.name": name})
-    assert line.startswith("shop.name") and "shoppers see" in line
+    assert line.startswith("shop.name") and "shoppers see" in line and "WeChat" in line
 
 
 def test_the_default_shop_name_is_refused_when_left_unset(live_file):
@@ -274,6 +275,7 @@ def test_the_default_shop_name_is_refused_when_left_unset(live_file):
     assert "'Demo shop'" in only_line(live_file, {})
 
 
-@pytest.mark.parametrize("name", ["Lu's Tea House", "Testa Coffee", "茶馆", "Sandboxed Games Ltd"])
+@pytest.mark.parametrize("name", ["Lu's Tea House", "Testa Coffee", "茶馆", "Sandboxed Games Ltd", "Shopify Tea",
+                                  "老字号茶叶商城"])
 def test_real_shop_names_pass(live_file, name):
     assert refusals(live_file, {"shop.name": name}) == []

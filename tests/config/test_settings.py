@@ -311,6 +311,28 @@ def test_unrelated_environment_is_ignored(tmp_path):
     assert s.server.port == 8000
 
 
+# --- the shop's name: on every pay page and at the head of what WeChat shows -----------
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("", "must not be empty"),
+    ("   ", "must not be empty"),
+    ("Tea\nHouse", "one line of plain text"),
+    ("Tea\u202eHouse", "one line of plain text"),
+    ("茶" * 22, "at most 64 UTF-8 bytes"),
+    ("x" * 65, "at most 64 UTF-8 bytes"),
+])
+def test_a_shop_name_shoppers_cannot_read_is_refused_in_any_mode(tmp_path, name, needle):
+    with pytest.raises(SettingsError) as exc:
+        load(tmp_path, overrides={"shop.name": name})
+    assert any("shop.name" in p and needle in p for p in problems_of(exc)), problems_of(exc)
+
+
+def test_a_shop_name_up_to_64_bytes_is_taken(tmp_path):
+    assert load(tmp_path, overrides={"shop.name": "茶" * 21}).shop.name == "茶" * 21
+    assert load(tmp_path, env={"WXPAY_SHOP_NAME": "Lu's Tea House"}).shop.name == "Lu's Tea House"
+
+
 # --- typos and wrong types ------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ def test_every_language_has_every_key():
     ("static/pay.js", r"\bT\.([a-z_]+)"),
     ("sandbox/bridge.js", r"\bT\.([a-z_]+)"),
     ("templates/pay.html", r"t\['([a-z_]+)'\]"),
+    ("templates/error.html", r"t\['([a-z_]+)'\]"),
 ])
 def test_every_string_the_page_uses_exists(source, pattern):
     used = set(re.findall(pattern, (WEB / source).read_text(encoding="utf-8")))

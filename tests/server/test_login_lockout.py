@@ -76,7 +76,7 @@ async def test_fifty_parallel_wrong_passwords_make_at_most_five_guesses(tmp_path
         assert (await one(base, "/status.json", Authorization=basic(ADMIN_PASSWORD))).code == 429
         page = await one(base, "/status", Authorization=basic(ADMIN_PASSWORD))
         assert page.code == 429 and page.headers["Content-Type"].startswith("text/html")
-        assert b"try again in 30 s" in page.body and page.headers["Retry-After"] == "30"
+        assert "请等待 30 秒后再试".encode() in page.body and page.headers["Retry-After"] == "30"
         # A request without credentials is no attempt: the usual challenge.
         assert (await one(base, "/status.json")).code == 401
 

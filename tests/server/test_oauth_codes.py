@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import tornado.web
 
+from handlers.i18n import strings
 from service.clock import utcnow
 from service.models import OAUTH_CODES
 from service.oauth import RECORD_TTL, REPEAT_WINDOW
 
 from .browser import WECHAT_UA, Browser
 from .journey import create_checkout, query_of
+
+ZH = strings("zh")
 
 
 class Clock:
@@ -54,9 +57,9 @@ async def start_sign_in(base: str, pay_url: str) -> tuple[Browser, str]:
 
 
 def error_code(page) -> str:
-    """The code line of the error page."""
+    """The code the error page shows small, for support."""
     text = page.body.decode()
-    return text.split("<p>")[1].split("</p>")[0]
+    return text.split('<code id="error-code">')[1].split("</code>")[0]
 
 
 async def test_a_code_replayed_from_another_browser_gets_nothing(running, base_url, merchant):
@@ -75,7 +78,8 @@ async def test_a_code_replayed_from_another_browser_gets_nothing(running, base_u
         running.settings.server.cookie_secret, "wx_oauth", mallory_state).decode().split("|")[0]
     page = await mallory.get("/oauth/callback?" + urlencode({"code": code, "state": own_state}))
     assert page.code == 403 and error_code(page) == "oauth_code_replayed"
-    assert b"another browser" in page.body and page.headers["Content-Type"].startswith("text/html")
+    assert ZH["err_signin_title"].encode() in page.body and page.headers["Content-Type"].startswith("text/html")
+    assert f'href="{urlsplit(checkout["pay_url"]).path}"'.encode() in page.body  # the next step: the pay page
     assert "wx_openid" not in mallory.cookies
     # Alice's whole callback URL in Mallory's browser: the state is not hers.
     mallory2, _ = await start_sign_in(base_url, checkout["pay_url"])

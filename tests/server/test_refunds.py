@@ -211,12 +211,17 @@ async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(runnin
 
 
 @BOTH_VERSIONS
-async def test_the_shoppers_page_still_says_paid_after_a_refund(running, base_url, merchant):
+async def test_the_shoppers_page_says_refunded_after_a_refund(running, base_url, merchant):
+    """The shopper is told (the page's screens: tests/browser/test_shopper_pages.py); ``paid`` stays true."""
     checkout = await paid_checkout(merchant, base_url, 200)
-    await refund(merchant, checkout["id"], {"amount_fen": 200, "out_refund_no": "rf-page"})
-    await wait_refund(merchant, checkout["id"], "rf-page", "succeeded")
+    await refund(merchant, checkout["id"], {"amount_fen": 50, "out_refund_no": "rf-page-1"})
+    await wait_refund(merchant, checkout["id"], "rf-page-1", "succeeded")
     status = as_json(await merchant.get(f"/pay/{checkout['id']}/status"))
-    assert status == {"status": "paid", "paid": True, "refunded_fen": 200, "return_url": None}
+    assert status == {"status": "partially_refunded", "paid": True, "refunded_fen": 50, "return_url": None}
+    await refund(merchant, checkout["id"], {"amount_fen": 150, "out_refund_no": "rf-page-2"})
+    await wait_refund(merchant, checkout["id"], "rf-page-2", "succeeded")
+    status = as_json(await merchant.get(f"/pay/{checkout['id']}/status"))
+    assert status == {"status": "refunded", "paid": True, "refunded_fen": 200, "return_url": None}
 
 
 @BOTH_VERSIONS

@@ -246,7 +246,7 @@ async def test_business_refusals_are_typed(sim):
         (client.create_jsapi_order(out_trade_no="fault00004", openid=sim.openid("alice"), **ORDER),
          e.OrderPaidError, 403, "ORDERPAID"),
         (client.create_jsapi_order(out_trade_no="fault00005", openid=sim.openid("alice", MP), **ORDER),
-         e.InvalidRequestError, 400, "PARAM_ERROR"),  # an openid of another appid
+         e.OpenidMismatchError, 400, "PARAM_ERROR"),  # an openid of another appid
         (client.create_native_order(out_trade_no="fault00006", appid="wx00000000unbound", **ORDER),
          e.MerchantSetupError, 400, "APPID_MCHID_NOT_MATCH"),
         (client.create_app_order(out_trade_no="fault00007", appid=OA, **ORDER), e.InvalidRequestError, 400,

@@ -19,8 +19,9 @@
     window.WXPAY_TIMING || {}
   );
   var JWEIXIN = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js";
-  var FINAL = { paid: 1, expired: 1, closed: 1 };
-  var AFTER = { paid: 1, cancelled: 1, failed: 1, expired: 1, closed: 1, unconfirmed: 1, error: 1 };
+  var FINAL = { paid: 1, refunded: 1, partially_refunded: 1, expired: 1, closed: 1 };
+  var AFTER = { paid: 1, refunded: 1, partially_refunded: 1, cancelled: 1, failed: 1, expired: 1, closed: 1,
+    unconfirmed: 1, error: 1 };
   var base = "/pay/" + encodeURIComponent(cfg.checkoutId);
   var attempt = 0;   // one per press of "pay"; callbacks of older attempts are ignored
   var pollToken = 0; // one per polling run
@@ -126,12 +127,22 @@
       pollTimer = null;
       call("GET", "/status").then(function (s) {
         if (token !== pollToken) { return; }
-        if (FINAL[s.status]) { stopPolling(); show(s.status); return; }
+        if (FINAL[s.status]) { stopPolling(); refunded(s.refunded_fen); show(s.status); return; }
         next();
       }, function () { next(); });
     }
     pollNow = function () { if (pollTimer) { clearTimeout(pollTimer); tick(); } };
     tick();
+  }
+
+  function yuan(fen) {
+    fen = Math.round(Number(fen) || 0);
+    var whole = Math.floor(fen / 100), cents = fen % 100;
+    return String(whole).replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + (cents < 10 ? "0" : "") + cents;
+  }
+
+  function refunded(fen) {
+    if (typeof fen === "number") { $("refunded-value").textContent = yuan(fen); }
   }
 
   function confirmPayment(timeoutMs) {
@@ -169,7 +180,8 @@
       case "checkout_paid": confirmPayment(TIMING.recheck); return;
       case "checkout_closed": show("closed"); return;
       case "checkout_expired": show("expired"); return;
-      case "openid_required": problem(T.error_signin, "", "reload"); return;
+      case "openid_required":
+      case "openid_rejected": problem(T.error_signin, "", "reload"); return;
       case "too_many_orders": problem(T.error_too_many_orders, ""); return;
       case "too_many_requests": problem(T.error_busy, ""); return;
       case "network": problem(T.error_network, ""); return;

@@ -10,7 +10,7 @@ from typing import Any
 
 import tornado.web
 
-from . import inspect_api, oauth, pay_handlers, shopper, tokens
+from . import inspect_api, mini_program, oauth, pay_handlers, shopper, tokens
 from .core import Simulator
 from .v3 import handlers as v3_handlers
 
@@ -20,7 +20,7 @@ def make_routes(sim: Simulator, prefix: str = "") -> list[tuple[str, type[tornad
     if prefix and not prefix.startswith("/"):
         raise ValueError(f"prefix must start with '/', got {prefix!r}")
     out = []
-    for module in (pay_handlers, shopper, inspect_api, oauth, tokens):
+    for module in (pay_handlers, shopper, inspect_api, oauth, mini_program, tokens):
         for path, handler, kwargs in module.routes(sim):
             out.append((prefix + path, handler, kwargs))
     # V3 handlers check signatures over the path less the prefix, so they are told it.

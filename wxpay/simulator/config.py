@@ -26,10 +26,14 @@ class SimApp:
     appid: str
     secret: str
     kind: str = "official_account"
+    # Bound to the simulated Open platform account: jscode2session answers a unionid.
+    open_platform: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in APP_KINDS:
             raise ValueError(f"app {self.appid}: kind must be one of {', '.join(APP_KINDS)}")
+        if not isinstance(self.open_platform, bool):
+            raise ValueError(f"app {self.appid}: open_platform must be true or false")
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ class SimConfig:
         """Read ``[[apps]]``, ``[[merchants]]`` (with ``[merchants.v3]``) and ``[[faults]]`` (see docs/simulator.md)."""
         path = Path(path)
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        apps = tuple(SimApp(a["appid"], a["secret"], a.get("kind", "official_account")) for a in data.get("apps", []))
+        apps = tuple(SimApp(a["appid"], a["secret"], a.get("kind", "official_account"), a.get("open_platform", True))
+                     for a in data.get("apps", []))
         merchants = tuple(
             SimMerchant(m["mch_id"], m["api_key"], tuple(m.get("appids", ())),
                         _v3_from_toml(m["v3"], path.parent, m["mch_id"]) if "v3" in m else None)

@@ -19,6 +19,7 @@ from .clock import Clock
 from .config import SimConfig
 from .crypto import build_root_xml, encrypt_req_info
 from .faults import Faults
+from .mini_program import MiniProgramLogins
 from .notifier import Delivery, Notifier, Outgoing
 from .oauth import OAuthState
 from .pay_state import Order, PayState, Refund
@@ -50,6 +51,8 @@ class Simulator:
         self._known_users: set[str] = set()
         self.oauth = OAuthState(self.config, self.clock)
         self.tokens = TokenState(self.config, self.clock)
+        self.mini_program = MiniProgramLogins(self.config, self.clock, openid_of=self.openid_for,
+                                              unionid_of=self.unionid_for)
         self.pay = self._new_pay_state()
         # APIv3: WeChat's keys per merchant, the key modes, bill files between the two steps.
         self.v3 = V3Side(self.config, self.clock, self.faults)
@@ -88,6 +91,9 @@ class Simulator:
     def openid_for(self, appid: str, user: str) -> str:
         self._known_users.add(user)
         return self.oauth.openid(appid, user)
+
+    def unionid_for(self, user: str) -> str:
+        return self.oauth.unionid(user)
 
     def _oauth_users(self) -> set[str]:
         users: set[str] = set()
@@ -182,6 +188,7 @@ class Simulator:
             "notifier": self.notifier.to_json(),
             "oauth": self.oauth.to_json(),
             "tokens": self.tokens.to_json(),
+            "mini_program": self.mini_program.to_json(),
             "known_users": sorted(self._known_users),
             "v3_key_modes": {m: {"key_mode": k.key_mode, "gray_share": k.gray_share, "gray_seed": k.gray_seed}
                              for m, k in self.v3.keyrings.items()},
@@ -193,6 +200,7 @@ class Simulator:
             self.oauth = OAuthState.from_json(data["oauth"], self.config, self.clock)
         if "tokens" in data:
             self.tokens = TokenState.from_json(data["tokens"], self.config, self.clock)
+        self.mini_program.load_json(data.get("mini_program", {}))
         self.pay = self._new_pay_state(data.get("pay"))
         self.notifier.load_json(data.get("notifier", {}))
         for mch_id, mode in data.get("v3_key_modes", {}).items():

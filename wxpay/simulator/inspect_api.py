@@ -61,7 +61,7 @@ class IndexHandler(JsonHandler):
             "what": "offline WeChat Pay V2 + V3 / OAuth / token simulator",
             "views": ["_sim/orders", "_sim/orders/{out_trade_no}", "_sim/refunds", "_sim/notifies", "_sim/tokens",
                       "_sim/faults", "_sim/v3/merchants"],
-            "shopper": ["_sim/pay", "_sim/scan", "_sim/mweb"],
+            "shopper": ["_sim/pay", "_sim/scan", "_sim/mweb", "_sim/wx-login"],
             "apps": [{"appid": a.appid, "kind": a.kind} for a in self.sim.config.apps],
             "merchants": [{"mch_id": m.mch_id, "appids": list(m.appids), "apiv3": m.v3 is not None}
                           for m in self.sim.config.merchants],

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
 import json
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -27,6 +26,7 @@ import tornado.web
 
 from .. import signing
 from ..v3.signing import lines_message, rsa_verify
+from . import cashier
 from .apihandler import SimHandler
 from .pay_state import Order, ShopperError
 
@@ -128,15 +128,24 @@ class ShopperBase(SimHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body, ensure_ascii=False))
 
-    def page(self, title: str, inner: str, status: int = 200) -> None:
+    def refusal(self, text: str, status: int = 200) -> None:
+        """A cashier sheet with only a refusal (no order to show)."""
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.finish(
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{inner}</body></html>"
-        )
+        self.set_header("Content-Security-Policy", cashier.CSP)
+        self.set_header("Cache-Control", "no-store")
+        lang = cashier.language(self.request.headers.get("Accept-Language"))
+        self.finish(cashier.sheet(lang, merchant="", body="", amount_fen=0, refusal=text))
+
+    def sheet(self, order: Order, status: int = 200, **kw: Any) -> None:
+        """The cashier sheet (cashier.py) for ``order``, in the browser's language."""
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.set_header("Content-Security-Policy", cashier.CSP)
+        self.set_header("Cache-Control", "no-store")
+        lang = cashier.language(self.request.headers.get("Accept-Language"))
+        self.finish(cashier.sheet(lang, merchant=merchant_name(order, lang), body=order.body,
+                                  amount_fen=order.total_fee, **kw))
 
     def pay_order(self, order: Order, args: dict[str, Any]) -> tuple[dict[str, Any], int]:
         outcome = str(args.get("outcome") or "ok")
@@ -175,15 +184,8 @@ class PayPage(ShopperBase):
         prepay_id = self.get_query_argument("prepay_id", "")
         order = self.sim.pay.order_by_prepay(prepay_id) if prepay_id else None
         if order is None or order.prepay_id != prepay_id:
-            return self.page("未找到支付请求", "<p>Unknown or superseded prepay_id.</p>", 404)
-        buttons = "".join(
-            f"<button name='outcome' value='{o}'>{o}</button> " for o in OUTCOMES
-        )
-        self.page(
-            "微信支付（模拟）",
-            f"<p>{html.escape(order.body)} — ¥{order.total_fee / 100:.2f} ({html.escape(order.trade_state)})</p>"
-            f"<form method='post'><input type='hidden' name='prepay_id' value='{html.escape(prepay_id)}'>{buttons}</form>",
-        )
+            return self.refusal("未找到支付请求（prepay_id 不存在或已被替换）", 404)
+        self.sheet(order, action=self.request.path, hidden={"prepay_id": prepay_id})
 
     def post(self) -> None:
         args = self.body_args()
@@ -246,9 +248,11 @@ class MwebPage(ShopperBase):
         host = (urlsplit(str(wap_url)).hostname or "").lower() if wap_url else ""
         return (host,) if host else None
 
-    def refuse(self, code: str) -> None:
+    def refuse(self, code: str, order: Order | None = None) -> None:
         self.set_header("X-Sim-Error", code)
-        self.page("微信支付", f"<p class='error'>{html.escape(MWEB_ERRORS[code])}</p>")
+        if order is None:  # nothing to show but WeChat's words
+            return self.refusal(MWEB_ERRORS[code])
+        self.sheet(order, refusal=MWEB_ERRORS[code])
 
     def find(self, args: dict[str, Any]) -> Order | None:
         prepay_id = str(args.get("prepay_id") or "")
@@ -267,21 +271,13 @@ class MwebPage(ShopperBase):
             return self.refuse("EXPIRED")
         referer = self.request.headers.get("Referer", "")
         if not referer:
-            return self.refuse("NO_REFERER")
+            return self.refuse("NO_REFERER", order)
         allowed = self.allowed_domains(order)
         if not _domain_ok(referer, allowed) or (args["redirect_url"] and not _domain_ok(args["redirect_url"], allowed)):
-            return self.refuse("DOMAIN")
+            return self.refuse("DOMAIN", order)
         if self.client_ip() != order.spbill_create_ip:
-            return self.refuse("IP")
-        hidden = "".join(
-            f"<input type='hidden' name='{k}' value='{html.escape(v)}'>" for k, v in args.items() if v
-        )
-        buttons = "".join(f"<button name='outcome' value='{o}'>{o}</button> " for o in OUTCOMES)
-        self.page(
-            "微信支付",
-            f"<p>{html.escape(order.body)} — ¥{order.total_fee / 100:.2f}</p>"
-            f"<form method='post' action='{html.escape(self.request.path)}'>{hidden}{buttons}</form>",
-        )
+            return self.refuse("IP", order)
+        self.sheet(order, action=self.request.path, hidden=args)
 
     def post(self) -> None:
         args = self.body_args()
@@ -290,12 +286,22 @@ class MwebPage(ShopperBase):
             return self.refuse("EXPIRED")
         redirect_url = str(args.get("redirect_url") or "")
         if redirect_url and not _domain_ok(redirect_url, self.allowed_domains(order)):
-            return self.refuse("DOMAIN")
+            return self.refuse("DOMAIN", order)
         result, status = self.pay_order(order, args)
         if redirect_url and status == 200:
             return self.redirect(redirect_url)  # the merchant's page must query, not trust (§13.6)
         self.set_header("X-Sim-Result", "ok" if result.get("ok") else "fail")
-        self.page("微信支付", f"<pre>{html.escape(json.dumps(result, ensure_ascii=False, indent=1))}</pre>", status)
+        self.sheet(order, status, result=result)
+
+
+def merchant_name(order: Order, lang: str) -> str:
+    """Who the shopper pays, as the merchant named itself to WeChat: the H5 site's name, else its mch_id."""
+    try:
+        h5_info = json.loads(order.scene_info or "{}").get("h5_info", {})
+        name = str(h5_info.get("wap_name") or h5_info.get("app_name") or "")  # V2 wap_name, V3 app_name
+    except (ValueError, AttributeError):
+        name = ""
+    return name or (f"商户 {order.mch_id}" if lang == "zh" else f"Merchant {order.mch_id}")
 
 
 def pay_page_url(base: str, prepay_id: str) -> str:
@@ -308,4 +314,4 @@ def routes(sim: Any) -> list[tuple[str, type[tornado.web.RequestHandler], dict]]
         (r"/_sim/pay", PayPage, kw),
         (r"/_sim/scan", ScanHandler, kw),
         (r"/_sim/mweb", MwebPage, kw),
-    ]
+    ] + cashier.routes(sim)

@@ -346,6 +346,9 @@ class SimTokensHandler(JsonApiHandler):
         oauth = getattr(self.sim, "oauth", None)
         if oauth is not None:
             view["oauth"] = oauth.summary()
+        logins = getattr(self.sim, "mini_program", None)
+        if logins is not None:
+            view["mini_program"] = logins.summary()
         self.set_header("Cache-Control", "no-store")
         self.reply(view)
 

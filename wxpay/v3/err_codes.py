@@ -50,7 +50,7 @@ V3_CODES: dict[str, tuple[type[e.WxPayError], str]] = {
     "SYSTEMERROR": (e.RetryableBusinessError, "WeChat had a system error; retry with exactly the same parameters"),
     "BANKERROR": (e.RetryableBusinessError, "The shopper's bank had an error; retry with exactly the same parameters"),
     "SERVICEUNAVAILABLE": (e.RetryableBusinessError, "WeChat Pay is unavailable or overloaded; retry later with the same parameters"),
-    "OPENIDMISMATCH": (e.InvalidRequestError, "The openid does not belong to the appid of the order; get the openid under that appid"),
+    "OPENIDMISMATCH": (e.OpenidMismatchError, "The openid does not belong to the appid of the order; get the openid under that appid"),
     "INVALIDTRANSACTIONID": (e.InvalidRequestError, "The transaction_id is not one of this merchant's"),
     "NOSTATEMENTEXIST": (NoBillError, "WeChat has no bill for that day: no trades or refunds (or no fund movements), or older than 3 months"),
     "STATEMENTCREATING": (BillNotReadyError, "WeChat is still generating this bill; day T is ready from 10:00 on T+1, fetch it then"),
@@ -109,6 +109,10 @@ def error_from_reply(status: int, body: bytes, *, request_id: str | None = None)
         )
     wechat_message = obj.get("message") if isinstance(obj.get("message"), str) else None
     cls, text = describe_v3_code(code, status)
+    detail = obj.get("detail")
+    field = detail.get("field") if isinstance(detail, dict) else None
+    if cls is e.InvalidRequestError and e.names_openid(field, wechat_message):
+        cls, text = e.OpenidMismatchError, e.OPENID_MISMATCH_MESSAGE
     if wechat_message:
         text = f"{text} (WeChat {status} {code}: {wechat_message})"
     else:

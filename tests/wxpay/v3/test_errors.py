@@ -32,7 +32,7 @@ TABLE = [
     (429, "RATELIMIT_EXCEEDED", e.RateLimitedError, True),
     (500, "SYSTEM_ERROR", e.RetryableBusinessError, True),
     (500, "BANK_ERROR", e.RetryableBusinessError, True),
-    (500, "OPENID_MISMATCH", e.InvalidRequestError, False),
+    (500, "OPENID_MISMATCH", e.OpenidMismatchError, False),
     (500, "INVALID_TRANSACTIONID", e.InvalidRequestError, False),
     (503, "SERVICE_UNAVAILABLE", e.RetryableBusinessError, True),
 ]
