@@ -82,8 +82,8 @@ class TrustKeeper:
                 waited += 0.2
                 await self.load()
         except WxPayError as exc:
-            log.warning("WeChat trust refresh at start failed (%s: %s); retrying every %s s", exc.code, exc.message,
-                        int(self.interval.total_seconds()))
+            log.warning("WeChat trust refresh at start failed (%s: %s); retrying in the background", exc.code,
+                        exc.message)
         except Exception:
             log.exception("WeChat trust refresh at start failed")
 

@@ -128,6 +128,13 @@ def _named(line: str) -> str:
     return f"{_SETTING.get(base, 'wechat.' + item)}: {message}" if sep else line
 
 
+def _checked_v3(v3: V3Settings) -> tuple[list[str], list[str]]:
+    """(fatal, warnings) of settings read from the files, named by setting."""
+    every = check_v3_settings(v3)
+    fatal = fatal_v3_problems(v3)
+    return [_named(line) for line in fatal], [_named(line) for line in every if line not in fatal]
+
+
 def v3_problems(settings: Settings, pay_base: str | None = None) -> tuple[list[str], list[str]]:
     """(fatal, warnings) of the APIv3 settings, one line each, named by setting.
     Nothing when APIv3 is neither used nor prepared."""
@@ -136,9 +143,7 @@ def v3_problems(settings: Settings, pay_base: str | None = None) -> tuple[list[s
     read = read_v3_settings(settings, pay_base)
     if read.settings is None:
         return read.problems, []
-    fatal = fatal_v3_problems(read.settings)
-    warnings = [line for line in check_v3_settings(read.settings) if line not in fatal]
-    return [_named(line) for line in fatal], [_named(line) for line in warnings]
+    return _checked_v3(read.settings)
 
 
 def live_problems(settings: Settings) -> list[str]:
@@ -149,7 +154,7 @@ def live_problems(settings: Settings) -> list[str]:
     read = read_v3_settings(settings)
     if read.settings is None:
         return []  # config/validate.py names each missing item and unreadable file
-    return v3_problems(settings)[0]
+    return _checked_v3(read.settings)[0]
 
 
 def _subject(line: str) -> str:
@@ -178,14 +183,13 @@ def _v2(settings: Settings, endpoints: Endpoints, transport: Transport | None, o
 
 
 def _v3(settings: Settings, endpoints: Endpoints, transport: Transport | None, observer: Observer | None) -> V3Gateway:
-    fatal, warnings = v3_problems(settings, endpoints.pay_base)
-    if fatal:
+    read = read_v3_settings(settings, endpoints.pay_base)
+    fatal, warnings = _checked_v3(read.settings) if read.settings is not None else (read.problems, [])
+    if fatal or read.settings is None:
         raise SettingsError.from_problems("bad_v3_settings", f"the APIv3 settings are not usable: {len(fatal)} "
                                           "problem(s)", fatal)
     for line in warnings:
         log.warning("APIv3 settings: %s", line)
-    read = read_v3_settings(settings, endpoints.pay_base)
-    assert read.settings is not None  # no fatal problem
     return V3Gateway(read.settings, transport=transport, observer=observer,
                      max_notify_bytes=settings.server.max_body_bytes)
 

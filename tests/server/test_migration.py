@@ -227,3 +227,25 @@ async def test_from_platform_certificates_to_the_public_key_on_the_same_store(tm
         assert (await get_checkout(world.merchant, sold["id"]))["status"] == "refunded"
         assert (await get_checkout(world.merchant, lost["id"]))["status"] == "paid"
         await world.stop()
+
+
+async def test_back_from_apiv3_to_apiv2_keeping_the_apiv3_key_to_read_its_notifies(tmp_path):
+    """The reverse move: an APIv3 order paid while the server restarts on APIv2 with
+    ``wechat.apiv3_key`` (and the public key) kept: its APIv3 notify is proven by the
+    APIv3 gateway beside the APIv2 one, and confirmed by an APIv2 query."""
+    async with running_sim(Clock(), sim_config=sim_config()) as sim:
+        world = World(tmp_path, sim)
+        await world.start(**{"wechat.api_version": "v3"})
+        checkout = await create_checkout(world.merchant, 321)
+        _, placed = await world.native(checkout["id"])
+        await world.stop()
+        await world.scan(placed["code_url"])  # no server answers: WeChat retries its APIv3 notify
+        v2 = await world.start(**{
+            "wechat.api_version": "v2", "wechat.apiv3_key": demo.APIV3_KEY, **PUBLIC_KEY,
+            "wechat.cert_path": str(demo.CERT_PATH), "wechat.key_path": str(demo.KEY_PATH)})
+        assert v2.services.gateways.versions == ("v2", "v3")
+        await wait_status(world.merchant, checkout["id"], "paid", tries=400)
+        (record,) = [n for n in await world.services.audit.latest("notify") if n["ok"]]
+        assert (record["verdict"], record["api_version"]) == ("paid", "v3")
+        assert {c["endpoint"] for c in world.services.call_stats.snapshot()} == {"orderquery"}
+        await world.stop()
