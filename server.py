@@ -31,7 +31,10 @@ from edge.http_server import EdgeHTTPServer
 from service import pauses
 from service.container import Services
 from store.base import Store, StoreError
+from service.trust import TrustKeeper
+from store.leases import Leases, make_holder
 from wiring import sandbox
+from wiring.gateways import checked
 from wiring.services import Built, build, cli_gateway, open_configured_store, store_indexes
 from wiring.startup import CannotStart, listen, store_problem, store_setting
 from wiring.web import VERSION, http_server, make_app
@@ -128,7 +131,7 @@ async def start(
         await built.sandbox.start()
     services = built.services
     if services.trust.keeps_state:  # APIv3 platform certificates: what another process saved, then kept fresh
-        await services.trust.load()
+        await services.trust.start()
         running.tasks.append(asyncio.create_task(services.trust.run_forever(running.stop_event)))
     reconcile = built.settings.reconciler.enabled if run_reconciler is None else run_reconciler
     if reconcile:
@@ -161,9 +164,18 @@ def admin_hint(settings: Settings) -> str:
 def banner(running: Running) -> str:
     s = running.settings
     store = running.services.store
+    gateways = running.services.gateways
+    primary = gateways.primary.describe()
+    verified = {"public_key": ", verified with the WeChat Pay public key",
+                "platform_cert": ", verified with WeChat's platform certificates",
+                "gray": ", verified with the public key and platform certificates (WeChat's switch)",
+                }.get(str(primary.get("key_mode")), "")
+    others = [v for v in gateways.versions if v != gateways.api_version]
     lines = [
         f"wxpay-server {VERSION} — {s.mode} mode, store: {store.backend} at {store.location}",
         f"  listening on http://{s.server.host}:{running.port}   public URL: {running.services.public_base}",
+        f"  WeChat Pay API{gateways.api_version}{verified}"
+        + (f"; also reads API{others[0]} notifies (orders from before a move)" if others else ""),
     ]
     if s.is_sandbox:
         lines += [
@@ -173,6 +185,7 @@ def banner(running: Running) -> str:
             f"  Admin (/status): {admin_hint(s)}",
             f"  Demo merchant: mch_id={s.wechat.mch_id} appid={s.wechat.appid} "
             "(its V2 and TEST-ONLY V3 keys: python -m wxpay.simulator credentials)",
+            "  Switch API version: WXPAY_WECHAT_API_VERSION=v3 (or v2) make run",
         ]
     return "\n".join(lines)
 
@@ -224,7 +237,7 @@ async def bills_main(argv: list[str], *, log_level: Callable[[str], None] | None
     if args.url is not None:
         overrides["server.public_url"] = args.url
     try:
-        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
+        settings = checked(load_settings(args.config, overrides=overrides))
     except SettingsError as exc:
         print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
         return 2
@@ -232,14 +245,21 @@ async def bills_main(argv: list[str], *, log_level: Callable[[str], None] | None
         log_level(settings.server.log_level if args.verbose else "WARNING")
     if settings.is_live and overrides:
         return _refuse("wxpay-server bills", "--port and --url name a sandbox server; in live mode the bill comes from WeChat")
-    settings = sandbox.with_sandbox_defaults(settings, settings.server.port)
+    try:
+        settings = sandbox.with_sandbox_defaults(settings, settings.server.port)
+        gateway = cli_gateway(settings)
+    except SettingsError as exc:
+        print(f"wxpay-server bills: cannot run:\n{exc}", file=sys.stderr)
+        return 2
     store = open_configured_store(settings)
     if store.backend == "sqlite" and not os.path.exists(store.location):
         return _refuse("wxpay-server bills", f"no store at {store.location} ({store_setting(settings)}): "
                        "run bills in the server's folder or with the server's settings")
     try:
         await store.open(store_indexes(settings))
-        report = await reconcile_day(day, cli_gateway(settings), store)
+        if gateway.keeps_trust():  # APIv3 platform certificates the server keeps in the store
+            await TrustKeeper(store, Leases(store), gateway, holder=make_holder()).load()
+        report = await reconcile_day(day, gateway, store)
     except StoreError as exc:
         return _refuse("wxpay-server bills", f"cannot run: {store_problem(settings, exc)}")
     except WxPayError as exc:
@@ -299,7 +319,7 @@ async def main(argv: list[str] | None = None, *, log_level: Callable[[str], None
     if args.host:
         overrides["server.host"] = args.host
     try:
-        settings = load_settings(args.config, overrides=overrides).check(public_credentials())
+        settings = checked(load_settings(args.config, overrides=overrides))
     except SettingsError as exc:
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2
@@ -311,7 +331,9 @@ async def main(argv: list[str] | None = None, *, log_level: Callable[[str], None
         return _refuse("wxpay-server: cannot start", str(exc))
     try:
         running = await start(settings, sockets=sockets)
-    except pauses.PausesRefused as exc:
+    except (pauses.PausesRefused, SettingsError) as exc:
+        for sock in sockets:
+            sock.close()
         print(f"wxpay-server: cannot start:\n{exc}", file=sys.stderr)
         return 2
     except StoreError as exc:

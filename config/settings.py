@@ -23,7 +23,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal, Mapping
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 Mode = Literal["sandbox", "live"]
 SignType = Literal["MD5", "HMAC-SHA256"]
+ApiVersion = Literal["v2", "v3"]
 OAuthScope = Literal["snsapi_base", "snsapi_userinfo"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -127,6 +128,14 @@ class WechatSettings(_Section):
     sign_type: SignType = "MD5"
     cert_path: str | None = None
     key_path: str | None = None
+    # APIv3 (wechat.api_version = "v3"): key_path signs every request; the
+    # certificate's serial is read from cert_path or given here.
+    api_version: ApiVersion = "v2"
+    apiv3_key: str | None = None
+    merchant_serial_no: str | None = None
+    wechatpay_public_key_id: str | None = None
+    wechatpay_public_key_path: str | None = None
+    platform_certificates: bool = False
     mini_program_appid: str | None = None
     mini_program_secret: str | None = None
     app_appid: str | None = None
@@ -139,13 +148,24 @@ class WechatSettings(_Section):
     api_base: str | None = None
 
     _secrets: ClassVar[frozenset[str]] = frozenset(
-        {"app_secret", "api_key", "mini_program_secret"}
+        {"app_secret", "api_key", "mini_program_secret", "apiv3_key"}
     )
 
     @property
     def has_credentials(self) -> bool:
         """True when every credential a payment needs is configured."""
-        return all((self.appid, self.app_secret, self.mch_id, self.api_key))
+        key = self.apiv3_key if self.api_version == "v3" else self.api_key
+        return all((self.appid, self.app_secret, self.mch_id, key))
+
+    @property
+    def v3_configured(self) -> bool:
+        """Whether APIv3 is in use or prepared (its key is set): its credentials are then checked."""
+        return self.api_version == "v3" or self.apiv3_key is not None
+
+    @property
+    def v2_configured(self) -> bool:
+        """Whether APIv2 is in use, or its key is kept to accept APIv2 notifies after a move to APIv3."""
+        return self.api_version == "v2" or self.api_key is not None
 
 
 @dataclass(frozen=True, repr=False)
@@ -243,6 +263,7 @@ class AuditSettings(_Section):
 class NotifySettings(_Section):
     refused_per_minute: int = 30
     refused_per_minute_total: int = 300
+    confirm_timeout_s: float = 3.0
 
 
 @dataclass(frozen=True, repr=False)
@@ -283,14 +304,16 @@ class Settings:
     def is_sandbox(self) -> bool:
         return self.mode == "sandbox"
 
-    def check(self, public: "PublicCredentials | None" = None) -> "Settings":
+    def check(self, public: "PublicCredentials | None" = None, extra: "Iterable[str]" = ()) -> "Settings":
         """Raise SettingsError listing every problem if live mode is not safe.
 
         ``public`` comes from the entry point (the simulator's demo
-        merchant); live mode refuses to start without it."""
+        merchant); live mode refuses to start without it. ``extra``: more
+        lines the entry point found (what this package cannot read itself,
+        such as the APIv3 keys: ``wiring/gateways.py``)."""
         from .validate import validate_live
 
-        problems = validate_live(self, public)
+        problems = validate_live(self, public, extra)
         if problems:
             raise SettingsError.from_problems(
                 "unsafe_live_settings",
@@ -758,6 +781,8 @@ def _check_ranges(s: Mapping[str, Any], problems: list[str]) -> None:
     for name in ("refused_per_minute", "refused_per_minute_total"):
         if not 1 <= getattr(notify, name) <= 1_000_000:
             problems.append(f"notify.{name} must be between 1 and 1000000")
+    if not 0.5 <= notify.confirm_timeout_s <= 4.5:
+        problems.append("notify.confirm_timeout_s must be between 0.5 and 4.5 (WeChat waits 5 s for an answer)")
 
     if s["simulator"].notify_time_scale <= 0:
         problems.append("simulator.notify_time_scale must be greater than 0")

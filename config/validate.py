@@ -154,11 +154,15 @@ class _Check:
             self.add(f"{label} {why}{'; ' + fix if fix else ''}")
 
 
-def validate_live(settings: Settings, public: PublicCredentials | None = None) -> list[str]:
+def validate_live(
+    settings: Settings, public: PublicCredentials | None = None, extra: Iterable[str] = ()
+) -> list[str]:
     """Every reason live mode is unsafe, one line each; empty in sandbox mode.
 
     ``public`` is what the entry point knows to be public (the simulator's
-    demo merchant); without it live mode is refused, never checked less."""
+    demo merchant); without it live mode is refused, never checked less.
+    ``extra``: lines the entry point found with what this package may not
+    import (the APIv3 key material, read by ``wxpay``'s own checker)."""
     if not settings.is_live:
         return []
     check = _Check(settings, public)
@@ -174,6 +178,7 @@ def validate_live(settings: Settings, public: PublicCredentials | None = None) -
     _check_urls(check)
     _check_shop(check)
     _check_sandbox_only(check)
+    check.problems.extend(extra)
     return check.problems
 
 
@@ -196,12 +201,20 @@ def _check_credentials(c: _Check) -> None:
         c.add(f"{_name('wechat.mch_id')} is not set: the merchant number from pay.weixin.qq.com")
     elif not w.mch_id.isdigit():
         c.add(f"{_name('wechat.mch_id')} must be digits only")
+    for dotted in ("wechat.merchant_serial_no", "wechat.wechatpay_public_key_id"):
+        value = getattr(w, dotted.split(".")[1])
+        origin = value and c.known(value)
+        if origin:
+            c.add(f"{_name(dotted)} is a publicly known value (from {origin}); use your own")
     if not w.api_key:
-        c.add(f"{_name('wechat.api_key')} is not set: the 32-character APIv2 key from pay.weixin.qq.com")
+        if w.api_version == "v2":
+            c.add(f"{_name('wechat.api_key')} is not set: the 32-character APIv2 key from pay.weixin.qq.com")
     elif not _API_KEY.fullmatch(w.api_key):
         c.add(f"{_name('wechat.api_key')} must be exactly 32 letters and digits (an APIv2 key)")
     else:
         c.secret(_name("wechat.api_key"), w.api_key, 0, "set a random 32-character key at pay.weixin.qq.com")
+    if w.v3_configured:
+        _check_v3_credentials(c)
     if bool(w.mini_program_appid) != bool(w.mini_program_secret):
         c.add("wechat.mini_program_appid and wechat.mini_program_secret must be set together")
     elif w.mini_program_secret:
@@ -210,6 +223,29 @@ def _check_credentials(c: _Check) -> None:
         c.add(f"{_name('wechat.mini_program_appid')} does not look like an AppID")
     if w.app_appid and not _APPID.fullmatch(w.app_appid):
         c.add(f"{_name('wechat.app_appid')} does not look like an AppID")
+
+
+def _check_v3_credentials(c: _Check) -> None:
+    """What APIv3 needs that this package can check without reading keys (``wxpay``'s
+    checker reads them: the entry point's ``extra`` lines)."""
+    w = c.s.wechat
+    if not w.apiv3_key:
+        c.add(f"{_name('wechat.apiv3_key')} is not set: the 32-character APIv3 key you set at pay.weixin.qq.com "
+              "(Account centre, API security; it is not the APIv2 key)")
+    else:
+        c.secret(_name("wechat.apiv3_key"), w.apiv3_key, 0, "set a random 32-character APIv3 key at pay.weixin.qq.com")
+        if w.api_key and w.apiv3_key == w.api_key:
+            c.add(f"{_name('wechat.apiv3_key')} is the APIv2 key: set a separate APIv3 key at pay.weixin.qq.com")
+    if not w.merchant_serial_no and not w.cert_path:
+        c.add(f"{_name('wechat.merchant_serial_no')} is not set and there is no wechat.cert_path to read it from: "
+              "the serial of the merchant API certificate (pay.weixin.qq.com, API security)")
+    if bool(w.wechatpay_public_key_id) != bool(w.wechatpay_public_key_path):
+        c.add("wechat.wechatpay_public_key_id and wechat.wechatpay_public_key_path must be set together "
+              "(the WeChat Pay public key's ID, PUB_KEY_ID_…, and its pub_key.pem)")
+    elif not w.wechatpay_public_key_id and not w.platform_certificates:
+        c.add("APIv3 needs a way to verify WeChat: wechat.wechatpay_public_key_id and wechat.wechatpay_public_key_path "
+              "(the WeChat Pay public key; merchants since late 2024), or wechat.platform_certificates = true "
+              "(older merchants), or both during WeChat's switch from one to the other")
 
 
 def _check_server(c: _Check) -> None:
@@ -303,17 +339,31 @@ def _check_admin_and_api(c: _Check) -> None:
 
 
 def _check_certificates(c: _Check) -> None:
+    """The merchant API certificate and key (APIv2: refunds over mutual TLS;
+    APIv3: the key signs every request, the certificate names its serial),
+    and APIv3's WeChat Pay public key file."""
     w = c.s.wechat
-    if not w.cert_path and not w.key_path:
+    demo = _DemoCertificate(c.public.cert_files if c.public else ())
+    files = []
+    if w.api_version == "v3":
+        if not w.key_path:
+            c.add(f"{_name('wechat.key_path')} is not set: APIv3 signs every request with the merchant API "
+                  "private key (apiclient_key.pem from pay.weixin.qq.com)")
+        files = [("wechat.key_path", w.key_path), ("wechat.cert_path", w.cert_path)]
+    elif not w.cert_path and not w.key_path:
         c.add(
             "wechat.cert_path and wechat.key_path are not set: refunds need the merchant API "
             "certificate (apiclient_cert.pem and apiclient_key.pem from pay.weixin.qq.com)"
         )
-        return
-    demo = _DemoCertificate(c.public.cert_files if c.public else ())
-    for dotted, path in (("wechat.cert_path", w.cert_path), ("wechat.key_path", w.key_path)):
+    else:
+        for dotted, path in (("wechat.cert_path", w.cert_path), ("wechat.key_path", w.key_path)):
+            if not path:
+                c.add(f"{_name(dotted)} is not set (the certificate and its key go together)")
+        files = [("wechat.cert_path", w.cert_path), ("wechat.key_path", w.key_path)]
+    if w.v3_configured:
+        files.append(("wechat.wechatpay_public_key_path", w.wechatpay_public_key_path))
+    for dotted, path in files:
         if not path:
-            c.add(f"{_name(dotted)} is not set (the certificate and its key go together)")
             continue
         why = _unreadable_pem(Path(path)) or demo.problem(Path(path))
         if why:
@@ -352,14 +402,14 @@ class _DemoCertificate:
         for demo in self.files:
             try:
                 if os.path.samefile(path, demo):
-                    return "is the simulator's public demo certificate (anyone can read its key); use your own"
+                    return "is one of the simulator's public demo keys or certificates (anyone can read them); use your own"
             except OSError:
                 continue
         shared = key_fingerprints(_read_capped(path)) & self.fingerprints
         if shared:
             return (
-                f"holds the simulator's public demo key (fingerprint sha256:{min(shared)[:16]}…), "
-                "whatever its file name or encoding; use your own certificate from pay.weixin.qq.com"
+                f"holds one of the simulator's public demo keys (fingerprint sha256:{min(shared)[:16]}…), "
+                "whatever its file name or encoding; use your own from pay.weixin.qq.com"
             )
         return None
 

@@ -1,8 +1,10 @@
 """WeChat's server-to-server notifies: no XSRF (signatures instead).
 
-The service returns a verdict; the gateway says how to answer it on the
-wire (APIv2: XML SUCCESS/FAIL; APIv3: a status and JSON), so this handler
-knows neither version.
+The service returns a verdict and the API version of the notify it read
+(each version's notify comes to the same URL: WeChat notifies an order in
+the form of the API it was placed with, and a merchant who moved keeps
+older orders); the gateways say how to answer it on the wire (APIv2: XML
+SUCCESS/FAIL; APIv3: a status and JSON), so this handler knows neither.
 
 The source a notify is counted against is ``client_ip()`` (the peer, or the
 client behind a trusted proxy). A notify that did not prove its origin is
@@ -28,11 +30,11 @@ class PaymentNotifyHandler(BaseHandler):
     async def post(self) -> None:
         handled = await self.endpoint().handle(self.request.headers, self.request.body, self.client_ip())
         self.access_log_summarized = not handled.verified
-        reply = self.services.gateway.notify_reply(handled.verdict)
+        reply = self.services.gateways.reply(handled.api_version, handled.verdict)
         self.set_status(reply.status)
         if reply.content_type:
             self.set_header("Content-Type", reply.content_type)
-        self.finish(reply.body)
+        self.finish(reply.body or None)  # APIv3's 204 carries no body (Tornado refuses one)
 
 
 class RefundNotifyHandler(PaymentNotifyHandler):

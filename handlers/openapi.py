@@ -239,7 +239,11 @@ def schemas(settings: Any) -> dict[str, Any]:
         "succeeded_at": ISO_OR_NULL,
     })
     sign_fields = {"nonceStr": {"type": "string"}, "package": {"type": "string"},
-                   "signType": {"type": "string", "enum": ["MD5", "HMAC-SHA256"]}, "paySign": {"type": "string"}}
+                   "signType": {"type": "string", "enum": ["MD5", "HMAC-SHA256", "RSA"],
+                                "description": "`RSA` for orders placed under APIv3 (`wechat.api_version`): "
+                                               "`paySign` is SHA256withRSA by the merchant key. Pass the object on "
+                                               "unchanged."},
+                   "paySign": {"type": "string"}}
     return {
         "Error": obj(
             {"code": {"type": "string"}, "message": {"type": "string", "minLength": 1},

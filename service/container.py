@@ -13,6 +13,7 @@ from typing import Callable
 
 from store.base import Store
 from wxpay.gateway import PayGateway
+from wxpay.gateways import Gateways
 
 from .audit import Audit
 from .call_stats import CallStats
@@ -44,7 +45,8 @@ class Services:
 
     store: Store
     audit: Audit
-    gateway: PayGateway
+    gateway: PayGateway  # the configured API version's: orders, queries, closes, refunds, bills
+    gateways: Gateways  # that one and, when its key is set, the other version's (its notifies)
     lifecycle: Lifecycle
     orders: OrderBook
     checkouts: CheckoutService

@@ -47,6 +47,10 @@ class StatusMetrics:
             self._collector.figures = None
 
 
+def _timestamp(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
 def _families(f: dict[str, Any]) -> Iterator[Metric]:
     info = GaugeMetricFamily("wxpay_info", "Version and mode of this process", labels=["version", "mode", "store"])
     store = f.get("store") or {}
@@ -115,6 +119,35 @@ def _families(f: dict[str, Any]) -> Iterator[Metric]:
             refused.add_metric([endpoint, "yes"], counts["recorded"])
             refused.add_metric([endpoint, "no"], counts["not_recorded"])
         yield refused
+
+    pay = f.get("wechat_pay") or {}
+    if pay.get("gateways"):
+        api = GaugeMetricFamily(
+            "wxpay_wechat_pay_api", "WeChat Pay API versions in use: role=orders (the configured one) or notifies "
+            "(its notifies are read: the other version's after a move)", labels=["api_version", "key_mode", "role"])
+        api.add_metric([pay["api_version"], str(pay["gateways"][pay["api_version"]].get("key_mode") or ""), "orders"],
+                       1.0)
+        for version in pay.get("notify_versions") or ():
+            api.add_metric([version, str(pay["gateways"][version].get("key_mode") or ""), "notifies"], 1.0)
+        yield api
+        expiry = GaugeMetricFamily(
+            "wxpay_wechat_certificate_expiry_timestamp_seconds",
+            "When each certificate this server relies on ends: WeChat's platform certificates and the merchant's "
+            "API certificate", labels=["kind", "serial_no"])
+        for view in pay["gateways"].values():
+            for cert in view.get("platform_certificates") or ():
+                expiry.add_metric(["platform", cert["serial_no"]], _timestamp(cert["not_after"]))
+            if view.get("merchant_certificate_expires_at"):
+                expiry.add_metric(["merchant", str(view.get("merchant_serial_no"))],
+                                  _timestamp(view["merchant_certificate_expires_at"]))
+        yield expiry
+    if "signtest_probes" in limiter:
+        probes = CounterMetricFamily(
+            "wxpay_notify_signtest_probes", "WECHATPAY/SIGNTEST/ signature probes refused, since start (WeChat "
+            "checking that forged signatures are refused; not an alarm)", labels=["endpoint"])
+        for endpoint in ("notify", "refund_notify"):
+            probes.add_metric([endpoint], float(limiter["signtest_probes"].get(endpoint, 0)))
+        yield probes
 
     rec = (f.get("reconciler") or {}).get("last") or {}
     if rec.get("finished_at"):

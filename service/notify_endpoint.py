@@ -19,6 +19,7 @@ a verified notify, so it can never refuse one.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -43,10 +44,12 @@ def refused(code: str, outcome: Outcome, message: str) -> NotifyVerdict:
 
 @dataclass(frozen=True)
 class Handled:
-    """How one notify ended, and whether its proof of origin succeeded."""
+    """How one notify ended, whether its proof of origin succeeded, and which
+    API version's notify it was (the reply is written in that version's form)."""
 
     verdict: NotifyVerdict
     verified: bool = False
+    api_version: str = "v2"
 
     @property
     def ok(self) -> bool:
@@ -54,6 +57,7 @@ class Handled:
 
 
 DUPLICATE = "duplicate"  # a verified repeat: WeChat's retries, or a replay of a body it signed
+SIGNTEST_PROBE = "signtest_probe"  # APIv3: WeChat checking that we refuse a WECHATPAY/SIGNTEST/ signature
 RATE_LIMITED = refused("rate_limited", Outcome.RATE_LIMITED, "too many unverified notifies")
 INTERNAL = refused("internal_error", Outcome.FAILED, "internal error")
 
@@ -66,6 +70,13 @@ class Seen:
 
     key: str | None = None
     verified: bool = False
+    api_version: str = "v2"
+    record: str | None = None  # what to keep instead of the raw body (APIv3: the decrypted resource)
+
+
+def version_not_configured(version: str) -> NotifyVerdict:
+    """A notify of an API version this server holds no key for: nothing can prove it."""
+    return refused("api_version_not_configured", Outcome.INVALID, f"API{version} is not configured here")
 
 
 class NotifyEndpoint:
@@ -91,28 +102,38 @@ class NotifyEndpoint:
             log.exception("%s processing failed", self.kind)
             verdict = INTERNAL
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        version = seen.api_version
         if seen.verified:
-            if verdict.code == DUPLICATE:  # its first delivery's raw body is kept already
+            if verdict.code == DUPLICATE:  # its first delivery's record is kept already
                 await self.audit.record_digest(
                     self.kind, verdict=verdict.code, body=body, verified=True, ok=verdict.ok,
-                    latency_ms=latency_ms, **{self.id_field: seen.key},
+                    latency_ms=latency_ms, api_version=version, **{self.id_field: seen.key},
                 )
             else:
+                # APIv3's raw body is ciphertext: the gateway's record (envelope and
+                # decrypted resource, no key) is kept instead, with the body's digest.
+                kept = seen.record if seen.record is not None else body[: self.max_bytes]
+                extra = {"wire_sha256": hashlib.sha256(body).hexdigest()} if seen.record is not None else {}
                 await self.audit.record(
-                    self.kind, verdict=verdict.code, raw=body[: self.max_bytes], ok=verdict.ok,
-                    latency_ms=latency_ms, **{self.id_field: seen.key},
+                    self.kind, verdict=verdict.code, raw=kept, ok=verdict.ok,
+                    latency_ms=latency_ms, api_version=version, **extra, **{self.id_field: seen.key},
                 )
             if not verdict.ok:
                 log.warning("%s refused: %s (%s)", self.kind, verdict.code, seen.key or "unidentified")
-            return Handled(verdict, verified=True)
+            return Handled(verdict, verified=True, api_version=version)
+        if verdict.code == SIGNTEST_PROBE:
+            # WeChat's probe (or anyone's copy of one): refused, counted apart, no
+            # alarm and no record; it costs one counter whoever sends it.
+            self.limiter.count_probe(self.kind)
+            return Handled(verdict, api_version=version)
         # Not verified: the only place the limiter is asked (see its guarantee).
         if not self.limiter.admit(self.kind, source, verdict.code):
-            return Handled(RATE_LIMITED)
+            return Handled(RATE_LIMITED, api_version=version)
         await self.audit.record_digest(
             self.kind, verdict=verdict.code, body=body, verified=False, ok=verdict.ok, latency_ms=latency_ms,
-            **{self.id_field: seen.key},
+            api_version=version, **{self.id_field: seen.key},
         )
-        return Handled(verdict)
+        return Handled(verdict, api_version=version)
 
     async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
         raise NotImplementedError

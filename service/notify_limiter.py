@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from edge.log_budget import Buckets
@@ -69,6 +70,10 @@ class NotifyLimiter:
         self._by_source: Counter[str] = Counter()
         self._not_recorded = 0
         self._summary: asyncio.TimerHandle | None = None
+        # APIv3's WECHATPAY/SIGNTEST/ probes, counted apart: refused as WeChat
+        # expects, never recorded, never in the summary line (not an alarm).
+        self.probes: Counter[str] = Counter()
+        self.last_probe_at: float | None = None
 
     def admit(self, endpoint: str, source: str, verdict: str) -> bool:
         """Count one unverified notify; ``True`` if it may be recorded.
@@ -79,6 +84,12 @@ class NotifyLimiter:
         admitted = self._buckets.take(key)
         self._count(endpoint, key, verdict, admitted)
         return admitted
+
+    def count_probe(self, endpoint: str) -> None:
+        """One signature probe refused (anyone can send one: it costs this counter only)."""
+        self.probes[endpoint] += 1
+        self.last_probe_at = time.time()
+        log.debug("%s: a WECHATPAY/SIGNTEST/ signature probe, refused", endpoint)
 
     def _count(self, endpoint: str, key: str, verdict: str, admitted: bool) -> None:
         self.totals[(endpoint, admitted)] += 1
@@ -129,4 +140,8 @@ class NotifyLimiter:
             "refused_unverified": {
                 ep: {"recorded": self.totals[(ep, True)], "not_recorded": self.totals[(ep, False)]} for ep in endpoints
             },
+            "signtest_probes": dict(sorted(self.probes.items())),
+            "last_signtest_probe_at": (
+                datetime.fromtimestamp(self.last_probe_at, timezone.utc) if self.last_probe_at is not None else None
+            ),
         }

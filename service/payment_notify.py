@@ -1,14 +1,17 @@
 """WeChat's payment notify: trust nothing until WeChat itself confirms.
 
-Order of checks: the gateway proves the notify's origin with no store
-lookup (a forgery costs nothing but CPU); the order it names is looked up;
+Order of checks: the notify goes to the gateway of its API version (by its
+shape: after a move between versions both kinds arrive, each proven with
+its own version's key; ``wxpay.gateways``), which proves its origin with no
+store lookup (a forgery costs nothing but CPU); the order it names is looked up;
 the gateway judges the notify against that order (APIv2: its signature
 again with *the order's* sign type, since a notify may omit
 ``sign_type``; appid and mch_id); the amount against the order; then the
 payment confirmation (service/payments.py) asks WeChat's own records for
-the same amount and transaction before one state-guarded move to paid. A
-repeat is accepted and changes nothing; anything we could not finish is
-refused so WeChat retries.
+the same amount and transaction before one state-guarded move to paid
+(that query bounded by ``confirm_timeout``: WeChat waits 5 s for our
+answer). A repeat is accepted and changes nothing; anything we could not
+finish is refused so WeChat retries.
 """
 from __future__ import annotations
 
@@ -16,17 +19,20 @@ import logging
 from typing import Mapping
 
 from wxpay.errors import WxPayError
-from wxpay.gateway import NotifyVerdict, OrderIdentity, Outcome, PayGateway, Refusal
+from wxpay.gateway import NotifyVerdict, OrderIdentity, Outcome, PayGateway, ProvenPayment, Refusal
+from wxpay.gateways import Gateways
 
 from .audit import Audit
 from .keyed_locks import KeyedLocks
 from .models import PAID, Order
-from .notify_endpoint import DUPLICATE, NotifyEndpoint, Seen, accepted, refused
+from .notify_endpoint import DUPLICATE, NotifyEndpoint, Seen, accepted, refused, version_not_configured
 from .notify_limiter import NotifyLimiter
 from .orders import OrderBook
 from .payments import MISMATCH, NOT_PAID, NOTIFY, Payments
 
 log = logging.getLogger("wxpay_server.notify")
+
+CONFIRM_TIMEOUT_S = 3.0  # notify.confirm_timeout_s: WeChat waits 5 s for the answer
 
 
 class PaymentNotifyService(NotifyEndpoint):
@@ -37,29 +43,40 @@ class PaymentNotifyService(NotifyEndpoint):
         self,
         orders: OrderBook,
         payments: Payments,
-        gateway: PayGateway,
+        gateways: Gateways | PayGateway,
         audit: Audit,
         *,
         max_bytes: int = 64 * 1024,
         limiter: NotifyLimiter | None = None,
+        confirm_timeout: float | None = CONFIRM_TIMEOUT_S,
     ) -> None:
         super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
         self.orders = orders
         self.payments = payments
-        self.gateway = gateway
+        # One gateway is a set of one: only its version's notifies are read.
+        self.gateways = gateways if isinstance(gateways, Gateways) else Gateways(gateways)
+        self.confirm_timeout = confirm_timeout
         self._locks = KeyedLocks()
 
     async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
-        proven = await self.gateway.read_payment_notify(headers, body)
+        seen.api_version, gateway = self.gateways.for_notify(headers, body)
+        if gateway is None:
+            return version_not_configured(seen.api_version)
+        proven = await gateway.read_payment_notify(headers, body)
         if isinstance(proven, Refusal):
             seen.key, seen.verified = proven.key, proven.proven
             return proven.verdict
         out_trade_no = seen.key = proven.out_trade_no  # signed by WeChat: trusted as a name from here on
+        seen.record = proven.record
         order = await self.orders.get(out_trade_no)
         if order is None:
             seen.verified = True  # WeChat sent it, for an order we do not have
             return refused("unknown_order", Outcome.UNKNOWN, "unknown order")
-        notice = self.gateway.judge_payment_notify(proven, OrderIdentity(order.appid, order.mch_id, order.sign_type))
+        return await self._judged(gateway, proven, order, seen)
+
+    async def _judged(self, gateway: PayGateway, proven: ProvenPayment, order: Order, seen: Seen) -> NotifyVerdict:
+        out_trade_no = order.out_trade_no
+        notice = gateway.judge_payment_notify(proven, OrderIdentity(order.appid, order.mch_id, order.sign_type))
         if isinstance(notice, Refusal):
             seen.verified = notice.proven
             return notice.verdict
@@ -89,7 +106,9 @@ class PaymentNotifyService(NotifyEndpoint):
         if order.state == PAID:  # a concurrent duplicate got here first
             return await self._repeat(order, transaction_id)
         try:
-            confirmation = await self.payments.confirm(order, via=NOTIFY, transaction_id=transaction_id)
+            # WeChat waits 5 s for our answer: the query is bounded, and unfinished means a retry.
+            confirmation = await self.payments.confirm(
+                order, via=NOTIFY, transaction_id=transaction_id, query_timeout=self.confirm_timeout)
         except WxPayError as exc:
             return refused(f"query_failed_{exc.code}", Outcome.UNAVAILABLE, "could not confirm with WeChat")
         if confirmation.outcome == NOT_PAID:

@@ -18,11 +18,13 @@ reconciler's sweep.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Protocol
 
+from wxpay.errors import WxTimeoutError
 from wxpay.gateway import PayGateway, PaymentFacts
 
 from .audit import Audit
@@ -85,13 +87,18 @@ class Payments:
         self.double_payments = double_payments
         self.now = now
 
-    async def confirm(self, order: Order, *, via: str, transaction_id: str | None = None) -> Confirmation:
+    async def confirm(
+        self, order: Order, *, via: str, transaction_id: str | None = None, query_timeout: float | None = None,
+    ) -> Confirmation:
         """Ask WeChat about ``order`` and record a payment it confirms.
 
         ``transaction_id``: the one a notify named, which WeChat's record
-        must carry too. Raises the gateway's errors (``OrderNotExistError``
-        when WeChat has no such order; transport errors: nothing changed)."""
-        facts = await self.gateway.query_order(order.out_trade_no)
+        must carry too. ``query_timeout``: how long WeChat's answer may take
+        (its retries included; a notify must be answered within WeChat's 5 s).
+        Raises the gateway's errors (``OrderNotExistError`` when WeChat has
+        no such order; transport errors, ``WxTimeoutError`` past the
+        timeout: nothing changed)."""
+        facts = await self._query(order.out_trade_no, query_timeout)
         if not facts.paid:
             return Confirmation(NOT_PAID, order, facts)
         if facts.amount_fen != order.total_fee:
@@ -123,6 +130,16 @@ class Payments:
             return Confirmation(ALREADY_PAID, current, facts)
         _checkout, double = await self.settle(moved)
         return Confirmation(CONFIRMED, moved, facts, double_payment=double)
+
+    async def _query(self, out_trade_no: str, timeout: float | None) -> PaymentFacts:
+        query = self.gateway.query_order(out_trade_no)
+        if timeout is None:
+            return await query
+        try:
+            return await asyncio.wait_for(query, timeout)
+        except asyncio.TimeoutError:
+            raise WxTimeoutError(
+                f"WeChat's order query for {out_trade_no} did not finish within {timeout:g} s") from None
 
     async def settle(self, order: Order) -> tuple[Checkout | None, bool]:
         """What a payment implies beyond the order's own move; then clear

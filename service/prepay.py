@@ -289,14 +289,29 @@ class PrepayService:
                 async with self.leases.hold(name, self.holder, PREPAY_LEASE_TTL) as lease:
                     if lease is not None:
                         # Another process may have finished while we took the lease.
-                        for order in reversed(await self.orders.for_checkout(checkout.id)):
+                        siblings = await self.orders.for_checkout(checkout.id)
+                        for order in reversed(siblings):
                             if self._reusable(order, slot):
                                 return order, True
+                        await self._retire_unsignable(siblings, slot)
                         return await self._unified_order(checkout, slot, trade_type, appid, openid, client_ip, wap_url), False
             if waited >= PREPAY_WAIT_S:
                 raise Conflict("prepay_in_progress", "A payment for this checkout is being prepared; retry in a moment")
             await asyncio.sleep(0.05)
             waited += 0.05
+
+    async def _retire_unsignable(self, siblings: list[Order], slot: str) -> None:
+        """After a move between API versions, the slot's unpaid order of the other
+        version cannot be signed here (APIv3 signs only RSA orders, APIv2 only its
+        own): a new order replaces it, and the old one goes to the reconciler,
+        which asks WeChat first (the shopper may have paid it: confirmed) and
+        otherwise closes it, so a page still holding its payload cannot pay twice."""
+        for order in siblings:
+            if (order.state == PREPAID and not order.close_requested and order.extra.get("slot") == slot
+                    and not self.gateway.signs(order.sign_type)):
+                log.info("order %s (sign type %s) cannot be signed by the %s gateway: replaced, and to be closed",
+                         order.out_trade_no, order.sign_type, self.gateway.api_version)
+                await self.lifecycle.touch_order(order, close_requested=True, next_check_at=self.now())
 
     async def _unified_order(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> Order:
         await self._reserve(checkout, client_ip)

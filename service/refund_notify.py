@@ -16,11 +16,12 @@ import logging
 from typing import Mapping
 
 from wxpay.gateway import NotifyVerdict, Outcome, PayGateway, Refusal
+from wxpay.gateways import Gateways
 
 from .audit import Audit
 from .keyed_locks import KeyedLocks
 from .models import REFUND_STATUS_MAP
-from .notify_endpoint import NotifyEndpoint, Seen, accepted, refused
+from .notify_endpoint import NotifyEndpoint, Seen, accepted, refused, version_not_configured
 from .notify_limiter import NotifyLimiter
 from .refunds import RefundService
 
@@ -34,7 +35,7 @@ class RefundNotifyService(NotifyEndpoint):
     def __init__(
         self,
         refunds: RefundService,
-        gateway: PayGateway,
+        gateways: Gateways | PayGateway,
         audit: Audit,
         *,
         max_bytes: int = 64 * 1024,
@@ -42,15 +43,20 @@ class RefundNotifyService(NotifyEndpoint):
     ) -> None:
         super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
         self.refunds = refunds
-        self.gateway = gateway
+        # One gateway is a set of one: only its version's notifies are read.
+        self.gateways = gateways if isinstance(gateways, Gateways) else Gateways(gateways)
         self._locks = KeyedLocks()
 
     async def _handle(self, headers: Mapping[str, str], body: bytes, seen: Seen) -> NotifyVerdict:
-        notice = await self.gateway.read_refund_notify(headers, body)
+        seen.api_version, gateway = self.gateways.for_notify(headers, body)
+        if gateway is None:
+            return version_not_configured(seen.api_version)
+        notice = await gateway.read_refund_notify(headers, body)
         if isinstance(notice, Refusal):
             seen.key, seen.verified = notice.key, notice.proven
             return notice.verdict
         seen.verified = True  # WeChat sent it
+        seen.record = notice.record
         no = seen.key = notice.out_refund_no
         refund = await self.refunds.get(no)
         if refund is None:

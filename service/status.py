@@ -62,7 +62,34 @@ async def collect(services: Services, *, version: str, hours: int = CHART_HOURS,
     out["wechat"] = services.call_stats.snapshot()
     out["wechat_failures"] = services.call_stats.failures()  # why WeChat failed: by cause, and the latest
     out["notify_limiter"] = services.notify_limiter.snapshot()
+    out["wechat_pay"] = wechat_pay(services, now)
     return _jsonable(out)
+
+
+def wechat_pay(services: Services, now: datetime) -> dict[str, Any]:
+    """Which API new orders use, whose notifies are read, how WeChat is verified
+    (key mode, public key ID, certificate serials and their expiry), and the
+    signature probes refused (counted apart: WeChat checking us, not an alarm)."""
+    gateways = services.gateways
+    described = {}
+    for gateway in gateways:
+        view = dict(gateway.describe())
+        for cert in view.get("platform_certificates") or ():
+            cert["expires_in_days"] = _days_until(cert.get("not_after"), now)
+        if view.get("merchant_certificate_expires_at") is not None:
+            view["merchant_certificate_expires_in_days"] = _days_until(view["merchant_certificate_expires_at"], now)
+        described[gateway.api_version] = view
+    limiter = services.notify_limiter
+    return {
+        "api_version": gateways.api_version,
+        "notify_versions": list(gateways.versions),
+        "gateways": described,
+        "signtest_probes": sum(limiter.probes.values()),
+    }
+
+
+def _days_until(at: datetime | None, now: datetime) -> float | None:
+    return round((at - now).total_seconds() / 86400, 1) if isinstance(at, datetime) else None
 
 
 async def _guarded(name: str, fn: Callable[[], Awaitable[Any]]) -> Any:

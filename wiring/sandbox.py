@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from config import PublicCredentials, Settings
+from config import PublicCredentials, Settings, WechatSettings
 from wxpay.endpoints import Endpoints
 from wxpay.simulator import demo
 
@@ -20,10 +20,22 @@ if TYPE_CHECKING:  # the simulator's modules load only when sandbox mode mounts 
 PREFIX = "/_wechat"
 
 
+# The demo merchant's APIv3 files (TEST-ONLY, demo_v3/README.md): live mode refuses
+# each of them, and any file holding one of their keys, by fingerprint.
+V3_DEMO_FILES = (
+    "apiclient_key.pem", "apiclient_pub.pem", "wechatpay_pub_key.pem", "wechatpay_pub_key_PRIVATE_TEST_ONLY.pem",
+    "platform_cert.pem", "platform_key_PRIVATE_TEST_ONLY.pem",
+)
+V3_MERCHANT_KEY = demo.V3_DIR / "apiclient_key.pem"
+V3_WECHATPAY_PUBLIC_KEY = demo.V3_DIR / "wechatpay_pub_key.pem"
+
+
 def public_credentials() -> PublicCredentials:
-    """What live mode must refuse: the simulator's demo merchant, which
-    config/ may not import (it knows nothing of the app)."""
-    return PublicCredentials(frozenset(demo.PUBLIC_VALUES), (str(demo.CERT_PATH), str(demo.KEY_PATH)))
+    """What live mode must refuse: the simulator's demo merchant (its values, its
+    V2 certificate and its TEST-ONLY V3 keys), which config/ may not import
+    (it knows nothing of the app)."""
+    files = (str(demo.CERT_PATH), str(demo.KEY_PATH), *(str(demo.V3_DIR / name) for name in V3_DEMO_FILES))
+    return PublicCredentials(frozenset(demo.PUBLIC_VALUES), files)
 
 
 def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
@@ -41,12 +53,41 @@ def with_sandbox_defaults(settings: Settings, port: int) -> Settings:
         mini_program_secret=w.mini_program_secret or demo.MINI_PROGRAM_SECRET,
         app_appid=w.app_appid or demo.MOBILE_APP_APPID,
     )
-    if not wechat.cert_path and not wechat.key_path:
+    if wechat.api_version == "v3":
+        wechat = _v3_demo(wechat)
+    elif not wechat.cert_path and not wechat.key_path:
         wechat = replace(wechat, cert_path=str(demo.CERT_PATH), key_path=str(demo.KEY_PATH))
     server = settings.server
     if not server.public_url:
         server = replace(server, public_url=f"http://127.0.0.1:{port}")
     return replace(settings, wechat=wechat, server=server)
+
+
+def _v3_demo(w: WechatSettings) -> WechatSettings:
+    """The demo merchant's TEST-ONLY APIv3 keys, for what is not configured.
+
+    Its API key has no certificate file: the serial is given. WeChat is
+    verified with the demo public key unless platform certificates are asked
+    for (then the simulator serves its platform certificate: key mode
+    ``platform_cert``, or ``gray`` with the public key set as well)."""
+    changes: dict[str, object] = {}
+    if not w.apiv3_key:
+        changes["apiv3_key"] = demo.APIV3_KEY
+    if not w.cert_path and not w.key_path:
+        changes["key_path"] = str(V3_MERCHANT_KEY)
+        changes["merchant_serial_no"] = w.merchant_serial_no or demo.MERCHANT_SERIAL_NO
+    if not w.wechatpay_public_key_id and not w.wechatpay_public_key_path and not w.platform_certificates:
+        changes["wechatpay_public_key_id"] = demo.PUBLIC_KEY_ID
+        changes["wechatpay_public_key_path"] = str(V3_WECHATPAY_PUBLIC_KEY)
+    return replace(w, **changes)  # type: ignore[arg-type]
+
+
+def simulator_key_mode(w: WechatSettings) -> str:
+    """How the simulated WeChat signs for this merchant: as the settings verify it."""
+    public = bool(w.wechatpay_public_key_id)
+    if w.platform_certificates:
+        return "gray" if public else "platform_cert"
+    return "public_key"
 
 
 def simulator_config(settings: Settings) -> SimConfig:
@@ -63,7 +104,8 @@ def simulator_config(settings: Settings) -> SimConfig:
         apps.append(SimApp(w.mini_program_appid, w.mini_program_secret or demo.MINI_PROGRAM_SECRET, "mini_program"))
     if w.app_appid:
         apps.append(SimApp(w.app_appid, demo.MOBILE_APP_SECRET, "mobile_app"))
-    v3 = SimV3.demo() if w.mch_id == demo.MCH_ID else None  # its own keys, apart from the V2 API key
+    # Its own keys, apart from the V2 API key; signing the way this server verifies.
+    v3 = SimV3.demo(key_mode=simulator_key_mode(w)) if w.mch_id == demo.MCH_ID else None
     merchant = SimMerchant(w.mch_id, w.api_key, tuple(a.appid for a in apps), v3)
     return SimConfig(
         apps=tuple(apps), merchants=(merchant,), notify_time_scale=settings.simulator.notify_time_scale,

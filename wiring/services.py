@@ -1,7 +1,8 @@
 """The services container, built once per process in one function.
 
 Order matters only where one service needs another: the WeChat side first
-(the gateway and the Official Account clients, the only holders of keys),
+(the gateways, wiring/gateways.py, and the Official Account clients, the
+only holders of keys),
 then the store's owners (lifecycle, outbox), then each use case given what
 it uses in its constructor. Nothing registers itself with anything and
 nothing is assigned after construction.
@@ -41,17 +42,15 @@ from service.webhooks import Webhooks
 from store.base import Index, Store
 from store.leases import Leases, make_holder
 from store.open import indexes, open_store
-from wxpay.client import WxPayClient
 from wxpay.endpoints import Endpoints
 from wxpay.gateway import PayGateway
-from wxpay.merchant import Merchant
 from wxpay.mini_program import MiniProgramClient
 from wxpay.oauth import OAuthClient
 from wxpay.official import OfficialAccountClient
-from wxpay.transport import Observer, TornadoTransport, Transport
-from wxpay.v2_gateway import V2Gateway
+from wxpay.transport import TornadoTransport, Transport
 
 from . import sandbox
+from .gateways import gateways as gateway_set
 
 
 @dataclass
@@ -86,20 +85,10 @@ def configured_endpoints(settings: Settings) -> Endpoints:
     )
 
 
-def pay_gateway(
-    settings: Settings, *, endpoints: Endpoints, transport: Transport | None = None,
-    observer: Observer | None = None,
-) -> PayGateway:
-    """The merchant's WeChat Pay, whichever API version: the one object that holds its keys."""
-    w = settings.wechat
-    merchant = Merchant(w.mch_id, w.api_key, w.appid, w.sign_type, w.cert_path, w.key_path)
-    client = WxPayClient(merchant, transport=transport, endpoints=endpoints, observer=observer)
-    return V2Gateway(client, appids=(w.mini_program_appid, w.app_appid), max_notify_bytes=settings.server.max_body_bytes)
-
-
 def cli_gateway(settings: Settings) -> PayGateway:
-    """The gateway of a command run outside the server (``wxpay-server bills``)."""
-    return pay_gateway(settings, endpoints=sandbox.cli_endpoints(settings) or configured_endpoints(settings))
+    """The gateway of a command run outside the server (``wxpay-server bills``): the configured version's."""
+    endpoints = sandbox.cli_endpoints(settings) or configured_endpoints(settings)
+    return gateway_set(settings, endpoints=endpoints).primary
 
 
 async def build(
@@ -116,20 +105,29 @@ async def build(
     settings = sandbox.with_sandbox_defaults(settings, port)
     w = settings.wechat
     public_base = settings.server.public_url.rstrip("/")
-    if store is None:
-        store = open_configured_store(settings)
-    await store.open(store_indexes(settings))
-
     mounted = sandbox.mount(settings, port=port, public_base=public_base) if sandbox.in_process(settings) else None
     endpoints = mounted.endpoints if mounted is not None else configured_endpoints(settings)
     call_stats = CallStats()
     observe = call_stats.observe  # every WeChat call feeds /status and /metrics
+    # WeChat: the only objects holding the merchant's keys and the AppSecret. The
+    # configured API version's gateway does everything; the other version's, when
+    # its key is set, reads that version's notifies (orders placed before a move).
+    # Built first: unusable keys are refused (SettingsError) before anything opens.
     owned = None
     if transport is None:  # one pool of kept-alive connections to WeChat
         transport = owned = TornadoTransport()
+    try:
+        gateways = gateway_set(settings, endpoints=endpoints, transport=transport, observer=observe)
+    except Exception:
+        if owned is not None:
+            owned.close()
+        raise
+    gateway = gateways.primary
 
-    # WeChat: the only objects holding the merchant's keys and the AppSecret.
-    gateway = pay_gateway(settings, endpoints=endpoints, transport=transport, observer=observe)
+    if store is None:
+        store = open_configured_store(settings)
+    await store.open(store_indexes(settings))
+
     official = OfficialAccountClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
     oauth_client = OAuthClient(w.appid, w.app_secret, transport=transport, endpoints=endpoints, observer=observe)
     mini_program_client = (
@@ -184,8 +182,13 @@ async def build(
         total_per_minute=settings.notify.refused_per_minute_total,
     )
     max_bytes = settings.server.max_body_bytes
-    payment_notify = PaymentNotifyService(orders, payments, gateway, audit, max_bytes=max_bytes, limiter=limiter)
-    refund_notify = RefundNotifyService(refunds, gateway, audit, max_bytes=max_bytes, limiter=limiter)
+    payment_notify = PaymentNotifyService(
+        orders, payments, gateways, audit, max_bytes=max_bytes, limiter=limiter,
+        confirm_timeout=settings.notify.confirm_timeout_s,
+    )
+    refund_notify = RefundNotifyService(refunds, gateways, audit, max_bytes=max_bytes, limiter=limiter)
+    # Platform certificates are APIv3's (primary, or reading notifies beside APIv2).
+    trusted = gateways.get("v3") or gateway
     reconciler = Reconciler(
         store, orders, order_checks, payments, closing, refunds, leases,
         holder=holder, interval=settings.reconciler.interval_s, now=now,
@@ -204,10 +207,10 @@ async def build(
         now=now,
     )
     services = Services(
-        store=store, audit=audit, gateway=gateway, lifecycle=lifecycle, orders=orders, checkouts=checkouts,
+        store=store, audit=audit, gateway=gateway, gateways=gateways, lifecycle=lifecycle, orders=orders, checkouts=checkouts,
         payments=payments, order_checks=order_checks, prepay=prepay, payment_notify=payment_notify,
         refunds=refunds, refund_notify=refund_notify, closing=closing, reconciler=reconciler, outbox=outbox,
-        webhooks=webhooks, oauth=oauth, tokens=tokens, trust=TrustKeeper(store, leases, gateway, holder=holder, now=now),
+        webhooks=webhooks, oauth=oauth, tokens=tokens, trust=TrustKeeper(store, leases, trusted, holder=holder, now=now),
         jssdk=JssdkService(tokens, w.appid), mini_program=MiniProgramLogins(mini_program_client),
         call_stats=call_stats, notify_limiter=limiter, public_base=public_base, mode=settings.mode,
         reconciler_enabled=settings.reconciler.enabled, reconciler_interval_s=settings.reconciler.interval_s,

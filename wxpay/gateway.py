@@ -49,7 +49,7 @@ __all__ = [
     "RefundRequest", "RefundAccepted", "RefundFacts", "BillLine", "DayBill",
     "Outcome", "NotifyVerdict", "Refusal", "WireReply", "OrderIdentity",
     "ProvenPayment", "PaymentNotice", "RefundNotice",
-    "PayGateway", "refusal_for", "check_order_request", "check_refund_request",
+    "PayGateway", "refusal_for", "check_order_request", "check_refund_request", "notify_version",
 ]
 
 log = logging.getLogger("wxpay.gateway")
@@ -300,6 +300,7 @@ class ProvenPayment:
     out_trade_no: str
     signed_with: str
     evidence: Any = field(repr=False, compare=False)
+    record: str | None = field(default=None, repr=False, compare=False)  # see :attr:`RefundNotice.record`
 
 
 @dataclass(frozen=True)
@@ -333,6 +334,10 @@ class RefundNotice:
     appid: str | None = None  # APIv2 names it; APIv3's refund notify does not
     succeeded_at: datetime | None = None
     event_id: str | None = None
+    # What a server keeps in its audit trail instead of the raw body, when the
+    # raw body is not readable on its own (APIv3: the envelope's fields and the
+    # decrypted resource, as JSON text; never a key). ``None``: keep the raw body.
+    record: str | None = field(default=None, repr=False, compare=False)
 
 
 # --- shared logic -------------------------------------------------------------------------
@@ -394,6 +399,17 @@ def refusal_for(exc: WxPayError, *, proven: bool = False, key: str | None = None
     else:
         verdict = NotifyVerdict(f"ignored_{exc.code}", Outcome.ACCEPTED, "OK")
     return Refusal(verdict, proven=proven, key=key)
+
+
+def notify_version(headers: Mapping[str, str], body: bytes) -> str:
+    """``"v3"`` for a notify shaped like APIv3's (a JSON object), else ``"v2"``.
+
+    Only the shape: the body's first byte after white space. The version's
+    gateway then proves the notify or refuses it, so a body dressed as the
+    other version gains nothing. The ``Wechatpay-*`` headers are not looked
+    at, so a proxy that strips them sends the notify to the APIv3 gateway,
+    which refuses it as ``missing_header`` (the cause an operator needs)."""
+    return "v3" if body.lstrip(b" \t\r\n")[:1] == b"{" else "v2"
 
 
 _INTERNAL = NotifyVerdict("internal_error", Outcome.FAILED, "internal error")
@@ -582,11 +598,24 @@ class PayGateway(ABC):
     @abstractmethod
     def _wire_reply(self, verdict: NotifyVerdict, status: int) -> WireReply: ...
 
+    # -- what an operator may see -------------------------------------------------------------------
+
+    def describe(self) -> Mapping[str, Any]:
+        """Public facts for a status page: the version, the merchant, how WeChat
+        is verified (key IDs, certificate serials and their expiry). Never a key."""
+        return {"api_version": self.api_version, "mch_id": self.mch_id, "sign_type": self.sign_type}
+
     # -- trust that WeChat rotates (APIv3 platform certificates) -----------------------------------
     #
     # A server keeps this state in its store, shared by every process, and
     # lets one process refresh it under a lease (like the access_token);
     # the others load what it saved. APIv2 has nothing to keep.
+
+    def keeps_trust(self) -> bool:
+        """Whether this gateway holds trust that WeChat rotates (APIv3 platform
+        certificates, even before the first download). ``False``: the trust
+        methods below do nothing and a server runs no refresh task."""
+        return False
 
     def trust_state(self) -> Mapping[str, Any] | None:
         """What to store (JSON, public material only), or ``None`` when there is nothing."""

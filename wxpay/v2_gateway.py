@@ -40,7 +40,7 @@ from .gateway import (
 from .payloads import AppPayload, MiniProgramPayload
 from .signing import SIGN_TYPES
 
-__all__ = ["V2Gateway", "bill_lines", "refund_status"]
+__all__ = ["V2Gateway", "bill_lines", "refund_status", "wire_reply"]
 
 _OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,32}")  # WeChat's charset for out_trade_no
 WAP_NAME_MAX = 32  # characters of the H5 site's name WeChat takes
@@ -260,4 +260,9 @@ class V2Gateway(PayGateway):
         )
 
     def _wire_reply(self, verdict: NotifyVerdict, status: int) -> WireReply:
-        return WireReply(status, "text/xml; charset=utf-8", wxnotify.notify_reply(verdict.ok, verdict.message or None))
+        return wire_reply(verdict, status)
+
+
+def wire_reply(verdict: NotifyVerdict, status: int) -> WireReply:
+    """APIv2's answer to a notify: XML SUCCESS/FAIL (what WeChat reads), with the outcome's status."""
+    return WireReply(status, "text/xml; charset=utf-8", wxnotify.notify_reply(verdict.ok, verdict.message or None))

@@ -25,9 +25,10 @@ Choices the contract leaves to each version, made here:
   and mch_id and does not consult ``OrderIdentity.sign_type``; ``signed_with``
   is ``RSA``. (WeChat notifies an order in the form of the API it was
   placed with: an APIv2 order paid after the switch sends APIv2 XML, which
-  this gateway refuses unproven, ``missing_header``; WeChat retries and the
-  reconciler's query confirms it. A server that wants those notifies keeps
-  its APIv2 gateway on the APIv2 notify path during the changeover.)
+  this gateway refuses unproven, ``missing_header``. A server that wants
+  those notifies holds its APIv2 gateway beside this one,
+  :class:`wxpay.gateways.Gateways`, which hands each notify to the gateway
+  of its shape.)
 - **Unknown serials in notifies** are refused unproven, never looked up by
   a certificate download: a forged notify costs nothing but CPU. Rotations
   are learnt by the periodic refresh (:meth:`trust_refresh_due`), well
@@ -39,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any, Callable, Mapping
 
 from .errors import (
@@ -85,13 +86,14 @@ from .v3.aead import ApiV3Cipher
 from .v3.client import WxPayV3Client
 from .v3.endpoints import V3Endpoints
 from .v3.keeper import PlatformCertificateKeeper
+from .v3.keys import load_certificate
 from .v3.models import Refund, Transaction
 from .v3.notify import MAX_NOTIFY_BYTES, NotifyEvent, NotifyReader, PaymentEvent, RefundEvent
 from .v3.signing import MerchantSigner
 from .v3.verification import PublicKeyVerifier
 from .v3_settings import V3Settings, load_v3_key_material
 
-__all__ = ["SIGN_TYPE", "V3Gateway"]
+__all__ = ["SIGN_TYPE", "V3Gateway", "wire_reply"]
 
 SIGN_TYPE = v3payloads.SIGN_TYPE  # "RSA"
 
@@ -151,6 +153,8 @@ class V3Gateway(PayGateway):
             keeper = PlatformCertificateKeeper(material.platform_certificates, clock=clock)
         self._signer = signer
         self._keeper = keeper
+        self._merchant_cert_expiry = (load_certificate(settings.merchant_certificate_pem).not_after
+                                      if settings.merchant_certificate_pem is not None else None)
         self._client = WxPayV3Client(
             signer, cipher, public_key=public_key, certificates=keeper, transport=transport,
             endpoints=V3Endpoints(settings.pay_base), retry=retry, observer=observer, sleep=sleep, clock=clock,
@@ -296,7 +300,7 @@ class V3Gateway(PayGateway):
             return event
         if not isinstance(event, PaymentEvent):
             return Refusal(NotifyVerdict("event_mismatch", Outcome.INVALID, "not a payment notify"), proven=True)
-        return ProvenPayment(event.transaction.out_trade_no, SIGN_TYPE, evidence=event)
+        return ProvenPayment(event.transaction.out_trade_no, SIGN_TYPE, evidence=event, record=_audit_record(event))
 
     def _judge_payment_notify(self, proven: ProvenPayment, order: OrderIdentity) -> PaymentNotice | Refusal:
         event = proven.evidence
@@ -336,21 +340,41 @@ class V3Gateway(PayGateway):
             mch_id=refund.mchid,
             succeeded_at=refund.success_time,
             event_id=event.id,
+            record=_audit_record(event),
         )
 
     def _wire_reply(self, verdict: NotifyVerdict, status: int) -> WireReply:
-        """WeChat reads the status only: 204 for done, else the outcome's status (a retry)."""
-        if verdict.ok:
-            return WireReply(204, None, b"")
-        body = {"code": "FAIL", "message": verdict.message or "FAIL"}
-        return WireReply(status, "application/json; charset=utf-8",
-                         json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+        return wire_reply(verdict, status)
+
+    # -- what an operator may see -------------------------------------------------------------------
+
+    def describe(self) -> Mapping[str, Any]:
+        """The key mode, the IDs and serials in use, and when each certificate ends (no key)."""
+        out: dict[str, Any] = {
+            "api_version": self.api_version, "mch_id": self.mch_id, "sign_type": self.sign_type,
+            "key_mode": self.key_mode, "merchant_serial_no": self._signer.serial_no,
+            "merchant_certificate_expires_at": self._merchant_cert_expiry,
+            "public_key_id": self.public_key_id,
+        }
+        keeper = self._keeper
+        if keeper is not None:
+            out["platform_certificates"] = [
+                {"serial_no": c.serial_no, "not_before": c.not_before, "not_after": c.not_after}
+                for c in sorted(keeper.certificates, key=lambda c: c.not_after)
+            ]
+            out["platform_certificates_fetched_at"] = (
+                datetime.fromtimestamp(keeper.fetched_at, timezone.utc) if keeper.fetched_at is not None else None)
+        return out
 
     # -- trust that WeChat rotates --------------------------------------------------------------
     #
     # Platform-certificate mode (alone, or with the public key during the gray
     # switch) keeps the downloaded certificates in the keeper; a public-key
     # merchant has nothing to keep, so these do nothing for it.
+
+    def keeps_trust(self) -> bool:
+        """Platform-certificate mode (alone or in the gray switch), from before the first download."""
+        return self._keeper is not None
 
     def trust_state(self) -> Mapping[str, Any] | None:
         """The keeper's state (public certificates and two times), once it trusts a certificate."""
@@ -407,6 +431,30 @@ def _refund_facts(refund: Refund) -> RefundFacts:
         out_trade_no=refund.out_trade_no,
         succeeded_at=refund.success_time,
     )
+
+
+def wire_reply(verdict: NotifyVerdict, status: int) -> WireReply:
+    """APIv3's answer to a notify: WeChat reads the status only, 204 for done,
+    else the outcome's status (a retry) with ``{"code": "FAIL", "message": …}``."""
+    if verdict.ok:
+        return WireReply(204, None, b"")
+    body = {"code": "FAIL", "message": verdict.message or "FAIL"}
+    return WireReply(status, "application/json; charset=utf-8",
+                     json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _audit_record(event: NotifyEvent) -> str:
+    """What the audit trail keeps of a verified APIv3 notify: the envelope's
+    fields and the decrypted resource (the raw body is ciphertext, useless
+    without the APIv3 key, which is never kept)."""
+    try:
+        resource: Any = json.loads(event.plaintext)
+    except ValueError:  # typed already, so it parsed: this is only a guard
+        resource = event.plaintext.decode("utf-8", "replace")
+    return json.dumps(
+        {"id": event.id, "event_type": event.event_type, "create_time": event.create_time.isoformat(),
+         "summary": event.summary, "wechatpay_serial": event.serial, "resource": resource},
+        ensure_ascii=False, separators=(",", ":"))
 
 
 def _retyped(cls: type[WxPayError], error: WxPayError, text: str) -> WxPayError:

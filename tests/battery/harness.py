@@ -38,6 +38,15 @@ def register_secrets(values: dict[str, Any]) -> None:
             logwatch.secret(v, name)
 
 
+def register_v3_demo_secrets() -> None:
+    """APIv3 servers here use the demo merchant's TEST-ONLY keys (the simulator knows no
+    others): public, but a server must still never log or echo them."""
+    from wxpay.simulator import demo
+
+    logwatch.secret(demo.APIV3_KEY, "wechat.apiv3_key (demo, TEST-ONLY)")
+    logwatch.secret(demo.v3_pem("apiclient_key.pem").splitlines()[1], "wechat.key_path's private key (demo, TEST-ONLY)")
+
+
 def settings_for(tmp_path, **overrides: Any):
     values = {
         "store.sqlite_path": str(tmp_path / "wxpay.sqlite3"),
@@ -47,6 +56,8 @@ def settings_for(tmp_path, **overrides: Any):
         **overrides,
     }
     register_secrets({k: v for k, v in values.items() if k in battery_secrets()})
+    if values.get("wechat.api_version") == "v3":
+        register_v3_demo_secrets()
     return load_settings(None, env={}, overrides=values)
 
 
@@ -147,10 +158,11 @@ class Client:
         fields["sign"] = signing.sign(fields, key or self.api_key, sign_type)
         return build_xml(fields)
 
-    async def notify(self, body: bytes, path: str = "/notify/pay"):
+    async def notify(self, body: bytes, path: str = "/notify/pay", headers: dict[str, str] | None = None):
+        """POST a notify as WeChat would (APIv2: XML; APIv3: pass its ``Wechatpay-*`` headers)."""
         return await self.merchant.client.fetch(
             self.base + path, method="POST", body=body, raise_error=False, request_timeout=60,
-            headers={"Content-Type": "text/xml"},
+            headers=headers or {"Content-Type": "text/xml"},
         )
 
 
@@ -193,6 +205,7 @@ def process_env(tmp_path, sim_base: str, **extra: str) -> dict[str, str]:
 
     logwatch.secret(demo.API_KEY, "wechat.api_key (demo)")
     logwatch.secret(demo.OFFICIAL_ACCOUNT_SECRET, "wechat.app_secret (demo)")
+    register_v3_demo_secrets()
     return {
         "WXPAY_STORE_SQLITE_PATH": str(tmp_path / "shared.sqlite3"),
         "WXPAY_WECHAT_PAY_BASE": sim_base,

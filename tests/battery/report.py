@@ -29,7 +29,9 @@ SECTIONS = [
     ("dependencies", "3. Dependencies failing", "Store (MongoDB emulator's down switch, a SQLite write lock) and "
      "WeChat (the simulator's fault switches)."),
     ("hostile", "4. Hostile input", "Each case asserts the status code and that checkouts, orders, refunds and the "
-     "webhook outbox are unchanged (snapshots before/after)."),
+     "webhook outbox are unchanged (snapshots before/after). `notify-v3-*` and `refund-notify-v3-*` go to an "
+     "APIv3 server: WeChat's signature over the raw body, its time window and serial, then decryption, then our "
+     "records."),
     ("secrets", "5. Secrets", "Every log line of the battery (in-process at DEBUG with the access log, and the "
      "server processes' log files) and every error body received, searched for every configured secret."),
     ("soak", "6. Load (soak)", "`python -m tests.battery.soak --minutes N`: one sandbox server process (the "
@@ -306,6 +308,12 @@ WEAKNESSES = [
      "The sandbox server's simulator serves the day's bill on the day (`SimConfig.bills_on_the_day`); `--port` "
      "or `--url` names the server.",
      "dependencies", "bills --date <today> --port P against a sandbox server"),
+    ("A payment notify waited for WeChat's orderquery without a bound (the query's own retries and timeouts "
+     "included): a slow query kept the notify open past the 5 s WeChat waits, so WeChat counted a failure while "
+     "the server went on to answer SUCCESS to nobody.",
+     "The notify's query is bounded by `notify.confirm_timeout_s` (3 s, at most 4.5); past it the notify is "
+     "answered FAIL / 503 with nothing changed, and WeChat's retry (or the reconciler) confirms the payment.",
+     "dependencies", "orderquery slower than WeChat's notify timeout"),
 ]
 
 LIMITS = [

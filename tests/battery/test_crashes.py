@@ -41,6 +41,7 @@ from service.models import CHECKOUTS, ORDERS, OUTBOX
 from store.sqlite import SQLiteStore
 from tests.server.browser import as_json
 from tests.server.payments import Receiver
+from tests.server.versions import FAULT_ENDPOINTS
 
 from .harness import Client, Procs, browser, process_env
 from .results import record
@@ -131,7 +132,8 @@ async def pay_one(i: int, server: Server, env: dict[str, str], sim_base: str, ru
     return {"checkout": checkout["id"], "out_trade_no": result["out_trade_no"]}
 
 
-async def crash_battery(tmp_path, *, payments: int, kills: int, concurrency: int, seed: int) -> dict[str, Any]:
+async def crash_battery(tmp_path, *, payments: int, kills: int, concurrency: int, seed: int,
+                        api_version: str = "v2") -> dict[str, Any]:
     rng = random.Random(seed)
     receiver = Receiver()
     procs = Procs(tmp_path)
@@ -146,11 +148,13 @@ async def crash_battery(tmp_path, *, payments: int, kills: int, concurrency: int
             "WXPAY_WEBHOOKS_MAX_ATTEMPTS": "100",
             "WXPAY_CHECKOUT_ORDERS_PER_IP": "0",  # every shopper comes from 127.0.0.1
             "WXPAY_TEST_PAUSES": PAUSES,
+            "WXPAY_WECHAT_API_VERSION": api_version,
         })
         server = Server(procs, env)
         await server.start()
         client = Client.remote(server.port, env, sim_base)
-        await client.fault(endpoint="pay/unifiedorder", kind="latency", seconds=0.1, count=None)
+        await client.fault(endpoint=FAULT_ENDPOINTS[api_version]["order_native"], kind="latency", seconds=0.1,
+                           count=None)
         gate = asyncio.Semaphore(concurrency)
         done = 0
 
@@ -208,7 +212,7 @@ async def crash_battery(tmp_path, *, payments: int, kills: int, concurrency: int
         deliveries = sum(receiver.successes().values())
         windows = Counter(w for k in server.kills for w in k["windows"])
         figures = {
-            "payments": payments, "abandoned_by_shopper": dict(abandoned), "kills": len(server.kills), "seed": seed, "concurrency": concurrency,
+            "api_version": api_version, "payments": payments, "abandoned_by_shopper": dict(abandoned), "kills": len(server.kills), "seed": seed, "concurrency": concurrency,
             "paid_at_wechat": len(paid_at_wechat), "paid_in_store": sum(1 for d in orders.values() if d["state"] == "paid"),
             "lost": len(lost), "paid_twice": len(twice), "double_paid_flags": len(double_flags),
             "unsettled": len(unsettled), "checkouts_not_paid": len(not_paid),
@@ -233,6 +237,13 @@ async def crash_battery(tmp_path, *, payments: int, kills: int, concurrency: int
 async def test_crashes_ci_variant(tmp_path):
     figures = await crash_battery(tmp_path, payments=20, kills=4, concurrency=4, seed=20260101)
     record("crashes", "kill -9 across 20 payments (CI variant)", "pass", **figures)
+
+
+async def test_crashes_ci_variant_on_apiv3(tmp_path):
+    """The same kills on APIv3: its notifies (signed, encrypted, answered 204) are
+    retried by WeChat across each restart, and the reconciler's queries are APIv3's."""
+    figures = await crash_battery(tmp_path, payments=20, kills=4, concurrency=4, seed=20260101, api_version="v3")
+    record("crashes", "kill -9 across 20 payments on APIv3 (CI variant)", "pass", **figures)
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from service.models import CHECKOUTS, ORDERS
 from store.mongo import MongoStore
 from store.sqlite import SQLiteStore
 from tests.server.browser import as_json
+from tests.server.versions import FAULT_ENDPOINTS, accepted, payment_notify
 from tests.store.mongo_emulator import EmulatedMongoClient
 
 from . import logwatch
@@ -181,6 +183,41 @@ async def test_wechat_failing_during_notify_confirmation(tmp_path, kind):
         assert (await client.store.get(CHECKOUTS, checkout["id"]))["status"] == "paid"
         record("dependencies", f"pay/orderquery {kind} during a notify", "pass", reply=reply.code,
                paid_before_recovery=False, reply_after_recovery=again.code)
+    finally:
+        await running.stop(grace=1)
+
+
+@pytest.mark.parametrize("api_version", ["v2", "v3"])
+async def test_an_orderquery_slower_than_wechats_notify_timeout(tmp_path, api_version):
+    """WeChat waits 5 s for a notify's answer. WeChat's own orderquery (the one the
+    notify must wait for) answers after 6 s: the notify is answered FAIL / 503 once
+    ``notify.confirm_timeout_s`` (3 s) is spent, with nothing changed, rather than
+    SUCCESS after WeChat gave up; the retry confirms it."""
+    running = await start_server(tmp_path, **{"wechat.api_version": api_version})
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(1950)
+        no = paid["out_trade_no"]
+        if api_version == "v3":
+            headers, body = payment_notify(running, "v3", no)
+        else:
+            headers, body = None, client.signed_notify(paid["sim"])
+        before = await snapshot(client.store)
+        query = FAULT_ENDPOINTS[api_version]["query"]
+        await client.fault(endpoint=query, kind="latency", seconds=6, count=1)
+        started = time.monotonic()
+        reply = await client.notify(body, headers=headers)
+        answered_s = round(time.monotonic() - started, 2)  # a figure, not asserted (a loaded machine)
+        assert reply.code == 503 and not accepted(api_version, reply), reply.body
+        assert await snapshot(client.store) == before
+        (refusal,) = await running.services.audit.latest("notify")
+        assert refusal["verdict"] == "query_failed_wechat_timeout"
+        again = await client.notify(body, headers=headers)
+        assert accepted(api_version, again), again.body
+        assert (await client.store.get(CHECKOUTS, checkout["id"]))["status"] == "paid"
+        record("dependencies", "orderquery slower than WeChat's notify timeout"
+               + (" (APIv3)" if api_version == "v3" else ""), "pass", query_latency_s=6, confirm_timeout_s=3.0,
+               reply=reply.code, answered_after_s=answered_s, reply_after_recovery=again.code)
     finally:
         await running.stop(grace=1)
 

@@ -1,9 +1,10 @@
 """Hostile input: every case asserts the reply's status AND that the
 business state (checkouts, orders, refunds, outbox) did not change.
 
-Two real sandbox servers on loopback (MD5 and HMAC-SHA256 merchants), one
-world prepared per module: orders paid at WeChat whose notifies were lost
-(so a forged notify *could* do harm), one paid order, one unpaid order.
+Three real sandbox servers on loopback (APIv2 MD5 and HMAC-SHA256 merchants,
+and an APIv3 one), one world prepared per module: orders paid at WeChat
+whose notifies were lost (so a forged notify *could* do harm), one paid
+order, one unpaid order.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import pytest
 import pytest_asyncio
 
 from tests.server.browser import WECHAT_UA, Browser, as_json
+from tests.server.versions import payment_notify, refund_notify, transaction, v3_envelope, v3_signed
 from wxpay import signing
+from wxpay.simulator import demo
 from wxpay.xmlcodec import build_xml
 
 from . import logwatch
@@ -46,6 +49,11 @@ class World:
     h: dict        # on the HMAC server, paid at WeChat only
     h_sim: dict
     hostile_return: dict  # created with a percent-encoded CRLF in return_url
+    v3: Client     # the APIv3 server
+    e: dict        # on it: paid at WeChat, notifies lost (store: prepaid)
+    e_sim: dict
+    f: dict        # on it: paid, a refund pending with its notifies lost
+    f_refund: str
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -57,6 +65,7 @@ async def world(tmp_path_factory):
     hmac_server = await start_server(
         tmp_path_factory.mktemp("hmac"), **{"wechat.sign_type": "HMAC-SHA256", **unlimited}
     )
+    v3_server = await start_server(tmp_path_factory.mktemp("v3"), **{"wechat.api_version": "v3", **unlimited})
     try:
         m, h = Client(md5), Client(hmac_server)
         a, a_res = await m.paid_at_wechat_only(1000)
@@ -71,10 +80,22 @@ async def world(tmp_path_factory):
         hostile = await m.checkout(600, return_url="https://shop.example/done%0d%0aSet-Cookie:%20pwned=1")
         r = await m.merchant.post("/api/checkouts", json_body=GOOD, headers={**m.auth, "Idempotency-Key": IDEM_KEY})
         assert r.code == 201, r.body
-        yield World(m, h, a, a_res["sim"], b, b_res["sim"], c, c_res["sim"], d, d_sim, hc, h_res["sim"], hostile)
+        v3 = Client(v3_server)
+        e, e_res = await v3.paid_at_wechat_only(6000)
+        f, f_res = await v3.paid_at_wechat_only(7000)
+        f_headers, f_body = payment_notify(v3_server, "v3", f_res["out_trade_no"])
+        r = await v3.notify(f_body, headers=f_headers)
+        assert r.code == 204, r.body
+        await v3.fault(endpoint="refund_notify", kind="drop", count=None)
+        r = await v3.merchant.post(f"/api/checkouts/{f['id']}/refunds", headers=v3.auth,
+                                   json_body={"amount_fen": 700, "out_refund_no": "hostile-v3-r1"})
+        assert r.code == 201, r.body
+        yield World(m, h, a, a_res["sim"], b, b_res["sim"], c, c_res["sim"], d, d_sim, hc, h_res["sim"], hostile,
+                    v3, e, e_res["sim"], f, "hostile-v3-r1")
     finally:
         await md5.stop(grace=1)
         await hmac_server.stop(grace=1)
+        await v3_server.stop(grace=1)
 
 
 @dataclass(frozen=True)
@@ -700,6 +721,193 @@ async def _(w):
     return await Browser(w.md5.base).get(f"/pay/{w.hostile_return['id']}/status")
 
 
+# -- APIv3 notifies: proof over the raw body, then decryption, then our records --------------------
+
+
+def v3_notify(w: World, **changes: Any) -> tuple[bytes, dict[str, str]]:
+    """(body, headers) of the payment notify WeChat would send for order e, with ``changes``."""
+    headers, body = payment_notify(w.v3.running, "v3", w.e_sim["order"]["out_trade_no"], **changes)
+    return body, headers
+
+
+def v3_sim(w: World):
+    return w.v3.running.simulator
+
+
+@case("notify-v3-forged-signature", 400, server="v3")
+async def _(w):
+    headers, body = payment_notify(w.v3.running, "v3", w.e_sim["order"]["out_trade_no"], forged=True)
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-signtest-probe", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w)
+    headers["Wechatpay-Signature"] = "WECHATPAY/SIGNTEST/" + base64.b64encode(secrets.token_bytes(256)).decode()
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-replayed-after-five-minutes", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "transaction", transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]))
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body, skew=-301))
+
+
+@case("notify-v3-from-the-future", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "transaction", transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]))
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body, skew=400))
+
+
+@case("notify-v3-unknown-serial", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "transaction", transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]))
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body, serial="PUB_KEY_ID_0000000000000000000000000000000099"))
+
+
+@case("notify-v3-platform-serial-not-trusted", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "transaction", transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]))
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body, serial=demo.PLATFORM_SERIAL_NO))
+
+
+@case("notify-v3-without-its-headers", 400, server="v3")
+async def _(w):
+    body, _headers = v3_notify(w)
+    return await w.v3.notify(body, headers={"Content-Type": "application/json"})
+
+
+@case("notify-v3-reserialised-body", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w)
+    import json as _json
+
+    return await w.v3.notify(_json.dumps(_json.loads(body), indent=1).encode(), headers=headers)
+
+
+@case("notify-v3-body-changed-after-signing", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w)
+    return await w.v3.notify(body.replace(b"TRANSACTION.SUCCESS", b"TRANSACTION.SUCCESs"), headers=headers)
+
+
+@case("notify-v3-tampered-ciphertext-signed-by-wechat", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "transaction",
+                       transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]), tampered=True)
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body))
+
+
+@case("notify-v3-wrong-associated-data", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "refund",
+                       transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]))
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body))
+
+
+@case("notify-v3-another-merchant", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w, mchid="1900000999")
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-another-appid", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w, appid=demo.MINI_PROGRAM_APPID)
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-amount-changed", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w, amount={"total": 1, "payer_total": 1, "currency": "CNY", "payer_currency": "CNY"})
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-not-paid", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w, trade_state="NOTPAY")
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-unknown-order", 404, server="v3")
+async def _(w):
+    body, headers = v3_notify(w, out_trade_no="W20260101NOSUCHORDER00001")
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-unknown-event-type", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.CLOSED", "关闭", "transaction", transaction(w.v3.running, w.e_sim["order"]["out_trade_no"]))
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body))
+
+
+@case("notify-v3-resource-not-json", 400, server="v3")
+async def _(w):
+    body = v3_envelope(v3_sim(w), "TRANSACTION.SUCCESS", "支付成功", "transaction", b"<xml>not json</xml>")
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body))
+
+
+@case("notify-v3-signed-garbage", 400, server="v3")
+async def _(w):
+    body = b'{"id": "EV-1", "resource": ' + b"[" * 5000
+    return await w.v3.notify(body, headers=v3_signed(v3_sim(w), body))
+
+
+@case("notify-v3-refund-event-on-the-payment-path", 400, server="v3")
+async def _(w):
+    headers, body = refund_notify(w.v3.running, "v3", w.f_refund)
+    return await w.v3.notify(body, headers=headers)
+
+
+@case("notify-v3-payment-event-on-the-refund-path", 400, server="v3")
+async def _(w):
+    body, headers = v3_notify(w)
+    return await w.v3.notify(body, "/notify/refund", headers=headers)
+
+
+@case("refund-notify-v3-forged-signature", 400, server="v3")
+async def _(w):
+    headers, body = refund_notify(w.v3.running, "v3", w.f_refund, forged=True)
+    return await w.v3.notify(body, "/notify/refund", headers=headers)
+
+
+@case("refund-notify-v3-amount-changed", 400, server="v3")
+async def _(w):
+    headers, body = refund_notify(w.v3.running, "v3", w.f_refund, amount={"total": 7000, "refund": 1, "payer_total": 7000,
+                                                                        "payer_refund": 1})
+    return await w.v3.notify(body, "/notify/refund", headers=headers)
+
+
+@case("refund-notify-v3-another-order", 400, server="v3")
+async def _(w):
+    headers, body = refund_notify(w.v3.running, "v3", w.f_refund, out_trade_no=w.e_sim["order"]["out_trade_no"])
+    return await w.v3.notify(body, "/notify/refund", headers=headers)
+
+
+@case("refund-notify-v3-unknown-refund", 404, server="v3")
+async def _(w):
+    headers, body = refund_notify(w.v3.running, "v3", w.f_refund, out_refund_no="hostile-v3-nosuch")
+    return await w.v3.notify(body, "/notify/refund", headers=headers)
+
+
+@case("refund-notify-v3-stale", 400, server="v3")
+async def _(w):
+    _headers, body = refund_notify(w.v3.running, "v3", w.f_refund)
+    return await w.v3.notify(body, "/notify/refund", headers=v3_signed(v3_sim(w), body, skew=-3600))
+
+
+@case("notify-v3-on-an-apiv2-server-without-its-key", 400)
+async def _(w):
+    body, headers = v3_notify(w)
+    return await w.md5.notify(body, headers=headers)
+
+
+@case("notify-v2-xml-dressed-in-v3-headers", 400, server="v3")
+async def _(w):
+    _body, headers = v3_notify(w)
+    return await w.v3.notify(w.md5.signed_notify(w.e_sim, key="F" * 32), headers=headers)
+
+
 # -- admin views, static files -------------------------------------------------------------
 
 
@@ -786,7 +994,7 @@ for _path in ("/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/
 
 @pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
 async def test_hostile_input_changes_nothing(world: World, c: Case):
-    client = world.hmac if c.server == "hmac" else world.md5
+    client = {"hmac": world.hmac, "v3": world.v3}.get(c.server, world.md5)
     before = await snapshot(client.store)
     try:
         reply = await c.run(world)

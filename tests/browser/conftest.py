@@ -56,6 +56,16 @@ async def sandbox(tmp_path_factory) -> AsyncIterator[Any]:
         await running.stop(grace=2)
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sandbox_v3(tmp_path_factory) -> AsyncIterator[Any]:
+    """The same sandbox on APIv3 (``wechat.api_version = "v3"``): RSA payloads on the page."""
+    running = await start_server(tmp_path_factory.mktemp("sandbox_v3"), **{"wechat.api_version": "v3"})
+    try:
+        yield running
+    finally:
+        await running.stop(grace=2)
+
+
 def base_of(running: Any) -> str:
     return f"http://127.0.0.1:{running.port}"
 

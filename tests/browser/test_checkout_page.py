@@ -4,9 +4,16 @@ Every path a shopper can take: inside WeChat through the sandbox bridge and
 through stubbed WeChat objects (WeixinJSBridge, the JS-SDK's wx), the
 desktop QR code, the mobile H5 cashier, and the failure screens. The page's
 payloads are checked independently of the server's own signing code paths.
+
+The paths that carry a payload or depend on the API version run on APIv2
+and on APIv3 (``sandbox_v3``: RSA payloads, which the page must pass on
+unchanged and the sandbox bridge and the simulated WeChat app must pay);
+the screens that do not (errors, expiry, a script that fails to load, the
+result page's polling) run once, on APIv2.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -18,10 +25,19 @@ from tests.server.browser import as_json
 from tests.server.journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat, wait_status
 from wxpay import signing
 from wxpay.simulator import demo
+from wxpay.v3.keys import load_public_key
+from wxpay.v3.signing import lines_message, rsa_verify
 
 from .conftest import base_of, merchant_for, new_context, start_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+BOTH_VERSIONS = pytest.mark.parametrize("api_version", ["v2", "v3"])
+MERCHANT_PUBLIC_KEY = load_public_key(demo.v3_pem("apiclient_pub.pem"))
+
+
+def on(api_version: str, sandbox, sandbox_v3):
+    """The module's sandbox server of ``api_version``."""
+    return sandbox_v3 if api_version == "v3" else sandbox
 
 ZH, EN = strings("zh"), strings("en")
 JWEIXIN = "https://res.wx.qq.com/open/js/jweixin-1.6.0.js"
@@ -111,8 +127,9 @@ async def open_in_wechat(context, pay_url: str):
     return page
 
 
-def check_pay_sign(payload: dict, appid: str = demo.OFFICIAL_ACCOUNT_APPID) -> None:
-    """§13.1: paySign over exactly appId, timeStamp, nonceStr, package, signType with the API key."""
+def check_pay_sign(payload: dict, appid: str = demo.OFFICIAL_ACCOUNT_APPID, api_version: str = "v2") -> None:
+    """§13.1: paySign over exactly appId, timeStamp, nonceStr, package, signType with the API key;
+    APIv3: signType RSA, SHA256withRSA over appId, timeStamp, nonceStr, package (the merchant key)."""
     fields = {
         "appId": payload.get("appId", appid),
         "timeStamp": payload.get("timeStamp", payload.get("timestamp")),
@@ -121,10 +138,17 @@ def check_pay_sign(payload: dict, appid: str = demo.OFFICIAL_ACCOUNT_APPID) -> N
         "signType": payload["signType"],
     }
     assert fields["appId"] == appid
+    if api_version == "v3":
+        assert fields["signType"] == "RSA"
+        lines = lines_message(fields["appId"], fields["timeStamp"], fields["nonceStr"], fields["package"])
+        assert rsa_verify(MERCHANT_PUBLIC_KEY, lines, base64.b64decode(payload["paySign"]))
+        return
     assert payload["paySign"] == signing.sign(fields, demo.API_KEY, fields["signType"])
 
 
-async def test_sandbox_journey_from_pay_url_to_paid_by_clicking(chromium, sandbox):
+@BOTH_VERSIONS
+async def test_sandbox_journey_from_pay_url_to_paid_by_clicking(chromium, sandbox, sandbox_v3, api_version):
+    sandbox = on(api_version, sandbox, sandbox_v3)
     merchant = merchant_for(sandbox)
     checkout = await create_checkout(merchant, 1234, return_url="https://shop.example.com/orders/42")
     context = await new_context(chromium, "wechat")
@@ -150,6 +174,8 @@ async def test_sandbox_journey_from_pay_url_to_paid_by_clicking(chromium, sandbo
     assert await page.get_attribute("#back", "href") == "https://shop.example.com/orders/42"
     view = as_json(await merchant.get(f"/api/checkouts/{checkout['id']}", headers=merchant.token_headers))
     assert view["status"] == "paid"
+    order = await sandbox.services.orders.require(view["paid_out_trade_no"])
+    assert order.sign_type == {"v2": "MD5", "v3": "RSA"}[api_version]
     await context.close()
 
 
@@ -176,7 +202,9 @@ async def test_sandbox_sheet_cancel_and_fail_lead_to_their_screens(chromium, san
     await context.close()
 
 
-async def test_stubbed_bridge_gets_a_valid_payload_and_ok_is_not_believed(chromium, sandbox):
+@BOTH_VERSIONS
+async def test_stubbed_bridge_gets_a_valid_payload_and_ok_is_not_believed(chromium, sandbox, sandbox_v3, api_version):
+    sandbox = on(api_version, sandbox, sandbox_v3)
     checkout = await create_checkout(merchant_for(sandbox), 888)
     context = await new_context(chromium, "wechat")
     await block_sandbox_bridge(context)
@@ -213,14 +241,15 @@ async def test_stubbed_bridge_gets_a_valid_payload_and_ok_is_not_believed(chromi
         payload = call["payload"]
         assert set(payload) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
         assert isinstance(payload["timeStamp"], str) and payload["timeStamp"].isdigit()
-        check_pay_sign(payload)
+        check_pay_sign(payload, api_version=api_version)  # the server's payload, passed on unchanged
     assert len({c["payload"]["package"] for c in calls}) == 1  # one prepay_id, reused
     assert not any(u.startswith("https://res.wx.qq.com") for u in requested)  # no JS-SDK outside JSSDK mode
     await context.close()
 
 
-async def test_jssdk_path_loads_jweixin_and_passes_a_signed_config(chromium, tmp_path):
-    running = await start_server(tmp_path, **{"wechat.use_jssdk": True})
+@BOTH_VERSIONS
+async def test_jssdk_path_loads_jweixin_and_passes_a_signed_config(chromium, tmp_path, api_version):
+    running = await start_server(tmp_path, **{"wechat.use_jssdk": True, "wechat.api_version": api_version})
     try:
         checkout = await create_checkout(merchant_for(running), 2500)
         context = await new_context(chromium, "wechat")
@@ -252,13 +281,16 @@ async def test_jssdk_path_loads_jweixin_and_passes_a_signed_config(chromium, tmp
         assert [p["answer"] for p in sdk["pays"]] == ["cancel", "pay"]
         for pay in sdk["pays"]:
             assert pay["keys"] == ["cancel", "fail", "nonceStr", "package", "paySign", "signType", "success", "timestamp"]
-            check_pay_sign(pay["payload"])  # lower-case timestamp in the call, signed as timeStamp with appId
+            # lower-case timestamp in the call, signed as timeStamp with appId
+            check_pay_sign(pay["payload"], api_version=api_version)
         await context.close()
     finally:
         await running.stop(grace=2)
 
 
-async def test_desktop_shows_the_qr_code_and_a_simulated_scan_pays(chromium, sandbox):
+@BOTH_VERSIONS
+async def test_desktop_shows_the_qr_code_and_a_simulated_scan_pays(chromium, sandbox, sandbox_v3, api_version):
+    sandbox = on(api_version, sandbox, sandbox_v3)
     checkout = await create_checkout(merchant_for(sandbox), 4900)
     context = await new_context(chromium, "desktop")
     page = await context.new_page()
@@ -279,7 +311,9 @@ async def test_desktop_shows_the_qr_code_and_a_simulated_scan_pays(chromium, san
     await context.close()
 
 
-async def test_mobile_browser_goes_to_mweb_url_and_the_result_page_asks_the_server(chromium, sandbox):
+@BOTH_VERSIONS
+async def test_mobile_browser_goes_to_mweb_url_and_the_result_page_asks_the_server(chromium, sandbox, sandbox_v3, api_version):
+    sandbox = on(api_version, sandbox, sandbox_v3)
     checkout = await create_checkout(merchant_for(sandbox), 1500)
     context = await new_context(chromium, "mobile")
     page = await context.new_page()
@@ -377,7 +411,9 @@ async def test_result_page_asks_the_server_and_does_not_trust_the_return(chromiu
     await context.close()
 
 
-async def test_the_demo_shop_as_the_readme_says_buy_then_pay(chromium, sandbox):
+@BOTH_VERSIONS
+async def test_the_demo_shop_as_the_readme_says_buy_then_pay(chromium, sandbox, sandbox_v3, api_version):
+    sandbox = on(api_version, sandbox, sandbox_v3)
     """The README's first instruction: open /, pick a product, pay (desktop: the QR code)."""
     context = await new_context(chromium, "desktop")
     page = await context.new_page()

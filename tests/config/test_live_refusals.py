@@ -96,13 +96,13 @@ def test_wechat_documentation_examples_are_refused(live_file, key, value):
 def test_demo_certificate_by_its_own_path(live_file):
     lines = refusals(live_file, {"wechat.cert_path": str(demo.CERT_PATH), "wechat.key_path": str(demo.KEY_PATH)})
     assert len(lines) == 2
-    assert all("is the simulator's public demo certificate" in line for line in lines)
+    assert all("is one of the simulator's public demo keys or certificates" in line for line in lines)
 
 
 def test_demo_certificate_through_a_symlink(live_file, tmp_path):
     link = tmp_path / "my_cert.pem"
     link.symlink_to(demo.CERT_PATH)
-    assert "public demo certificate" in only_line(live_file, {"wechat.cert_path": str(link)})
+    assert "public demo keys or certificates" in only_line(live_file, {"wechat.cert_path": str(link)})
 
 
 def test_demo_files_copied_elsewhere(live_file, tmp_path):
@@ -110,7 +110,7 @@ def test_demo_files_copied_elsewhere(live_file, tmp_path):
     shutil.copy(demo.CERT_PATH, cert)
     shutil.copy(demo.KEY_PATH, key)
     lines = refusals(live_file, {"wechat.cert_path": str(cert), "wechat.key_path": str(key)})
-    assert len(lines) == 2 and all("holds the simulator's public demo key" in line for line in lines), lines
+    assert len(lines) == 2 and all("holds one of the simulator's public demo keys" in line for line in lines), lines
 
 
 def _rewrapped(pem: bytes, width: int) -> bytes:
@@ -137,7 +137,7 @@ def test_the_same_key_re_encoded_is_refused(live_file, tmp_path, form):
     path = tmp_path / f"reencoded-{form}.pem"
     path.write_bytes(_reencodings()[form])
     line = only_line(live_file, {"wechat.key_path": str(path)})
-    assert "holds the simulator's public demo key" in line and "sha256:" in line
+    assert "holds one of the simulator's public demo keys" in line and "sha256:" in line
 
 
 def test_another_key_is_not_mistaken_for_the_demo_key(live_file, tmp_path):

@@ -135,7 +135,7 @@ def test_reference_doc_has_one_row_per_key_with_its_real_default():
     rows: dict[str, list[str]] = {}
     for line in DOCS.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 5 and re.fullmatch(r"`[a-z_]+(\.[a-z_]+)?`", cells[0]):
+        if len(cells) == 5 and re.fullmatch(r"`[a-z_][a-z0-9_]*(\.[a-z0-9_]+)?`", cells[0]):
             key = cells[0].strip("`")
             assert key not in rows, f"{key} has two rows"
             rows[key] = cells

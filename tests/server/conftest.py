@@ -15,6 +15,12 @@ from .browser import Browser
 API_TOKEN = "sandbox-merchant-token"
 
 
+# The API versions a test runs under when it says so (``@BOTH_VERSIONS``); every
+# other test runs the default, APIv2.
+API_VERSIONS = ("v2", "v3")
+BOTH_VERSIONS = pytest.mark.parametrize("api_version", API_VERSIONS, indirect=True)
+
+
 def sandbox_settings(tmp_path, **overrides: Any):
     values = {
         "store.sqlite_path": str(tmp_path / "wxpay.sqlite3"),
@@ -31,8 +37,15 @@ async def start_server(tmp_path, **overrides: Any) -> server.Running:
 
 
 @pytest.fixture
-async def running(tmp_path) -> AsyncIterator[server.Running]:
-    instance = await start_server(tmp_path)
+def api_version(request) -> str:
+    """``wechat.api_version`` of the ``running`` server: "v2" unless a test is
+    parametrized over both (``@BOTH_VERSIONS``)."""
+    return getattr(request, "param", "v2")
+
+
+@pytest.fixture
+async def running(tmp_path, api_version) -> AsyncIterator[server.Running]:
+    instance = await start_server(tmp_path, **{"wechat.api_version": api_version})
     try:
         yield instance
     finally:

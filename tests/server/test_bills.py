@@ -1,5 +1,6 @@
 """`wxpay-server bills --date`: the day's bill from the simulated WeChat
-(pay/downloadbill over HTTP) against the store, clean and with planted
+(APIv2 pay/downloadbill; APIv3 the two steps of /v3/bill/tradebill, the
+file checked against its SHA1) against the store, clean and with planted
 mismatches, as a real command and through server.main."""
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import server
+from wxpay.simulator import demo
 from wxpay.simulator.clock import Clock
 from wxpay.timeutil import CHINA_TZ
 
+from .conftest import BOTH_VERSIONS
 from .payments import paid_checkout, refund, wait_refund
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,10 +32,11 @@ class LaterClock(Clock):
         return super().now() + self.ahead
 
 
-def write_config(tmp_path: Path, base_url: str) -> Path:
+def write_config(tmp_path: Path, base_url: str, api_version: str = "v2") -> Path:
     cfg = tmp_path / "bills.toml"
     cfg.write_text(
-        f'[server]\npublic_url = "{base_url}"\n\n[store]\nsqlite_path = "{tmp_path / "wxpay.sqlite3"}"\n',
+        f'[server]\npublic_url = "{base_url}"\n\n[store]\nsqlite_path = "{tmp_path / "wxpay.sqlite3"}"\n'
+        f'\n[wechat]\napi_version = "{api_version}"\n',
         encoding="utf-8",
     )
     return cfg
@@ -50,6 +54,30 @@ async def a_day_of_trade(running, base_url, merchant) -> tuple[str, list[dict]]:
     return day, checkouts
 
 
+YESTERDAY = timedelta(days=1, hours=10)  # the bill of the trades' day is ready by now
+
+
+async def a_day_of_trade_yesterday(running, base_url, merchant) -> tuple[str, list[dict]]:
+    """The same trades, moved back a day and ten hours on both sides (WeChat's
+    records and the store), so that their bill is ready while every clock keeps
+    the real time: APIv3 signs both ways with timestamps checked against it."""
+    checkouts = [await paid_checkout(merchant, base_url, amount) for amount in (1234, 500)]
+    r = await refund(merchant, checkouts[0]["id"], {"amount_fen": 234, "out_refund_no": "bill-r1"})
+    assert r.code == 201
+    await wait_refund(merchant, checkouts[0]["id"], "bill-r1", "succeeded")
+    store, sim = running.services.store, running.simulator
+    for checkout in checkouts:
+        no = checkout["paid_out_trade_no"]
+        doc = await store.get("orders", no)
+        await store.update_if("orders", no, {}, {k: doc[k] - YESTERDAY for k in ("created_at", "paid_at", "time_end")})
+        sim.pay.order(demo.MCH_ID, no).paid_at -= YESTERDAY
+    doc = await store.get("refunds", "bill-r1")
+    await store.update_if("refunds", "bill-r1", {}, {"created_at": doc["created_at"] - YESTERDAY})
+    sim.pay.refund_by_no(demo.MCH_ID, "bill-r1").created_at -= YESTERDAY
+    order = await running.services.orders.require(checkouts[0]["paid_out_trade_no"])
+    return order.time_end.astimezone(CHINA_TZ).date().isoformat(), checkouts
+
+
 async def run_cli(*args: str) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WXPAY_") and k != "MONGODB_URI"}
     proc = await asyncio.create_subprocess_exec(
@@ -60,9 +88,15 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_a_clean_day_exits_0_and_a_planted_mismatch_exits_1(running, base_url, merchant, tmp_path, capsys):
-    day, checkouts = await a_day_of_trade(running, base_url, merchant)
-    cfg = write_config(tmp_path, base_url)
+@BOTH_VERSIONS
+async def test_a_clean_day_exits_0_and_a_planted_mismatch_exits_1(running, base_url, merchant, tmp_path, capsys,
+                                                                  api_version):
+    day, checkouts = await a_day_of_trade_yesterday(running, base_url, merchant)
+    cfg = write_config(tmp_path, base_url, api_version)
+    # The other version's bill endpoint is down: the command asks the configured version's.
+    other = {"v2": "v3/bill/tradebill", "v3": "pay/downloadbill"}[api_version]
+    fault = await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": other, "kind": "http500", "count": None})
+    assert fault.code == 200
 
     code, out, err = await run_cli("--date", day, "--json", "--config", str(cfg))
     assert code == 0, (out, err)

@@ -1,6 +1,8 @@
 """Cancelling a checkout (closeorder and WeChat's five-minute rule; a payment
 that wins the race is confirmed, not lost) and the automatic refund of a
-double payment (one checkout paid by NATIVE scan and by JSAPI)."""
+double payment (one checkout paid by NATIVE scan and by JSAPI). Under both
+API versions (APIv3 itself has no five-minute rule; the server keeps it for
+every order, which is harmless)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,8 +10,10 @@ from datetime import timedelta
 from wxpay.simulator import demo
 
 from .browser import as_json
+from .conftest import BOTH_VERSIONS
 from .journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat, wait_status
 from .payments import get_checkout, native_prepay, paid_checkout, scan_and_pay, wait_for, wait_refund
+from .versions import FAULT_ENDPOINTS
 
 ADMIN = {"Authorization": "Basic YWRtaW46c2FuZGJveC1hZG1pbg=="}  # admin:sandbox-admin
 
@@ -18,7 +22,8 @@ async def cancel(merchant, checkout_id: str):
     return await merchant.post(f"/api/checkouts/{checkout_id}/cancel", headers=merchant.token_headers)
 
 
-async def test_cancel_closes_and_a_late_payment_is_refunded_not_kept(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_cancel_closes_and_a_late_payment_is_refunded_not_kept(running, base_url, merchant, api_version):
     checkout = await create_checkout(merchant, 420)
     desktop, result = await native_prepay(base_url, checkout["id"])
     r = await cancel(merchant, checkout["id"])
@@ -51,7 +56,8 @@ async def test_cancel_closes_and_a_late_payment_is_refunded_not_kept(running, ba
     assert [(a["reason"], a["out_trade_no"]) for a in flagged] == [("paid_after_close", result["out_trade_no"])]
 
 
-async def test_cancel_calls_closeorder_once_the_order_is_old_enough(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_cancel_calls_closeorder_once_the_order_is_old_enough(running, base_url, merchant, api_version):
     checkout = await create_checkout(merchant, 430)
     _, result = await native_prepay(base_url, checkout["id"])
     no = result["out_trade_no"]
@@ -64,9 +70,12 @@ async def test_cancel_calls_closeorder_once_the_order_is_old_enough(running, bas
     assert r.code == 200 and as_json(r)["orders"][0]["state"] == "closed"
     sim = as_json(await merchant.get(f"/_wechat/_sim/orders/{no}"))["order"]
     assert sim["trade_state"] == "CLOSED"
+    closes = [c for c in running.services.call_stats.snapshot() if "close" in c["endpoint"]]
+    assert [c["calls_total"] for c in closes] == [1] and (api_version == "v3") == closes[0]["endpoint"].startswith("v3")
 
 
-async def test_cancel_of_an_order_paid_without_notify_confirms_it(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_cancel_of_an_order_paid_without_notify_confirms_it(running, base_url, merchant, api_version):
     await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "drop", "count": None})
     checkout = await create_checkout(merchant, 440)
     desktop, result = await native_prepay(base_url, checkout["id"])
@@ -80,7 +89,8 @@ async def test_cancel_of_an_order_paid_without_notify_confirms_it(running, base_
     assert r.code == 404
 
 
-async def test_a_double_payment_is_refunded_automatically(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_a_double_payment_is_refunded_automatically(running, base_url, merchant, api_version):
     checkout = await create_checkout(merchant, 660)
     cid = checkout["id"]
     desktop, native = await native_prepay(base_url, cid)          # order 1: the QR code on a desktop
@@ -127,8 +137,10 @@ async def test_a_paid_checkout_cannot_be_cancelled(running, base_url, merchant):
     assert r.code == 409 and as_json(r)["code"] == "checkout_paid"
 
 
-async def test_a_double_payment_refund_refused_for_now_is_retried_by_the_reconciler(running, base_url, merchant):
-    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "secapi/pay/refund", "kind": "http500", "count": 3})
+@BOTH_VERSIONS
+async def test_a_double_payment_refund_refused_for_now_is_retried_by_the_reconciler(running, base_url, merchant, api_version):
+    fault = {"endpoint": FAULT_ENDPOINTS[api_version]["refund"], "kind": "http500", "count": 3}
+    assert (await merchant.post("/_wechat/_sim/faults", json_body=fault)).code == 200
     checkout = await create_checkout(merchant, 330)
     desktop, native = await native_prepay(base_url, checkout["id"])
     shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])

@@ -27,6 +27,25 @@ def test_live_mode_refuses_to_start_with_one_line_per_problem(tmp_path):
     assert len([ln for ln in err.splitlines() if ln.strip().startswith("-")]) >= 6, err
 
 
+async def test_unusable_apiv3_keys_stop_the_start_in_any_mode_one_line_each(tmp_path):
+    """Sandbox too: a merchant trying their own APIv3 files gets every problem at once,
+    named by its setting, before anything is opened (no store file is created)."""
+    bad_key = tmp_path / "apiclient_key.pem"
+    bad_key.write_text("-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n")
+    env = {"WXPAY_WECHAT_API_VERSION": "v3", "WXPAY_WECHAT_KEY_PATH": str(bad_key),
+           "WXPAY_WECHAT_MERCHANT_SERIAL_NO": "not-hex", "WXPAY_WECHAT_APIV3_KEY": "short",
+           "WXPAY_STORE_SQLITE_PATH": str(tmp_path / "never.sqlite3")}
+    proc = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "server.py", "--port", "0"], cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip().startswith("- ")]
+    assert [ln.split(":")[0] for ln in lines] == ["- wechat.merchant_serial_no", "- wechat.key_path",
+                                                 "- wechat.apiv3_key"], proc.stderr
+    assert "short" not in proc.stderr and not (tmp_path / "never.sqlite3").exists()
+
+
 async def test_sigterm_finishes_the_request_in_flight(tmp_path):
     port = free_port()
     env = {"WXPAY_STORE_SQLITE_PATH": str(tmp_path / "db.sqlite3"), "WXPAY_RECONCILER_ENABLED": "false"}
@@ -112,3 +131,23 @@ def test_live_mode_refuses_the_demo_merchant_through_the_entry_point(tmp_path):
         assert sum(ln.startswith(f"- {key} ") for ln in lines) == 1, (key, lines)
     assert len(lines) == 5, lines
     assert demo.API_KEY not in proc.stderr
+
+
+async def test_a_certificate_about_to_expire_is_logged_at_start_and_the_server_runs(tmp_path, caplog):
+    from tests.config.test_live_v3 import SERIAL, _key, _pem_private, certificate
+
+    from .conftest import start_server
+
+    key = _key()
+    (tmp_path / "k.pem").write_bytes(_pem_private(key))
+    (tmp_path / "c.pem").write_bytes(certificate(key, serial=SERIAL, days=12))
+    running = await start_server(tmp_path, **{"wechat.api_version": "v3", "wechat.key_path": str(tmp_path / "k.pem"),
+                                              "wechat.cert_path": str(tmp_path / "c.pem")})
+    try:
+        warnings = [r.getMessage() for r in caplog.records if r.name == "wxpay_server.gateways"]
+        assert len(warnings) == 1 and warnings[0].startswith("APIv3 settings: wechat.cert_path: ") \
+            and "(in 11 days)" in warnings[0], warnings
+        pay = running.services.gateway.describe()
+        assert pay["merchant_serial_no"] == f"{SERIAL:X}" and pay["merchant_certificate_expires_at"] is not None
+    finally:
+        await running.stop(grace=1)

@@ -2,21 +2,40 @@
 
 checkout via the API → OAuth redirect chain → prepay → the shopper pays in
 the simulator → notify → order paid → the API shows it paid; and the same
-with the notify dropped, duplicated, and with a tampered amount.
+with the notify dropped, duplicated, and with a tampered amount. Each runs
+under APIv2 and APIv3 (``wechat.api_version``; the simulated WeChat checks
+the page's paySign as the WeChat app does, MD5 or RSA).
 """
 from __future__ import annotations
 
 import asyncio
+import base64
 
 from wxpay import signing
 from wxpay.simulator import demo
-from wxpay.xmlcodec import build_xml
+from wxpay.v3.keys import load_public_key
+from wxpay.v3.signing import lines_message, rsa_verify
 
 from .browser import as_json
+from .conftest import BOTH_VERSIONS
 from .journey import create_checkout, pay_in_simulator, prepay, query_of, sign_in_with_wechat, wait_status
+from .versions import FAULT_ENDPOINTS, payment_notify, post_notify, refused
+
+MERCHANT_PUBLIC_KEY = load_public_key(demo.v3_pem("apiclient_pub.pem"))
 
 
-async def test_full_journey_inside_wechat(running, base_url, merchant):
+def pay_sign_ok(bridge: dict, api_version: str) -> bool:
+    """The bridge's paySign, checked as the WeChat app checks it."""
+    if api_version == "v3":
+        assert bridge["signType"] == "RSA"
+        lines = lines_message(bridge["appId"], bridge["timeStamp"], bridge["nonceStr"], bridge["package"])
+        return rsa_verify(MERCHANT_PUBLIC_KEY, lines, base64.b64decode(bridge["paySign"]))
+    signed = {k: bridge[k] for k in ("appId", "timeStamp", "nonceStr", "package", "signType")}
+    return bridge["paySign"] == signing.sign(signed, demo.API_KEY, bridge["signType"])
+
+
+@BOTH_VERSIONS
+async def test_full_journey_inside_wechat(running, base_url, merchant, api_version):
     checkout = await create_checkout(merchant, 1234)
     shopper, hops = await sign_in_with_wechat(base_url, checkout["pay_url"])
     # pay URL → authorize (silent snsapi_base, random state) → callback → pay URL
@@ -31,8 +50,8 @@ async def test_full_journey_inside_wechat(running, base_url, merchant):
     bridge, choose = result["bridge"], result["choose_wx_pay"]
     assert set(bridge) == {"appId", "timeStamp", "nonceStr", "package", "signType", "paySign"}
     assert set(choose) == {"timestamp", "nonceStr", "package", "signType", "paySign"}
-    signed = {k: bridge[k] for k in ("appId", "timeStamp", "nonceStr", "package", "signType")}
-    assert bridge["paySign"] == signing.sign(signed, demo.API_KEY, bridge["signType"]) == choose["paySign"]
+    assert pay_sign_ok(bridge, api_version) and bridge["paySign"] == choose["paySign"]
+    assert bridge["signType"] == {"v2": "MD5", "v3": "RSA"}[api_version]
 
     paid = await pay_in_simulator(shopper, bridge)
     assert paid["result"] == {"err_msg": "get_brand_wcpay_request:ok"}
@@ -41,12 +60,15 @@ async def test_full_journey_inside_wechat(running, base_url, merchant):
     assert view["status"] == "paid" and view["paid_out_trade_no"] == result["out_trade_no"]
     assert [o["state"] for o in view["orders"]] == ["paid"]
     assert view["orders"][0]["transaction_id"].startswith("42")
+    (notify,) = await running.services.audit.latest("notify")
+    assert (notify["verdict"], notify["api_version"]) == ("paid", api_version)
 
     # The same prepay slot is not paid twice: a new prepay is refused.
     r = await shopper.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
     assert r.code == 409 and as_json(r)["code"] == "checkout_paid"
 
 
+@BOTH_VERSIONS
 async def test_prepay_is_reused_and_amount_comes_from_the_checkout(running, base_url, merchant):
     checkout = await create_checkout(merchant, 777)
     shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
@@ -65,6 +87,7 @@ async def test_prepay_needs_xsrf(running, base_url, merchant):
     assert r.code == 403
 
 
+@BOTH_VERSIONS
 async def test_dropped_notify_is_found_by_the_reconciler(running, base_url, merchant):
     await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "drop", "count": None})
     checkout = await create_checkout(merchant)
@@ -83,6 +106,7 @@ async def test_dropped_notify_is_found_by_the_reconciler(running, base_url, merc
     assert order.paid_via == "reconciler"
 
 
+@BOTH_VERSIONS
 async def test_duplicated_notifies_make_one_transition(running, base_url, merchant):
     await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "duplicate", "n": 8, "count": 1})
     checkout = await create_checkout(merchant)
@@ -103,39 +127,38 @@ async def test_duplicated_notifies_make_one_transition(running, base_url, mercha
     assert sim["order"]["trade_state"] == "SUCCESS"
 
 
-async def test_tampered_amount_is_refused_and_changes_nothing(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_tampered_amount_is_refused_and_changes_nothing(running, base_url, merchant, api_version):
     checkout = await create_checkout(merchant, 1000)
     shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
     result = await prepay(shopper, checkout["id"])
     order = await running.services.orders.require(result["out_trade_no"])
-    fields = {
-        "return_code": "SUCCESS", "result_code": "SUCCESS", "appid": order.appid, "mch_id": order.mch_id,
-        "nonce_str": signing.make_nonce(), "openid": order.openid, "trade_type": "JSAPI", "bank_type": "OTHERS",
-        "total_fee": 1, "cash_fee": 1, "transaction_id": "4200000000202601010000000001",
-        "out_trade_no": order.out_trade_no, "time_end": "20260101120000",
-    }
-    # Signed with the right key but the wrong amount: refused (and WeChat never said it was paid).
-    fields["sign"] = signing.sign(fields, demo.API_KEY, order.sign_type)
-    r = await merchant.post("/notify/pay", body=build_xml(fields))
-    assert r.code == 400 and b"FAIL" in r.body
-    # Tampered after signing: the signature no longer verifies.
-    fields["total_fee"] = 1000
-    r = await merchant.post("/notify/pay", body=build_xml(fields))
-    assert r.code == 400 and b"FAIL" in r.body
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "notify", "kind": "drop", "count": None})
+    await pay_in_simulator(shopper, result["bridge"])  # paid at WeChat for 1000 fen; its notifies are lost
+    # Signed by WeChat's key but naming another amount: refused (the order says 1000).
+    one_fen = {"total_fee": 1} if api_version == "v2" else {"amount": {"total": 1, "payer_total": 1, "currency": "CNY",
+                                                                       "payer_currency": "CNY"}}
+    r = await post_notify(merchant, "/notify/pay", payment_notify(running, api_version, order.out_trade_no, **one_fen))
+    assert refused(api_version, r, 400), r.body
+    # Signed by someone else: the signature does not verify.
+    r = await post_notify(merchant, "/notify/pay", payment_notify(running, api_version, order.out_trade_no, forged=True))
+    assert refused(api_version, r, 400), r.body
     after = await running.services.orders.require(order.out_trade_no)
     assert after.state == "prepaid" and after.transaction_id is None
     verdicts = [n["verdict"] for n in await running.services.audit.latest("notify")]
     assert sorted(verdicts) == ["amount_mismatch", "bad_signature"]
 
 
-async def test_lost_unifiedorder_reply_is_closed_not_queried_forever(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_lost_unifiedorder_reply_is_closed_not_queried_forever(running, base_url, merchant, api_version):
     """WeChat created the order but its reply never reached us (HTTP 500 after
     the fact is how the fault plays it here): the order stays "created", no
     shopper can pay it, and the reconciler closes it once WeChat allows."""
     services = running.services
     checkout = await create_checkout(merchant)
     shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
-    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "pay/unifiedorder", "kind": "malformed", "count": 1})
+    fault = {"endpoint": FAULT_ENDPOINTS[api_version]["order_jsapi"], "kind": "malformed", "count": 1}
+    assert (await merchant.post("/_wechat/_sim/faults", json_body=fault)).code == 200
     r = await shopper.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
     assert r.code == 502
     (order,) = await services.orders.for_checkout(checkout["id"])
@@ -156,6 +179,7 @@ async def test_lost_unifiedorder_reply_is_closed_not_queried_forever(running, ba
     assert again["out_trade_no"] != order.out_trade_no
 
 
+@BOTH_VERSIONS
 async def test_paying_one_order_closes_its_sibling(running, base_url, merchant):
     from datetime import timedelta
 

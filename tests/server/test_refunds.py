@@ -1,9 +1,11 @@
 """Refunds end to end in sandbox mode: the merchant API, the simulated
-WeChat (secapi/pay/refund with the demo certificate), its encrypted refund
-notify, and refundquery when that notify never comes."""
+WeChat (APIv2: secapi/pay/refund with the demo certificate; APIv3:
+/v3/refund/domestic/refunds, RSA-signed), its encrypted refund notify, and
+the refund query when that notify never comes. Under both API versions."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from tornado.testing import bind_unused_port
@@ -12,16 +14,17 @@ import server
 from wxpay.gateway import RefundRequest
 from tests.store.conftest import drop_store, make_store
 from wxpay.simulator import demo
-from wxpay.xmlcodec import build_xml
 
 from .browser import Browser, as_json
-from .conftest import sandbox_settings
+from .conftest import BOTH_VERSIONS, sandbox_settings
 from .journey import create_checkout
 from .payments import Receiver, get_checkout, paid_checkout, refund, wait_for, wait_refund, webhook_overrides
 from .test_journey_on_mongo import MONGO_BACKENDS
+from .versions import TOO_MUCH_REFUND, accepted, post_notify, refund_notify, refused
 
 
-async def test_partial_then_full_refund_with_notify(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_partial_then_full_refund_with_notify(running, base_url, merchant, api_version):
     checkout = await paid_checkout(merchant, base_url, 1000)
     cid = checkout["id"]
     assert (checkout["refunded_fen"], checkout["refundable_fen"]) == (0, 1000)
@@ -41,11 +44,13 @@ async def test_partial_then_full_refund_with_notify(running, base_url, merchant)
     assert (view["status"], view["refunded_fen"], view["refundable_fen"]) == ("refunded", 1000, 0)
     assert [x["out_refund_no"] for x in view["refunds"]] == ["rf-part-1", "rf-rest"]
 
-    # What the simulated WeChat saw: two refunds of the order, with the (emulated) client certificate.
+    # What the simulated WeChat saw: two refunds of the order, in this API version (APIv2 with
+    # the (emulated) client certificate, APIv3 RSA-signed).
     sim = as_json(await merchant.get("/_wechat/_sim/refunds"))
     mine = [x for x in sim["refunds"] if x["out_trade_no"] == view["paid_out_trade_no"]]
     assert sorted(x["refund_fee"] for x in mine) == [300, 700]
-    assert all(x["client_cert"].startswith("emulated") for x in mine)
+    assert all(x["api"] == api_version for x in mine)
+    assert all(x["client_cert"].startswith("emulated") == (api_version == "v2") for x in mine)
     # Both outcomes arrived by notify, and every call is in the audit trail.
     notifies = await running.services.audit.latest("refund_notify", limit=10)
     assert sorted(n["verdict"] for n in notifies if n["ok"]) == ["succeeded", "succeeded"]
@@ -55,6 +60,7 @@ async def test_partial_then_full_refund_with_notify(running, base_url, merchant)
     assert cid in [c["id"] for c in listed["items"]]
 
 
+@BOTH_VERSIONS
 async def test_refund_above_the_remaining_amount_is_refused_clearly(running, base_url, merchant):
     checkout = await paid_checkout(merchant, base_url, 500)
     r = await refund(merchant, checkout["id"], {"amount_fen": 501})
@@ -79,6 +85,7 @@ async def test_refund_above_the_remaining_amount_is_refused_clearly(running, bas
         assert r.code == 400 and as_json(r)["code"] == code
 
 
+@BOTH_VERSIONS
 async def test_a_duplicated_refund_request_refunds_once(running, base_url, merchant):
     checkout = await paid_checkout(merchant, base_url, 800)
     cid = checkout["id"]
@@ -105,7 +112,8 @@ async def test_a_duplicated_refund_request_refunds_once(running, base_url, merch
     assert sorted(x["refund_fee"] for x in sim["refunds"]) == [50, 250]
 
 
-async def test_a_dropped_refund_notify_is_found_by_refundquery(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_a_dropped_refund_notify_is_found_by_refundquery(running, base_url, merchant, api_version):
     await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "refund_notify", "kind": "drop", "count": None})
     checkout = await paid_checkout(merchant, base_url, 600)
     r = await refund(merchant, checkout["id"], {"amount_fen": 600, "out_refund_no": "rf-quiet"})
@@ -122,32 +130,31 @@ async def test_a_dropped_refund_notify_is_found_by_refundquery(running, base_url
     queries = await services.audit.latest("refund_query")
     assert [q["verdict"] for q in queries] == ["succeeded"]
     # A notify that finally arrives late changes nothing and is acknowledged.
-    sim = running.simulator
-    late = build_xml(sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-quiet")))
-    reply = await merchant.post("/notify/refund", body=late)
-    assert reply.code == 200 and b"SUCCESS" in reply.body
+    reply = await post_notify(merchant, "/notify/refund", refund_notify(running, api_version, "rf-quiet"))
+    assert accepted(api_version, reply), reply.body
     assert (await services.audit.latest("refund_notify", limit=1))[0]["verdict"] == "duplicate"
     assert (await get_checkout(merchant, checkout["id"]))["refunded_fen"] == 600
 
 
-async def test_refund_notify_that_does_not_decrypt_or_match_is_refused(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_refund_notify_that_does_not_decrypt_or_match_is_refused(running, base_url, merchant, api_version):
     await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "refund_notify", "kind": "drop", "count": None})
     checkout = await paid_checkout(merchant, base_url, 300)
     await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-x"})
-    sim = running.simulator
-    fields = sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-x"))
-    forged = dict(fields, req_info=fields["req_info"][:-8] + "AAAAAAA=")
-    r = await merchant.post("/notify/refund", body=build_xml(forged))
-    assert r.code == 400 and b"FAIL" in r.body
-    other = dict(fields, mch_id="1900000999")
-    r = await merchant.post("/notify/refund", body=build_xml(other))
-    assert r.code == 400 and b"FAIL" in r.body
+    # APIv2: req_info that does not decrypt under our key; APIv3: a signature that is not WeChat's.
+    r = await post_notify(merchant, "/notify/refund", refund_notify(running, api_version, "rf-x", forged=True))
+    assert refused(api_version, r, 400), r.body
+    other = refund_notify(running, api_version, "rf-x", mch_id="1900000999") if api_version == "v2" else \
+        refund_notify(running, api_version, "rf-x", mchid="1900000999")
+    r = await post_notify(merchant, "/notify/refund", other)
+    assert refused(api_version, r, 400), r.body
     assert (await running.services.refunds.get("rf-x")).state == "pending"
     verdicts = [a["verdict"] for a in await running.services.audit.latest("refund_notify")]
-    assert sorted(verdicts) == ["identity_mismatch", "undecryptable"]
+    assert sorted(verdicts) == {"v2": ["identity_mismatch", "undecryptable"],
+                                "v3": ["bad_signature", "identity_mismatch"]}[api_version]
     # The genuine one applies once.
-    r = await merchant.post("/notify/refund", body=build_xml(fields))
-    assert r.code == 200 and b"SUCCESS" in r.body
+    r = await post_notify(merchant, "/notify/refund", refund_notify(running, api_version, "rf-x"))
+    assert accepted(api_version, r), r.body
     assert (await running.services.refunds.get("rf-x")).state == "succeeded"
 
 
@@ -181,7 +188,8 @@ async def test_refunds_and_webhooks_on_mongo(tmp_path, kind):
         await drop_store(kind, store, handle)
 
 
-async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(running, base_url, merchant, api_version):
     checkout = await paid_checkout(merchant, base_url, 400)
     # Someone refunds 350 fen of this order behind the server's back (the merchant platform, say).
     await running.services.gateway.refund(
@@ -190,17 +198,19 @@ async def test_a_refund_wechat_refuses_fails_clearly_and_frees_the_amount(runnin
     r = await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-too-much"})
     assert r.code == 502
     error = as_json(r)
-    assert error["code"] == "refund_rejected" and error["details"]["wechat_code"] == "NOTENOUGH"
+    assert error["code"] == "refund_rejected" and error["details"]["wechat_code"] == TOO_MUCH_REFUND[api_version]
     assert (await running.services.refunds.get("rf-too-much")).state == "failed"
     view = await get_checkout(merchant, checkout["id"])
     assert (view["status"], view["refundable_fen"], view["refunded_fen"]) == ("paid", 400, 0)
     # Asking again with the same number does not ask WeChat again.
     again = await refund(merchant, checkout["id"], {"amount_fen": 100, "out_refund_no": "rf-too-much"})
-    assert again.code == 200 and as_json(again)["state"] == "failed" and as_json(again)["failure"] == "NOTENOUGH"
+    assert again.code == 200 and as_json(again)["state"] == "failed"
+    assert as_json(again)["failure"] == TOO_MUCH_REFUND[api_version]
     calls = [c for c in await running.services.audit.latest("refund_call") if c["out_refund_no"] == "rf-too-much"]
     assert [c["verdict"] for c in calls] == ["rejected"]
 
 
+@BOTH_VERSIONS
 async def test_the_shoppers_page_says_refunded_after_a_refund(running, base_url, merchant):
     """The shopper is told (the page's screens: tests/browser/test_shopper_pages.py); ``paid`` stays true."""
     checkout = await paid_checkout(merchant, base_url, 200)
@@ -212,3 +222,27 @@ async def test_the_shoppers_page_says_refunded_after_a_refund(running, base_url,
     await wait_refund(merchant, checkout["id"], "rf-page-2", "succeeded")
     status = as_json(await merchant.get(f"/pay/{checkout['id']}/status"))
     assert status == {"status": "refunded", "paid": True, "refunded_fen": 200, "return_url": None}
+
+
+@BOTH_VERSIONS
+@pytest.mark.parametrize("wechat_says, state", [("REFUNDCLOSE", "closed"), ("CHANGE", "needs_attention")])
+async def test_a_refund_that_wechat_closes_or_finds_abnormal(running, base_url, merchant, api_version, wechat_says,
+                                                             state):
+    """APIv2 REFUNDCLOSE / CHANGE, APIv3 REFUND.CLOSED / REFUND.ABNORMAL: by notify, in each
+    version's form. A closed refund gives its amount back to the checkout; an abnormal one
+    keeps it reserved and waits for a person (the money left WeChat, not to the shopper)."""
+    running.simulator.pay.auto_settle_refunds = False  # WeChat leaves it PROCESSING for now
+    checkout = await paid_checkout(merchant, base_url, 900)
+    r = await refund(merchant, checkout["id"], {"amount_fen": 500, "out_refund_no": f"rf-{state}"})
+    assert r.code == 201 and as_json(r)["state"] == "pending"
+    settle = await merchant.post(f"/_wechat/_sim/refunds/rf-{state}/settle", json_body={"status": wechat_says})
+    assert settle.code == 200, settle.body
+    await wait_refund(merchant, checkout["id"], f"rf-{state}", state)
+    (notice,) = await running.services.audit.latest("refund_notify")
+    assert (notice["verdict"], notice["api_version"]) == (state, api_version)
+    if api_version == "v3":
+        assert json.loads(notice["raw"])["event_type"] == {"closed": "REFUND.CLOSED",
+                                                          "needs_attention": "REFUND.ABNORMAL"}[state]
+    view = await get_checkout(merchant, checkout["id"])
+    assert (view["status"], view["refunded_fen"]) == ("paid", 0)
+    assert view["refundable_fen"] == {"closed": 900, "needs_attention": 400}[state]

@@ -1,15 +1,22 @@
 """NATIVE on a desktop, MWEB in a mobile browser, and the Mini Program / App
-payload endpoint, each paid through the simulator over real HTTP."""
+payload endpoint, each paid through the simulator over real HTTP, under
+both API versions (APIv3's payloads are RSA-signed, checked by the
+simulator as the WeChat app and the App SDK check them)."""
 from __future__ import annotations
+
+import base64
 
 from wxpay import signing
 from wxpay.simulator import demo
+from wxpay.v3.signing import lines_message, rsa_verify
 
 from .browser import DESKTOP_UA, MOBILE_UA, Browser, as_json
-from .conftest import start_server
+from .conftest import BOTH_VERSIONS, start_server
 from .journey import create_checkout, query_of, wait_status
+from .test_journey import MERCHANT_PUBLIC_KEY
 
 
+@BOTH_VERSIONS
 async def test_desktop_gets_a_qr_code_and_scanning_pays(running, base_url, merchant):
     checkout = await create_checkout(merchant, 990)
     desktop = Browser(base_url, DESKTOP_UA)
@@ -24,6 +31,7 @@ async def test_desktop_gets_a_qr_code_and_scanning_pays(running, base_url, merch
     await wait_status(desktop, checkout["id"], "paid")
 
 
+@BOTH_VERSIONS
 async def test_mobile_browser_goes_to_mweb_and_returns_to_a_result_page(running, base_url, merchant):
     checkout = await create_checkout(merchant, 321)
     phone = Browser(base_url, MOBILE_UA)
@@ -67,7 +75,8 @@ async def test_client_ip_comes_from_trusted_proxies_only(tmp_path):
             await instance.stop(grace=1)
 
 
-async def test_mini_program_and_app_payloads(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_mini_program_and_app_payloads(running, base_url, merchant, api_version):
     checkout = await create_checkout(merchant, 4200)
     path = f"/api/checkouts/{checkout['id']}/payment"
     openid = running.simulator.default_openid(demo.MINI_PROGRAM_APPID)
@@ -76,14 +85,23 @@ async def test_mini_program_and_app_payloads(running, base_url, merchant):
     assert r.code == 200, r.body
     mp = as_json(r)["request_payment"]
     assert set(mp) == {"timeStamp", "nonceStr", "package", "signType", "paySign"}
-    signed = {"appId": demo.MINI_PROGRAM_APPID, **{k: mp[k] for k in ("timeStamp", "nonceStr", "package", "signType")}}
-    assert mp["paySign"] == signing.sign(signed, demo.API_KEY, mp["signType"])
+    if api_version == "v3":
+        assert mp["signType"] == "RSA"
+        lines = lines_message(demo.MINI_PROGRAM_APPID, mp["timeStamp"], mp["nonceStr"], mp["package"])
+        assert rsa_verify(MERCHANT_PUBLIC_KEY, lines, base64.b64decode(mp["paySign"]))
+    else:
+        signed = {"appId": demo.MINI_PROGRAM_APPID, **{k: mp[k] for k in ("timeStamp", "nonceStr", "package", "signType")}}
+        assert mp["paySign"] == signing.sign(signed, demo.API_KEY, mp["signType"])
 
     r = await merchant.post(path, json_body={"client": "app", "client_ip": "203.0.113.7"}, headers=merchant.token_headers)
     app = as_json(r)["app"]
     assert app["package"] == "Sign=WXPay" and app["partnerid"] == demo.MCH_ID and app["appid"] == demo.MOBILE_APP_APPID
-    six = {k: app[k] for k in ("appid", "partnerid", "prepayid", "package", "noncestr", "timestamp")}
-    assert app["sign"] == signing.sign(six, demo.API_KEY, "MD5")
+    if api_version == "v3":  # signed over appid, timestamp, noncestr, prepayid (V3 digest §7)
+        lines = lines_message(app["appid"], app["timestamp"], app["noncestr"], app["prepayid"])
+        assert rsa_verify(MERCHANT_PUBLIC_KEY, lines, base64.b64decode(app["sign"]))
+    else:
+        six = {k: app[k] for k in ("appid", "partnerid", "prepayid", "package", "noncestr", "timestamp")}
+        assert app["sign"] == signing.sign(six, demo.API_KEY, "MD5")
     # The simulator, playing the App SDK, accepts the payload and the payment lands.
     paid = await merchant.post("/_wechat/_sim/pay", json_body={"prepay_id": app["prepayid"], "outcome": "ok", "payload": app})
     assert as_json(paid)["result"] == {"errCode": 0}
@@ -129,16 +147,22 @@ async def test_status_reports_expired_checkouts(running, base_url, merchant):
     assert as_json(await merchant.get(f"/pay/{checkout['id']}/status"))["status"] == "closed"
 
 
-async def test_a_prepay_is_reused_only_when_this_gateway_can_sign_its_order(running, base_url, merchant):
+@BOTH_VERSIONS
+async def test_a_prepay_is_reused_only_when_this_gateway_can_sign_its_order(running, base_url, merchant, api_version):
     """Same shopper, same slot: the stored order is handed out again; one whose sign
-    type this API version cannot sign (an APIv3 order after a move back to APIv2)
-    is not, and a new order is made."""
+    type this API version cannot sign (an APIv2 order after a move to APIv3, or the
+    reverse) is not: a new order is made, and the old one goes to the reconciler to
+    be asked about and closed, so a page still holding its payload cannot pay twice."""
     checkout = await create_checkout(merchant, 655)
     desktop = Browser(base_url, DESKTOP_UA)
     await desktop.get(checkout["pay_url"])
     first = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
     again = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
     assert again["reused"] and again["out_trade_no"] == first["out_trade_no"]
-    await running.services.store.update_if("orders", first["out_trade_no"], {}, {"sign_type": "RSA"})
+    foreign = {"v2": "RSA", "v3": "MD5"}[api_version]
+    await running.services.store.update_if("orders", first["out_trade_no"], {}, {"sign_type": foreign})
     other = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
     assert not other["reused"] and other["out_trade_no"] != first["out_trade_no"]
+    old = await running.services.orders.require(first["out_trade_no"])
+    assert old.state == "prepaid" and old.close_requested and old.next_check_at <= running.services.now()
+    assert not (await running.services.orders.require(other["out_trade_no"])).close_requested

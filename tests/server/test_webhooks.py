@@ -1,6 +1,8 @@
 """Merchant webhooks: a real receiver on loopback that fails before it
 succeeds, a restart in the middle of the backlog, failed deliveries the admin
-resends, and the documented signature check (the README snippet itself)."""
+resends, and the documented signature check (the README snippet itself).
+The payment and refund events, and a cancel's, under both API versions (the
+same events whatever WeChat said it in); the outbox mechanics once."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +18,7 @@ from service.webhook_signature import WebhookVerificationError, sign_webhook, ve
 from store.open import INDEXES, open_store
 
 from .browser import Browser, as_json
-from .conftest import API_TOKEN, start_server
+from .conftest import API_TOKEN, BOTH_VERSIONS, start_server
 from .payments import Receiver, paid_checkout, refund, wait_for, wait_refund, webhook_overrides
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -45,9 +47,10 @@ async def outbox_states(running) -> list[str]:
     return [d["state"] for d in await running.services.store.find("outbox", {}, limit=0)]
 
 
-async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path):
+@BOTH_VERSIONS
+async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path, api_version):
     receiver = Receiver(fail_first=2)
-    running = await start_server(tmp_path, **webhook_overrides(receiver))
+    running = await start_server(tmp_path, **webhook_overrides(receiver, **{"wechat.api_version": api_version}))
     try:
         merchant = api(f"http://127.0.0.1:{running.port}")
         checkout = await paid_checkout(merchant, merchant.base, 900)
@@ -175,9 +178,10 @@ async def test_failed_deliveries_are_listed_and_can_be_resent(tmp_path):
         receiver.stop()
 
 
-async def test_a_cancelled_checkout_sends_closed(tmp_path):
+@BOTH_VERSIONS
+async def test_a_cancelled_checkout_sends_closed(tmp_path, api_version):
     receiver = Receiver()
-    running = await start_server(tmp_path, **webhook_overrides(receiver))
+    running = await start_server(tmp_path, **webhook_overrides(receiver, **{"wechat.api_version": api_version}))
     try:
         merchant = api(f"http://127.0.0.1:{running.port}")
         r = await merchant.post("/api/checkouts", json_body={"amount_fen": 10, "description": "x"}, headers=merchant.token_headers)

@@ -12,6 +12,11 @@ from service.call_stats import CallStats
 from service.notify_limiter import NotifyLimiter
 from service.status import collect, day_start
 from store.open import INDEXES, open_store
+from wxpay.client import WxPayClient
+from wxpay.endpoints import Endpoints
+from wxpay.gateways import Gateways
+from wxpay.merchant import Merchant
+from wxpay.v2_gateway import V2Gateway
 
 NOW = datetime(2026, 3, 1, 17, 30, tzinfo=timezone.utc)  # 01:30 on 2 March in China
 
@@ -47,6 +52,9 @@ async def services(tmp_path):
         webhooks=Webhooks(),
         call_stats=CallStats(),
         notify_limiter=NotifyLimiter(per_source_per_minute=30, total_per_minute=300),
+        # The real APIv2 gateway (its client never called: the figures ask WeChat nothing).
+        gateways=Gateways(V2Gateway(WxPayClient(Merchant("1900000109", "k" * 32, "wx1"),
+                                                endpoints=Endpoints.single("http://127.0.0.1:9")))),
         started_at=NOW - timedelta(hours=2),
         now=lambda: NOW,
     )

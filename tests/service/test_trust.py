@@ -1,10 +1,12 @@
 """Trust that WeChat rotates, kept in the store and refreshed by one process at a time.
 
 Two "processes" (their own gateway, keeper and lease holder) share a real
-SQLite file. The APIv3 gateway does not exist yet, so the gateway here is a
-stand-in: the real APIv2 gateway with the contract's trust methods filled in
-(a list of certificate serials, a download counter); say so in its name.
-APIv2 itself keeps nothing, which the last test checks on the real one.
+SQLite file. The gateway here is a stand-in, to control what WeChat offers
+and count downloads: the real APIv2 gateway with the contract's trust
+methods filled in (a list of certificate serials, a download counter); say
+so in its name. The real APIv3 gateway in two real server processes:
+tests/server/test_multiprocess.py. APIv2 itself keeps nothing, which the
+last test checks on the real one.
 """
 from __future__ import annotations
 
@@ -42,8 +44,11 @@ class StandInV3Trust(V2Gateway):
         self.downloads = 0
         self.failing = False
 
+    def keeps_trust(self) -> bool:
+        return True
+
     def trust_state(self) -> Mapping[str, Any] | None:
-        return {"version": 1, "serials": sorted(self.trusted)}
+        return {"version": 1, "serials": sorted(self.trusted)} if self.trusted else None
 
     def load_trust_state(self, state: Mapping[str, Any]) -> None:
         if state.get("version") != 1:
@@ -84,6 +89,37 @@ async def test_one_process_downloads_and_every_process_trusts_it(tmp_path):
         b.wechat.append("SERIAL-2")
         assert await ka.refresh_if_due() and not await kb.refresh_if_due()  # b loads a's result instead
         assert b.trusted == {"SERIAL-1", "SERIAL-2"} and (a.downloads, b.downloads) in ((2, 0), (1, 1))
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_processes_starting_together_download_once_and_both_trust_it(tmp_path):
+    """At start the process that loses the lease waits for the winner's download
+    (bounded) instead of serving notifies it cannot verify, or downloading too."""
+    stores, (a, b), (ka, kb) = await two_processes(tmp_path, ["SERIAL-1"])
+    try:
+        await asyncio.gather(ka.start(), kb.start())
+        assert a.downloads + b.downloads == 1
+        assert a.trusted == b.trusted == {"SERIAL-1"}
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_what_one_process_learnt_outside_a_refresh_is_shared_at_its_next_round(tmp_path):
+    """The gateway may download once on its own (a reply naming an unknown certificate):
+    the next round saves it, only adding to what is stored, and the others load it."""
+    stores, (a, b), (ka, kb) = await two_processes(tmp_path, ["SERIAL-1"])
+    try:
+        await asyncio.gather(ka.start(), kb.start())
+        a.trusted.add("SERIAL-2")  # learnt by process a's own call
+        assert not await ka.refresh_if_due()  # nothing due, but what it learnt is saved
+        await kb.load()
+        assert b.trusted == {"SERIAL-1", "SERIAL-2"} and a.downloads + b.downloads == 1
+        saved = (await stores[0].get("trust", ka.key))["saved_at"]
+        assert not await kb.refresh_if_due() and not await ka.refresh_if_due()
+        assert (await stores[0].get("trust", ka.key))["saved_at"] == saved  # nothing new: no write
     finally:
         for store in stores:
             await store.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Union
 
@@ -59,6 +59,7 @@ class PaymentEvent:
     summary: str | None
     transaction: Transaction
     serial: str  # the key WeChat signed with (public key ID or platform serial)
+    plaintext: bytes = field(default=b"", repr=False, compare=False)  # the decrypted resource, as WeChat sent it
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class RefundEvent:
     summary: str | None
     refund: Refund
     serial: str
+    plaintext: bytes = field(default=b"", repr=False, compare=False)  # the decrypted resource, as WeChat sent it
 
 
 NotifyEvent = Union[PaymentEvent, RefundEvent]
@@ -142,7 +144,8 @@ class NotifyReader:
                     f"{event_type} carries trade_state {transaction.trade_state!r}", code="event_mismatch")
             self._check_mchid(transaction.mchid, event_type)
             return frozen(PaymentEvent, {"id": event_id, "event_type": event_type, "create_time": create_time,
-                                         "summary": summary, "transaction": transaction, "serial": signed.serial})
+                                         "summary": summary, "transaction": transaction, "serial": signed.serial,
+                                         "plaintext": plain})
         refund = parse_refund(obj, what=f"{event_type} resource")
         if f"REFUND.{refund.refund_status}" != event_type:
             raise ProtocolError(f"{event_type} carries refund_status {refund.refund_status!r}", code="event_mismatch")
@@ -150,7 +153,8 @@ class NotifyReader:
             raise ProtocolError(f"{event_type} resource lacks the required field success_time", code="missing_field")
         self._check_mchid(refund.mchid, event_type)
         return frozen(RefundEvent, {"id": event_id, "event_type": event_type, "create_time": create_time,
-                                    "summary": summary, "refund": refund, "serial": signed.serial})
+                                    "summary": summary, "refund": refund, "serial": signed.serial,
+                                    "plaintext": plain})
 
     def _check_mchid(self, mchid: str | None, event_type: str) -> None:
         if mchid is None:
