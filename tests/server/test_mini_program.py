@@ -26,9 +26,8 @@ from .live import start_live
 MP = demo.MINI_PROGRAM_APPID
 README = Path(__file__).resolve().parents[2] / "README.md"
 
-# Settings per API version the server speaks to WeChat. APIv3 joins with one
-# line once the server is wired for it (e.g. "v3": {"wechat.api_version": "v3"}).
-API_VERSIONS: dict[str, dict] = {"v2": {}}
+# Settings per API version the server speaks to WeChat.
+API_VERSIONS: dict[str, dict] = {"v2": {}, "v3": {"wechat.api_version": "v3"}}
 
 
 @pytest.fixture(params=sorted(API_VERSIONS))
