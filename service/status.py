@@ -240,7 +240,8 @@ async def _double_payments(services: Services, limit: int) -> dict[str, Any]:
 
 
 async def _webhooks(services: Services) -> dict[str, Any]:
-    return await services.webhooks.backlog()
+    """The outbox's backlog (the store's), and this process's attempts since start."""
+    return {**await services.webhooks.backlog(), "attempts": dict(services.webhooks.attempts)}
 
 
 def _jsonable(value: Any) -> Any:

@@ -277,6 +277,5 @@ class Webhooks:
             "pending": pending,
             "failed": failed,
             "oldest_pending_at": _iso(oldest[0]["created_at"]) if oldest else None,
-            "attempts": dict(self.attempts),  # this process's, since start
         }
 

@@ -36,6 +36,8 @@ class Tokens:
 
 
 class Webhooks:
+    attempts = {"delivered": 0, "will_retry": 0, "gave_up": 0}
+
     async def backlog(self):
         return {"enabled": False}
 
