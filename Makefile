@@ -22,14 +22,16 @@ $(BUILD_STAMP): $(STAMP) requirements-build.txt
 run: $(STAMP)            ## start the server: sandbox mode, embedded store
 	$(BIN)/python server.py $(ARGS)
 
-test: $(STAMP)           ## the suite CI runs (browser tests: Debian's chromium; deployment tests: nginx, binutils)
+test: $(STAMP)           ## the suite CI runs (browser tests: Debian's chromium; deployment tests: nginx, binutils; monitoring: promtool)
 	.ci/ensure-chromium
 	.ci/ensure-deploy-tools --optional
+	.ci/ensure-promtool --optional
 	$(BIN)/python -m pytest $(ARGS)
 
 test-all: $(STAMP)       ## also the slow battery
 	.ci/ensure-chromium
 	.ci/ensure-deploy-tools --optional
+	.ci/ensure-promtool --optional
 	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
 
 binary: $(BUILD_STAMP)   ## one executable, no Python needed on the target: dist/wxpay-server (docs/deploy.md)

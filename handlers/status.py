@@ -43,7 +43,7 @@ class MetricsHandler(AdminHandler):
     api = True
 
     async def get(self) -> None:
-        figures = await collect(self.services, version=self.settings.get("version", "?"))
+        figures = await collect(self.services, version=self.settings.get("version", "?"), history=False)
         body = self.settings["metrics"].render(figures)
         self.set_header("Content-Type", CONTENT_TYPE)
         self.finish(body)

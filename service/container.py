@@ -24,6 +24,7 @@ from .jssdk import JssdkService
 from .lifecycle import Lifecycle
 from .mini_program import MiniProgramLogins
 from .notify_limiter import NotifyLimiter
+from .notify_stats import NotifyStats
 from .oauth import OAuthService
 from .order_checks import OrderChecks
 from .orders import OrderBook
@@ -67,6 +68,7 @@ class Services:
     mini_program: MiniProgramLogins  # wx.login codes traded for openids (no client when none is configured)
     call_stats: CallStats  # fed by the WeChat clients' observer
     notify_limiter: NotifyLimiter  # what unverified notifies may cost, per source
+    notify_stats: NotifyStats  # every notify's verdict since start (both notify endpoints count into it)
     public_base: str
     mode: str  # "sandbox" | "live"
     reconciler_enabled: bool

@@ -30,6 +30,7 @@ from wxpay.gateway import NotifyVerdict, Outcome
 from .audit import Audit
 from .errors import ServiceError
 from .notify_limiter import NotifyLimiter
+from .notify_stats import NotifyStats
 
 log = logging.getLogger("wxpay_server.notify")
 
@@ -85,10 +86,13 @@ class NotifyEndpoint:
     kind = "notify"
     id_field = "out_trade_no"
 
-    def __init__(self, audit: Audit, *, max_bytes: int, limiter: NotifyLimiter | None = None) -> None:
+    def __init__(
+        self, audit: Audit, *, max_bytes: int, limiter: NotifyLimiter | None = None, stats: NotifyStats | None = None,
+    ) -> None:
         self.audit = audit
         self.max_bytes = max_bytes
         self.limiter = limiter or NotifyLimiter(per_source_per_minute=30, total_per_minute=300)
+        self.stats = stats or NotifyStats()
 
     async def handle(self, headers: Mapping[str, str], body: bytes, source: str = "") -> Handled:
         """Process one notify from ``source`` (the client IP)."""
@@ -103,6 +107,8 @@ class NotifyEndpoint:
             verdict = INTERNAL
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
         version = seen.api_version
+        if verdict.code != SIGNTEST_PROBE:  # probes are counted apart (the limiter's), never as a refusal
+            self.stats.observe(self.kind, verdict.code, accepted=verdict.ok, verified=seen.verified)
         if seen.verified:
             if verdict.code == DUPLICATE:  # its first delivery's record is kept already
                 await self.audit.record_digest(

@@ -27,6 +27,7 @@ from .keyed_locks import KeyedLocks
 from .models import PAID, Order
 from .notify_endpoint import DUPLICATE, NotifyEndpoint, Seen, accepted, refused, version_not_configured
 from .notify_limiter import NotifyLimiter
+from .notify_stats import NotifyStats
 from .orders import OrderBook
 from .payments import MISMATCH, NOT_PAID, NOTIFY, Payments
 
@@ -48,9 +49,10 @@ class PaymentNotifyService(NotifyEndpoint):
         *,
         max_bytes: int = 64 * 1024,
         limiter: NotifyLimiter | None = None,
+        stats: NotifyStats | None = None,
         confirm_timeout: float | None = CONFIRM_TIMEOUT_S,
     ) -> None:
-        super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
+        super().__init__(audit, max_bytes=max_bytes, limiter=limiter, stats=stats)
         self.orders = orders
         self.payments = payments
         # One gateway is a set of one: only its version's notifies are read.

@@ -86,6 +86,9 @@ class Payments:
         self.audit = audit
         self.double_payments = double_payments
         self.now = now
+        # Payments this process moved to paid, by who asked (NOTIFY, RECONCILER); for
+        # /status and /metrics: confirmations only by the reconciler mean notifies are lost.
+        self.confirmed: dict[str, int] = {NOTIFY: 0, RECONCILER: 0}
 
     async def confirm(
         self, order: Order, *, via: str, transaction_id: str | None = None, query_timeout: float | None = None,
@@ -128,6 +131,7 @@ class Payments:
             if current.settle_due_at is not None:
                 await self.settle(current)
             return Confirmation(ALREADY_PAID, current, facts)
+        self.confirmed[via] = self.confirmed.get(via, 0) + 1
         _checkout, double = await self.settle(moved)
         return Confirmation(CONFIRMED, moved, facts, double_payment=double)
 

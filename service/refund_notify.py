@@ -23,6 +23,7 @@ from .keyed_locks import KeyedLocks
 from .models import REFUND_STATUS_MAP
 from .notify_endpoint import NotifyEndpoint, Seen, accepted, refused, version_not_configured
 from .notify_limiter import NotifyLimiter
+from .notify_stats import NotifyStats
 from .refunds import RefundService
 
 log = logging.getLogger("wxpay_server.refund_notify")
@@ -40,8 +41,9 @@ class RefundNotifyService(NotifyEndpoint):
         *,
         max_bytes: int = 64 * 1024,
         limiter: NotifyLimiter | None = None,
+        stats: NotifyStats | None = None,
     ) -> None:
-        super().__init__(audit, max_bytes=max_bytes, limiter=limiter)
+        super().__init__(audit, max_bytes=max_bytes, limiter=limiter, stats=stats)
         self.refunds = refunds
         # One gateway is a set of one: only its version's notifies are read.
         self.gateways = gateways if isinstance(gateways, Gateways) else Gateways(gateways)

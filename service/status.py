@@ -35,8 +35,18 @@ def day_start(now: datetime) -> datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(now.tzinfo)
 
 
-async def collect(services: Services, *, version: str, hours: int = CHART_HOURS, latest: int = LATEST) -> dict[str, Any]:
-    """Everything /status shows, JSON-ready (datetimes as ISO strings)."""
+# What only a person reads: the hourly chart and the lists of recent items. /metrics
+# leaves them out (Prometheus keeps its own history), which spares a scrape most rows.
+HISTORY = ("chart", "latest_orders", "latest_notifies")
+
+
+async def collect(
+    services: Services, *, version: str, hours: int = CHART_HOURS, latest: int = LATEST, history: bool = True,
+) -> dict[str, Any]:
+    """Everything /status shows, JSON-ready (datetimes as ISO strings).
+
+    ``history=False`` (for /metrics): without the chart and the lists of
+    recent items, which no metric is made of."""
     now: datetime = services.now()
     out: dict[str, Any] = {
         "mode": services.mode,
@@ -57,8 +67,13 @@ async def collect(services: Services, *, version: str, hours: int = CHART_HOURS,
         "double_payments": lambda: _double_payments(services, latest),
         "webhooks": lambda: _webhooks(services),
     }
+    if not history:
+        latest = 0
+        sections = {name: fn for name, fn in sections.items() if name not in HISTORY}
     results = await asyncio.gather(*(_guarded(name, fn) for name, fn in sections.items()))
     out.update(zip(sections, results))
+    out["payments_confirmed"] = dict(services.payments.confirmed)  # this process's, since start, by who asked
+    out["notifies"] = services.notify_stats.snapshot()  # this process's verdicts since start (both kinds)
     out["wechat"] = services.call_stats.snapshot()
     out["wechat_failures"] = services.call_stats.failures()  # why WeChat failed: by cause, and the latest
     out["notify_limiter"] = services.notify_limiter.snapshot()
@@ -111,12 +126,16 @@ async def _store(services: Services) -> dict[str, Any]:
 
 
 async def _tokens(services: Services, now: datetime) -> dict[str, Any]:
-    expiry = await services.tokens.expiry()
+    """Each credential's expiry, and its refreshes failing in a row (the store's: every process's)."""
     out = {}
-    for kind, at in expiry.items():
+    for kind, health in (await services.tokens.health()).items():
+        at = health["expires_at"]
         out[kind] = {
             "expires_at": at,
             "expires_in_s": round((at - now).total_seconds()) if at else None,
+            "refreshed_at": health["refreshed_at"],
+            "refresh_failures": health["refresh_failures"],
+            "last_refresh_error": health["last_refresh_error"],
         }
     return out
 
@@ -208,7 +227,7 @@ async def _refunds(services: Services, limit: int) -> dict[str, Any]:
     """Refunds by state (needs_attention wants a person), and the latest ones."""
     counts = await asyncio.gather(*(services.store.count(REFUNDS, {"state": s}) for s in REFUND_STATES))
     keep = ("out_refund_no", "checkout_id", "out_trade_no", "amount_fen", "state", "kind", "created_at", "failure")
-    docs = await services.store.find(REFUNDS, None, sort=[("created_at", -1)], limit=limit, fields=keep)
+    docs = await services.store.find(REFUNDS, None, sort=[("created_at", -1)], limit=limit, fields=keep) if limit else []
     return {"by_state": dict(zip(REFUND_STATES, counts)), "latest": [{k: d.get(k) for k in keep} for d in docs]}
 
 
@@ -216,12 +235,13 @@ async def _double_payments(services: Services, limit: int) -> dict[str, Any]:
     """Checkouts paid twice (each extra payment is refunded automatically)."""
     count = await services.store.count(AUDIT, {"kind": "double_payment"})
     keep = ("at", "checkout_id", "out_trade_no", "first_out_trade_no")
-    docs = await services.audit.latest("double_payment", limit=limit, fields=keep)
+    docs = await services.audit.latest("double_payment", limit=limit, fields=keep) if limit else []
     return {"count": count, "latest": [{k: d.get(k) for k in keep} for d in docs]}
 
 
 async def _webhooks(services: Services) -> dict[str, Any]:
-    return await services.webhooks.backlog()
+    """The outbox's backlog (the store's), and this process's attempts since start."""
+    return {**await services.webhooks.backlog(), "attempts": dict(services.webhooks.attempts)}
 
 
 def _jsonable(value: Any) -> Any:

@@ -106,12 +106,21 @@ class TokenService:
         with store_guard():
             return await self.store.delete_if(TOKENS, self._key(kind), {"value": value})
 
-    async def expiry(self) -> dict[str, datetime | None]:
-        """When each cached credential expires (for /status); never the values."""
-        out: dict[str, datetime | None] = {}
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Per credential, what the store says (shared by every process, so it
+        survives restarts): when it expires and was last fetched, and how many
+        fetches have failed in a row since (a success clears it), with the last
+        failure's code. Never the values."""
+        out: dict[str, dict[str, Any]] = {}
         for kind in ("access_token", "jsapi_ticket"):
             doc = await self.store.get(TOKENS, self._key(kind))
-            out[kind] = doc.get("expires_at") if doc else None
+            backoff = await self.store.get(TOKENS, self._backoff_key(kind))
+            out[kind] = {
+                "expires_at": doc.get("expires_at") if doc else None,
+                "refreshed_at": doc.get("refreshed_at") if doc else None,
+                "refresh_failures": int((backoff or {}).get("failures", 0)),
+                "last_refresh_error": (backoff or {}).get("code"),
+            }
         return out
 
     # -- internals ----------------------------------------------------------

@@ -44,6 +44,7 @@ MAX_DELAY = timedelta(hours=6)
 LIST_LIMIT_MAX = 200
 EVENT_ID_MAX = 100
 LEASE = "webhooks"
+ATTEMPT_OUTCOMES = ("delivered", "will_retry", "gave_up")  # a 2xx; a failure with attempts left; the last failure
 USER_AGENT = "wxpay-server-webhooks/1"
 
 
@@ -129,6 +130,8 @@ class Webhooks:
         self.batch = batch
         self.now = now
         self._passes = 0
+        # This process's delivery attempts since start, by how each ended (/status, /metrics).
+        self.attempts: dict[str, int] = dict.fromkeys(ATTEMPT_OUTCOMES, 0)
         if url and not secret:
             log.warning("webhooks.url is set but webhooks.secret is not: webhooks are off (they must be signed)")
 
@@ -217,15 +220,16 @@ class Webhooks:
         history = [*doc.get("history", []), entry][-10:]
         changes: dict[str, Any] = {"attempts": attempt, "last_status": status, "last_error": error, "history": history}
         if error is None:
-            state = DELIVERED
+            state, outcome = DELIVERED, "delivered"
             changes.update(state=DELIVERED, delivered_at=now)
         elif attempt >= self.max_attempts:
-            state = FAILED
+            state, outcome = FAILED, "gave_up"
             changes.update(state=FAILED, failed_at=now)
             log.error("webhook %s failed after %d attempts (%s)", doc["_id"], attempt, error)
         else:
-            state = PENDING
+            state, outcome = PENDING, "will_retry"
             changes["next_attempt_at"] = now + self.delay(attempt)
+        self.attempts[outcome] += 1
         with store_guard():
             await self.store.update_if(OUTBOX, doc["_id"], {"state": PENDING, "attempts": doc.get("attempts", 0)}, changes)
         return state

@@ -25,6 +25,7 @@ from service.jssdk import JssdkService
 from service.lifecycle import Lifecycle
 from service.mini_program import MiniProgramLogins
 from service.notify_limiter import NotifyLimiter
+from service.notify_stats import NotifyStats
 from service.oauth import OAuthService
 from service.order_checks import OrderChecks
 from service.orders import OrderBook
@@ -181,12 +182,15 @@ async def build(
         per_source_per_minute=settings.notify.refused_per_minute,
         total_per_minute=settings.notify.refused_per_minute_total,
     )
+    notify_stats = NotifyStats()
     max_bytes = settings.server.max_body_bytes
     payment_notify = PaymentNotifyService(
-        orders, payments, gateways, audit, max_bytes=max_bytes, limiter=limiter,
+        orders, payments, gateways, audit, max_bytes=max_bytes, limiter=limiter, stats=notify_stats,
         confirm_timeout=settings.notify.confirm_timeout_s,
     )
-    refund_notify = RefundNotifyService(refunds, gateways, audit, max_bytes=max_bytes, limiter=limiter)
+    refund_notify = RefundNotifyService(
+        refunds, gateways, audit, max_bytes=max_bytes, limiter=limiter, stats=notify_stats,
+    )
     # Platform certificates are APIv3's (primary, or reading notifies beside APIv2).
     trusted = gateways.get("v3") or gateway
     reconciler = Reconciler(
@@ -212,7 +216,8 @@ async def build(
         refunds=refunds, refund_notify=refund_notify, closing=closing, reconciler=reconciler, outbox=outbox,
         webhooks=webhooks, oauth=oauth, tokens=tokens, trust=TrustKeeper(store, leases, trusted, holder=holder, now=now),
         jssdk=JssdkService(tokens, w.appid), mini_program=MiniProgramLogins(mini_program_client),
-        call_stats=call_stats, notify_limiter=limiter, public_base=public_base, mode=settings.mode,
+        call_stats=call_stats, notify_limiter=limiter, notify_stats=notify_stats, public_base=public_base,
+        mode=settings.mode,
         reconciler_enabled=settings.reconciler.enabled, reconciler_interval_s=settings.reconciler.interval_s,
         sandbox_bridge=sandbox.PREFIX if mounted is not None else None, now=now,
     )

@@ -123,7 +123,12 @@ async def test_status_figures_after_payments_in_all_three_views(running, base_ur
     assert scraped[("wxpay_orders_today", (("state", "paid"),))] == 2
     assert scraped[("wxpay_revenue_today_fen", ())] == 2000
     assert scraped[("wxpay_wechat_calls_total", (("endpoint", "unifiedorder"), ("outcome", "ok")))] == 2
-    assert scraped[("wxpay_notifies_window", (("result", "refused"),))] == 1
+    notify = (("endpoint", "notify"),)
+    assert scraped[("wxpay_notifies_total", notify + (("result", "refused"), ("verdict", "bad_signature"),
+                                                      ("verified", "no")))] == 1
+    assert scraped[("wxpay_notifies_total", notify + (("result", "accepted"), ("verdict", "paid"),
+                                                      ("verified", "yes")))] == 2
+    assert scraped[("wxpay_payments_confirmed_total", (("via", "notify"),))] == 2
     assert scraped[("wxpay_store_up", ())] == 1
     assert scraped[("wxpay_info", (("mode", "sandbox"), ("store", "sqlite"), ("version", server.VERSION)))] == 1
 

@@ -125,8 +125,9 @@ async def test_platform_certificates_are_downloaded_at_start_and_kept_in_the_sto
         key = ("wxpay_wechat_certificate_expiry_timestamp_seconds",
                (("kind", "platform"), ("serial_no", demo.PLATFORM_SERIAL_NO)))
         assert scraped[key] == 1893456000.0  # 2030-01-01 00:00 UTC
-        assert scraped[("wxpay_wechat_pay_api", (("api_version", "v3"), ("key_mode", "platform_cert"),
-                                                 ("role", "orders")))] == 1
+        (info,) = [dict(labels) for name, labels in scraped
+                   if name == "wxpay_wechat_pay_api_info" and dict(labels)["role"] == "orders"]
+        assert (info["api_version"], info["key_mode"], info["public_key_id"]) == ("v3", "platform_cert", "")
     finally:
         await running.stop(grace=1)
 
@@ -170,7 +171,7 @@ async def test_status_and_metrics_say_which_api_and_which_keys(running, merchant
     assert demo.API_KEY not in text and demo.APIV3_KEY not in text and "PRIVATE" not in text
     scraped = metrics((await merchant.get("/metrics", headers=ADMIN)).body)
     roles = {(dict(labels)["api_version"], dict(labels)["role"]) for (name, labels) in scraped
-             if name == "wxpay_wechat_pay_api"}
+             if name == "wxpay_wechat_pay_api_info"}
     assert ("%s" % api_version, "orders") in roles and (api_version, "notifies") in roles
     page = await merchant.get("/status", headers=ADMIN)
     assert f"API{api_version}".encode() in page.body

@@ -104,6 +104,8 @@ async def test_dropped_notify_is_found_by_the_reconciler(running, base_url, merc
     await wait_status(shopper, checkout["id"], "paid")
     order = await services.orders.require(result["out_trade_no"])
     assert order.paid_via == "reconciler"
+    # What WxpayPaymentsOnlyByReconciler (docs/alerts.yml) watches.
+    assert services.payments.confirmed == {"notify": 0, "reconciler": 1}
 
 
 @BOTH_VERSIONS

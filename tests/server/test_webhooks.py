@@ -88,7 +88,8 @@ async def test_delivered_once_after_failures_signed_and_for_refunds_too(tmp_path
         # Every marker was cleared once its events were written.
         assert await running.services.store.count("checkouts", {"outbox_due_at": {"$ne": None}}) == 0
         status = as_json(await merchant.get("/status.json", headers={"Authorization": "Basic YWRtaW46c2FuZGJveC1hZG1pbg=="}))
-        assert status["webhooks"] == {"enabled": True, "pending": 0, "failed": 0, "oldest_pending_at": None}
+        assert status["webhooks"] == {"enabled": True, "pending": 0, "failed": 0, "oldest_pending_at": None,
+                                      "attempts": {"delivered": 3, "will_retry": 2, "gave_up": 0}}  # the 2 refused
         assert status["refunds"]["by_state"]["succeeded"] == 2
     finally:
         await running.stop(grace=2)

@@ -10,6 +10,7 @@ from config import load_settings
 from service.audit import Audit
 from service.call_stats import CallStats
 from service.notify_limiter import NotifyLimiter
+from service.notify_stats import NotifyStats
 from service.status import collect, day_start
 from store.open import INDEXES, open_store
 from wxpay.client import WxPayClient
@@ -27,11 +28,16 @@ def test_day_start_is_china_midnight():
 
 
 class Tokens:
-    async def expiry(self):
-        return {"access_token": NOW + timedelta(minutes=90), "jsapi_ticket": None}
+    async def health(self):
+        fresh = {"expires_at": NOW + timedelta(minutes=90), "refreshed_at": NOW - timedelta(minutes=30),
+                 "refresh_failures": 0, "last_refresh_error": None}
+        never = {"expires_at": None, "refreshed_at": None, "refresh_failures": 2, "last_refresh_error": "dns"}
+        return {"access_token": fresh, "jsapi_ticket": never}
 
 
 class Webhooks:
+    attempts = {"delivered": 0, "will_retry": 0, "gave_up": 0}
+
     async def backlog(self):
         return {"enabled": False}
 
@@ -50,6 +56,8 @@ async def services(tmp_path):
         tokens=Tokens(),
         reconciler=SimpleNamespace(last=None),
         webhooks=Webhooks(),
+        payments=SimpleNamespace(confirmed={"notify": 0, "reconciler": 0}),
+        notify_stats=NotifyStats(),
         call_stats=CallStats(),
         notify_limiter=NotifyLimiter(per_source_per_minute=30, total_per_minute=300),
         # The real APIv2 gateway (its client never called: the figures ask WeChat nothing).
