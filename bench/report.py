@@ -263,7 +263,11 @@ def render(r: dict[str, Any]) -> str:
         "the harness sends the notify WeChat would send (`bench/wechat_side.py`: V2 signed with the API key, "
         "MD5 and no `sign_type`; V3 encrypted with the APIv3 key and signed with WeChat's test-only key). "
         "Prepays: one `POST /pay/{id}/prepay` per fresh order, as a signed-in shopper, so each is a first order "
-        "at WeChat, never a reuse.",
+        "at WeChat, never a reuse. Both are pools sent once: a row ends with its last answer or at the "
+        "scenario's time limit, whichever comes first.",
+        "- Duplicate notifies replay the same V2 bodies for the whole duration (already paid: verify, answer "
+        "SUCCESS, no upstream call); the status poll is the shopper's page asking `GET /pay/{id}/status` over "
+        "every checkout of the journey (a read, no upstream call), measured against the bare hello.",
     ]
     for label, kind, j in _journeys(r):
         paid = j.get("notify_paid_in_store")

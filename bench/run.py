@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -536,7 +537,7 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     bench = Bench(args, tmp, procs, gen)
     r = bench.results
     r["machine"] = machine()
-    r["command"] = "bench/run.py " + " ".join(sys.argv[1:])
+    r["command"] = "bench/run.py " + shlex.join(sys.argv[1:])
     r["config"] = {"duration": args.duration, "connections": args.connections, "orders": args.orders,
                    "generator": "wrk" if wrk else "python", "quick": args.quick or args.smoke,
                    "smoke": args.smoke}
