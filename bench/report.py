@@ -421,8 +421,8 @@ def _memory(mem: dict[str, Any] | None) -> list[str]:
     for version, m in runs:
         out.append(f"- {version.upper()}: per-key lock tables at the end (must be empty) {m['in_memory_tables']}; "
                    f"orders paid in the store {m['paid_in_store']:,}; failures {m['failures'] or 'none'}; "
-                   f"{m['seconds']:.0f} s, {m.get('cpu_ms_per_payment', 0):.2f} ms of CPU per payment in-process "
-                   f"(V3's includes the stub's RSA signatures).")
+                   f"{m['seconds']:.0f} s, {m.get('cpu_ms_per_payment', 0):.2f} ms of CPU per payment in-process"
+                   + (" (the stub's RSA signatures of WeChat's side included)." if version == "v3" else "."))
     return out
 
 
