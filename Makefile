@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench binary zipapp clean soak reliability api-docs
+.PHONY: run test test-all bench bench-quick binary zipapp clean soak reliability api-docs
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -57,8 +57,16 @@ reliability: $(STAMP)    ## the whole battery (slow cases too) and a soak, then 
 api-docs: $(STAMP)       ## docs/api.md and docs/openapi.json from handlers/openapi.py
 	$(BIN)/python server.py openapi --write-docs
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)    ## docs/BENCHMARKS.md: ours vs the relay, the bare hello and the peer (docs/BENCHMARKS.md says how)
 	$(BIN)/python bench/run.py $(ARGS)
+
+bench-quick: $(BENCH_STAMP)  ## the same rows, short (about a minute, indicative only)
+	$(BIN)/python bench/run.py --quick $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

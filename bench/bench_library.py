@@ -268,12 +268,14 @@ ROWS = [
 ]
 
 
-def measure(repeats: int = 9, rounds: int = 3) -> list[dict]:
-    """Each row: name, ops/s for both sides, whom we race and ours/theirs (bench/run.py uses this)."""
+def measure(repeats: int = 9, rounds: int = 3, scale: float = 1.0) -> list[dict]:
+    """Each row: name, ops/s for both sides, whom we race and ours/theirs (bench/run.py uses this);
+    ``scale`` shrinks the calls per repeat (a smoke run)."""
     check_same_work()
     check_same_v3_work()
     out = []
     for name, ours, theirs, number, against in ROWS:
+        number = max(5, int(number * scale))
         # Interleave the two sides so drifting machine load hits both alike.
         rate_ours = rate_theirs = 0.0
         for _ in range(rounds):

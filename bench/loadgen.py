@@ -6,7 +6,8 @@ rates seen here, so the server keeps nearly both cores; an asyncio client in
 Python needs a sizeable share of a core for the same rate and would cap the
 bare-Tornado figure (the denominator of every ratio) at its own speed.
 
-Every scenario is a *pool* of requests (one per line: method, path, body).
+Every scenario is a *pool* of requests (one per line: method, path, body and,
+optionally, headers of that request alone: an APIv3 notify's signature).
 ``limit`` > 0 sends each pool entry once (first-time notifies, one prepay per
 checkout) and ends the run as soon as the last answer is in; ``limit`` 0
 cycles the pool until the duration ends. The same Lua script drives every
@@ -29,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-Request = tuple[str, str, str]  # method, path, body ("" for none)
+# method, path, body ("" for none)[, headers of this request only, added to the run's]
+Request = tuple[str, str, str] | tuple[str, str, str, dict[str, str]]
+_HEADER_SEP = "\x1f"  # between one request's headers in a pool line (never inside a header value)
 
 # One wrk thread: it is far from saturated at these rates, and it leaves the
 # second core to the processes under test. ``delay`` parks a connection once
@@ -41,13 +44,19 @@ ffi.cdef[[ long syscall(long n, long a, long b, long c); int getpid(void); ]]
 local PID = ffi.C.getpid()
 local POOL, LIMIT, EXPECT = %(pool)s, %(limit)d, %(expect)d
 local HEADERS = %(headers)s
-local reqs, i, probed = {}, 0, false
+local reqs, i, probed, taken = {}, 0, false, 0
 got, sent, bad, sample = 0, 0, 0, ""
 init = function(args)
   for line in io.lines(POOL) do
-    local m, p, b = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+    local m, p, b, h = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
     if b == "" then b = nil end
-    reqs[#reqs + 1] = wrk.format(m, p, HEADERS, b)
+    local hs = HEADERS
+    if h ~= "" then
+      hs = {}
+      for k, v in pairs(HEADERS) do hs[k] = v end
+      for k, v in h:gmatch("([^\31:]+): ([^\31]*)") do hs[k] = v end
+    end
+    reqs[#reqs + 1] = wrk.format(m, p, hs, b)
   end
   if LIMIT > #reqs then LIMIT = #reqs end
 end
@@ -59,7 +68,12 @@ request = function()
   return reqs[i]
 end
 delay = function()
-  if LIMIT > 0 and sent >= LIMIT then return 3600000 end
+  -- wrk asks delay() once before each request(), but another connection's delay() can run in
+  -- between: counting here (not in request()) keeps a pool sent once from wrapping around.
+  if LIMIT > 0 then
+    if taken >= LIMIT then return 3600000 end
+    taken = taken + 1
+  end
   return 0
 end
 response = function(status, headers, body)
@@ -127,10 +141,11 @@ def _lua_string(s: str) -> str:
 def _write_pool(pool: Sequence[Request], directory: str) -> str:
     fd, path = tempfile.mkstemp(prefix="pool-", suffix=".tsv", dir=directory)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for method, path_, body in pool:
-            if "\t" in path_ + body or "\n" in path_ + body:
+        for method, path_, body, *own in pool:
+            head = _HEADER_SEP.join(f"{k}: {v}" for k, v in (own[0] if own else {}).items())
+            if any(c in path_ + body + head for c in "\t\n") or _HEADER_SEP in path_ + body:
                 raise ValueError("pool entries may not contain tabs or newlines")
-            f.write(f"{method}\t{path_}\t{body}\n")
+            f.write(f"{method}\t{path_}\t{body}\t{head}\n")
     return path
 
 
@@ -296,10 +311,11 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             if total is not None and n >= total:
                 break
             state["next"] = n + 1
-            method, path, body = pool[n % len(pool)]
+            method, path, body, *own = pool[n % len(pool)]
             t0 = time.perf_counter()
             try:
-                status, _, payload = await conn.request(method, path, spec["headers"], body)
+                status, _, payload = await conn.request(method, path, {**spec["headers"], **(own[0] if own else {})},
+                                                        body)
             except (OSError, asyncio.IncompleteReadError):
                 state["errors"] += 1
                 conn.close()

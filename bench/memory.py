@@ -6,12 +6,15 @@ in-process without HTTP, ``concurrency`` payments at a time. Each payment is
 ``CheckoutService.create`` → ``PrepayService.prepay`` (JSAPI, both payloads)
 → ``PaymentNotifyService.handle`` on a notify signed with the merchant key
 (orderquery, compare-and-set to paid, checkout settled, audit records). The
-WeChat side is a *stateless* stub transport behind the real ``WxPayClient``
-(requests are signed, replies are signed XML parsed and verified), so no
-simulator state grows inside the measured process. The store's SQLite page
-cache is part of the process and is counted.
+WeChat side is a *stateless* stub transport behind the real client
+(requests are signed; replies are signed XML for APIv2, signed JSON for APIv3,
+parsed and verified), so no simulator state grows inside the measured
+process. With ``--api-version v3`` the server runs on APIv3: prepay is the
+JSAPI order, the notify is encrypted (AES-256-GCM) and signed with WeChat's
+test-only key (``bench/wechat_side.py``), the query answer signed likewise.
+The store's SQLite page cache is part of the process and is counted.
 
-Run: ``python bench/memory.py --payments 100000`` → one JSON line.
+Run: ``python bench/memory.py --payments 100000 [--api-version v3]`` → one JSON line.
 """
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import wechat_side  # noqa: E402
 
 from config import load_settings  # noqa: E402
 from wiring.services import build  # noqa: E402
@@ -82,6 +88,30 @@ async def stub_wechat(request: HttpRequest) -> HttpResponse:
     return HttpResponse(200, {"Content-Type": "text/xml"}, build_xml(reply))
 
 
+async def stub_wechat_v3(request: HttpRequest) -> HttpResponse:
+    """WeChat Pay APIv3 without memory: each signed JSON answer derived from the request alone."""
+    path = request.url.split("?", 1)[0]
+    if request.method == "POST" and path.endswith("/v3/pay/transactions/jsapi"):
+        no = json.loads(request.body or b"{}")["out_trade_no"]
+        reply: dict = {"prepay_id": "wx" + hashlib.sha256(no.encode()).hexdigest()[:30]}
+    elif request.method == "GET" and "/v3/pay/transactions/out-trade-no/" in path:
+        no = path.rsplit("/", 1)[1]
+        reply = wechat_side.v3_transaction(appid=demo.OFFICIAL_ACCOUNT_APPID, mchid=demo.MCH_ID, openid=OPENID,
+                                           out_trade_no=no, total=AMOUNT, trade_type="JSAPI",
+                                           transaction_id=transaction_id(no))
+    else:
+        return HttpResponse(404, {}, b"not stubbed")
+    body = json.dumps(reply, separators=(",", ":"))
+    return HttpResponse(200, {"Content-Type": "application/json", **wechat_side.v3_signature_headers(body)},
+                        body.encode())
+
+
+def v3_notify(out_trade_no: str, appid: str) -> tuple[dict, bytes]:
+    body, headers = wechat_side.v3_notify(appid=appid, mchid=demo.MCH_ID, openid=OPENID, out_trade_no=out_trade_no,
+                                          total=AMOUNT, trade_type="JSAPI", transaction_id=transaction_id(out_trade_no))
+    return headers, body.encode()
+
+
 def notify_body(out_trade_no: str, appid: str, sign_type: str) -> bytes:
     fields = {
         "appid": appid, "bank_type": "CMC", "cash_fee": str(AMOUNT), "fee_type": "CNY", "is_subscribe": "N",
@@ -92,14 +122,15 @@ def notify_body(out_trade_no: str, appid: str, sign_type: str) -> bytes:
     return build_xml({**fields, "sign": signing.sign(fields, demo.API_KEY, sign_type)})
 
 
-async def run(payments: int, warmup: int, points: int, concurrency: int, db: str) -> dict:
+async def run(payments: int, warmup: int, points: int, concurrency: int, db: str, version: str = "v2") -> dict:
     settings = load_settings(None, env={}, overrides={
-        "store.sqlite_path": db, "reconciler.enabled": False,
+        "store.sqlite_path": db, "reconciler.enabled": False, "wechat.api_version": version,
         "checkout.orders_per_ip": 0,  # every payment comes from 127.0.0.1
         "wechat.pay_base": "http://wechat.stub", "wechat.api_base": "http://wechat.stub",
         "wechat.open_base": "http://wechat.stub",
     }).check()
-    services = (await build(settings, port=8000, transport=FunctionTransport(stub_wechat))).services
+    stub = stub_wechat_v3 if version == "v3" else stub_wechat
+    services = (await build(settings, port=8000, transport=FunctionTransport(stub))).services
     failures: dict[str, int] = {}
 
     async def one(i: int) -> None:
@@ -108,7 +139,11 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
         if not (result.bridge and result.choose_wx_pay):
             failures["no_payloads"] = failures.get("no_payloads", 0) + 1
         order = await services.orders.require(result.out_trade_no)
-        outcome = await services.payment_notify.handle({}, notify_body(order.out_trade_no, order.appid, order.sign_type))
+        if version == "v3":
+            outcome = await services.payment_notify.handle(*v3_notify(order.out_trade_no, order.appid))
+        else:
+            outcome = await services.payment_notify.handle({}, notify_body(order.out_trade_no, order.appid,
+                                                                           order.sign_type))
         if outcome.verdict.code != "paid":
             failures[outcome.verdict.code] = failures.get(outcome.verdict.code, 0) + 1
 
@@ -139,7 +174,7 @@ async def run(payments: int, warmup: int, points: int, concurrency: int, db: str
     }
     await services.store.close()
     return {
-        "payments": payments, "warmup": warmup, "concurrency": concurrency, "seconds": round(seconds, 1),
+        "api_version": version, "payments": payments, "warmup": warmup, "concurrency": concurrency, "seconds": round(seconds, 1),
         "cpu_ms_per_payment": round(cpu * 1000 / (payments + warmup), 3),
         "rss_start_kb": start_rss, "curve": curve, "failures": failures, "paid_in_store": paid,
         "in_memory_tables": sizes,
@@ -152,9 +187,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--points", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--api-version", choices=("v2", "v3"), default="v2")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wxpay-mem-") as tmp:
-        out = asyncio.run(run(args.payments, args.warmup, args.points, args.concurrency, f"{tmp}/mem.sqlite3"))
+        out = asyncio.run(run(args.payments, args.warmup, args.points, args.concurrency, f"{tmp}/mem.sqlite3",
+                              args.api_version))
     print(json.dumps(out))
 
 

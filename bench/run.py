@@ -18,16 +18,18 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -37,18 +39,23 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import loadgen  # noqa: E402
+import wechat_side  # noqa: E402
 from loadgen import Result, fetch_all  # noqa: E402
 
 from store.open import INDEXES, open_store  # noqa: E402
-from wxpay import signing  # noqa: E402
 from wxpay.simulator import demo  # noqa: E402
-from wxpay.xmlcodec import build_xml  # noqa: E402
 
 TOKEN = "sandbox-merchant-token"
 COOKIE_SECRET = "bench-cookie-secret-" + "x" * 24
 WECHAT_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) MicroMessenger/8.0.40"
-CHINA = timezone(timedelta(hours=8))
-GOALS = {"notify": 0.35, "prepay": 0.35, "status": 0.7}
+PEER_SECRET = "bench-peer-flask-secret-" + "y" * 24
+# Per API version: the WeChat endpoint a prepay calls, the one a first-time notify calls
+# (names as the simulator counts them at /_sim/calls), and the notify's success status.
+UPSTREAM = {
+    "v2": {"prepay": "pay/unifiedorder", "notify": "pay/orderquery", "notify_status": 200},
+    "v3": {"prepay": "v3/pay/transactions/jsapi", "notify": "v3/pay/transactions/out-trade-no/{out_trade_no}",
+           "notify_status": 204},
+}
 
 
 # ---- processes ---------------------------------------------------------------
@@ -76,12 +83,26 @@ class Proc:
         return 0
 
     def cpu_seconds(self) -> float:
-        """user + system CPU time of the process so far."""
-        try:
-            fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError, ValueError):
-            return 0.0
+        """user + system CPU time so far of the process and its live children (gunicorn's workers)."""
+        return sum(_cpu_seconds(pid) for pid in (self.popen.pid, *_children(self.popen.pid)))
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out += [int(c) for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 class Procs:
@@ -188,22 +209,34 @@ async def create_checkouts(port: int, n: int, tag: str) -> tuple[list[str], floa
     return [json.loads(r[2])["id"] for r in replies], n / seconds
 
 
-def notify_body(order: dict[str, Any], transaction_id: str) -> str:
-    """The payment notify exactly as WeChat sends it: signed, without sign_type."""
-    fields = {
-        "appid": order["appid"], "bank_type": "CMC", "cash_fee": str(order["total_fee"]), "fee_type": "CNY",
-        "is_subscribe": "N", "mch_id": order["mch_id"], "nonce_str": signing.make_nonce(),
-        "openid": order["openid"], "out_trade_no": order["_id"], "result_code": "SUCCESS",
-        "return_code": "SUCCESS", "time_end": datetime.now(CHINA).strftime("%Y%m%d%H%M%S"),
-        "total_fee": str(order["total_fee"]), "trade_type": order["trade_type"], "transaction_id": transaction_id,
-    }
-    fields["sign"] = signing.sign(fields, demo.API_KEY, order.get("sign_type") or signing.MD5)
-    return build_xml(fields).decode()
+def notify_for(version: str, order: dict[str, Any], transaction_id: str) -> tuple:
+    """One pool entry: the first-time notify WeChat would send for ``order`` (our store's document shape)."""
+    facts = {"appid": order["appid"], "openid": order["openid"], "out_trade_no": order["_id"],
+             "trade_type": order["trade_type"], "transaction_id": transaction_id}
+    if version == "v3":
+        body, headers = wechat_side.v3_notify(mchid=order["mch_id"], total=order["total_fee"], **facts)
+        return ("POST", "/notify/pay", body, headers)
+    return ("POST", "/notify/pay", wechat_side.v2_notify(
+        mch_id=order["mch_id"], total_fee=order["total_fee"], sign_type=order.get("sign_type") or "MD5", **facts))
 
 
-async def pay_at_simulator(sim_port: int, store_args: dict[str, Any], checkout_ids: set[str]) -> list[str]:
-    """Every prepaid order is paid by its shopper at the simulator; the notify
-    bodies WeChat would send are returned (the simulator's own are dropped)."""
+async def pay_orders(sim_port: int, orders: list[dict[str, Any]], version: str) -> list[tuple]:
+    """Every prepaid order is paid by its shopper at the simulator; the notifies WeChat
+    would send are returned as pool entries (the simulator's own are dropped)."""
+    items = [("POST", "/_sim/pay", {"Content-Type": "application/json"},
+              json.dumps({"prepay_id": o["prepay_id"], "outcome": "ok"})) for o in orders]
+    replies = await fetch_all(sim_port, items, concurrency=8)
+    pool = []
+    for order, (status, _, body) in zip(orders, replies):
+        reply = json.loads(body) if status == 200 else {}
+        if reply.get("trade_state") == "SUCCESS" and reply.get("transaction_id"):
+            pool.append(notify_for(version, order, reply["transaction_id"]))
+    return pool
+
+
+async def pay_at_simulator(sim_port: int, store_args: dict[str, Any], checkout_ids: set[str],
+                           version: str = "v2") -> list[tuple]:
+    """This journey's prepaid orders in our store, paid at the simulator (see ``pay_orders``)."""
     store = open_store(store_args.get("mongodb_uri"), sqlite_path=store_args.get("sqlite_path"),
                        database=store_args.get("database") or "wxpay")
     await store.open(INDEXES)
@@ -212,15 +245,12 @@ async def pay_at_simulator(sim_port: int, store_args: dict[str, Any], checkout_i
                   if o["checkout_id"] in checkout_ids]  # this journey's only
     finally:
         await store.close()
-    items = [("POST", "/_sim/pay", {"Content-Type": "application/json"},
-              json.dumps({"prepay_id": o["prepay_id"], "outcome": "ok"})) for o in orders]
-    replies = await fetch_all(sim_port, items, concurrency=8)
-    bodies = []
-    for order, (status, _, body) in zip(orders, replies):
-        reply = json.loads(body) if status == 200 else {}
-        if reply.get("trade_state") == "SUCCESS" and reply.get("transaction_id"):
-            bodies.append(notify_body(order, reply["transaction_id"]))
-    return bodies
+    return await pay_orders(sim_port, orders, version)
+
+
+async def sim_calls(sim_port: int) -> dict[str, int]:
+    [(_, _, body)] = await fetch_all(sim_port, [("GET", "/_sim/calls", {}, b"")], 1)
+    return json.loads(body)["calls"]
 
 
 async def count_paid(store_args: dict[str, Any]) -> int:
@@ -248,17 +278,22 @@ class Bench:
     profiled: list[Proc] = field(default_factory=list)
 
     def load(self, port: int, pool: list, **kw: Any) -> Result:
-        kw.setdefault("duration", self.args.duration)
+        # A pool sent once (limit) ends with its last answer; --pool-seconds only caps it.
+        kw.setdefault("duration", self.args.pool_seconds if kw.get("limit") else self.args.duration)
         kw.setdefault("connections", self.args.connections)
         return self.gen(port, pool, tmpdir=str(self.tmp), **kw)
 
-    async def timed(self, name: str, servers: list[Proc], sim: Proc | None, run: Any) -> Result:
-        """Run one scenario; note the CPU the servers and the simulator spent per answer."""
+    async def timed(self, name: str, servers: list[Proc], sim: Proc | None, run: Any, upstream: str = "") -> Result:
+        """Run one scenario; note the CPU the servers and the simulator spent per answer and,
+        with ``upstream``, how many calls that WeChat endpoint got at the simulator meanwhile."""
         watched = servers + ([sim] if sim else [])
+        calls = await sim_calls(sim.port) if sim and upstream else {}
         before = [p.cpu_seconds() for p in watched]
         with self.profile(name, watched):
             result = await run
         spent = [p.cpu_seconds() - b for p, b in zip(watched, before)]
+        if sim and upstream:
+            result.extra["upstream_calls"] = (await sim_calls(sim.port)).get(upstream, 0) - calls.get(upstream, 0)
         n = max(1, result.requests)
         result.extra["server_cpu_ms"] = sum(spent[: len(servers)]) * 1000 / n
         if sim:
@@ -319,36 +354,119 @@ class Bench:
             await self.procs.wait_http(s, "/healthz")
         return servers
 
-    async def journey(self, label: str, servers: list[Proc], sim: Proc, store_args: dict, *, full: bool) -> dict:
+    async def journey(self, label: str, servers: list[Proc], sim: Proc, store_args: dict, *, full: bool,
+                      version: str = "v2") -> dict:
         """Checkouts → prepay → paid at the simulator → first-time notifies
-        (→ duplicates, status polls when ``full``) against ``servers``."""
+        (→ duplicates, status polls when ``full``) against ``servers``, on APIv2 or APIv3
+        (the servers' ``wechat.api_version``)."""
         ports = [s.port for s in servers]
-        out: dict[str, Any] = {}
+        up = UPSTREAM[version]
+        out: dict[str, Any] = {"version": version}
         n = self.args.orders
         ids, out["checkout_create_rate"] = await create_checkouts(ports[0], n, f"{label}-{secrets.token_hex(3)}")
         session = await shopper_session(ports[0], sim.port, ids[0])
         share = [ids[i::len(ports)] for i in range(len(ports))]
         pools = [[("POST", f"/pay/{cid}/prepay", '{"trade_type":"JSAPI"}') for cid in part] for part in share]
         out["prepay"] = await self.timed(f"{label}-prepay", servers, sim,
-                                         self.loads(ports, pools, headers=session, limit=True))
+                                         self.loads(ports, pools, headers=session, limit=True), upstream=up["prepay"])
         t0 = time.perf_counter()
-        bodies = await pay_at_simulator(sim.port, store_args, set(ids))
-        out["paid_at_sim"] = len(bodies)
+        notifies = await pay_at_simulator(sim.port, store_args, set(ids), version)
+        out["paid_at_sim"] = len(notifies)
         out["pay_at_sim_seconds"] = time.perf_counter() - t0
         paid_before = await count_paid(store_args)
         xml = {"Content-Type": "text/xml"}
-        pools = [[("POST", "/notify/pay", b) for b in bodies[i::len(ports)]] for i in range(len(ports))]
+        pools = [notifies[i::len(ports)] for i in range(len(ports))]
         out["notify"] = await self.timed(f"{label}-notify", servers, sim,
-                                         self.loads(ports, pools, headers=xml, limit=True))
+                                         self.loads(ports, pools, headers=xml, limit=True, expect=up["notify_status"]),
+                                         upstream=up["notify"])
         out["notify_paid_in_store"] = await count_paid(store_args) - paid_before
         if full:
-            pool = [("POST", "/notify/pay", b) for b in bodies]
-            out["duplicate"] = await self.timed(f"{label}-duplicate", servers, None,
-                                                self.loads(ports, [pool] * len(ports), headers=xml))
+            out["duplicate"] = await self.timed(f"{label}-duplicate", servers, None, self.loads(
+                ports, [notifies] * len(ports), headers=xml, expect=up["notify_status"]))
             pool = [("GET", f"/pay/{cid}/status", "") for cid in ids]
             out["status"] = await self.timed(f"{label}-status", servers, None, self.loads(ports, [pool] * len(ports)))
         out["server_rss_kb"] = [s.rss_kb() for s in servers]
         return out
+
+    async def start_peer(self, name: str, sim: Proc, version: str, worker: str) -> tuple[Proc, Path]:
+        """The peer app (bench/peer/) under gunicorn, one worker process like our one server process."""
+        port = free_port()
+        db = self.tmp / f"{name}.sqlite3"
+        creds = wechat_side.credentials()
+        config = {
+            "api_version": version, "database": str(db), "secret_key": PEER_SECRET,
+            "wechat_base": f"http://127.0.0.1:{sim.port}", "public_url": f"http://127.0.0.1:{port}",
+            "appid": creds["appids"]["official_account"], "mchid": creds["mchid"], "api_key": creds["apiv2_key"],
+            "apiv3_key": creds["apiv3_key"], "merchant_serial_no": creds["merchant_serial_no"],
+            "merchant_private_key_pem": creds["merchant_private_key_pem"],
+            "wechatpay_public_key_id": creds["wechatpay_public_key_id"],
+            "wechatpay_public_key_pem": creds["wechatpay_public_key_pem"],
+        }
+        config_file = self.tmp / f"{name}.json"
+        config_file.write_text(json.dumps(config))
+        workers = ["-k", "sync"] if worker == "sync" else ["-k", "gthread", "--threads", str(self.args.peer_threads)]
+        peer = self.procs.spawn(name, ["-m", "gunicorn", "--chdir", str(ROOT / "bench" / "peer"), "-w", "1", *workers,
+                                       "-b", f"127.0.0.1:{port}", "app:app"], {"PEER_CONFIG": str(config_file)},
+                                port=port)
+        await self.procs.wait_http(peer, "/healthz")
+        return peer, db
+
+    async def peer_journey(self, label: str, sim: Proc, version: str, worker: str) -> dict:
+        """The same journey on the peer: orders in its SQLite file → prepay → paid at the
+        simulator → first-time notifies; the same pool sizes, generator and simulator."""
+        peer, db = await self.start_peer(label, sim, version, worker)
+        up = UPSTREAM[version]
+        out: dict[str, Any] = {"version": version, "worker": worker,
+                               "threads": self.args.peer_threads if worker == "gthread" else 1}
+        try:
+            tag = secrets.token_hex(3)
+            ids = [f"peer{version}{tag}{i:06d}" for i in range(self.args.orders)]
+            with sqlite3.connect(db) as conn:  # the shop created these orders earlier (not timed)
+                conn.executemany("INSERT INTO orders (id, amount_fen, description) VALUES (?, ?, ?)",
+                                 [(oid, 100 + i % 900, "Bench tea") for i, oid in enumerate(ids)])
+            conn.close()
+            openid = await wechat_side.openid_at_simulator(sim.port, f"peer-{tag}")
+            session = {"Cookie": "session=" + peer_session_cookie(openid), "Content-Type": "application/json",
+                       "User-Agent": WECHAT_UA}
+            pool = [("POST", f"/pay/{oid}/prepay", '{"trade_type":"JSAPI"}') for oid in ids]
+            out["prepay"] = await self.timed(f"{label}-prepay", [peer], sim,
+                                             self.loads([peer.port], [pool], headers=session, limit=True),
+                                             upstream=up["prepay"])
+            orders = [{"_id": oid, "appid": demo.OFFICIAL_ACCOUNT_APPID, "mch_id": demo.MCH_ID, "openid": openid,
+                       "trade_type": "JSAPI", "total_fee": amount, "prepay_id": prepay_id}
+                      for oid, amount, prepay_id in peer_rows(db, "SELECT id, amount_fen, prepay_id FROM orders "
+                                                                  "WHERE state = 'prepaid'")]
+            notifies = await pay_orders(sim.port, orders, version)
+            path = f"/notify/{version}"
+            notifies = [(m, path, *rest) for m, _, *rest in notifies]
+            out["paid_at_sim"] = len(notifies)
+            out["notify"] = await self.timed(
+                f"{label}-notify", [peer], sim,
+                self.loads([peer.port], [notifies], headers={"Content-Type": "text/xml"}, limit=True,
+                           expect=up["notify_status"]), upstream=up["notify"])
+            [(paid,)] = peer_rows(db, "SELECT count(*) FROM orders WHERE state = 'paid'")
+            out["notify_paid_in_store"] = paid
+            out["server_rss_kb"] = [peer.rss_kb()]
+        finally:
+            self.procs.stop(peer)
+        return out
+
+
+def peer_session_cookie(openid: str) -> str:
+    """Flask's own signed session cookie, as the peer's OAuth callback would have set it."""
+    from flask import Flask
+
+    app = Flask("peer")
+    app.secret_key = PEER_SECRET
+    return app.session_interface.get_signing_serializer(app).dumps({"openid": openid})
+
+
+def peer_rows(db: Path, query: str) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
 
 
 def machine() -> dict[str, Any]:
@@ -373,20 +491,35 @@ def machine() -> dict[str, Any]:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(), "cpu": model, "memory_gb": round(mem_kb / 1024 / 1024, 1),
         "os": platform.platform(), "python": platform.python_version(), "tornado": tornado.version,
-        "pymongo": pymongo.version, "wrk": wrk_version.strip(),
+        "pymongo": pymongo.version, "wrk": wrk_version.strip(), "loadavg": os.getloadavg(),
+        "peer_stack": _versions("flask", "gunicorn", "wechatpy", "wechatpayv3"),
     }
 
 
-def run_library(quick: bool) -> list[dict[str, Any]]:
+def _versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def run_library(quick: bool, smoke: bool = False) -> list[dict[str, Any]]:
     import bench_library
 
+    if smoke:  # every row runs, briefly: figures meaningless
+        return bench_library.measure(repeats=1, rounds=1, scale=0.02)
     return bench_library.measure(repeats=3 if quick else 7, rounds=1 if quick else 3)
 
 
-def run_memory(payments: int, tmp: Path) -> dict[str, Any]:
+def run_memory(payments: int, version: str, warmup: int | None = None) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "memory.py"), "--payments", str(payments),
-         "--warmup", str(max(200, payments // 50))],
+         "--warmup", str(max(200, payments // 50) if warmup is None else warmup), "--api-version", version],
         cwd=ROOT, capture_output=True, text=True, timeout=3600,
     )
     if out.returncode != 0:
@@ -404,9 +537,10 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     bench = Bench(args, tmp, procs, gen)
     r = bench.results
     r["machine"] = machine()
-    r["command"] = "bench/run.py " + " ".join(sys.argv[1:])
+    r["command"] = "bench/run.py " + shlex.join(sys.argv[1:])
     r["config"] = {"duration": args.duration, "connections": args.connections, "orders": args.orders,
-                   "generator": "wrk" if wrk else "python", "quick": args.quick}
+                   "generator": "wrk" if wrk else "python", "quick": args.quick or args.smoke,
+                   "smoke": args.smoke}
     started = time.perf_counter()
     try:
         hello_port = free_port()
@@ -431,6 +565,21 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         progress("sqlite", r["sqlite"])
         r["hello_again"] = None
         procs.stop(server)
+        # Each peer right after our server on the same API, so drift touches both alike.
+        r["peer"] = {}
+        for worker in ([] if args.skip_peer else args.peer_workers):
+            r["peer"][f"v2-{worker}"] = await bench.peer_journey(f"peer-v2-{worker}", sim, "v2", worker)
+            progress(f"peer v2 {worker}", r["peer"][f"v2-{worker}"])
+
+        v3_path = str(tmp / "v3.sqlite3")
+        [server] = await bench.start_servers("v3server", 1, {**server_env(sim.port, sqlite=v3_path),
+                                                             "WXPAY_WECHAT_API_VERSION": "v3"})
+        r["v3"] = await bench.journey("v3", [server], sim, {"sqlite_path": v3_path}, full=False, version="v3")
+        progress("v3", r["v3"])
+        procs.stop(server)
+        for worker in ([] if args.skip_peer else args.peer_workers):
+            r["peer"][f"v3-{worker}"] = await bench.peer_journey(f"peer-v3-{worker}", sim, "v3", worker)
+            progress(f"peer v3 {worker}", r["peer"][f"v3-{worker}"])
 
         if not args.skip_scaling:
             shared = str(tmp / "shared.sqlite3")
@@ -453,15 +602,24 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
         hello = procs.spawn("hello2", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port)
         await procs.wait_http(hello)
-        r["hello_again"] = bench.load(hello_port, [("GET", "/", "")])
-        procs.stop(hello)
+        r["hello_again"] = await bench.timed("hello_again", [hello], None,
+                                             asyncio.to_thread(bench.load, hello_port, [("GET", "/", "")]))
+        relay = procs.spawn("relay2", [str(ROOT / "bench" / "hello.py"), str(relay_port), str(hello_port)],
+                            port=relay_port)
+        await procs.wait_http(relay)
+        r["relay_again"] = await bench.timed("relay_again", [relay], hello,
+                                             asyncio.to_thread(bench.load, relay_port, [("GET", "/relay", "")]))
+        procs.stop(relay, hello)
+        progress("hello, relay again", {"hello": r["hello_again"], "relay": r["relay_again"]})
     finally:
         procs.stop()
     r["http_seconds"] = time.perf_counter() - started
+    r["loadavg_end"] = os.getloadavg()
     if not args.skip_library:
-        r["library"] = run_library(args.quick)
+        r["library"] = run_library(args.quick, args.smoke)
     if args.memory_payments:
-        r["memory"] = run_memory(args.memory_payments, tmp)
+        warmup = 10 if args.smoke else None
+        r["memory"] = {version: run_memory(args.memory_payments, version, warmup) for version in ("v2", "v3")}
     r["total_seconds"] = time.perf_counter() - started
     return r
 
@@ -493,6 +651,17 @@ def progress(name: str, value: Any) -> None:
 # ---- the report --------------------------------------------------------------------
 
 
+def ensure_bench_requirements() -> None:
+    """The peer rows need Flask and gunicorn (requirements-bench.txt), which `make bench`
+    installs; a direct run installs them into this venv when they are missing."""
+    try:
+        import flask  # noqa: F401
+        import gunicorn  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r",
+                        str(ROOT / "requirements-bench.txt")], check=True)
+
+
 def report(r: dict[str, Any]) -> str:
     import report as rep
 
@@ -502,34 +671,58 @@ def report(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs (under a minute), for a smoke check")
+    parser.add_argument("--smoke", action="store_true", help="every scenario once, tiny (seconds): for the test "
+                        "that keeps the harness alive (tests/bench/); figures meaningless")
     parser.add_argument("--duration", type=float, help="seconds per timed scenario (default 10; quick 2)")
+    parser.add_argument("--pool-seconds", type=float, help="cap on a pool sent once (prepays, first-time "
+                        "notifies), which otherwise ends with its last answer (default: --duration)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--orders", type=int, help="checkouts (= first-time notifies) per journey (default 4000)")
-    parser.add_argument("--memory-payments", type=int,
-                        help="payments for the memory run (default 10000 to stay within ~5 minutes; the issue's "
-                             "figure is --memory-payments 100000, about 10 minutes more; 0 skips)")
+    parser.add_argument("--payments", "--memory-payments", dest="memory_payments", type=int,
+                        help="payments per API version for the memory rows (default 10000; the goal's "
+                             "figure is --payments 100000, about 20 minutes more on 2 cores; 0 skips)")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-library", action="store_true")
+    parser.add_argument("--skip-peer", action="store_true", help="no peer rows (Flask + wechatpy/wechatpayv3)")
+    parser.add_argument("--peer-workers", default="sync,gthread",
+                        help="gunicorn worker classes of the peer rows, comma-separated (default sync,gthread)")
+    parser.add_argument("--peer-threads", type=int, default=4,
+                        help="threads of the peer's one gthread worker (default 4: gunicorn's 2-4 x cores)")
     parser.add_argument("--python-client", action="store_true", help="use the Python load generator, not wrk")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server and simulator during each scenario "
                         "(installs py-spy into the venv when missing); collapsed stacks go to DIR")
+    parser.add_argument("--note", help="a sentence printed at the top of the page (e.g. that the machine was shared)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     parser.add_argument("--json", help="also write the raw figures here")
     parser.add_argument("--render", metavar="JSON", help="only re-render --out from figures saved with --json")
     parser.add_argument("--before", metavar="JSON", help="figures of an earlier commit (--json) to compare with, "
                         "as ratios to each run's own bare hello")
     args = parser.parse_args(argv)
+    args.peer_workers = [w for w in args.peer_workers.split(",") if w]
+    if not set(args.peer_workers) <= {"sync", "gthread"}:
+        parser.error("--peer-workers: sync and/or gthread")
     if args.render:
         import report as rep
 
         Path(args.out).write_text(rep.render(rep.from_json(json.loads(Path(args.render).read_text()))))
         return 0
+    if args.smoke:
+        args.quick = False
+        args.skip_scaling = True
+        for name, value in (("duration", 1.0), ("orders", 12), ("memory_payments", 40), ("pool_seconds", 30.0)):
+            if getattr(args, name) is None:
+                setattr(args, name, value)
+        args.connections = min(args.connections, 4)
     if args.duration is None:
         args.duration = 2.0 if args.quick else 10.0
+    if args.pool_seconds is None:
+        args.pool_seconds = args.duration
     if args.orders is None:
         args.orders = 300 if args.quick else 4000
     if args.memory_payments is None:
         args.memory_payments = 1000 if args.quick else 10_000
+    if not args.skip_peer:
+        ensure_bench_requirements()
     if args.profile and not shutil.which("py-spy", path=str(Path(sys.executable).parent)):
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=False)
     tmp = Path(tempfile.mkdtemp(prefix="wxpay-bench-"))
@@ -539,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] failed; process logs kept in {tmp}", file=sys.stderr)
         raise
     shutil.rmtree(tmp, ignore_errors=True)
+    if args.note:
+        results["note"] = args.note
     if args.before:
         results["before"] = json.loads(Path(args.before).read_text())
         results["before_file"] = os.path.relpath(args.before, ROOT)

@@ -69,3 +69,22 @@ async def test_pending_notify_resumes_after_restart(merchant):
     assert done.state == "delivered" and [a.number for a in done.attempts] == [1, 2]
     assert fresh.pay.order(MCH, "resume001").transaction_id == order.transaction_id
 
+
+
+async def test_calls_counts_each_wechat_call_by_endpoint_and_never_the_sim_pages(simsrv):
+    """/_sim/calls lets a benchmark prove each request made the upstream call it claims."""
+    from .v3_server import V3Merchant
+
+    await simsrv.unified("calls0001")
+    await simsrv.call("/pay/orderquery", {"out_trade_no": "calls0001"})
+    await simsrv.call("/pay/orderquery", {"out_trade_no": "nosuch001"})  # a FAIL reply is still a call
+    await simsrv.post_json("/_sim/faults", {"endpoint": "pay/orderquery", "kind": "http500"})
+    assert (await simsrv.raw("/pay/orderquery", b"<xml></xml>")).code == 500  # counted before faults apply
+    v3 = V3Merchant(simsrv.base, lambda: simsrv.clock.now().timestamp())
+    assert (await v3.order("native", "calls0002")).status == 200
+    assert (await v3.call("GET", f"/v3/pay/transactions/out-trade-no/calls0002?mchid={MCH}")).status == 200
+    await simsrv.get_json("/_sim/orders")
+    code, calls = await simsrv.get_json("/_sim/calls")
+    assert code == 200
+    assert calls == {"calls": {"pay/orderquery": 3, "pay/unifiedorder": 1, "v3/pay/transactions/native": 1,
+                               "v3/pay/transactions/out-trade-no/{out_trade_no}": 1}}

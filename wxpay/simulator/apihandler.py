@@ -44,6 +44,9 @@ class SimHandler(tornado.web.RequestHandler):
     def prepare(self) -> Awaitable[bool] | None:
         # Not a coroutine: with no fault for this endpoint (the usual case)
         # there is nothing to await, and Tornado awaits only what it is given.
+        calls = getattr(self.sim, "calls", None)
+        if self.ENDPOINT and calls is not None:
+            calls[self.ENDPOINT] += 1
         faults = getattr(self.sim, "faults", None)
         if self.ENDPOINT and faults is not None and faults.touches(self.ENDPOINT):
             return faults.apply(self.ENDPOINT, self, self.FAULT_MARKS)  # finishing there skips the method

@@ -7,6 +7,7 @@ change marks the state dirty for :mod:`persist`.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,9 @@ class Simulator:
         self.config = config or SimConfig.demo()
         self.clock = clock or Clock()
         self.faults = Faults()
+        # Calls per WeChat endpoint since start (``/_sim/calls``), so a benchmark or a test can
+        # prove each request it sent made the upstream call it claims. Not persisted.
+        self.calls: Counter[str] = Counter()
         for fault in self.config.faults:  # [[faults]] of the config file, active from the start
             self.faults.add(str(fault.get("endpoint") or ""), str(fault.get("kind") or ""),
                             count=fault.get("count", 1), seconds=fault.get("seconds", 0.0), n=fault.get("n", 2))

@@ -11,6 +11,8 @@
 * ``GET /_sim/v3/merchants``; ``POST /_sim/v3/merchants/{mch_id}``
   ``{"key_mode": "public_key" | "platform_cert" | "gray", "gray_share"?: 0..1, "gray_seed"?: int}``
   — the V3 key mode of each merchant (serials, never keys), switchable at run time
+* ``GET /_sim/calls`` — calls per WeChat endpoint since start (``{"calls": {"pay/orderquery": 3, …}}``;
+  V3 endpoints by path template), counted before faults apply
 * ``GET /_sim/`` — an index of the above
 
 Merchant keys and app secrets never appear here.
@@ -60,7 +62,7 @@ class IndexHandler(JsonHandler):
         self.send({
             "what": "offline WeChat Pay V2 + V3 / OAuth / token simulator",
             "views": ["_sim/orders", "_sim/orders/{out_trade_no}", "_sim/refunds", "_sim/notifies", "_sim/tokens",
-                      "_sim/faults", "_sim/v3/merchants"],
+                      "_sim/faults", "_sim/v3/merchants", "_sim/calls"],
             "shopper": ["_sim/pay", "_sim/scan", "_sim/mweb", "_sim/wx-login"],
             "apps": [{"appid": a.appid, "kind": a.kind} for a in self.sim.config.apps],
             "merchants": [{"mch_id": m.mch_id, "appids": list(m.appids), "apiv3": m.v3 is not None}
@@ -145,6 +147,11 @@ class FaultsHandler(JsonHandler):
         self.send({"removed": removed, "faults": self.sim.faults.list()})
 
 
+class CallsHandler(JsonHandler):
+    def get(self) -> None:
+        self.send({"calls": dict(sorted(self.sim.calls.items()))})
+
+
 class V3MerchantsHandler(JsonHandler):
     def get(self) -> None:
         self.send({"merchants": [k.view() for k in self.sim.v3.keyrings.values()]})
@@ -188,6 +195,7 @@ def routes(sim: Any) -> list[tuple[str, type[tornado.web.RequestHandler], dict]]
         (r"/_sim/refunds/([^/]+)/settle", SettleRefundHandler, kw),
         (r"/_sim/notifies", NotifiesHandler, kw),
         (r"/_sim/faults", FaultsHandler, kw),
+        (r"/_sim/calls", CallsHandler, kw),
         (r"/_sim/v3/merchants", V3MerchantsHandler, kw),
         (r"/_sim/v3/merchants/([^/]+)", V3MerchantHandler, kw),
     ]
