@@ -20,6 +20,7 @@ from .call_stats import CallStats
 from .checkouts import CheckoutService
 from .clock import utcnow
 from .closing import Closing
+from .console import Console
 from .jssdk import JssdkService
 from .lifecycle import Lifecycle
 from .mini_program import MiniProgramLogins
@@ -32,6 +33,8 @@ from .payment_notify import PaymentNotifyService
 from .payments import Payments
 from .prepay import PrepayService
 from .reconciler import Reconciler
+from .search import CheckoutSearch
+from .timeline import Timelines
 from .refund_notify import RefundNotifyService
 from .refunds import RefundService
 from .tokens import TokenService
@@ -67,6 +70,9 @@ class Services:
     mini_program: MiniProgramLogins  # wx.login codes traded for openids (no client when none is configured)
     call_stats: CallStats  # fed by the WeChat clients' observer
     notify_limiter: NotifyLimiter  # what unverified notifies may cost, per source
+    console: Console  # the operator's actions in /status (through the use cases above, each audited)
+    search: CheckoutSearch  # the console's search box
+    timelines: Timelines  # a checkout's whole story, for the console
     public_base: str
     mode: str  # "sandbox" | "live"
     reconciler_enabled: bool

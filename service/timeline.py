@@ -171,7 +171,9 @@ def _refund_entries(r: Refund) -> list[Entry]:
             end.append(("refund_id", r.refund_id))
         if r.failure:
             end.append(("why", r.failure))
-        out.append(Entry(r.succeeded_at or r.settled_at, "refund", f"{what} {r.state}", tone, end))
+        if r.succeeded_at:
+            end.append(("completed at WeChat", r.succeeded_at))
+        out.append(Entry(r.settled_at, "refund", f"{what} {r.state}", tone, end))  # our clock, as every other entry
     return out
 
 
@@ -245,7 +247,9 @@ def _record_entry(doc: dict[str, Any]) -> Entry:
 
 def _console_entry(doc: dict[str, Any], facts: list[tuple[str, Any]]) -> Entry:
     action, verdict = doc.get("action", "?"), str(doc.get("verdict"))
-    facts = [("by", doc.get("user") or "?"), ("from", doc.get("source") or "?")] + facts
+    facts = [("from", doc.get("source") or "?")] + facts
+    if doc.get("day"):
+        facts.append(("China day", doc["day"]))
     if doc.get("amount_fen") is not None:
         facts.append(("amount", Money(int(doc["amount_fen"]))))
     if doc.get("event_id"):
