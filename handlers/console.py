@@ -42,6 +42,8 @@ class ConsoleHandler(AdminHandler):
         # Every action carries the form token, whatever server.xsrf_cookies says.
         if self.request.method == "POST" and not getattr(self, "_xsrf_checked", False):
             self.check_xsrf_cookie()
+        else:
+            self.xsrf_token  # every console page sets the token its forms (and the next page's) carry
 
     def operator(self) -> Operator:
         return Operator(self.admin_user[:64], self.client_ip())
