@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from service import daybook
-from service.console import Operator, check_action_key, new_action_key, parse_day
+from service.console import Operator, cancel_key, check_action_key, parse_day, refund_key, resend_key
 from service.errors import Conflict, InvalidInput, NotFound, ServiceError
 from service.models import OPEN
 from service.timeline import Money
@@ -65,7 +65,7 @@ class ConsoleHandler(AdminHandler):
         self.page(
             "console_checkout.html", status, c=file.checkout, file=file, problem=problem, done=done, again=again,
             form=form or {"amount": yuan(refundable).lstrip("¥") if refundable else "", "reason": ""},
-            can_cancel=file.checkout.status == OPEN, failed=FAILED, resend_key=new_action_key,
+            can_cancel=file.checkout.status == OPEN, failed=FAILED, resend_key=resend_key,
         )
 
 
@@ -131,7 +131,7 @@ class RefundReviewHandler(ConsoleHandler):
                                      form={"amount": (amount or "")[:32], "reason": (reason or "")[:200]})
             return
         self.page("console_confirm.html", action="refund", c=checkout, amount_fen=fen, reason=clean_reason,
-                  key=new_action_key())
+                  key=refund_key(checkout, fen, clean_reason))
 
 
 class RefundConfirmHandler(ConsoleHandler):
@@ -162,7 +162,7 @@ class CancelReviewHandler(ConsoleHandler):
             await self.checkout_page(checkout_id, status=409, problem=exc)
             return
         orders = await self.services.orders.for_checkout(checkout.id)
-        self.page("console_confirm.html", action="cancel", c=checkout, orders=orders, key=new_action_key())
+        self.page("console_confirm.html", action="cancel", c=checkout, orders=orders, key=cancel_key(checkout))
 
 
 class CancelConfirmHandler(ConsoleHandler):
@@ -190,7 +190,7 @@ class WebhooksPageHandler(ConsoleHandler):
         events = await self.services.webhooks.list(state=FAILED, limit=FAILED_LIST)
         backlog = await self.services.webhooks.backlog()
         self.page("console_webhooks.html", status, events=events, backlog=backlog, problem=problem, done=done,
-                  resend_key=new_action_key, limit=FAILED_LIST)
+                  resend_key=resend_key, limit=FAILED_LIST)
 
 
 class ResendHandler(ConsoleHandler):

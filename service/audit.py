@@ -35,6 +35,7 @@ from wxpay import causes
 from wxpay.errors import WxPayError
 
 from .clock import utcnow
+from .errors import ServiceError
 from .guard import store_guard
 from .models import AUDIT
 
@@ -156,6 +157,22 @@ class Audit:
             await self.store.update_if(AUDIT, claim_id(key), {"kind": CONSOLE}, changes)
         except StoreError:
             log.error("console action %s ended %s but its record could not be updated", claim_id(key), verdict)
+
+    async def release(self, key: str, verdict: str, **fields: Any) -> None:
+        """A claimed action that was refused: its record is kept (under an id
+        of its own) and the key freed, so the same form may be sent again
+        once the cause is fixed (WeChat back, say)."""
+        try:
+            with store_guard():
+                doc = await self.store.get(AUDIT, claim_id(key))
+                if doc is None or doc.get("kind") != CONSOLE:
+                    return
+                doc.update({k: v for k, v in fields.items() if v is not None})
+                doc.update(_id="a_" + secrets.token_hex(10), verdict=verdict, ended_at=self.now(), key_released=True)
+                await self.store.insert(AUDIT, doc)
+                await self.store.delete_if(AUDIT, claim_id(key), {"kind": CONSOLE})
+        except ServiceError:
+            log.error("console action %s refused (%s) but its record could not be updated", claim_id(key), verdict)
 
     async def claimed(self, key: str) -> dict[str, Any] | None:
         """The record of the action ``key`` names, if any."""

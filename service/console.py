@@ -5,20 +5,24 @@ Each goes through the use case the merchant API uses (``RefundService.create``,
 to money or state. What it adds is the record: every action is written to
 the audit trail *before* it is done (:meth:`Audit.claim`: who, from where,
 what, when), and how it ended afterwards. An action the store cannot record
-is not done. A confirmation form carries a one-time key; submitting it twice
-(a double click, a reload, a second tab) finds the key's record and acts once.
+is not done. A confirmation form carries a key; submitting it twice (a
+double click, a reload, a second tab) finds the key's record and acts once.
+
+A confirmation form's key is derived from the state it confirms
+(:func:`refund_key`): whoever sends that form, however often, acts once.
 
 Amounts are typed in yuan (what an operator reads on a receipt) and become
 integer fen here, exactly, or are refused with a code.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .audit import CONSOLE, Audit
 from .clock import utcnow
@@ -35,8 +39,31 @@ EARLIEST_DAY = date(2000, 1, 1)
 
 
 def new_action_key() -> str:
-    """The one-time key a confirmation form carries."""
+    """A key for an action no form repeats (an export)."""
     return secrets.token_urlsafe(24)
+
+
+def _state_key(*parts: Any) -> str:
+    return hashlib.sha256("\n".join(map(str, parts)).encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def refund_key(checkout: Checkout, amount_fen: int, reason: str | None) -> str:
+    """The key a refund's confirmation form carries: the same refund of the
+    checkout *as it stands* always gets the same key, so a second tab, a
+    reload or a back-and-resubmit of a confirmation acts once; after a
+    refund the checkout has moved on, so a new confirmation gets a new key."""
+    return _state_key("refund", checkout.id, amount_fen, reason or "", checkout.refund_reserved_fen,
+                      len(checkout.refund_nos))
+
+
+def cancel_key(checkout: Checkout) -> str:
+    return _state_key("cancel", checkout.id, checkout.status, checkout.orders_made)
+
+
+def resend_key(event: Mapping[str, Any]) -> str:
+    """A failed event's resend button: the same until the event is tried again."""
+    return _state_key("resend", event.get("id"), event.get("attempts"), len(event.get("history") or ()),
+                      event.get("state"))
 
 
 def check_action_key(key: Any) -> str:
@@ -139,10 +166,10 @@ class Console:
         try:
             refund, _created = await self.refunds.create(checkout_id, body, idempotency_key="console-" + key)
         except ServiceError as exc:
-            await self.audit.conclude(key, exc.code, message=exc.message)
+            await self.audit.release(key, exc.code, message=exc.message)
             raise
         except Exception:
-            await self.audit.conclude(key, "internal_error")
+            await self.audit.release(key, "internal_error")
             raise
         await self.audit.conclude(key, "done", out_refund_no=refund.out_refund_no, out_trade_no=refund.out_trade_no,
                                   refund_state=refund.state)
@@ -155,10 +182,10 @@ class Console:
         try:
             checkout = await self.closing.cancel(checkout_id)
         except ServiceError as exc:
-            await self.audit.conclude(key, exc.code, message=exc.message)
+            await self.audit.release(key, exc.code, message=exc.message)
             raise
         except Exception:
-            await self.audit.conclude(key, "internal_error")
+            await self.audit.release(key, "internal_error")
             raise
         await self.audit.conclude(key, "done", status=checkout.status)
         return Done(key, True, await self.audit.claimed(key), checkout=checkout)
@@ -171,10 +198,10 @@ class Console:
         try:
             event = await self.webhooks.resend(event_id)
         except ServiceError as exc:
-            await self.audit.conclude(key, exc.code, message=exc.message)
+            await self.audit.release(key, exc.code, message=exc.message)
             raise
         except Exception:
-            await self.audit.conclude(key, "internal_error")
+            await self.audit.release(key, "internal_error")
             raise
         await self.audit.conclude(key, "done", checkout_id=event.get("checkout_id"))
         return Done(key, True, await self.audit.claimed(key))
@@ -207,4 +234,5 @@ def _fen_field(value: Any) -> int:
     raise InvalidInput("invalid_amount", "The form's amount is missing or damaged; open the refund form again")
 
 
-__all__ = ["CONSOLE", "Console", "Done", "Operator", "new_action_key", "parse_day", "parse_yuan"]
+__all__ = ["CONSOLE", "Console", "Done", "Operator", "cancel_key", "new_action_key", "parse_day", "parse_yuan",
+           "refund_key", "resend_key"]

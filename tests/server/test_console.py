@@ -230,6 +230,12 @@ async def test_refund_refusals_are_clear_and_change_nothing(running, base_url, m
     # What reached the claim is recorded with its refusal; what was malformed never was.
     assert [(x["verdict"], x["amount_fen"]) for x in await console_records(running)] == [
         ("refund_exceeds_remaining", 99999)]
+    # A refused confirmation frees its key: the same form, corrected, goes through (once).
+    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": "k" * 32, "amount_fen": "100"})
+    assert r.code == 303 and not r.headers["Location"].endswith("again=1")
+    assert [x.amount_fen for x in await running.services.refunds.for_checkout(cid)] == [100]
+    assert sorted((x["verdict"], x["amount_fen"]) for x in await console_records(running)) == [
+        ("done", 100), ("refund_exceeds_remaining", 99999)]
     # An unpaid checkout cannot be refunded; an unknown one is not found.
     unpaid = await create_checkout(merchant, 500)
     r = await admin.submit(f"/status/checkouts/{unpaid['id']}/refund", {"amount": "1"})
