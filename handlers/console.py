@@ -57,6 +57,23 @@ class ConsoleHandler(AdminHandler):
         self.set_status(status)
         self.render(template, yuan=yuan, at=at, fact=fact, quote=quote, **values)
 
+    async def done_record(self) -> dict[str, Any] | None:
+        """The record of the action a redirect's ``?done=`` names (its outcome, shown once back on the page)."""
+        key = self.get_query_argument("done", None)
+        if key is None:
+            return None
+        try:
+            return await self.services.audit.claimed(check_action_key(key))
+        except InvalidInput:
+            return None
+
+    async def webhooks_page(self, *, status: int = 200, problem: ServiceError | None = None,
+                            done: dict[str, Any] | None = None) -> None:
+        events = await self.services.webhooks.list(state=FAILED, limit=FAILED_LIST)
+        backlog = await self.services.webhooks.backlog()
+        self.page("console_webhooks.html", status, events=events, backlog=backlog, problem=problem, done=done,
+                  resend_key=resend_key, limit=FAILED_LIST)
+
     async def checkout_page(self, checkout_id: str, *, status: int = 200, problem: ServiceError | None = None,
                             done: dict[str, Any] | None = None, again: bool = False,
                             form: dict[str, str] | None = None) -> None:
@@ -102,14 +119,10 @@ class SearchHandler(ConsoleHandler):
 
 class CheckoutPageHandler(ConsoleHandler):
     async def get(self, checkout_id: str) -> None:
-        done, again = None, False
-        key = self.get_query_argument("done", None)
-        if key is not None:
-            try:
-                done = await self.services.audit.claimed(check_action_key(key))
-            except InvalidInput:
-                done = None
-            again = self.get_query_argument("again", None) == "1"
+        done = await self.done_record()
+        if done is not None and done.get("checkout_id") != checkout_id:
+            done = None  # another checkout's action: not this page's news
+        again = done is not None and self.get_query_argument("again", None) == "1"
         try:
             await self.checkout_page(checkout_id, done=done, again=again)
         except NotFound as exc:
@@ -179,18 +192,8 @@ class CancelConfirmHandler(ConsoleHandler):
 
 
 class WebhooksPageHandler(ConsoleHandler):
-    async def get(self, *, status: int = 200, problem: ServiceError | None = None) -> None:
-        done = None
-        key = self.get_query_argument("done", None)
-        if key is not None:
-            try:
-                done = await self.services.audit.claimed(check_action_key(key))
-            except InvalidInput:
-                done = None
-        events = await self.services.webhooks.list(state=FAILED, limit=FAILED_LIST)
-        backlog = await self.services.webhooks.backlog()
-        self.page("console_webhooks.html", status, events=events, backlog=backlog, problem=problem, done=done,
-                  resend_key=resend_key, limit=FAILED_LIST)
+    async def get(self) -> None:
+        await self.webhooks_page(done=await self.done_record())
 
 
 class ResendHandler(ConsoleHandler):
@@ -205,7 +208,7 @@ class ResendHandler(ConsoleHandler):
                     return
                 except NotFound:
                     pass
-            await WebhooksPageHandler.get(self, status=status_of(exc), problem=exc)  # type: ignore[arg-type]
+            await self.webhooks_page(status=status_of(exc), problem=exc)
             return
         checkout_id = (done.record or {}).get("checkout_id")
         if back and back == checkout_id:

@@ -34,7 +34,8 @@ from .refunds import RefundService
 from .webhooks import Webhooks
 
 ACTION_KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")
-YUAN = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")
+YUAN = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")  # ASCII digits: re's [0-9] is, \d would not be
+FEN = re.compile(r"[0-9]{1,12}")
 EARLIEST_DAY = date(2000, 1, 1)
 
 
@@ -229,7 +230,7 @@ def _refund_body(fen: int, reason: Any) -> dict[str, Any]:
 
 def _fen_field(value: Any) -> int:
     """The confirmation form's hidden amount (fen, as the preview fixed it)."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 12:
+    if isinstance(value, str) and FEN.fullmatch(value):  # ASCII digits only: int() takes "１００" too
         return int(value)
     raise InvalidInput("invalid_amount", "The form's amount is missing or damaged; open the refund form again")
 
