@@ -198,6 +198,9 @@ def _record_entry(doc: dict[str, Any]) -> Entry:
         what = "Payment notify" if kind == "notify" else "Refund notify"
         verified = doc.get("verified", "raw" in doc)
         facts.append(("proof of origin", "verified" if verified else "not verified"))
+        if kind == "notify" and verdict == "paid":
+            # Its orderquery is not recorded apart (the notify path writes one record): it is within "took".
+            facts.append(("confirmed by", "WeChat's orderquery, before the verdict"))
         if "size" in doc:
             facts.append(("size", f"{doc['size']} bytes"))
         raw, label = None, None

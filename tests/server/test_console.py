@@ -140,7 +140,7 @@ async def test_a_checkouts_timeline_tells_its_story_without_secrets(running, bas
     page = await Operator(base_url).page(f"/status/checkouts/{checkout['id']}")
     words = text(page)
     for expected in ("Checkout created", f"WeChat order {result['out_trade_no']} started", "Payment notify: paid",
-                     "proof of origin verified", "Order " + result["out_trade_no"] + " paid (confirmed with WeChat)",
+                     "proof of origin verified", "confirmed by WeChat's orderquery, before the verdict", "Order " + result["out_trade_no"] + " paid (confirmed with WeChat)",
                      "Checkout paid", "¥25.00 (2500 fen)", "Refund (yuan)"):
         assert expected in words, expected
     assert "<b>SO-1</b>" not in page and "&lt;b&gt;SO-1&lt;/b&gt;" in page  # the merchant's text is escaped
