@@ -27,7 +27,7 @@ import secrets
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from store.base import DuplicateKey, Store, StoreError
@@ -55,6 +55,7 @@ def digest_fields(body: bytes) -> dict[str, Any]:
 
 WECHAT_CALL = "wechat_call"
 CONSOLE = "console"
+CLAIM_STALE = timedelta(minutes=2)  # longer than any console action takes (WeChat's timeouts included)
 
 
 @dataclass
@@ -146,8 +147,23 @@ class Audit:
             with store_guard():
                 await self.store.insert(AUDIT, doc)
         except DuplicateKey:
-            return False
+            return await self._take_over(doc)
         return True
+
+    async def _take_over(self, doc: dict[str, Any]) -> bool:
+        """A claim left ``started`` for longer than ``CLAIM_STALE`` (its process
+        stopped mid-action) may be taken over, once: the actions behind it are
+        idempotent by their key, so finishing one twice does it once."""
+        with store_guard():
+            old = await self.store.get(AUDIT, doc["_id"])
+            if old is None or old.get("verdict") != "started" or old.get("at") is None:
+                return False
+            if self.now() - old["at"] < CLAIM_STALE:
+                return False
+            changes = {k: v for k, v in doc.items() if k != "_id"}
+            changes["taken_over_from"] = old.get("user")
+            moved = await self.store.update_if(AUDIT, doc["_id"], {"verdict": "started", "at": old["at"]}, changes)
+        return moved is not None
 
     async def conclude(self, key: str, verdict: str, **fields: Any) -> None:
         """How a claimed action ended (its code, or ``done``)."""

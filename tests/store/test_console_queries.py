@@ -165,3 +165,20 @@ async def test_a_console_action_is_claimed_once_and_concluded(store):
     assert isinstance(record["ended_at"], datetime)
     assert await audit.claimed("z" * 32) is None
     assert await store.count(AUDIT, {"kind": "console"}) == 1
+
+
+async def test_a_claim_left_started_by_a_stopped_process_is_taken_over_once_after_a_while(store):
+    clock = [datetime(2026, 3, 10, 8, tzinfo=timezone.utc)]
+    audit = Audit(store, now=lambda: clock[0])
+    key = "s" * 32
+    assert await audit.claim(key, action="refund", user="first")  # ... and its process stopped there
+    clock[0] += timedelta(seconds=119)
+    assert not await audit.claim(key, action="refund", user="second")  # may still be running
+    clock[0] += timedelta(seconds=2)
+    assert await audit.claim(key, action="refund", user="second")
+    assert not await audit.claim(key, action="refund", user="third")  # taken now, and fresh again
+    record = await audit.claimed(key)
+    assert (record["user"], record["taken_over_from"], record["verdict"]) == ("second", "first", "started")
+    await audit.conclude(key, "done")
+    clock[0] += timedelta(minutes=10)
+    assert not await audit.claim(key, action="refund", user="fourth")  # done is done
