@@ -107,8 +107,8 @@ def status_of(exc: ServiceError) -> int:
 
 class SearchHandler(ConsoleHandler):
     async def get(self) -> None:
-        raw = self.get_query_arguments("q")
-        query = self.decode_argument(self.request.query_arguments["q"][-1], name="q") if raw else ""
+        values = self.request.query_arguments.get("q")  # as sent: Tornado's getter would rewrite control characters
+        query = self.decode_argument(values[-1], name="q") if values else ""
         try:
             result = await self.services.search.search(query)
         except ServiceError as exc:
