@@ -56,6 +56,8 @@ def credentials_match(given: tuple[str, str] | None, username: str, password: st
 class AdminHandler(PageHandler):
     """Base for every admin view: nothing runs before the credentials are checked."""
 
+    admin_user = ""
+
     def set_default_headers(self) -> None:
         super().set_default_headers()
         self.set_header("Cache-Control", "no-store")
@@ -79,6 +81,7 @@ class AdminHandler(PageHandler):
         given = parse_basic(header)
         if credentials_match(given, admin.username, admin.password):
             lockout.succeeded(source)
+            self.admin_user = given[0] if given else ""  # who acts, for the console's audit records
             return
         overall_before = lockout.overall_locked()
         lock = lockout.failed(source)

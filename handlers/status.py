@@ -1,5 +1,8 @@
 """The admin's views: /status (HTML), /status.json (scripts) and /metrics (Prometheus).
 
+/status is also the console's home (handlers/console.py has the rest): its
+search box, today's gross, refunded and net, and the day's export.
+
 All three render the one dict ``service.status.collect`` returns, behind
 admin authentication (handlers/admin.py).
 """
@@ -9,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from service import daybook
+from service.errors import ServiceError
 from service.metrics import CONTENT_TYPE
 from service.status import collect
 from wxpay.causes import hint
@@ -20,9 +25,14 @@ from .admin import AdminHandler
 class StatusPageHandler(AdminHandler):
     async def get(self) -> None:
         figures = await collect(self.services, version=self.settings.get("version", "?"))
+        try:  # the console's "today": gross, refunded, net (service/daybook.py)
+            day = (await daybook.figures(self.services.store, self.services.console.today())).to_dict()
+        except ServiceError:
+            day = None
         self.render(
             "status.html",
             f=figures,
+            day=day,
             chart_svg=chart_svg(figures.get("chart") or {}),
             yuan=yuan,
             when=when,

@@ -5,10 +5,10 @@
 gateway (whichever API version) and reads the store. ``wxpay-server bills --date YYYY-MM-DD`` prints the result.
 
 Time zones: a bill covers one **China** calendar day (UTC+8, no DST), while
-the store keeps UTC. A payment belongs to the day of WeChat's own
-``time_end`` (kept on the order from orderquery), so a payment at 23:59:59
-China time is not moved to the next day by our clock; a refund belongs to
-the day it was requested.
+the store keeps UTC. Which payments and refunds belong to a day is
+service/daybook.py's rule (the console's figures and export use it too): a
+payment the day of WeChat's own ``time_end``, a refund the day it was
+requested.
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from wxpay.errors import NoBillError
 from wxpay.gateway import BillLine, DayBill, PayGateway
 from wxpay.timeutil import CHINA_TZ
 
-from .models import ORDERS, PAID, R_FAILED, REFUNDS, Order, Refund
+from .daybook import china_day_bounds, paid_orders_where, payment_in_day, refund_in_day, refunds_where
+from .models import ORDERS, PAID, REFUNDS, Order, Refund
 
 # A bill line's refund status (the gateway's words) -> our refund state.
 _REFUND_STATES = {"SUCCESS": "succeeded", "PROCESSING": "pending", "CLOSED": "closed", "ABNORMAL": "needs_attention"}
@@ -95,16 +96,6 @@ class BillReport:
         return "\n".join(lines)
 
 
-def china_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The UTC instants where China day ``day`` starts and ends: [start, end)."""
-    start = datetime.combine(day, time(0), tzinfo=CHINA_TZ).astimezone(timezone.utc)
-    return start, start + timedelta(days=1)
-
-
-def _within(moment: datetime | None, bounds: tuple[datetime, datetime]) -> bool:
-    return moment is not None and bounds[0] <= moment < bounds[1]
-
-
 def _fen(value: int | None) -> str:
     return "?" if value is None else f"{value} fen ({value // 100}.{value % 100:02d} yuan)"
 
@@ -126,12 +117,8 @@ def compare_bill(
     lines: tuple[BillLine, ...] = bill.lines if bill else ()
     paid_rows = {r.out_trade_no: r for r in lines if r.is_payment}
     refund_rows = {r.out_refund_no: r for r in lines if r.is_refund}
-    ours_paid = {
-        no: o for no, o in orders.items() if o.state == PAID and _within(o.time_end or o.paid_at, bounds)
-    }
-    ours_refunds = {
-        no: r for no, r in refunds.items() if r.state != R_FAILED and _within(r.created_at, bounds)
-    }
+    ours_paid = {no: o for no, o in orders.items() if payment_in_day(o, bounds)}
+    ours_refunds = {no: r for no, r in refunds.items() if refund_in_day(r, bounds)}
     report = BillReport(day, len(paid_rows), len(refund_rows), len(ours_paid), len(ours_refunds))
     add = report.differences.append
 
@@ -180,17 +167,14 @@ async def reconcile_day(day: date, gateway: PayGateway, store: Store, *, now: da
     Exist" for a finished day on which the store has no trades either is a
     clean day, not an error.
     """
-    start, end = china_day_bounds(day)
+    bounds = china_day_bounds(day)
     try:
         bill: DayBill | None = await gateway.day_bill(day)
     except NoBillError:
         bill = None
-    # An order is created at most a day (the longest checkout) before it is paid.
-    order_docs = await store.find(
-        ORDERS, {"state": PAID, "created_at": {"$gte": start - timedelta(days=2), "$lt": end}}, limit=0
-    )
+    order_docs = await store.find(ORDERS, paid_orders_where(bounds), limit=0)
     orders = {d["_id"]: Order.from_doc(d) for d in order_docs}
-    refund_docs = await store.find(REFUNDS, {"created_at": {"$gte": start, "$lt": end}}, limit=0)
+    refund_docs = await store.find(REFUNDS, refunds_where(bounds), limit=0)
     refunds = {d["_id"]: Refund.from_doc(d) for d in refund_docs}
     for row in bill.lines if bill else ():
         if row.out_trade_no and row.out_trade_no not in orders:

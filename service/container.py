@@ -20,6 +20,7 @@ from .call_stats import CallStats
 from .checkouts import CheckoutService
 from .clock import utcnow
 from .closing import Closing
+from .console import Console
 from .jssdk import JssdkService
 from .lifecycle import Lifecycle
 from .mini_program import MiniProgramLogins
@@ -33,6 +34,8 @@ from .payment_notify import PaymentNotifyService
 from .payments import Payments
 from .prepay import PrepayService
 from .reconciler import Reconciler
+from .search import CheckoutSearch
+from .timeline import Timelines
 from .refund_notify import RefundNotifyService
 from .refunds import RefundService
 from .tokens import TokenService
@@ -69,6 +72,9 @@ class Services:
     call_stats: CallStats  # fed by the WeChat clients' observer
     notify_limiter: NotifyLimiter  # what unverified notifies may cost, per source
     notify_stats: NotifyStats  # every notify's verdict since start (both notify endpoints count into it)
+    console: Console  # the operator's actions in /status (through the use cases above, each audited)
+    search: CheckoutSearch  # the console's search box
+    timelines: Timelines  # a checkout's whole story, for the console
     public_base: str
     mode: str  # "sandbox" | "live"
     reconciler_enabled: bool

@@ -114,7 +114,10 @@ class OrderChecks:
             await self.lifecycle.touch_order(order, next_check_at=ready_at)
             return
         try:
-            await self.gateway.close_order(order.out_trade_no, appid=order.appid)
+            async with self.audit.wechat_call(
+                "close_order", out_trade_no=order.out_trade_no, api_version=self.gateway.api_version
+            ):
+                await self.gateway.close_order(order.out_trade_no, appid=order.appid)
         except OrderPaidError:
             await self.lifecycle.touch_order(order, next_check_at=self.now())  # paid after all: ask again now
             return

@@ -219,6 +219,15 @@ class RefundService:
             raise
         return await self.submit(refund), True
 
+    async def preview(self, checkout_id: str, data: Any) -> tuple[Checkout, dict[str, Any]]:
+        """What :meth:`create` would check before refunding, and nothing else:
+        the validated request and the checkout as it is now, or the error
+        ``create`` would raise (the console's confirmation step asks this)."""
+        fields = self.validate(data)
+        checkout = await self.checkouts.get(checkout_id)
+        self._check_refundable(checkout, fields["amount_fen"])
+        return checkout, fields
+
     async def _repeat(self, existing: Refund, fingerprint: str) -> Refund:
         if existing.request_fingerprint != fingerprint:
             raise Conflict(
@@ -471,7 +480,12 @@ class RefundService:
             except UpstreamError:
                 return "rejected"
         try:
-            facts = await self.gateway.query_refund(refund.out_refund_no, appid=refund.appid)
+            async with self.audit.wechat_call(
+                "query_refund", out_refund_no=refund.out_refund_no, out_trade_no=refund.out_trade_no,
+                api_version=self.gateway.api_version,
+            ) as call:
+                facts = await self.gateway.query_refund(refund.out_refund_no, appid=refund.appid)
+                call.result = facts.status
         except RefundNotExistError:
             await self._reschedule(refund)
             return "not_at_wechat"

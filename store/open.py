@@ -12,15 +12,17 @@ Field names the service layer can rely on (the indexes below are on them):
   ``expires_at``
 - ``orders``: ``_id`` = ``out_trade_no`` (also stored as a unique field),
   ``checkout_id``, ``state``, ``next_check_at`` (the reconciler's due time),
-  ``created_at``
-- ``audit``: ``kind``, ``at`` (its retention: ``indexes()``), ``out_trade_no``
+  ``created_at``; ``transaction_id`` and ``openid`` (the console's search:
+  absent until known, never null)
+- ``audit``: ``kind``, ``at`` (its retention: ``indexes()``), ``out_trade_no``,
+  ``out_refund_no``, ``checkout_id`` (a checkout's timeline in the console)
 - ``oauth_codes``: ``at``; a code is claimed once and only matters for
   minutes, so claims expire after ``OAUTH_CODE_RETENTION_S``
 - ``refunds``: ``out_refund_no`` (unique), ``out_trade_no``, ``state``,
   ``checkout_id``, ``next_check_at``, ``created_at``
 - ``checkouts.outbox_due_at``: set while a status move's webhook events are
   not yet in the outbox (null otherwise)
-- ``outbox``: ``state``, ``next_attempt_at``
+- ``outbox``: ``state``, ``next_attempt_at``, ``checkout_id`` (a checkout's deliveries)
 - ``oauth_codes``: ``expires_at`` (expired sign-in claims are pruned)
 - ``leases`` (``store/leases.py``): keyed by ``_id``, no index
 - ``quotas`` (``service/source_quota.py``): ``expires_at`` (old windows are purged)
@@ -48,8 +50,12 @@ INDEXES: list[Index] = [
     Index("orders", ("state", "settle_due_at")),  # the reconciler: paid orders whose settlement was cut short
     Index("orders", ("state", "created_at")),
     Index("orders", ("created_at",)),  # /status: latest orders and the hourly chart
+    Index("orders", ("transaction_id",)),  # the console's search (absent until paid: no key for most)
+    Index("orders", ("openid", "created_at")),  # the console's search: a shopper's orders, newest first
     Index("audit", ("kind", "at")),
     Index("audit", ("out_trade_no",)),
+    Index("audit", ("out_refund_no",)),  # a checkout's timeline: its refunds' calls and notifies
+    Index("audit", ("checkout_id",)),  # a checkout's timeline: cancels, refunds, the console's actions
     Index("refunds", ("out_refund_no",), unique=True),
     Index("refunds", ("out_trade_no",)),
     Index("refunds", ("state",)),
@@ -58,6 +64,7 @@ INDEXES: list[Index] = [
     Index("refunds", ("created_at",)),  # bills: one China day's refunds
     Index("checkouts", ("outbox_due_at",)),  # webhooks: status moves whose events are not written yet
     Index("outbox", ("state", "next_attempt_at")),
+    Index("outbox", ("checkout_id",)),  # a checkout's timeline: its webhook deliveries
     Index("oauth_codes", ("expires_at",)),  # OAuth: expired claims are pruned at each sign-in,
     Index("oauth_codes", ("at",), expire_after_s=OAUTH_CODE_RETENTION_S),  # and what none pruned after a day
     Index("quotas", ("expires_at",)),

@@ -20,6 +20,7 @@ from service.call_stats import CallStats
 from service.checkouts import CheckoutService
 from service.clock import utcnow
 from service.closing import Closing
+from service.console import Console
 from service.container import Services
 from service.jssdk import JssdkService
 from service.lifecycle import Lifecycle
@@ -36,7 +37,9 @@ from service.prepay import Apps, PrepayService
 from service.reconciler import Reconciler
 from service.refund_notify import RefundNotifyService
 from service.refunds import RefundService
+from service.search import CheckoutSearch
 from service.source_quota import SourceQuota
+from service.timeline import Timelines
 from service.tokens import TokenService
 from service.trust import TrustKeeper
 from service.webhooks import Webhooks
@@ -216,8 +219,10 @@ async def build(
         refunds=refunds, refund_notify=refund_notify, closing=closing, reconciler=reconciler, outbox=outbox,
         webhooks=webhooks, oauth=oauth, tokens=tokens, trust=TrustKeeper(store, leases, trusted, holder=holder, now=now),
         jssdk=JssdkService(tokens, w.appid), mini_program=MiniProgramLogins(mini_program_client),
-        call_stats=call_stats, notify_limiter=limiter, notify_stats=notify_stats, public_base=public_base,
-        mode=settings.mode,
+        call_stats=call_stats, notify_limiter=limiter, notify_stats=notify_stats,
+        console=Console(audit, refunds, closing, webhooks, now=now), search=CheckoutSearch(store),
+        timelines=Timelines(store, checkouts, orders, refunds, audit),
+        public_base=public_base, mode=settings.mode,
         reconciler_enabled=settings.reconciler.enabled, reconciler_interval_s=settings.reconciler.interval_s,
         sandbox_bridge=sandbox.PREFIX if mounted is not None else None, now=now,
     )

@@ -17,6 +17,7 @@ from edge.headers import header_values, security_headers
 from edge.http_server import EdgeHTTPServer, Limits
 from handlers import after_payment as after_payment_routes
 from handlers import api as api_routes
+from handlers import console as console_routes
 from handlers import health as health_routes
 from handlers import mini_program as mini_program_routes
 from handlers import notify as notify_routes
@@ -51,7 +52,7 @@ def make_app(services: Services | None, settings: Settings, *, extra_routes: Seq
     # Tornado tries routes in order: the hot ones (WeChat's notifies, the page's
     # polls and prepays) first. No two modules' patterns overlap.
     for module in (notify_routes, pay_routes, api_routes, after_payment_routes, mini_program_routes, openapi_routes,
-                   health_routes, shop_routes, status_routes):
+                   health_routes, shop_routes, status_routes, console_routes):
         routes.extend(module.routes())
     routes.extend(extra_routes)
     trusted = tuple(ipaddress.ip_network(n, strict=False) for n in settings.server.trusted_proxies)

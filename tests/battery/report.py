@@ -314,6 +314,11 @@ WEAKNESSES = [
      "The notify's query is bounded by `notify.confirm_timeout_s` (3 s, at most 4.5); past it the notify is "
      "answered FAIL / 503 with nothing changed, and WeChat's retry (or the reconciler) confirms the payment.",
      "dependencies", "orderquery slower than WeChat's notify timeout"),
+    ("The console's refund confirmation (new in this round) first read its hidden amount with `str.isdigit()` and "
+     "`int()`, which take full-width and other Unicode digits: a forged form with `１００` refunded 100 fen.",
+     "`service/console.py`: the form's fen and the typed yuan must be ASCII digits (`[0-9]`), or 400 "
+     "`invalid_amount`; the same family as the merchant API's digits.",
+     "hostile", "console-refund-confirm-amount-fullwidth-digits"),
 ]
 
 LIMITS = [

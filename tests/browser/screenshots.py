@@ -1,7 +1,7 @@
 """Screenshots of every checkout screen, the shopper's error page, the simulated
-H5 cashier and /status, for docs/screenshots/.
+H5 cashier, /status and the operator's console, for docs/screenshots/.
 
-    .venv/bin/python -m tests.browser.screenshots [--out docs/screenshots]
+    .venv/bin/python -m tests.browser.screenshots [--out docs/screenshots] [--only admin]
 
 Starts a real sandbox server, drives Debian's Chromium through each screen
 at a phone's viewport (Chinese, the page's default) and saves small PNGs.
@@ -60,7 +60,46 @@ async def busy_day(running) -> None:
     await running.services.reconciler.run_once()
 
 
-async def run(out: Path) -> None:
+async def admin_shots(browser, running, out: Path) -> None:
+    """/status after a small busy day, and the console: search, a checkout's page, a refund's confirmation."""
+    await busy_day(running)
+    merchant = merchant_for(running)
+    checkout = await create_checkout(merchant, 3800, description="明前龙井 Green tea 100g",
+                                     merchant_reference="SO-2026-0042")
+    shopper, _ = await sign_in_with_wechat(base_of(running), checkout["pay_url"])
+    await pay_in_simulator(shopper, (await prepay(shopper, checkout["id"]))["bridge"])
+    await wait_status(shopper, checkout["id"], "paid")
+    await refund(merchant, checkout["id"], {"amount_fen": 1200, "out_refund_no": "R-2026-0042-1", "reason": "One cup chipped"})
+    await wait_refund(merchant, checkout["id"], "R-2026-0042-1", "succeeded")
+    context = await new_context(browser, "desktop", http_credentials=ADMIN, locale="en-US")
+    page = await context.new_page()
+    await page.set_viewport_size({"width": 820, "height": 1180})
+    await page.goto(base_of(running) + "/status")
+    await shoot(page, out, "8-status")
+    await page.set_viewport_size({"width": 1000, "height": 1500})
+    await page.goto(f"{base_of(running)}/status/checkouts/{checkout['id']}")
+    await page.locator("#timeline details").first.click()
+    await shoot(page, out, "console-checkout")
+    await context.close()
+    context = await new_context(browser, "mobile", http_credentials=ADMIN, locale="en-US")
+    page = await context.new_page()
+    await page.goto(base_of(running) + "/status/search?q=SO-2026-0042")
+    await page.wait_for_load_state("load")
+    await shoot(page, out, "console-search")
+    await page.goto(f"{base_of(running)}/status/checkouts/{checkout['id']}")
+    await page.fill("#refund-amount", "30")
+    await page.click("#refund-form button")
+    await page.wait_for_load_state("load")
+    await shoot(page, out, "console-refund-refused")
+    await page.fill("#refund-amount", "26")
+    await page.click("#refund-form button")
+    await page.wait_for_selector("#confirm-form")
+    await page.wait_for_load_state("load")
+    await shoot(page, out, "console-refund-confirm")
+    await context.close()
+
+
+async def run(out: Path, only: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="wxpay-shots-"))
     running = await start_server(tmp)
@@ -68,6 +107,10 @@ async def run(out: Path) -> None:
     try:
         async with async_playwright() as playwright:
             browser = await launch(playwright)
+            if only == "admin":
+                await admin_shots(browser, running, out)
+                await browser.close()
+                return
             # Inside WeChat (the sandbox bridge plays the client): idle, the sheet, paid.
             checkout = await create_checkout(merchant, 1234, description="明前龙井 Green tea 100g", return_url=RETURN_URL)
             context = await new_context(browser, "wechat")
@@ -140,14 +183,7 @@ async def run(out: Path) -> None:
             await page.goto(base_of(running) + "/pay/co_000000000000000000000000")
             await shoot(page, out, "error-page")
             await context.close()
-            # /status after a small busy day.
-            await busy_day(running)
-            context = await new_context(browser, "desktop", http_credentials=ADMIN, locale="en-US")
-            page = await context.new_page()
-            await page.set_viewport_size({"width": 820, "height": 1180})
-            await page.goto(base_of(running) + "/status")
-            await shoot(page, out, "8-status")
-            await context.close()
+            await admin_shots(browser, running, out)
             await browser.close()
     finally:
         await running.stop(grace=2)
@@ -157,13 +193,14 @@ async def run(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", choices=["admin"], help="only /status and the console's screenshots")
     args = parser.parse_args(argv)
     fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True) if shutil.which("fc-list") else None
     if fonts is not None and not fonts.stdout.strip():
         print("warning: no CJK font installed; Chinese text will show as boxes (apt-get install fonts-wqy-microhei)",
               file=sys.stderr)
     print(f"writing screenshots to {args.out}")
-    asyncio.run(run(args.out))
+    asyncio.run(run(args.out, args.only))
     return 0
 
 

@@ -84,18 +84,26 @@ async def test_datetimes_are_tagged_fixed_width_utc(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "where, index",
+    "table, where, index",
     [
-        ({"state": {"$in": ["created", "prepaid"]}, "next_check_at": {"$lte": T0}}, "ix_orders__state__next_check_at"),
-        ({"out_trade_no": "o1"}, "ix_orders__out_trade_no__u"),
-        ({"checkout_id": "c1"}, "ix_orders__checkout_id"),
+        ("orders", {"state": {"$in": ["created", "prepaid"]}, "next_check_at": {"$lte": T0}},
+         "ix_orders__state__next_check_at"),
+        ("orders", {"out_trade_no": "o1"}, "ix_orders__out_trade_no__u"),
+        ("orders", {"checkout_id": "c1"}, "ix_orders__checkout_id"),
+        # The console's search and a checkout's timeline (service/search.py, service/timeline.py).
+        ("orders", {"transaction_id": "4200"}, "ix_orders__transaction_id"),
+        ("orders", {"openid": "oU"}, "ix_orders__openid__created_at"),
+        ("checkouts", {"merchant_reference": "ref"}, "ix_checkouts__merchant_reference"),
+        ("audit", {"checkout_id": "c1"}, "ix_audit__checkout_id"),
+        ("audit", {"out_refund_no": {"$in": ["r1", "r2"]}}, "ix_audit__out_refund_no"),
+        ("outbox", {"checkout_id": "c1"}, "ix_outbox__checkout_id"),
     ],
 )
-async def test_queries_use_the_indexes(tmp_path: Path, where: dict, index: str) -> None:
+async def test_queries_use_the_indexes(tmp_path: Path, table: str, where: dict, index: str) -> None:
     path = tmp_path / "wxpay.sqlite3"
     await (await opened(path)).close()
     params: list = []
-    sql = "EXPLAIN QUERY PLAN SELECT _id FROM orders WHERE " + _where_sql(where, params)
+    sql = f"EXPLAIN QUERY PLAN SELECT _id FROM {table} WHERE " + _where_sql(where, params)
     raw = sqlite3.connect(path)
     try:
         plan = " ".join(row[3] for row in raw.execute(sql, params))
