@@ -38,7 +38,7 @@ STORE = " [store: the same in every process; survives restarts]"
 PROCESS = " [process: this process since it started]"
 QUANTILES = (("0.5", "latency_ms_p50"), ("0.95", "latency_ms_p95"))
 # The /status sections read from the store that can fail on their own ({"error": code}).
-STORE_SECTIONS = ("tokens", "orders_today", "reconciler", "refunds", "double_payments", "webhooks")
+STORE_SECTIONS = ("tokens", "orders_today", "money_today", "reconciler", "refunds", "double_payments", "webhooks")
 
 
 class _FiguresCollector:
@@ -73,7 +73,7 @@ class StatusMetrics:
 
 
 def _families(f: dict[str, Any]) -> Iterator[Metric]:
-    for part in (_process, _store, _sections, _tokens, _orders, _payments, _notifies, _limiter, _wechat_calls,
+    for part in (_process, _store, _sections, _tokens, _orders, _money, _payments, _notifies, _limiter, _wechat_calls,
                  _wechat_pay, _reconciler, _refunds, _double_payments, _webhooks):
         yield from part(f)
 
@@ -166,6 +166,22 @@ def _orders(f: dict[str, Any]) -> Iterator[Metric]:
                  today["revenue_fen"])
     yield _gauge("wxpay_revenue_today_truncated", "1 when today's paid orders were too many to add up at this scrape "
                  "(wxpay_revenue_today_fen is then a lower bound)" + STORE, 1 if today.get("revenue_truncated") else 0)
+
+
+def _money(f: dict[str, Any]) -> Iterator[Metric]:
+    day = f.get("money_today")
+    if not _ok(day):
+        return
+    yield _labelled(GaugeMetricFamily, "wxpay_money_today_fen",
+                    "Today's money (the China day; a payment counts on the day WeChat says it was paid, a refund "
+                    "on the day it was asked), in fen: gross, refunded (succeeded), refunds_pending (asked, not "
+                    "yet succeeded) and net = gross - refunded" + STORE, ["kind"],
+                    [([kind], day[f"{kind}_fen"]) for kind in ("gross", "refunded", "refunds_pending", "net")])
+    yield _gauge("wxpay_payments_today", "Payments of the China day" + STORE, day["payments"])
+    yield _gauge("wxpay_refunds_today", "Refunds asked on the China day, WeChat's refusals left out" + STORE,
+                 day["refunds"])
+    yield _gauge("wxpay_money_today_truncated", "1 when the day had too many payments or refunds to add up at "
+                 "this scrape (wxpay_money_today_fen is then a lower bound)" + STORE, 1 if day.get("truncated") else 0)
 
 
 def _payments(f: dict[str, Any]) -> Iterator[Metric]:

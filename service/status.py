@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 from store.base import StoreError
 from wxpay.timeutil import CHINA_TZ
 
+from . import daybook
 from .container import Services
 from .errors import ServiceError
 from .models import AUDIT, ORDER_STATES, ORDERS, PAID, REFUND_STATES, REFUNDS, RUNS
@@ -59,6 +60,7 @@ async def collect(
         "store": lambda: _store(services),
         "tokens": lambda: _tokens(services, now),
         "orders_today": lambda: _orders_today(services, now),
+        "money_today": lambda: _money_today(services, now),
         "chart": lambda: _chart(services, now, hours),
         "latest_orders": lambda: _latest_orders(services, latest),
         "latest_notifies": lambda: _latest_notifies(services, latest),
@@ -138,6 +140,11 @@ async def _tokens(services: Services, now: datetime) -> dict[str, Any]:
             "last_refresh_error": health["last_refresh_error"],
         }
     return out
+
+
+async def _money_today(services: Services, now: datetime) -> dict[str, Any]:
+    """The console's "today": gross, refunded and net of the China day (service/daybook.py's rules)."""
+    return (await daybook.figures(services.store, daybook.china_day_of(now))).to_dict()
 
 
 async def _orders_today(services: Services, now: datetime) -> dict[str, Any]:

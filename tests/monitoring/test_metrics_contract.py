@@ -229,6 +229,17 @@ TRACE: list[tuple[str, tuple[str, ...] | str]] = [
     ("orders_today.total", f"{LEFT_OUT}: sum(wxpay_orders_today)"),
     ("orders_today.revenue_fen", ("wxpay_revenue_today_fen",)),
     ("orders_today.revenue_truncated", ("wxpay_revenue_today_truncated",)),
+    ("money_today.day", f"{LEFT_OUT}: the China day, which the names' 'today' means"),
+    ("money_today.timezone", f"{LEFT_OUT}: always Asia/Shanghai (UTC+8)"),
+    ("money_today.since", f"{LEFT_OUT}: China-time midnight, which the names' 'today' means"),
+    ("money_today.until", f"{LEFT_OUT}: the next China-time midnight"),
+    ("money_today.payments", ("wxpay_payments_today",)),
+    ("money_today.refunds", ("wxpay_refunds_today",)),
+    ("money_today.gross_fen", ("wxpay_money_today_fen",)),
+    ("money_today.refunded_fen", ("wxpay_money_today_fen",)),
+    ("money_today.refunds_pending_fen", ("wxpay_money_today_fen",)),
+    ("money_today.net_fen", ("wxpay_money_today_fen",)),
+    ("money_today.truncated", ("wxpay_money_today_truncated",)),
     ("chart.**", f"{LEFT_OUT}: the hourly chart is history, which Prometheus keeps itself"),
     ("latest_orders.**", f"{LEFT_OUT}: a list of recent items, each with its ids (no label may carry one)"),
     ("latest_notifies.**", f"{LEFT_OUT}: a list of recent items (wxpay_notifies_total counts them by verdict)"),
@@ -351,6 +362,11 @@ def test_the_values_agree(scraped):
     for state, n in status["orders_today"]["by_state"].items():
         assert value("wxpay_orders_today", state=state) == n
     assert value("wxpay_double_payments") == status["double_payments"]["count"] == 0
+    money = status["money_today"]
+    for kind in ("gross", "refunded", "refunds_pending", "net"):
+        assert value("wxpay_money_today_fen", kind=kind) == money[f"{kind}_fen"]
+    assert money["gross_fen"] > 0 and money["refunded_fen"] > 0  # the scenario paid and refunded today
+    assert value("wxpay_payments_today") == money["payments"] and value("wxpay_refunds_today") == money["refunds"]
     for row in status["notifies"]:
         result = "accepted" if row["accepted"] else "refused"
         assert value("wxpay_notifies_total", endpoint=row["endpoint"], verdict=row["verdict"], result=result,
