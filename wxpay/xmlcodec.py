@@ -76,36 +76,28 @@ class _NotFlat(Exception):
 
 
 def _parse_flat(body: bytes, root: str) -> dict[str, str]:
-    """xmltodict over the hardened expat, then the flat-message rules.
+    """One pass of the hardened expat straight into ``{name: text}``, then the tree if need be.
 
-    The usual message is collected as xmltodict reports each element closing
-    (its ``postprocessor`` hook), with no attribute dicts and no tree built.
-    Anything else (attributes, nesting, a repeated element, loose text,
-    another root) stops that pass, and the body is parsed again into the full
-    tree that :func:`_flat` judges and explains. Both passes run the same
+    The usual message is collected by three expat handlers, with no
+    attribute lists, paths or tree built (xmltodict's per-element work was
+    most of a notify's parse). Anything else (attributes on a field,
+    nesting, a repeated element, loose text, another root) stops that pass,
+    and the body is parsed again by xmltodict into the full tree that
+    :func:`_flat` judges and explains. Both passes run the same hardened
     expat over the same bytes, so a parse error is the same in either.
     """
-    fields: dict[str, str] = {}
-    closed: list[str] = []
-
-    def collect(path: list, name: str, text: str | None) -> None:
-        # path is [(root, attrs), (field, attrs)] as a field closes, [(root, attrs)] as the root does.
-        if len(path) == 2 and path[1][1] is None and name not in fields:
-            fields[name] = "" if text is None else text
-        elif len(path) == 1 and name == root and (text is None or text.isspace()):
-            closed.append(name)
-        else:
-            raise _NotFlat
-        # None: xmltodict keeps nothing itself
-
+    flat = _FlatPass(root)
+    parser = _HardenedExpat.ParserCreate()
+    parser.ordered_attributes = True
+    parser.buffer_text = True
+    parser.StartElementHandler = flat.start
+    parser.EndElementHandler = flat.end
+    parser.CharacterDataHandler = flat.text
     try:
         try:
-            xmltodict.parse(
-                body, expat=_HardenedExpat, strip_whitespace=False, disable_entities=True,
-                xml_attribs=False, postprocessor=collect,
-            )
-            if closed:
-                return fields
+            parser.Parse(body, True)
+            if flat.closed:
+                return flat.fields
         except _NotFlat:
             pass
     except ExpatError as exc:
@@ -113,6 +105,43 @@ def _parse_flat(body: bytes, root: str) -> dict[str, str]:
     except _PARSER_FAILURES as exc:
         raise ProtocolError(f"XML does not parse ({exc.__class__.__name__})") from None
     return _parse_tree(body, root)
+
+
+class _FlatPass:
+    """The expat handlers of the flat pass: depth 1 is ``root``, depth 2 a field of text."""
+
+    __slots__ = ("root", "fields", "depth", "name", "chunks", "closed")
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fields: dict[str, str] = {}
+        self.depth = 0
+        self.name = ""
+        self.chunks: list[str] = []
+        self.closed = False
+
+    def start(self, name: str, attrs: list[str]) -> None:
+        self.depth += 1
+        if self.depth == 2:
+            if attrs or name in self.fields:
+                raise _NotFlat
+            self.name = name
+            self.chunks = []
+        elif self.depth != 1 or name != self.root:
+            raise _NotFlat
+
+    def end(self, name: str) -> None:
+        if self.depth == 2:
+            self.fields[self.name] = "".join(self.chunks)
+        else:
+            self.closed = True
+        self.depth -= 1
+
+    def text(self, data: str) -> None:
+        if self.depth == 2:
+            self.chunks.append(data)
+        elif not data.isspace():
+            raise _NotFlat
 
 
 _PARSER_FAILURES = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)
