@@ -110,6 +110,20 @@ async def paid_orders(sim_port: int, sqlite: str, checkout_ids: set[str]) -> lis
     return out
 
 
+def print_by_file(stats: pstats.Stats, out: io.StringIO, top: int) -> None:
+    """Own time summed per source file: which layer the CPU goes to."""
+    per: dict[str, float] = {}
+    for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        key = filename.replace(str(ROOT) + "/", "").split("site-packages/")[-1]
+        if key == "~":  # C functions: by name
+            key = "builtin " + str(name)
+        per[key] = per.get(key, 0.0) + tottime
+    total = sum(per.values()) or 1.0
+    out.write("own time per file:\n")
+    for key, seconds in sorted(per.items(), key=lambda kv: -kv[1])[:top]:
+        out.write(f"  {100 * seconds / total:5.1f}%  {seconds:7.3f} s  {key}\n")
+
+
 class Phase:
     def __init__(self, server: harness.Proc, prof_out: Path, enabled: bool) -> None:
         self.server, self.prof_out, self.enabled = server, prof_out, enabled
@@ -137,6 +151,7 @@ class Phase:
             stats = pstats.Stats(str(self.prof_out), stream=buf)
             stats.sort_stats("cumulative").print_stats(top)
             stats.sort_stats("tottime").print_stats(top // 2)
+            print_by_file(stats, buf, top // 2)
             text = buf.getvalue()
         print(f"== {name}: {len(items)} in {seconds:.2f} s ({len(items) / seconds:,.0f}/s), "
               f"server CPU {cpu_ms:.3f} ms each, {len(bad)} bad{' e.g. ' + repr(bad[0][2][:200]) if bad else ''}",

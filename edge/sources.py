@@ -13,6 +13,7 @@ write it (``192.0.2.1``, ``192.0.2.1:4711``, ``[2001:db8::1]:4711``).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 NOT_AN_ADDRESS = "(not an IP address)"  # a Unix socket's peer, say: one source for all of them
@@ -20,8 +21,13 @@ NOT_AN_ADDRESS = "(not an IP address)"  # a Unix socket's peer, say: one source 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_address(text: str) -> IPAddress | None:
-    """``text`` as an address (IPv6 scope ids dropped, IPv4-mapped unwrapped), or None."""
+    """``text`` as an address (IPv6 scope ids dropped, IPv4-mapped unwrapped), or None.
+
+    Asked several times per request (the peer, its source, the access log)
+    and the same few peers ask most (WeChat's notify servers, a proxy), so
+    answers are kept: bounded, and the address objects are immutable."""
     try:
         addr = ipaddress.ip_address(text.strip())
     except ValueError:
@@ -48,6 +54,7 @@ def forwarded_address(hop: str) -> IPAddress | None:
     return parse_address(hop)
 
 
+@functools.lru_cache(maxsize=1024)
 def source_of(ip: str) -> str:
     """The key a peer is counted under: its IPv4 address or its IPv6 /64."""
     addr = parse_address(ip) if isinstance(ip, str) else None
