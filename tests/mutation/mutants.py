@@ -95,9 +95,8 @@ class _Source:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.starts = [0]
-        for i, b in enumerate(data):
-            if b == 0x0A:
-                self.starts.append(i + 1)
+        for line in data.split(b"\n")[:-1]:
+            self.starts.append(self.starts[-1] + len(line) + 1)
 
     def offset(self, line: int, col: int) -> int:
         return self.starts[line - 1] + col

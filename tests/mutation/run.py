@@ -17,6 +17,7 @@ build/mutation/ (results.json, survivors.txt) and a score per group.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -37,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "mutation"
 DOC = ROOT / "docs" / "MUTATION.md"
 PROBE_TEST = "tests/service/test_lifecycle.py::test_a_state_changes_only_as_a_move_s_target"
-MAX_TESTS = 400  # per mutant; the fastest first (reported when a mutant had more)
+MIN_TESTS = 10
+PROGRESS = OUT / "progress.jsonl"  # one line per mutant run, so an interrupted run can --resume
 
 
 def all_mutants(groups: list[Group]) -> list[tuple[Group, Mutant]]:
@@ -74,8 +76,9 @@ def measure_coverage(groups: list[Group], reuse: bool) -> dict:
     return data
 
 
-def tests_for(mutant: Mutant, cover: dict) -> tuple[list[str], bool]:
-    """The tests that ran the mutant's lines, fastest first; a module-level mutant gets the module's."""
+def tests_for(mutant: Mutant, cover: dict, budget: float) -> tuple[list[str], bool]:
+    """The tests that ran the mutant's lines, fastest first, within ``budget`` seconds of measured
+    time (at least MIN_TESTS of them); a module-level mutant gets the module's."""
     by_line = cover["lines"].get(mutant.path, {})
     durations = cover["durations"]
     failed = set(cover["failed"])
@@ -88,10 +91,16 @@ def tests_for(mutant: Mutant, cover: dict) -> tuple[list[str], bool]:
         for tests in by_line.values():
             chosen.update(tests)
     ordered = sorted((t for t in chosen if t not in failed), key=lambda t: (durations.get(t, 99.0), t))
-    return ordered[:MAX_TESTS], len(ordered) > MAX_TESTS
+    picked, spent = [], 0.0
+    for t in ordered:
+        if len(picked) >= MIN_TESTS and spent + durations.get(t, 5.0) > budget:
+            break
+        picked.append(t)
+        spent += durations.get(t, 5.0)
+    return picked, len(picked) < len(ordered)
 
 
-def make_shadow(n: int) -> Path:
+def make_shadow(n: int | str) -> Path:
     shadow = OUT / f"shadow-{n}"
     if shadow.exists():
         shutil.rmtree(shadow)
@@ -102,7 +111,7 @@ def make_shadow(n: int) -> Path:
 
 
 class Worker:
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int | str) -> None:
         self.shadow = make_shadow(n)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.mutation.worker", str(self.shadow)],
@@ -129,7 +138,8 @@ class Worker:
         self.proc.wait(timeout=30)
 
 
-def run_mutants(jobs: list[dict], workers: int) -> dict[str, dict]:
+def run_mutants(jobs: list[dict], workers: int, name: str = "") -> dict[str, dict]:
+    """Run ``jobs`` on ``workers`` workers; ``name``: a check run's own copies, no progress file."""
     queue: Queue = Queue()
     for job in jobs:
         queue.put(job)
@@ -138,7 +148,7 @@ def run_mutants(jobs: list[dict], workers: int) -> dict[str, dict]:
     started = time.monotonic()
 
     def loop(n: int) -> None:
-        worker = Worker(n)
+        worker = Worker(f"{name}{n}")
         try:
             while True:
                 try:
@@ -148,6 +158,8 @@ def run_mutants(jobs: list[dict], workers: int) -> dict[str, dict]:
                 result = worker.run(job)
                 with lock:
                     results[job["id"]] = result
+                    with open(PROGRESS if not name else os.devnull, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps({"key": job.get("key"), "digest": job.get("digest"), **result}) + "\n")
                     done = len(results)
                     if done % 25 == 0 or done == len(jobs):
                         print(f"  {done}/{len(jobs)} mutants run ({time.monotonic() - started:.0f} s)", flush=True)
@@ -229,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutant", action="append", help="run only these mutant ids (see survivors.txt)")
     parser.add_argument("--write-docs", action="store_true", help="update the tables in docs/MUTATION.md")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--budget", type=float, default=25.0,
+                        help="seconds of measured test time per mutant (fastest tests first; default 25)")
+    parser.add_argument("--resume", action="store_true", help="keep the verdicts in build/mutation/progress.jsonl")
+    parser.add_argument("--tests", nargs="+", help="with --mutant: run these tests, not the covering ones (no coverage pass)")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     groups = [g for g in GROUPS if not args.group or g.name in args.group]
@@ -240,10 +256,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.mutant:
         mutants = [(g, m) for g, m in mutants if m.id in args.mutant]
     print(f"{len(mutants)} mutants in {len(groups)} groups", flush=True)
+    if args.tests and not args.mutant:
+        parser.error("--tests needs --mutant")
     t0 = time.monotonic()
-    cover = measure_coverage(groups, args.reuse_coverage)
+    cover = ({"durations": {}, "failed": [], "lines": {}, "seconds": 0.0} if args.tests
+             else measure_coverage(groups, args.reuse_coverage))
     rows: list[dict] = []
     jobs: list[dict] = []
+    done: dict[str, dict] = {}
+    results_before: dict[str, dict] = {}
+    if args.resume and PROGRESS.exists():
+        for line in PROGRESS.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry.get("digest") and entry["status"] != "error":
+                done[entry["digest"]] = entry
+    elif PROGRESS.exists() and not args.mutant:
+        PROGRESS.unlink()
     sources = {t.path: (ROOT / t.path).read_bytes() for g in groups for t in g.targets}
     for g, m in mutants:
         row = {"group": g.name, **{k: v for k, v in asdict(m).items() if k not in ("start", "end")},
@@ -251,14 +279,19 @@ def main(argv: list[str] | None = None) -> int:
         if m.key in EQUIVALENT:
             row["status"] = "equivalent"
         else:
-            tests, capped = tests_for(m, cover)
+            tests, capped = (list(args.tests), False) if args.tests else tests_for(m, cover, args.budget)
             row["tests"], row["capped"] = len(tests), capped
             if not tests:
                 row["status"] = "no_tests"
             else:
                 budget = sum(cover["durations"].get(t, 5.0) for t in tests)
-                jobs.append({"id": m.id, "path": m.path, "source": m.apply(sources[m.path]).decode("utf-8"),
-                             "tests": tests, "timeout": round(30 + 3 * budget, 1)})
+                mutated = m.apply(sources[m.path])
+                digest = hashlib.sha1(mutated + "\n".join(tests).encode()).hexdigest()
+                if digest in done:
+                    results_before[m.id] = done[digest]
+                else:
+                    jobs.append({"id": m.id, "key": m.key, "digest": digest, "path": m.path,
+                                 "source": mutated.decode("utf-8"), "tests": tests, "timeout": round(30 + 3 * budget, 1)})
         rows.append(row)
     # Each mutant issue 14 named also runs against its own named test alone: that test must kill it.
     by_key = {r["key"]: r for r in rows}
@@ -268,7 +301,16 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append({"id": "pinned:" + m.id, "path": m.path, "source": m.apply(sources[m.path]).decode("utf-8"),
                          "tests": [test], "timeout": 120})
     t1 = time.monotonic()
+    # Interleave the groups so that an interrupted run has looked at each of them.
+    jobs.sort(key=lambda j: j["id"])  # ids are digests: the groups come mixed
+    if args.tests:  # a check of given tests against given mutants: report and keep nothing
+        results = run_mutants(jobs, max(1, args.jobs), name="check-")
+        for job in jobs:
+            r = results[job["id"]]
+            print(f"{job['id']} {r['status']:9} {r['seconds']:6.1f} s  killer={r['killer']}  {r['tail'][-300:]}")
+        return 0
     results = run_mutants(jobs, max(1, args.jobs)) if jobs else {}
+    results.update(results_before)
     mutant_seconds = round(time.monotonic() - t1, 1)
     for row in rows:
         if row["id"] in results:

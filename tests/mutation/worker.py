@@ -78,6 +78,33 @@ def _forget_bytecode(target: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _run(shadow: Path, tests: list[str], log_path: Path, deadline: float) -> tuple[int | None, str]:
+    """Fork a child running ``tests``; (its exit code, "timeout" or "")."""
+    pid = os.fork()
+    if pid == 0:
+        run_child(shadow, tests, log_path)
+    rc, status = None, ""
+    while True:
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            rc = os.waitstatus_to_exitcode(wait_status)
+            break
+        if time.monotonic() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            status = "timeout"
+            break
+        time.sleep(0.02)
+    try:  # a test may have started processes of its own: none outlives its mutant
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return rc, status
+
+
 def run_job(shadow: Path, job: dict) -> dict:
     target = shadow / job["path"]
     original = target.read_bytes()
@@ -86,31 +113,14 @@ def run_job(shadow: Path, job: dict) -> dict:
     log_path = shadow / "build" / "mutant.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    status = "survived"
     try:
-        pid = os.fork()
-        if pid == 0:
-            run_child(shadow, job["tests"], log_path)
         deadline = started + job["timeout"]
-        rc = None
-        while True:
-            done, wait_status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                rc = os.waitstatus_to_exitcode(wait_status)
-                break
-            if time.monotonic() > deadline:
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                os.waitpid(pid, 0)
-                status = "timeout"
-                break
-            time.sleep(0.02)
-        try:  # a test may have started processes of its own: none outlives its mutant
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        rc, status = _run(shadow, job["tests"], log_path, deadline)
+        if rc == 4 and "not found" in log_path.read_text(encoding="utf-8", errors="replace"):
+            # The mutant renamed parametrized tests (their ids come from the mutated constants):
+            # run their files whole.
+            files = list(dict.fromkeys(t.split("::")[0] for t in job["tests"]))
+            rc, status = _run(shadow, files, log_path, deadline)
     finally:
         target.write_bytes(original)
         _forget_bytecode(target)

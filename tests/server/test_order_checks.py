@@ -1,0 +1,94 @@
+"""The reconciler's check of one order, and what it leaves for the next pass.
+
+A real server in sandbox mode, the simulated WeChat over HTTP, a real
+SQLite file. What is pinned here (the mutation run's survivors): an order
+WeChat never heard of is asked again later, less often, and only given up
+once WeChat's five minutes are over; an unpaid order is asked again on the
+backoff schedule; a payment that another path recorded first is not an error.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from service.order_checks import RunReport
+from service.orders import backoff
+
+from tests.battery.harness import Client, start_server
+
+
+async def _unknown_at_wechat(client: Client, amount: int):
+    """A checkout whose unifiedorder never reached WeChat: our order stays ``created``."""
+    checkout = await client.checkout(amount)
+    await client.fault(endpoint="pay/unifiedorder", kind="http500", count=None)
+    desktop = client.merchant
+    await desktop.get(f"/pay/{checkout['id']}")
+    r = await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True)
+    assert r.code == 502, r.body
+    await client.clear_faults("pay/unifiedorder")
+    services = client.running.services
+    (order,) = await services.orders.for_checkout(checkout["id"])
+    assert order.state == "created"
+    return order
+
+
+async def test_an_order_wechat_never_heard_of_is_asked_again_then_given_up(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        order = await _unknown_at_wechat(client, 3100)
+        before = services.now()
+        report = RunReport(started_at=before)
+        await services.order_checks.check(order, report)
+        young = await services.orders.require(order.out_trade_no)
+        assert young.state == "created" and young.checks == order.checks + 1
+        assert before + backoff(order.checks) <= young.next_check_at <= services.now() + backoff(order.checks)
+        assert (report.failed, report.errors) == (0, 0)
+        # Past WeChat's five minutes no shopper can pay it: failed, and never asked again.
+        old = services.now() - timedelta(minutes=6)
+        await services.store.update_if("orders", order.out_trade_no, {"state": "created"}, {"created_at": old})
+        stale = await services.orders.require(order.out_trade_no)
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(stale, report)
+        given_up = await services.orders.require(order.out_trade_no)
+        assert (given_up.state, given_up.failure, given_up.next_check_at) == ("failed", "order_not_exist", None)
+        assert report.failed == 1
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_an_unpaid_order_is_asked_again_on_the_backoff_schedule(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout = await client.checkout(3200)
+        _desktop, result = await client.native_prepay(checkout["id"])
+        order = await services.orders.require(result["out_trade_no"])
+        for n in range(3):
+            before = services.now()
+            report = RunReport(started_at=before)
+            await services.order_checks.check(order, report)
+            order = await services.orders.require(result["out_trade_no"])
+            assert order.state == "prepaid" and order.checks == n + 1
+            assert before + backoff(n) <= order.next_check_at <= services.now() + backoff(n)
+            assert (report.closed, report.failed, report.errors) == (0, 0, 0)
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_a_payment_recorded_first_by_the_notify_is_no_error_for_the_reconciler(tmp_path):
+    """The reconciler read the order before the notify paid it: its check finds it paid, and says nothing."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        _checkout, paid = await client.paid_at_wechat_only(3300)
+        read_before = await services.orders.require(paid["out_trade_no"])
+        assert (await client.notify(client.signed_notify(paid["sim"]))).code == 200
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(read_before, report)
+        assert (report.paid, report.errors, report.notes) == (0, 0, [])
+        assert [a["verdict"] for a in await services.audit.latest("reconciler")] == []
+    finally:
+        await running.stop(grace=1)
