@@ -55,9 +55,11 @@ class PaymentNotifyService(NotifyEndpoint):
             seen.key, seen.verified = proven.key, proven.proven
             return proven.verdict
         out_trade_no = seen.key = proven.out_trade_no  # signed by WeChat: trusted as a name from here on
+        # Proven before any lookup: a store failure from here on is WeChat's notify unfinished,
+        # never an outsider's for the limiter to count (or refuse).
+        seen.verified = True
         order = await self.orders.get(out_trade_no)
         if order is None:
-            seen.verified = True  # WeChat sent it, for an order we do not have
             return refused("unknown_order", Outcome.UNKNOWN, "unknown order")
         notice = self.gateway.judge_payment_notify(proven, OrderIdentity(order.appid, order.mch_id, order.sign_type))
         if isinstance(notice, Refusal):
