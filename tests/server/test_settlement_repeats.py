@@ -1,0 +1,177 @@
+"""A settlement cut short, finished by whoever comes next; and what the notify records.
+
+A real server in sandbox mode, the simulated WeChat over HTTP, a real
+SQLite file, or MongoDB on the emulator where a store failure must be
+made to happen at one exact write (no MongoDB server can run here).
+Each test pins a survivor of the mutation run (docs/MUTATION.md).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pymongo.errors import ServerSelectionTimeoutError
+
+from service.order_checks import CLOSE_MIN_AGE, OrderChecks, RunReport
+from store.mongo import MongoStore
+from wxpay.xmlcodec import parse_xml
+
+from tests.battery.harness import Client, start_server
+from tests.store.mongo_emulator import EmulatedMongoClient
+
+
+def _lose_the_store_after(mongo: EmulatedMongoClient, writes: int) -> None:
+    """The store answers ``writes`` conditional updates, then is unreachable for the rest of the request."""
+    left = {"n": writes}
+
+    def fault(operation: str) -> None:
+        if operation == "find_one_and_update":
+            left["n"] -= 1
+            if left["n"] < 0:
+                raise ServerSelectionTimeoutError("emulated: store lost mid-settlement")
+
+    mongo.fault = fault
+
+
+async def test_a_settlement_cut_after_the_checkout_s_move_is_finished_without_a_double_payment(tmp_path):
+    """The order and its checkout moved, then the store went away. WeChat's retry finds the
+    checkout paid by this very order: it finishes the settlement and flags nothing."""
+    mongo = EmulatedMongoClient()
+    running = await start_server(tmp_path, store=MongoStore(mongo, "settle"))
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(4100)
+        body = client.signed_notify(paid["sim"])
+        _lose_the_store_after(mongo, 2)  # the order's move, the checkout's move
+        try:
+            first = await client.notify(body)
+        finally:
+            mongo.fault = None
+        assert first.code == 503
+        order = await services.orders.require(paid["out_trade_no"])
+        assert order.state == "paid" and order.settle_due_at is not None
+        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+        again = await client.notify(body)
+        assert again.code == 200 and b"SUCCESS" in again.body
+        settled = await services.checkouts.get(checkout["id"])
+        assert settled.status == "paid" and not settled.double_paid
+        assert await services.store.find("refunds", {}, limit=0) == []
+        assert (await services.orders.require(order.out_trade_no)).settle_due_at is None
+        assert [a["verdict"] for a in await services.audit.latest("double_payment")] == []
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_the_reconciler_finishes_a_settlement_the_notify_left_cut_short(tmp_path):
+    """It had read the order before the notify paid it; its confirmation finds it paid
+    but unsettled, and settles it (the checkout moves to paid) before moving on."""
+    mongo = EmulatedMongoClient()
+    running = await start_server(tmp_path, store=MongoStore(mongo, "finish"))
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(4200)
+        read_before = await services.orders.require(paid["out_trade_no"])
+        _lose_the_store_after(mongo, 1)  # only the order's move
+        try:
+            assert (await client.notify(client.signed_notify(paid["sim"]))).code == 503
+        finally:
+            mongo.fault = None
+        assert (await services.checkouts.get(checkout["id"])).status == "open"
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(read_before, report)
+        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+        assert (await services.orders.require(read_before.out_trade_no)).settle_due_at is None
+        assert (report.paid, report.errors) == (0, 0)
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_an_amount_wechat_disagrees_with_is_reported_and_not_recorded(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        _checkout, paid = await client.paid_at_wechat_only(4300)
+        otn = paid["out_trade_no"]
+        await services.store.update_if("orders", otn, {"state": "prepaid"}, {"total_fee": 4301})
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(await services.orders.require(otn), report)
+        assert (report.errors, report.notes) == (1, [f"{otn}: amount_mismatch"])
+        assert (await services.orders.require(otn)).state == "prepaid"
+        assert [a["verdict"] for a in await services.audit.latest("reconciler")] == ["amount_mismatch"]
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_an_order_is_closed_once_wechat_s_five_minutes_are_over_not_before(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout = await client.checkout(4400)
+        _desktop, result = await client.native_prepay(checkout["id"])
+        otn = result["out_trade_no"]
+        order = await services.orders.require(otn)
+        sim_order = running.simulator.pay.orders[(order.mch_id, otn)]
+        sim_order.created_at = sim_order.created_at - timedelta(minutes=6)  # WeChat's own rule is not the one tested
+
+        def checks_at(moment):
+            return OrderChecks(services.gateway, services.payments, services.lifecycle, services.audit,
+                               now=lambda: moment)
+
+        early = RunReport(started_at=services.now())
+        await checks_at(order.created_at + CLOSE_MIN_AGE - timedelta(microseconds=1)).close(order, early)
+        waiting = await services.orders.require(otn)
+        assert waiting.state == "prepaid" and waiting.next_check_at == order.created_at + CLOSE_MIN_AGE
+        report = RunReport(started_at=services.now())
+        await checks_at(order.created_at + CLOSE_MIN_AGE).close(waiting, report)
+        assert (await services.orders.require(otn)).state == "closed" and report.closed == 1
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_what_a_notify_leaves_in_the_audit_trail(tmp_path):
+    """A proven notify: its raw body and how long it took. A forged one: its digest only, unverified."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        _checkout, paid = await client.paid_at_wechat_only(4500)
+        forged = client.signed_notify(paid["sim"], key="f" * 32)
+        assert (await client.notify(forged)).code == 400
+        assert (await client.notify(client.signed_notify(paid["sim"]))).code == 200
+        genuine, fake = await services.audit.latest("notify", limit=2)
+        assert genuine["verdict"] == "paid" and genuine["raw"].startswith("<xml>")
+        assert isinstance(genuine["latency_ms"], float) and 0 <= genuine["latency_ms"] < 60_000
+        assert fake["verdict"] == "bad_signature" and fake["verified"] is False and "raw" not in fake
+        assert isinstance(fake["latency_ms"], float)
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_a_notify_that_fails_inside_is_answered_internal_error_and_changes_nothing(tmp_path):
+    """Not a store outage but a bug's exception (MongoDB on the emulator, made to raise one):
+    FAIL, so WeChat retries, and a message that says what happened."""
+    mongo = EmulatedMongoClient()
+    running = await start_server(tmp_path, store=MongoStore(mongo, "internal"))
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(4600)
+
+        def bug(operation: str) -> None:
+            if operation == "find_one_and_update":
+                raise RuntimeError("emulated: a bug, not an outage")
+
+        mongo.fault = bug
+        try:
+            r = await client.notify(client.signed_notify(paid["sim"]))
+        finally:
+            mongo.fault = None
+        fields = parse_xml(r.body, root="xml")
+        assert (r.code, fields["return_code"], fields["return_msg"]) == (500, "FAIL", "internal error")
+        assert (await services.orders.require(paid["out_trade_no"])).state == "prepaid"
+        assert (await services.checkouts.get(checkout["id"])).status == "open"
+    finally:
+        await running.stop(grace=1)
