@@ -32,7 +32,7 @@ async def test_a_proven_notify_during_a_store_outage_is_not_charged_to_the_unver
         finally:
             mongo.down = False
         fields = parse_xml(r.body, root="xml")
-        assert (r.code, fields["return_code"]) == (503, "FAIL"), fields
+        assert (r.code, fields["return_code"], fields["return_msg"]) == (503, "FAIL", "temporarily unable to process")
         assert dict(services.notify_limiter.totals) == unverified_before
         assert (await client.notify(client.signed_notify(paid["sim"]))).code == 200
         assert (await services.checkouts.get(checkout["id"])).status == "paid"

@@ -122,6 +122,8 @@ async def test_refund_notify_refusals_each_say_why(tmp_path):
         r = await client.notify(_refund_notify(key, fields, refund_status="REFUNDCLOSE"), path="/notify/refund")
         assert _reply(r) == (409, "FAIL", "refund state conflict")
         assert (await running.services.refunds.get("rf-why")).state == "succeeded"
+        applied = [a for a in await running.services.audit.latest("refund_notify") if a["verdict"] == "succeeded"]
+        assert applied[0]["raw"].startswith("<xml>") and applied[0]["out_refund_no"] == "rf-why"  # proven: kept whole
         assert await _verdicts(running, "refund_notify") == [
             "unknown_refund", "identity_mismatch", "identity_mismatch", "amount_mismatch", "unknown_refund_status", "succeeded",
             "refund_is_succeeded",

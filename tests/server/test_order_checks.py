@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from service.order_checks import RunReport
 from service.orders import backoff
 
@@ -90,5 +92,63 @@ async def test_a_payment_recorded_first_by_the_notify_is_no_error_for_the_reconc
         await services.order_checks.check(read_before, report)
         assert (report.paid, report.errors, report.notes) == (0, 0, [])
         assert [a["verdict"] for a in await services.audit.latest("reconciler")] == []
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_a_payment_the_reconciler_confirms_is_recorded_with_wechat_s_transaction(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(3400)
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(await services.orders.require(paid["out_trade_no"]), report)
+        order = await services.orders.require(paid["out_trade_no"])
+        assert (order.state, order.transaction_id, order.paid_via) == (
+            "paid", paid["sim"]["order"]["transaction_id"], "reconciler")
+        assert report.paid == 1
+        assert [a["verdict"] for a in await services.audit.latest("reconciler")] == ["paid"]
+        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+    finally:
+        await running.stop(grace=1)
+
+
+@pytest.mark.parametrize("wechat_state", ["PAYERROR", "REVOKED"])
+async def test_a_payment_that_failed_or_was_revoked_at_wechat_fails_here(tmp_path, wechat_state):
+    """The simulator's shopper never ends in these states (a real bank can): its record is set to one."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout = await client.checkout(3500)
+        _desktop, result = await client.native_prepay(checkout["id"])
+        order = await services.orders.require(result["out_trade_no"])
+        running.simulator.pay.orders[(order.mch_id, order.out_trade_no)].trade_state = wechat_state
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(order, report)
+        order = await services.orders.require(result["out_trade_no"])
+        assert (order.state, order.failure, report.failed) == ("failed", wechat_state.lower(), 1)
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_an_order_whose_prepay_id_expired_is_closed(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout = await client.checkout(3600)
+        _desktop, result = await client.native_prepay(checkout["id"])
+        otn = result["out_trade_no"]
+        order = await services.orders.require(otn)
+        old = services.now() - timedelta(hours=3)
+        running.simulator.pay.orders[(order.mch_id, otn)].created_at = old
+        await services.store.update_if("orders", otn, {"state": "prepaid"},
+                                       {"created_at": old, "prepay_expires_at": services.now() - timedelta(hours=1)})
+        assert services.order_checks.should_close(await services.orders.require(otn))
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(await services.orders.require(otn), report)
+        assert (await services.orders.require(otn)).state == "closed" and report.closed == 1
     finally:
         await running.stop(grace=1)

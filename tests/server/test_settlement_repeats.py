@@ -145,6 +145,7 @@ async def test_what_a_notify_leaves_in_the_audit_trail(tmp_path):
         assert genuine["verdict"] == "paid" and genuine["raw"].startswith("<xml>")
         assert isinstance(genuine["latency_ms"], float) and 0 <= genuine["latency_ms"] < 60_000
         assert fake["verdict"] == "bad_signature" and fake["verified"] is False and "raw" not in fake
+        assert fake["out_trade_no"] == genuine["out_trade_no"] == paid["out_trade_no"]
         assert isinstance(fake["latency_ms"], float)
     finally:
         await running.stop(grace=1)
