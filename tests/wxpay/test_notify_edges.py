@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from wxpay.errors import MessageTooLargeError, ProtocolError
-from wxpay.notify import MAX_NOTIFY_BYTES, decrypt_refund_notify, read_notify
-from wxpay.refund_crypto import encrypt_req_info
+from wxpay.errors import MessageTooLargeError, ProtocolError, ReturnFailError
+from wxpay.notify import MAX_NOTIFY_BYTES, decrypt_refund_notify, read_notify, verify_payment_notify
+from wxpay.refund_crypto import decrypt_req_info, encrypt_req_info
+from wxpay.signing import MD5
 from wxpay.xmlcodec import build_xml
 
 from .test_notify import APPID, FIELDS, KEY, MCH_ID, check, notify_body
@@ -40,3 +41,31 @@ def test_a_refund_notify_s_bad_amount_is_named(name):
                       "req_info": encrypt_req_info(build_xml(inner, root="root"), KEY)})
     with pytest.raises(ProtocolError, match=f"Field {name} must be"):
         decrypt_refund_notify(body, key=KEY, appid=APPID, mch_id=MCH_ID)
+
+
+def test_a_notify_reporting_failure_carries_wechat_s_own_words():
+    fields = {"return_code": "FAIL", "return_msg": "签名失败"}
+    body = notify_body(fields)
+    with pytest.raises(ReturnFailError) as err:
+        verify_payment_notify(read_notify(body), key=KEY, sign_type=MD5, appid=APPID, mch_id=MCH_ID)
+    assert (err.value.return_code, err.value.return_msg) == ("FAIL", "签名失败")
+    assert "(WeChat: 签名失败)" in err.value.message
+    with pytest.raises(ReturnFailError) as err:
+        verify_payment_notify(read_notify(notify_body({"return_code": "FAIL"})), key=KEY, sign_type=MD5,
+                              appid=APPID, mch_id=MCH_ID)
+    assert err.value.return_msg is None and "WeChat:" not in err.value.message
+
+
+def test_a_refund_notify_s_missing_field_is_named_as_the_refund_notify_s():
+    inner = {"transaction_id": "4200", "out_trade_no": "o1", "out_refund_no": "R1",
+             "total_fee": "100", "refund_fee": "100", "refund_status": "SUCCESS"}
+    body = build_xml({"return_code": "SUCCESS", "appid": APPID, "mch_id": MCH_ID,
+                      "req_info": encrypt_req_info(build_xml(inner, root="root"), KEY)})
+    with pytest.raises(ProtocolError, match="^Refund notify lacks the required field refund_id"):
+        decrypt_refund_notify(body, key=KEY, appid=APPID, mch_id=MCH_ID)
+
+
+def test_req_info_may_be_given_as_bytes():
+    plain = b"<root><a>1</a></root>"
+    encrypted = encrypt_req_info(plain, KEY)
+    assert decrypt_req_info(encrypted.encode("ascii"), KEY) == decrypt_req_info(encrypted, KEY) == plain

@@ -8,12 +8,13 @@ pins a survivor of the mutation run (docs/MUTATION.md).
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from types import MappingProxyType
 
 import pytest
 
 from wxpay.errors import ConfigError, DecryptError, ProtocolError, VerificationError
 from wxpay.v3 import ApiV3Cipher, Validator, wechatpay_headers
-from wxpay.v3.signing import request_message, response_message
+from wxpay.v3.signing import Authorization, request_message, response_message
 from wxpay.v3.verification import PlatformCertificateVerifier, PublicKeyVerifier, read_signed_headers
 
 from .test_notify import make_notify, reader
@@ -89,3 +90,54 @@ def test_a_notify_s_errors_say_it_is_the_notify():
     h = wechatpay_headers(wechat_key(), PUB_KEY_ID, broken, timestamp=NOW, nonce="N" * 32)
     with pytest.raises(ProtocolError, match="^Notify is JSON but not an object"):
         reader().read(h, broken)
+
+
+def test_an_apiv3_key_of_the_wrong_length_is_refused_saying_its_length():
+    for key in (bytearray(b"k" * 31), b"k" * 33, "k" * 31):
+        with pytest.raises(ConfigError, match=f"got {len(key)}:") as err:
+            ApiV3Cipher(key)
+        assert err.value.code == "bad_apiv3_key"
+    assert ApiV3Cipher(bytearray(APIV3_KEY.encode())).decrypt_resource(
+        ApiV3Cipher(APIV3_KEY).encrypt_resource(b"{}", associated_data="x")) == b"{}"
+
+
+def test_a_ciphertext_with_characters_outside_base64_is_malformed_not_merely_undecryptable():
+    cipher = ApiV3Cipher(APIV3_KEY)
+    resource = cipher.encrypt_resource(b'{"a":1}', associated_data="transaction")
+    for spoiled in (resource["ciphertext"][:8] + "*" + resource["ciphertext"][8:], resource["ciphertext"] + "\n"):
+        with pytest.raises(DecryptError) as err:
+            cipher.decrypt_resource({**resource, "ciphertext": spoiled})
+        assert err.value.code == "malformed_ciphertext"
+
+
+def test_a_resource_may_be_any_mapping():
+    cipher = ApiV3Cipher(APIV3_KEY)
+    resource = cipher.encrypt_resource(b'{"a":1}', associated_data="transaction")
+    assert cipher.decrypt_resource(MappingProxyType(resource)) == b'{"a":1}'
+
+
+def test_encrypting_with_an_unusable_nonce_is_refused():
+    with pytest.raises(DecryptError) as err:
+        ApiV3Cipher(APIV3_KEY).encrypt(nonce="", associated_data="", plaintext=b"x")
+    assert err.value.code == "bad_nonce"
+
+
+def test_an_authorization_s_repr_hides_its_signature():
+    auth = Authorization("1900000109", "NONCE", "1700000000", "SERIAL", "SIGNATURE-VALUE")
+    assert "SIGNATURE-VALUE" not in repr(auth) and "NONCE" in repr(auth)
+
+
+def test_a_public_key_verifier_needs_a_loaded_key():
+    with pytest.raises(TypeError):
+        PublicKeyVerifier(PUB_KEY_ID, "-----BEGIN PUBLIC KEY-----")  # type: ignore[arg-type]
+
+
+def test_a_reply_body_may_be_any_bytes_like_object_and_a_timestamp_has_at_most_12_digits():
+    body = b'{"a":1}'
+    validator = Validator(PublicKeyVerifier(PUB_KEY_ID, wechat_key().public_key()), clock=lambda: NOW)
+    h = wechatpay_headers(wechat_key(), PUB_KEY_ID, body, timestamp=NOW, nonce="N" * 32)
+    for kind in (bytes, bytearray, memoryview):
+        assert validator.validate(h, kind(body)).serial == PUB_KEY_ID
+    with pytest.raises(VerificationError) as err:
+        validator.validate({**h, "Wechatpay-Timestamp": "0" + str(NOW).rjust(12, "0")}, body)
+    assert err.value.code == "malformed_header"
