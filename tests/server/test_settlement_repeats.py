@@ -7,10 +7,12 @@ Each test pins a survivor of the mutation run (docs/MUTATION.md).
 """
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from pymongo.errors import ServerSelectionTimeoutError
 
+from service import pauses
 from service.order_checks import CLOSE_MIN_AGE, OrderChecks, RunReport
 from store.mongo import MongoStore
 from wxpay.xmlcodec import parse_xml
@@ -175,4 +177,51 @@ async def test_a_notify_that_fails_inside_is_answered_internal_error_and_changes
         assert (await services.orders.require(paid["out_trade_no"])).state == "prepaid"
         assert (await services.checkouts.get(checkout["id"])).status == "open"
     finally:
+        await running.stop(grace=1)
+
+
+async def test_a_notify_overtaken_by_the_reconciler_is_a_duplicate_not_a_conflict(tmp_path):
+    """The notify read the order unpaid; before its move, the reconciler's confirmation paid it.
+    The notify's compare-and-set loses, finds the payment, and tells WeChat it is done."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(4700)
+        held = pauses.gate("notify.before_mark_paid")
+        notifying = asyncio.ensure_future(client.notify(client.signed_notify(paid["sim"])))
+        await held.reached()
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(await services.orders.require(paid["out_trade_no"]), report)
+        assert report.paid == 1
+        held.release()
+        r = await notifying
+        fields = parse_xml(r.body, root="xml")
+        assert (r.code, fields["return_code"]) == (200, "SUCCESS")
+        assert [a["verdict"] for a in await services.audit.latest("notify")] == ["duplicate"]
+        assert (await services.orders.require(paid["out_trade_no"])).paid_via == "reconciler"
+        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+    finally:
+        pauses.release_gates()
+        await running.stop(grace=1)
+
+
+async def test_the_window_the_crash_battery_aims_at_is_between_the_order_s_move_and_its_settlement(tmp_path):
+    """Held at ``orders.before_settle``: the order is paid and marked as not settled yet, the checkout still open."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(4800)
+        held = pauses.gate("orders.before_settle")
+        notifying = asyncio.ensure_future(client.notify(client.signed_notify(paid["sim"])))
+        await held.reached()
+        order = await services.orders.require(paid["out_trade_no"])
+        assert order.state == "paid" and order.settle_due_at is not None
+        assert (await services.checkouts.get(checkout["id"])).status == "open"
+        held.release()
+        assert (await notifying).code == 200
+        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+    finally:
+        pauses.release_gates()
         await running.stop(grace=1)
