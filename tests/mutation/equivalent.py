@@ -9,4 +9,85 @@ lists them all (``make mutation`` writes that table).
 from __future__ import annotations
 
 EQUIVALENT: dict[str, str] = {
+    # -- service/lifecycle.py
+    "service/lifecycle.py::Lifecycle.discard::return::await self.store.delete_if(machine.collection, key, dict(where)) -> None#0":
+        "Its one caller (service/refunds.py, a refund WeChat was never asked for) ignores the result: "
+        "the delete happens either way.",
+    # -- service/payments.py, service/payment_notify.py
+    "service/payments.py::CONFLICT::string::\"order_state\" -> 'XXorder_stateXX'#0":
+        "CONFLICT is unreachable: ORDER_MACHINE lets every state but paid move to paid, so the move to paid "
+        "fails only when the order is paid already (ALREADY_PAID).",
+    "service/payment_notify.py::PaymentNotifyService._confirm::string::\"order state conflict\" -> 'XXorder state conflictXX'#0":
+        "The message of the CONFLICT outcome, which is unreachable (every state but paid may move to paid).",
+    "service/payment_notify.py::PaymentNotifyService._handle::assign::None if waited else order -> None#0":
+        "Only an optimisation: with None, _confirm reads the same order again from the store; the "
+        "compare-and-set decides the outcome either way.",
+    # -- defaults the server never uses (wiring/services.py passes every one)
+    "service/payment_notify.py::PaymentNotifyService.__init__::number::64 -> 65#0":
+        "A default of max_bytes that wiring/services.py always overrides; besides, the gateway refuses any body "
+        "over its own limit (32 KiB V2, 64 KiB V3) first, so the audit's cut never applies.",
+    "service/payment_notify.py::PaymentNotifyService.__init__::number::1024 -> 1025#0":
+        "A default of max_bytes that wiring/services.py always overrides (and no notify this large gets past "
+        "the gateway's own limit).",
+    "service/refund_notify.py::RefundNotifyService.__init__::number::64 -> 65#0":
+        "A default of max_bytes that wiring/services.py always overrides (and no notify this large gets past "
+        "the gateway's own limit).",
+    "service/refund_notify.py::RefundNotifyService.__init__::number::1024 -> 1025#0":
+        "A default of max_bytes that wiring/services.py always overrides (and no notify this large gets past "
+        "the gateway's own limit).",
+    "service/notify_endpoint.py::NotifyEndpoint.__init__::number::30 -> 31#0":
+        "The fallback limiter's rate; both notify services are always given the configured limiter "
+        "(wiring/services.py), so the fallback is never built.",
+    "service/notify_endpoint.py::NotifyEndpoint.__init__::number::300 -> 301#0":
+        "The fallback limiter's total rate; the configured limiter is always given (wiring/services.py).",
+    "service/notify_endpoint.py::Seen.verified::bool::False -> True#0":
+        "Never read: both notify services set Seen.verified from the gateway's proof, which never raises, "
+        "before anything that can fail.",
+    # -- wxpay/refund_crypto.py
+    "wxpay/refund_crypto.py::decrypt_req_info::drop::(binascii.Error, ValueError) -> (ValueError,)#0":
+        "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
+    # -- wxpay/v2_gateway.py
+    "wxpay/v2_gateway.py::_REFUND_STATUS::drop::{\"SUCCESS\": \"SUCCESS\", \"REFUNDCLOSE\": \"CLOSED\", \"PROCESSING\"…13e85b3f -> {\"REFUNDCLOSE\": \"CLOSED\", \"PROCESSING\": \"PROCESSING\", \"CHANGE\": \"ABNORMAL\"}#0":
+        "An identity entry: refund_status() returns an unknown word unchanged (.get(wire, wire)), so SUCCESS "
+        "maps to SUCCESS without it.",
+    "wxpay/v2_gateway.py::_REFUND_STATUS::drop::{\"SUCCESS\": \"SUCCESS\", \"REFUNDCLOSE\": \"CLOSED\", \"PROCESSING\"…13e85b3f -> {\"SUCCESS\": \"SUCCESS\", \"REFUNDCLOSE\": \"CLOSED\", \"CHANGE\": \"ABNORMAL\"}#0":
+        "An identity entry: refund_status() returns an unknown word unchanged, so PROCESSING maps to "
+        "PROCESSING without it.",
+    "wxpay/v2_gateway.py::_REFUND_STATUS::string::\"SUCCESS\" -> 'XXSUCCESSXX'#0":
+        "The key of an identity entry: without a match, refund_status() returns SUCCESS unchanged.",
+    "wxpay/v2_gateway.py::_REFUND_STATUS::string::\"PROCESSING\" -> 'XXPROCESSINGXX'#0":
+        "The key of an identity entry: without a match, refund_status() returns PROCESSING unchanged.",
+    # -- wxpay/v3_gateway.py, wxpay/v3/notify.py
+    "wxpay/v3_gateway.py::V3Gateway._wire_reply::bool::False -> True#0":
+        "ensure_ascii only changes non-ASCII characters, and every verdict message is an ASCII literal "
+        "of the service layer or refusal_for.",
+    "wxpay/v3/notify.py::NotifyReader._read::statement::raise TypeError(\"body must be the raw bytes received\") -> pass#0":
+        "A body that is not bytes-like is refused with the same TypeError by Validator.validate, the next "
+        "step, before anything is parsed (only the message differs).",
+    # -- batch 2
+    "service/notify_endpoint.py::NotifyEndpoint.handle::number::1000 -> 1001#0":
+        "Scales a measured latency by 0.1%: no test can tell that from timing noise (and tests assert no timings).",
+    "service/payments.py::Payments.confirm::string::\"order_state\" -> 'XXorder_stateXX'#0":
+        "The reason of the CONFLICT outcome, which is unreachable: every order state but paid may move to paid.",
+    "service/payments.py::Payments.confirm::string::\"transaction_mismatch\" -> 'XXtransaction_mismatchXX'#0":
+        "Only the notify names a transaction, and it answers every MISMATCH as query_mismatch without "
+        "reading the reason; the reconciler never passes one.",
+    "service/payments.py::Payments.settle::drop::{\"state\": PAID} -> {}#0":
+        "settle() runs only on paid orders and paid is final (nothing leaves it), so the guard always holds.",
+    "wxpay/notify.py::_coupon_field::number::4096 -> 4097#0":
+        "The size cap of a cache of names known not to be coupon fields: the answer is the same cached or not.",
+    "wxpay/notify.py::verify_notify_origin::string::\"sign_type\" -> 'XXsign_typeXX'#0":
+        "verify() reads the declared sign_type from the fields again (resolve_sign_type), and a declared one "
+        "must equal the expected one: with the declaration ignored here the same notifies pass and fail.",
+    "wxpay/signing.py::make_nonce::number::248 -> 249#0":
+        "Makes one of 62 symbols 5/249 instead of 4/248 likely: only a statistical test over millions of "
+        "nonces could see it, and it would still be a matter of chance.",
+    "wxpay/signing.py::page_url_for_jssdk::number::1 -> 2#0":
+        "split('#', 2)[0] is split('#', 1)[0]: only the part before the first # is used.",
+    "wxpay/v2_gateway.py::V2Gateway._read_refund_notify::string::\"\" -> 'XXXX'#0":
+        "The stand-in for a missing appid; 'XXXX' is no appid of ours either, so it is refused the same way.",
+    "wxpay/v3/verification.py::_MAX_KEYS::number::512 -> 513#0":
+        "The size cap of a cache of header-name spellings: the answer is the same cached or not.",
+    "wxpay/v3/verification.py::_clean::return::False -> None#0":
+        "Its one caller tests `not _clean(value)`: None is as false as False.",
 }
