@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--budget", type=float, default=25.0,
                         help="seconds of measured test time per mutant (fastest tests first; default 25)")
-    parser.add_argument("--resume", action="store_true", help="keep the verdicts in build/mutation/progress.jsonl")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the kills recorded in build/mutation/progress.jsonl (same mutated file); run the rest")
     parser.add_argument("--tests", nargs="+", help="with --mutant: run these tests, not the covering ones (no coverage pass)")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -268,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and PROGRESS.exists():
         for line in PROGRESS.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
-            if entry.get("digest") and entry["status"] != "error":
+            # Only kills are kept: tests are added, not taken away, so a mutant a test killed stays
+            # killed while its file is unchanged; every survivor runs again with today's tests.
+            if entry.get("digest") and entry["status"] in ("killed", "timeout"):
                 done[entry["digest"]] = entry
     elif PROGRESS.exists() and not args.mutant:
         PROGRESS.unlink()
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 budget = sum(cover["durations"].get(t, 5.0) for t in tests)
                 mutated = m.apply(sources[m.path])
-                digest = hashlib.sha1(mutated + "\n".join(tests).encode()).hexdigest()
+                digest = hashlib.sha1(mutated).hexdigest()  # the whole mutated file: any change there runs it again
                 if digest in done:
                     results_before[m.id] = done[digest]
                 else:

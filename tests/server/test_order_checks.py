@@ -12,7 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from service.order_checks import RunReport
+from dataclasses import replace
+
+from service.order_checks import CLOSE_MIN_AGE, OrderChecks, RunReport
 from service.orders import backoff
 
 from tests.battery.harness import Client, start_server
@@ -109,7 +111,8 @@ async def test_a_payment_the_reconciler_confirms_is_recorded_with_wechat_s_trans
             "paid", paid["sim"]["order"]["transaction_id"], "reconciler")
         assert report.paid == 1
         assert [a["verdict"] for a in await services.audit.latest("reconciler")] == ["paid"]
-        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+        settled = await services.checkouts.get(checkout["id"])
+        assert settled.status == "paid" and settled.paid_at == order.paid_at  # one moment, the order's
     finally:
         await running.stop(grace=1)
 
@@ -150,5 +153,42 @@ async def test_an_order_whose_prepay_id_expired_is_closed(tmp_path):
         report = RunReport(started_at=services.now())
         await services.order_checks.check(await services.orders.require(otn), report)
         assert (await services.orders.require(otn)).state == "closed" and report.closed == 1
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_an_order_wechat_closed_is_closed_here(tmp_path):
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout = await client.checkout(3700)
+        _desktop, result = await client.native_prepay(checkout["id"])
+        order = await services.orders.require(result["out_trade_no"])
+        running.simulator.pay.orders[(order.mch_id, order.out_trade_no)].trade_state = "CLOSED"
+        report = RunReport(started_at=services.now())
+        await services.order_checks.check(order, report)
+        assert (await services.orders.require(order.out_trade_no)).state == "closed" and report.closed == 1
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_the_boundaries_of_giving_up_are_wechat_s_five_minutes_and_the_prepay_id_s_expiry(tmp_path):
+    """Exactly at five minutes an order WeChat never heard of is still asked again (not yet past);
+    a prepay_id expiring exactly now is expired."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        order = await _unknown_at_wechat(client, 3800)
+        at_five = order.created_at + CLOSE_MIN_AGE
+        checks = OrderChecks(services.gateway, services.payments, services.lifecycle, services.audit,
+                             now=lambda: at_five)
+        report = RunReport(started_at=at_five)
+        await checks.check(order, report)
+        assert (await services.orders.require(order.out_trade_no)).state == "created" and report.failed == 0
+        expiring = replace(order, state="prepaid", prepay_expires_at=at_five, close_requested=False)
+        assert checks.should_close(expiring)
+        assert not checks.should_close(replace(expiring, prepay_expires_at=at_five + timedelta(microseconds=1)))
     finally:
         await running.stop(grace=1)

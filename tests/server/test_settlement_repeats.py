@@ -225,3 +225,63 @@ async def test_the_window_the_crash_battery_aims_at_is_between_the_order_s_move_
     finally:
         pauses.release_gates()
         await running.stop(grace=1)
+
+
+async def test_a_second_payment_of_a_paid_checkout_is_flagged_as_such_and_its_closed_sibling_left_alone(
+        running, base_url, merchant):
+    """Three orders for one checkout: one closed, one paid, one paid as well. The second payment is
+    recorded as a second payment (not a payment after a close); the closed order is not asked about again."""
+    from .journey import create_checkout, pay_in_simulator, prepay, sign_in_with_wechat
+    from .payments import native_prepay, scan_and_pay, wait_for
+
+    services = running.services
+    checkout = await create_checkout(merchant, 4900)
+    cid = checkout["id"]
+    _desktop, first = await native_prepay(base_url, cid)
+    given_up = await services.orders.require(first["out_trade_no"])
+    assert await services.lifecycle.move_order(given_up, "closed", next_check_at=None)
+    desktop, native = await native_prepay(base_url, cid)
+    shopper, _ = await sign_in_with_wechat(base_url, checkout["pay_url"])
+    jsapi = await prepay(shopper, cid)
+    assert len({first["out_trade_no"], native["out_trade_no"], jsapi["out_trade_no"]}) == 3
+    await scan_and_pay(desktop, native["code_url"])
+
+    async def paid() -> bool:
+        return (await services.checkouts.get(cid)).status == "paid"
+
+    await wait_for(paid)
+    closed = await services.orders.require(first["out_trade_no"])
+    assert (closed.state, closed.close_requested, closed.next_check_at) == ("closed", False, None)
+    assert (await services.orders.require(jsapi["out_trade_no"])).close_requested
+    await pay_in_simulator(shopper, jsapi["bridge"])
+
+    async def flagged() -> bool:
+        return bool(await services.audit.latest("double_payment"))
+
+    await wait_for(flagged)
+    (record,) = await services.audit.latest("double_payment")
+    assert (record["reason"], record["out_trade_no"], record["first_out_trade_no"]) == (
+        "second_payment", jsapi["out_trade_no"], native["out_trade_no"])
+
+
+async def test_a_proven_notify_refused_for_its_content_is_kept_whole_and_logged(tmp_path, caplog):
+    """Signed by WeChat but naming another merchant than the order's: refused, yet proven, so its raw
+    body is kept and its request has its own access-log line (an outsider's forgery is only summarized)."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        _checkout, paid = await client.paid_at_wechat_only(5000)
+        caplog.clear()
+        r = await client.notify(client.signed_notify(paid["sim"], mch_id="1900000999"))
+        assert r.code == 400
+        (record,) = await services.audit.latest("notify")
+        assert record["verdict"] == "identity_mismatch" and record["raw"].startswith("<xml>")
+        lines = [rec.getMessage() for rec in caplog.records if rec.name == "tornado.access"]
+        assert any(line.startswith("400 POST /notify/pay") for line in lines), lines
+        caplog.clear()
+        assert (await client.notify(client.signed_notify(paid["sim"], key="f" * 32))).code == 400
+        lines = [rec.getMessage() for rec in caplog.records if rec.name == "tornado.access"]
+        assert not any(line.startswith("400 POST /notify/pay") for line in lines), lines
+    finally:
+        await running.stop(grace=1)

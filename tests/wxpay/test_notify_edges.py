@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from wxpay.errors import MessageTooLargeError, ProtocolError, ReturnFailError
+from wxpay.errors import DecryptError, MessageTooLargeError, ProtocolError, ReturnFailError, SignatureError
 from wxpay.notify import MAX_NOTIFY_BYTES, decrypt_refund_notify, read_notify, verify_payment_notify
 from wxpay.refund_crypto import decrypt_req_info, encrypt_req_info
-from wxpay.signing import MD5
+from wxpay.signing import MD5, resolve_sign_type
 from wxpay.xmlcodec import build_xml
 
+from tests.simulator.pay_server import KEY as SIM_KEY, MCH as SIM_MCH, OA as SIM_APPID, cert_pair, simsrv  # noqa: F401
+from .gateway_sim import v2_gateway_for
 from .test_notify import APPID, FIELDS, KEY, MCH_ID, check, notify_body
 
 
@@ -69,3 +71,44 @@ def test_req_info_may_be_given_as_bytes():
     plain = b"<root><a>1</a></root>"
     encrypted = encrypt_req_info(plain, KEY)
     assert decrypt_req_info(encrypted.encode("ascii"), KEY) == decrypt_req_info(encrypted, KEY) == plain
+
+
+@pytest.mark.parametrize("spoil", [lambda t: t[:10] + "*" + t[10:], lambda t: t[:10] + "é" + t[10:]])
+def test_req_info_outside_the_base64_alphabet_is_refused_as_such(spoil):
+    encrypted = encrypt_req_info(b"<root><a>1</a></root>", KEY)
+    with pytest.raises(DecryptError, match="not valid base64"):
+        decrypt_req_info(spoil(encrypted), KEY)
+
+
+def test_a_typed_notify_s_repr_leaves_out_the_raw_fields():
+    notify = check(notify_body(FIELDS))
+    assert "raw=" not in repr(notify) and "nonce_str" not in repr(notify)
+    assert notify.raw["nonce_str"] == FIELDS["nonce_str"]
+
+
+def test_amounts_of_up_to_18_digits_are_read_and_19_are_refused():
+    big = "9" * 18
+    assert check(notify_body({**FIELDS, "total_fee": big, "cash_fee": big})).total_fee == int(big)
+    with pytest.raises(ProtocolError, match="Field total_fee must be"):
+        check(notify_body({**FIELDS, "total_fee": "1" + big}))
+
+
+def test_a_payment_notify_s_missing_field_is_named_as_the_payment_notify_s():
+    fields = {k: v for k, v in FIELDS.items() if k != "transaction_id"}
+    with pytest.raises(ProtocolError, match="^Payment notify lacks the required field transaction_id"):
+        check(notify_body(fields))
+
+
+def test_an_unknown_expected_sign_type_is_refused():
+    with pytest.raises(SignatureError, match="Unknown expected sign_type"):
+        resolve_sign_type({}, "SHA1")
+
+
+async def test_an_out_trade_no_longer_than_wechat_allows_is_refused_before_its_signature(simsrv, cert_pair):  # noqa: F811
+    gateway = v2_gateway_for(simsrv, cert_pair)
+    fields = {**FIELDS, "out_trade_no": "W" * 33, "appid": SIM_APPID, "mch_id": SIM_MCH}
+    got = await gateway.read_payment_notify({}, notify_body(fields, key=SIM_KEY))
+    assert (got.verdict.code, got.proven) == ("missing_out_trade_no", False)
+    fields["out_trade_no"] = "W" * 32
+    proven = await gateway.read_payment_notify({}, notify_body(fields, key=SIM_KEY))
+    assert proven.out_trade_no == "W" * 32

@@ -7,18 +7,24 @@ pins a survivor of the mutation run (docs/MUTATION.md).
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from types import MappingProxyType
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 
-from wxpay.errors import ConfigError, DecryptError, ProtocolError, VerificationError
+from wxpay.errors import (ConfigError, DecryptError, InvalidArgumentError, MessageTooLargeError, ProtocolError,
+                          VerificationError)
 from wxpay.v3 import ApiV3Cipher, Validator, wechatpay_headers
-from wxpay.v3.signing import Authorization, request_message, response_message
+from wxpay.v3.notify import MAX_NOTIFY_BYTES, notify_reply
+from wxpay.v3.signing import (Authorization, MerchantSigner, decode_signature, lines_message, request_message,
+                              response_message, rsa_verify)
 from wxpay.v3.verification import PlatformCertificateVerifier, PublicKeyVerifier, read_signed_headers
 
 from .test_notify import make_notify, reader
-from .vectors import APIV3_KEY, NOW, PUB_KEY_ID, wechat_key
+from .vectors import APIV3_KEY, NOW, PUB_KEY_ID, load, merchant_key, wechat_key
 from .wechat_server import make_platform_key
 
 UTC = timezone.utc
@@ -141,3 +147,71 @@ def test_a_reply_body_may_be_any_bytes_like_object_and_a_timestamp_has_at_most_1
     with pytest.raises(VerificationError) as err:
         validator.validate({**h, "Wechatpay-Timestamp": "0" + str(NOW).rjust(12, "0")}, body)
     assert err.value.code == "malformed_header"
+
+
+def test_of_two_certificates_the_one_ending_last_names_our_requests_whatever_its_serial():
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    older = make_platform_key(0x7F00, start, datetime(2030, 1, 1, tzinfo=UTC))
+    newer = make_platform_key(0x1E00, start, datetime(2031, 1, 1, tzinfo=UTC), key_no=1)
+    assert PlatformCertificateVerifier([older.certificate, newer.certificate]).preferred_serial == \
+        newer.certificate.serial_no
+
+
+def test_a_ciphertext_with_non_ascii_characters_is_malformed():
+    cipher = ApiV3Cipher(APIV3_KEY)
+    resource = cipher.encrypt_resource(b"{}", associated_data="transaction")
+    with pytest.raises(DecryptError) as err:
+        cipher.decrypt_resource({**resource, "ciphertext": "é" + resource["ciphertext"]})
+    assert err.value.code == "malformed_ciphertext"
+
+
+def test_a_resource_without_associated_data_has_none():
+    cipher = ApiV3Cipher(APIV3_KEY)
+    resource = cipher.encrypt_resource(b'{"a":1}', associated_data="")
+    del resource["associated_data"]
+    assert cipher.decrypt_resource(resource) == b'{"a":1}'
+
+
+def test_a_notify_body_may_be_any_bytes_like_object_up_to_64_kib():
+    h, body = make_notify("TRANSACTION.SUCCESS", json.loads(
+        load("notify-aes-gcm.json")["vectors"][0]["plaintext"]))
+    for kind in (bytes, bytearray, memoryview):
+        assert reader().read(h, kind(body)).event_type == "TRANSACTION.SUCCESS"
+    assert MAX_NOTIFY_BYTES == 64 * 1024
+    with pytest.raises(MessageTooLargeError):
+        reader().read(h, body + b" " * (MAX_NOTIFY_BYTES + 1 - len(body)))
+
+
+def test_a_body_that_is_not_bytes_is_refused_whatever_it_is():
+    with pytest.raises(TypeError):
+        request_message("POST", "/v3/x", 1, "n", [123, 125])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Validator(PublicKeyVerifier(PUB_KEY_ID, wechat_key().public_key()), clock=lambda: NOW).validate(
+            headers(), [123, 125])  # type: ignore[arg-type]
+
+
+def test_the_v3_reply_to_a_refused_notify_is_utf_8_json():
+    assert notify_reply(False, "签名错误") == (500, '{"code":"FAIL","message":"签名错误"}'.encode("utf-8"))
+    assert notify_reply(True) == (204, b"")
+
+
+def test_the_merchant_signer_refuses_what_could_not_sign():
+    key = merchant_key()
+    with pytest.raises(InvalidArgumentError, match="^serial_no must be"):
+        MerchantSigner("1900000109", 'SER"IAL', key)
+    with pytest.raises(InvalidArgumentError, match="^mchid must be"):
+        MerchantSigner("19,00", "SERIAL", key)
+    with pytest.raises(TypeError):
+        MerchantSigner("1900000109", "SERIAL", "-----BEGIN PRIVATE KEY-----")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="^field must be text"):
+        lines_message("a\nb")
+
+
+def test_signature_checks_say_yes_or_no():
+    message = b"1\nn\n{}\n"
+    good = wechat_key().sign(message, padding.PKCS1v15(), hashes.SHA256())
+    assert rsa_verify(wechat_key().public_key(), message, good) is True
+    assert rsa_verify(wechat_key().public_key(), message + b"x", good) is False
+    with pytest.raises(VerificationError) as err:
+        decode_signature(None)  # type: ignore[arg-type]
+    assert err.value.code == "signature_not_base64"
