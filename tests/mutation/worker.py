@@ -126,9 +126,12 @@ def run_job(shadow: Path, job: dict) -> dict:
         _forget_bytecode(target)
     log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
     if status != "timeout":
-        # 1: a test failed; 2: a test module could not even be collected (the mutant broke an import).
+        # 1: a test failed; 2: a test module could not even be collected (the mutant broke an import);
+        # 4 with a conftest that could not be imported: the mutant broke importing the project itself.
         # Anything else (pytest's internal or usage errors, a crash of this runner) judges nothing.
         status = {0: "survived", 1: "killed", 2: "killed"}.get(rc, "error")
+        if rc == 4 and "ImportError while loading conftest" in log:
+            status = "killed"
     failed = FAILED.findall(log)
     return {
         "id": job["id"], "status": status, "rc": rc, "seconds": round(time.monotonic() - started, 2),
