@@ -10,9 +10,6 @@ from __future__ import annotations
 
 EQUIVALENT: dict[str, str] = {
     # -- service/lifecycle.py
-    "service/lifecycle.py::Lifecycle.discard::return::await self.store.delete_if(machine.collection, key, dict(where)) -> None#0":
-        "Its one caller (service/refunds.py, a refund WeChat was never asked for) ignores the result: "
-        "the delete happens either way.",
     # -- service/payments.py, service/payment_notify.py
     "service/payments.py::CONFLICT::string::\"order_state\" -> 'XXorder_stateXX'#0":
         "CONFLICT is unreachable: ORDER_MACHINE lets every state but paid move to paid, so the move to paid "
