@@ -58,7 +58,6 @@ class Confirmation:
     order: Order
     facts: PaymentFacts
     reason: str | None = None  # MISMATCH: amount_mismatch / transaction_mismatch; CONFLICT: order_state
-    double_payment: bool = False
 
     @property
     def paid(self) -> bool:
@@ -121,8 +120,8 @@ class Payments:
             if current.settle_due_at is not None:
                 await self.settle(current)
             return Confirmation(ALREADY_PAID, current, facts)
-        _checkout, double = await self.settle(moved)
-        return Confirmation(CONFIRMED, moved, facts, double_payment=double)
+        await self.settle(moved)
+        return Confirmation(CONFIRMED, moved, facts)
 
     async def settle(self, order: Order) -> tuple[Checkout | None, bool]:
         """What a payment implies beyond the order's own move; then clear

@@ -188,6 +188,12 @@ async def test_the_boundaries_of_giving_up_are_wechat_s_five_minutes_and_the_pre
         report = RunReport(started_at=at_five)
         await checks.check(order, report)
         assert (await services.orders.require(order.out_trade_no)).state == "created" and report.failed == 0
+        # WeChat's five minutes, written out (not our constant): one microsecond past them it is given up.
+        past_five = order.created_at + timedelta(minutes=5, microseconds=1)
+        late = OrderChecks(services.gateway, services.payments, services.lifecycle, services.audit,
+                           now=lambda: past_five)
+        await late.check(await services.orders.require(order.out_trade_no), report)
+        assert (await services.orders.require(order.out_trade_no)).state == "failed" and report.failed == 1
         expiring = replace(order, state="prepaid", prepay_expires_at=at_five, close_requested=False)
         assert checks.should_close(expiring)
         assert not checks.should_close(replace(expiring, prepay_expires_at=at_five + timedelta(microseconds=1)))
@@ -214,5 +220,26 @@ async def test_a_checkout_is_paid_at_the_moment_its_order_was(tmp_path):
         assert confirmation.outcome == CONFIRMED
         order = await services.orders.require(paid["out_trade_no"])
         assert (await services.checkouts.get(checkout["id"])).paid_at == order.paid_at
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_an_order_paid_in_the_instant_before_its_close_is_asked_about_again_at_once(tmp_path):
+    """WeChat refuses the close because the shopper has just paid: the order stays open here and is
+    due for its next check now, so the reconciler records the payment on its next look."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(3950)
+        order = await services.orders.require(paid["out_trade_no"])
+        later = order.created_at + timedelta(minutes=10)
+        assert order.next_check_at != later
+        checks = OrderChecks(services.gateway, services.payments, services.lifecycle, services.audit,
+                             now=lambda: later)
+        report = RunReport(started_at=later)
+        await checks.close(order, report)
+        after = await services.orders.require(order.out_trade_no)
+        assert (after.state, after.next_check_at, report.closed) == (order.state, later, 0)
     finally:
         await running.stop(grace=1)
