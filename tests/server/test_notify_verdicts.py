@@ -130,3 +130,19 @@ async def test_refund_notify_refusals_each_say_why(tmp_path):
         ]
     finally:
         await running.stop(grace=1)
+
+
+async def test_unproven_notifies_beyond_the_source_s_budget_are_told_they_are_rate_limited(tmp_path):
+    """Within the budget a forged notify is refused for its signature (and recorded); beyond it, the
+    reply says why it was not even recorded, so an operator reading it knows it was the limiter."""
+    running = await start_server(tmp_path, **{"notify.refused_per_minute": 2})
+    try:
+        client = Client(running)
+        _checkout, paid = await client.paid_at_wechat_only(2150)
+        forged = client.signed_notify(paid["sim"], key="f" * 32)
+        replies = [_reply(await client.notify(forged)) for _ in range(3)]
+        assert replies[2] == (429, "FAIL", "too many unverified notifies")
+        assert [code for code, _, _ in replies[:2]] == [400, 400]
+        assert len(await _verdicts(running)) == 2  # the third is only counted
+    finally:
+        await running.stop(grace=1)

@@ -285,3 +285,37 @@ async def test_a_proven_notify_refused_for_its_content_is_kept_whole_and_logged(
         assert not any(line.startswith("400 POST /notify/pay") for line in lines), lines
     finally:
         await running.stop(grace=1)
+
+
+def _orderqueries(running) -> int:
+    rows = {r["endpoint"]: r for r in running.services.call_stats.snapshot()}
+    return rows.get("orderquery", {}).get("calls_total", 0)
+
+
+async def test_a_duplicate_that_waited_for_the_first_delivery_is_answered_without_asking_wechat_again(tmp_path):
+    """Two deliveries of one notify at once: the second waits for the first, then finds the order paid
+    in the store, so the burst costs WeChat one orderquery, not one each."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        checkout, paid = await client.paid_at_wechat_only(4750)
+        out_trade_no = paid["out_trade_no"]
+        before = _orderqueries(running)
+        held = pauses.gate("notify.before_mark_paid")
+        first = asyncio.ensure_future(client.notify(client.signed_notify(paid["sim"])))
+        await held.reached()
+        second = asyncio.ensure_future(client.notify(client.signed_notify(paid["sim"])))
+        for _ in range(1000):  # bounded: until the second delivery waits on the first's lock
+            if services.payment_notify._locks._users.get(out_trade_no, 0) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert services.payment_notify._locks._users.get(out_trade_no, 0) == 2
+        held.release()
+        assert [(await first).code, (await second).code] == [200, 200]
+        assert sorted(a["verdict"] for a in await services.audit.latest("notify")) == ["duplicate", "paid"]
+        assert _orderqueries(running) - before == 1
+        assert (await services.checkouts.get(checkout["id"])).status == "paid"
+    finally:
+        pauses.release_gates()
+        await running.stop(grace=1)
