@@ -48,10 +48,6 @@ class Handled:
     verdict: NotifyVerdict
     verified: bool = False
 
-    @property
-    def ok(self) -> bool:
-        return self.verdict.ok
-
 
 DUPLICATE = "duplicate"  # a verified repeat: WeChat's retries, or a replay of a body it signed
 RATE_LIMITED = refused("rate_limited", Outcome.RATE_LIMITED, "too many unverified notifies")

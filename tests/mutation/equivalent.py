@@ -134,4 +134,7 @@ EQUIVALENT: dict[str, str] = {
     "service/notify_endpoint.py::NotifyEndpoint.handle::number::2 -> 3#0":
         "The audit's latency rounded to 1/1000 ms instead of 1/100: a measured duration, noise either way, "
         "and nothing reads it but a person (tests assert no timings).",
+    "service/notify_endpoint.py::NotifyEndpoint.__init__::assign::max_bytes -> None#0":
+        "The server refuses any body over server.max_body_bytes before a handler runs (handlers/body_limit.py) "
+        "and wiring gives the notify services that same limit, so body[:max_bytes] is always the whole body.",
 }

@@ -174,6 +174,7 @@ async def test_a_notify_that_fails_inside_is_answered_internal_error_and_changes
             mongo.fault = None
         fields = parse_xml(r.body, root="xml")
         assert (r.code, fields["return_code"], fields["return_msg"]) == (500, "FAIL", "internal error")
+        assert [a["verdict"] for a in await services.audit.latest("notify")] == ["internal_error"]
         assert (await services.orders.require(paid["out_trade_no"])).state == "prepaid"
         assert (await services.checkouts.get(checkout["id"])).status == "open"
     finally:
@@ -316,6 +317,26 @@ async def test_a_duplicate_that_waited_for_the_first_delivery_is_answered_withou
         assert sorted(a["verdict"] for a in await services.audit.latest("notify")) == ["duplicate", "paid"]
         assert _orderqueries(running) - before == 1
         assert (await services.checkouts.get(checkout["id"])).status == "paid"
+    finally:
+        pauses.release_gates()
+        await running.stop(grace=1)
+
+
+async def test_a_notify_s_audit_record_gives_its_latency_in_milliseconds(tmp_path):
+    """Held for at least 50 ms inside, the notify's recorded latency is at least 50 (milliseconds)."""
+    running = await start_server(tmp_path)
+    services = running.services
+    try:
+        client = Client(running)
+        _checkout, paid = await client.paid_at_wechat_only(4760)
+        held = pauses.gate("notify.before_mark_paid")
+        notifying = asyncio.ensure_future(client.notify(client.signed_notify(paid["sim"])))
+        await held.reached()
+        await asyncio.sleep(0.05)
+        held.release()
+        assert (await notifying).code == 200
+        (record,) = await services.audit.latest("notify")
+        assert record["verdict"] == "paid" and record["latency_ms"] >= 50
     finally:
         pauses.release_gates()
         await running.stop(grace=1)
