@@ -141,8 +141,27 @@ async def test_unproven_notifies_beyond_the_source_s_budget_are_told_they_are_ra
         _checkout, paid = await client.paid_at_wechat_only(2150)
         forged = client.signed_notify(paid["sim"], key="f" * 32)
         replies = [_reply(await client.notify(forged)) for _ in range(3)]
-        assert replies[2] == (429, "FAIL", "too many unverified notifies")
-        assert [code for code, _, _ in replies[:2]] == [400, 400]
+        assert replies == [(400, "FAIL", "signature error")] * 2 + [(429, "FAIL", "too many unverified notifies")]
         assert len(await _verdicts(running)) == 2  # the third is only counted
+    finally:
+        await running.stop(grace=1)
+
+
+async def test_payment_notify_refusals_before_the_order_is_read_each_say_why(tmp_path):
+    """No out_trade_no at all; signed with our key but not with the sign type the order was created
+    with (MD5 here); a refund notify from an appid that is none of ours."""
+    running, client = await _server(tmp_path)
+    try:
+        _checkout, paid = await client.paid_at_wechat_only(2400)
+        r = await client.notify(client.signed_notify(paid["sim"], out_trade_no=None))
+        assert _reply(r) == (400, "FAIL", "missing out_trade_no")
+        r = await client.notify(client.signed_notify(paid["sim"], sign_type="HMAC-SHA256"))
+        assert _reply(r) == (400, "FAIL", "signature error")
+        assert await _verdicts(running) == ["missing_out_trade_no", "bad_signature"]
+        r = await client.notify(build_xml({"return_code": "SUCCESS", "appid": "wx0000000000000000",
+                                           "mch_id": running.settings.wechat.mch_id, "nonce_str": "n" * 16,
+                                           "req_info": "AAAA"}), path="/notify/refund")
+        assert _reply(r) == (400, "FAIL", "appid or mch_id mismatch")
+        assert (await running.services.orders.require(paid["out_trade_no"])).state == "prepaid"
     finally:
         await running.stop(grace=1)
