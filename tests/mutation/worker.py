@@ -127,10 +127,11 @@ def run_job(shadow: Path, job: dict) -> dict:
     log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
     if status != "timeout":
         # 1: a test failed; 2: a test module could not even be collected (the mutant broke an import);
-        # 4 with a conftest that could not be imported: the mutant broke importing the project itself.
+        # 4 with a conftest or a test module that could not be imported (pytest then finds "no collectors"
+        # for the tests asked by id): the mutant broke importing the project, or a test's module-level setup.
         # Anything else (pytest's internal or usage errors, a crash of this runner) judges nothing.
         status = {0: "survived", 1: "killed", 2: "killed"}.get(rc, "error")
-        if rc == 4 and "ImportError while loading conftest" in log:
+        if rc == 4 and ("ImportError while loading conftest" in log or "ERROR collecting" in log):
             status = "killed"
     failed = FAILED.findall(log)
     return {
