@@ -138,8 +138,9 @@ class Worker:
         self.proc.wait(timeout=30)
 
 
-def run_mutants(jobs: list[dict], workers: int, name: str = "") -> dict[str, dict]:
-    """Run ``jobs`` on ``workers`` workers; ``name``: a check run's own copies, no progress file."""
+def run_mutants(jobs: list[dict], workers: int, name: str = "", record: bool = True) -> dict[str, dict]:
+    """Run ``jobs`` on ``workers`` workers, in copies of the tree named ``shadow-<name><n>`` (two runs at
+    once need different names); ``record``: append each result to the progress file."""
     queue: Queue = Queue()
     for job in jobs:
         queue.put(job)
@@ -158,7 +159,7 @@ def run_mutants(jobs: list[dict], workers: int, name: str = "") -> dict[str, dic
                 result = worker.run(job)
                 with lock:
                     results[job["id"]] = result
-                    with open(PROGRESS if not name else os.devnull, "a", encoding="utf-8") as fh:
+                    with open(PROGRESS if record else os.devnull, "a", encoding="utf-8") as fh:
                         fh.write(json.dumps({"key": job.get("key"), "digest": job.get("digest"), **result}) + "\n")
                     done = len(results)
                     if done % 25 == 0 or done == len(jobs):
@@ -187,7 +188,7 @@ def score(rows: list[dict]) -> dict[str, dict[str, int]]:
         equivalent = c["equivalent"]
         table[g.name] = {
             "killed": killed, "non_equivalent": len(mine) - equivalent, "equivalent": equivalent,
-            "total": len(mine), "timeouts": c["timeout"], "survived": c["survived"] + c["no_tests"] + c["error"],
+            "total": len(mine), "timeouts": c["timeout"], "survived": c["survived"] + c["no_tests"] + c["error"] + c["not_run"],
             "seconds": round(sum(r.get("seconds", 0.0) for r in mine)),
         }
     return table
@@ -208,9 +209,9 @@ def write_docs(rows: list[dict], table: dict[str, dict[str, int]], figures: dict
                      f"| {percent(s):.1f}% ({s['killed']}/{s['non_equivalent']}) | {s['seconds']} s |")
     lines.append("")
     lines.append(f"Run time: the seconds spent running the group's mutants (each one's last run, summed; "
-                 f"with {figures['jobs']} workers the wall time is about half). The run that wrote this "
-                 f"table: {figures['mutants']} mutants, coverage pass {figures['coverage_seconds']} s, "
-                 f"mutants {figures['mutant_seconds']} s.")
+                 f"with {figures['jobs']} workers the wall time is about half). {figures['mutants']} mutants"
+                 + (f"; coverage pass {figures['coverage_seconds']} s, mutants {figures['mutant_seconds']} s."
+                    if "coverage_seconds" in figures else f", scored from {figures['from']}."))
     eq = ["| file | line | mutation | why it cannot change behaviour |", "|---|---:|---|---|"]
     for r in sorted((r for r in rows if r["status"] == "equivalent"), key=lambda r: (r["path"], r["line"])):
         change = f"`{_cell(r['original'])}` → `{_cell(r['replacement'])}`"
@@ -235,6 +236,48 @@ def _between(text: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
+def report(groups: list[Group], mutants: list[tuple[Group, Mutant]], write: bool) -> int:
+    """Score every mutant by its last run recorded in the progress file (same mutated file, by digest):
+    the runs of several groups, one after another, make one table. A mutant never run counts as a survivor."""
+    last: dict[str, dict] = {}
+    if PROGRESS.exists():
+        for line in PROGRESS.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry.get("digest"):
+                last[entry["digest"]] = entry
+    sources = {t.path: (ROOT / t.path).read_bytes() for g in groups for t in g.targets}
+    rows = []
+    for g, m in mutants:
+        row = {"group": g.name, **{k: v for k, v in asdict(m).items() if k not in ("start", "end")},
+               "key": m.key, "id": m.id}
+        if m.key in EQUIVALENT:
+            row["status"] = "equivalent"
+        else:
+            entry = last.get(hashlib.sha1(m.apply(sources[m.path])).hexdigest())
+            if entry is None:
+                row["status"] = "not_run"
+            else:
+                row.update(status=entry["status"], killer=entry["killer"], seconds=entry["seconds"])
+        rows.append(row)
+    table = score(rows)
+    figures = {"mutants": len(rows), "jobs": 2, "from": "progress.jsonl (each mutant's last run)"}
+    (OUT / "report.json").write_text(json.dumps({"figures": figures, "scores": table, "mutants": rows}, indent=1),
+                                     encoding="utf-8")
+    left = [r for r in rows if r["status"] not in ("killed", "timeout", "equivalent")]
+    with open(OUT / "report-survivors.txt", "w", encoding="utf-8") as fh:
+        for r in sorted(left, key=lambda r: (r["path"], r["line"])):
+            fh.write(f"{r['id']} {r['path']}:{r['line']} [{r['operator']}] in {r['scope']} ({r['status']})\n"
+                     f"    - {r['original']!r}\n    + {r['replacement']!r}\n")
+    for name, s in table.items():
+        print(f"{name:8} {s['killed']:4}/{s['non_equivalent']:<4} killed ({percent(s):5.1f}%), "
+              f"{s['equivalent']} equivalent, {s['survived']} survived or not run, {s['timeouts']} by timeout, "
+              f"{s['seconds']} s of mutant runs")
+    if write:
+        write_docs(rows, table, figures)
+        print(f"wrote the tables of {DOC}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--group", action="append", choices=[g.name for g in GROUPS])
@@ -248,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the kills recorded in build/mutation/progress.jsonl (same mutated file); run the rest")
     parser.add_argument("--tests", nargs="+", help="with --mutant: run these tests, not the covering ones (no coverage pass)")
+    parser.add_argument("--name", default="", help="name this run's copies of the tree (two runs at once)")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: score every mutant by its last run in build/mutation/progress.jsonl")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     groups = [g for g in GROUPS if not args.group or g.name in args.group]
@@ -261,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(mutants)} mutants in {len(groups)} groups", flush=True)
     if args.tests and not args.mutant:
         parser.error("--tests needs --mutant")
+    if args.report:
+        return report(groups, mutants, write=args.write_docs and not args.group and not args.mutant)
     t0 = time.monotonic()
     cover = ({"durations": {}, "failed": [], "lines": {}, "seconds": 0.0} if args.tests
              else measure_coverage(groups, args.reuse_coverage))
@@ -310,12 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     # Interleave the groups so that an interrupted run has looked at each of them.
     jobs.sort(key=lambda j: j["id"])  # ids are digests: the groups come mixed
     if args.tests:  # a check of given tests against given mutants: report and keep nothing
-        results = run_mutants(jobs, max(1, args.jobs), name="check-")
+        results = run_mutants(jobs, max(1, args.jobs), name=f"check-{args.name}", record=False)
         for job in jobs:
             r = results[job["id"]]
             print(f"{job['id']} {r['status']:9} {r['seconds']:6.1f} s  killer={r['killer']}  {r['tail'][-300:]}")
         return 0
-    results = run_mutants(jobs, max(1, args.jobs)) if jobs else {}
+    results = run_mutants(jobs, max(1, args.jobs), name=args.name) if jobs else {}
     results.update(results_before)
     mutant_seconds = round(time.monotonic() - t1, 1)
     for row in rows:
