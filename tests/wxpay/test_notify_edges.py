@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from wxpay.errors import DecryptError, MessageTooLargeError, ProtocolError, ReturnFailError, SignatureError
+from wxpay.errors import (
+    DecryptError, IdentityMismatchError, MessageTooLargeError, ProtocolError, ReturnFailError, SignatureError,
+)
 from wxpay.notify import MAX_NOTIFY_BYTES, decrypt_refund_notify, read_notify, verify_payment_notify
 from wxpay.refund_crypto import decrypt_req_info, encrypt_req_info
 from wxpay.signing import MD5, resolve_sign_type
@@ -112,3 +114,10 @@ async def test_an_out_trade_no_longer_than_wechat_allows_is_refused_before_its_s
     fields["out_trade_no"] = "W" * 32
     proven = await gateway.read_payment_notify({}, notify_body(fields, key=SIM_KEY))
     assert proven.out_trade_no == "W" * 32
+
+
+@pytest.mark.parametrize("field, other", [("appid", "wx5a1d000000000999"), ("mch_id", "1900000999")])
+def test_a_payment_notify_for_another_merchant_says_which_notify_and_which_field(field, other):
+    with pytest.raises(IdentityMismatchError,
+                       match=f"^Payment notify names another {field} than ours; it is not for this merchant$"):
+        check(notify_body({**FIELDS, field: other}))
