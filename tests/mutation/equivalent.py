@@ -108,8 +108,8 @@ EQUIVALENT: dict[str, str] = {
     "wxpay/signing.py::make_nonce::number::8 -> 9#0":
         "Reads one more random byte per round; the nonce is made of the same uniformly drawn symbols.",
     "wxpay/signing.py::make_nonce::compare::< -> <=#0":
-        "Admits byte 248 (one symbol becomes 5/249 likely instead of 4/248): only a statistical test over "
-        "millions of nonces could see it, and still by chance.",
+        "The loop runs one round more when exactly enough symbols were drawn; only the first `length` are used, "
+        "drawn the same way.",
     "wxpay/v3/verification.py::_header_key::compare::< -> <=#0":
         "The size cap of a cache of header-name spellings (512 or 513): the answer is the same cached or not.",
     "wxpay/v3_gateway.py::V3Gateway._read_event::drop::(VerificationError, MessageTooLargeError) -> (VerificationError,)#0":
@@ -137,4 +137,17 @@ EQUIVALENT: dict[str, str] = {
     "service/notify_endpoint.py::NotifyEndpoint.__init__::assign::max_bytes -> None#0":
         "The server refuses any body over server.max_body_bytes before a handler runs (handlers/body_limit.py) "
         "and wiring gives the notify services that same limit, so body[:max_bytes] is always the whole body.",
+    # -- batch 5 (wxpay V2)
+    "wxpay/signing.py::make_nonce::compare::< -> <=#1":
+        "Admits byte 248 (one symbol becomes 5/249 likely instead of 4/248): only a statistical test over "
+        "millions of nonces could see it, and still by chance.",
+    "wxpay/signing.py::make_nonce::arith::+ -> -#0":
+        "Draws fewer random bytes per round (length-8, not length+8); the loop goes on until enough symbols are "
+        "drawn, each from the same uniform choice.",
+    "wxpay/notify.py::_coupon_field::statement::_OTHER_FIELDS.add(name) -> pass#0":
+        "Only fills a cache of names known not to be coupon fields: without it each name is matched again, "
+        "with the same answer.",
+    "wxpay/notify.py::verify_notify_origin::string::\"\" -> 'XXXX'#0":
+        "The stand-in for a missing sign: '' and 'XXXX' both have a length other than 64, so MD5 is assumed "
+        "either way, and verify() refuses the notify for its missing signature either way.",
 }

@@ -13,7 +13,7 @@ from wxpay.errors import (
 )
 from wxpay.notify import MAX_NOTIFY_BYTES, decrypt_refund_notify, read_notify, verify_payment_notify
 from wxpay.refund_crypto import decrypt_req_info, encrypt_req_info
-from wxpay.signing import MD5, resolve_sign_type
+from wxpay.signing import MD5, resolve_sign_type, sign
 from wxpay.xmlcodec import build_xml
 
 from tests.simulator.pay_server import KEY as SIM_KEY, MCH as SIM_MCH, OA as SIM_APPID, cert_pair, simsrv  # noqa: F401
@@ -53,7 +53,7 @@ def test_a_notify_reporting_failure_carries_wechat_s_own_words():
     with pytest.raises(ReturnFailError) as err:
         verify_payment_notify(read_notify(body), key=KEY, sign_type=MD5, appid=APPID, mch_id=MCH_ID)
     assert (err.value.return_code, err.value.return_msg) == ("FAIL", "签名失败")
-    assert "(WeChat: 签名失败)" in err.value.message
+    assert err.value.message == "Payment notify reports return_code=FAIL; nothing to record (WeChat: 签名失败)"
     with pytest.raises(ReturnFailError) as err:
         verify_payment_notify(read_notify(notify_body({"return_code": "FAIL"})), key=KEY, sign_type=MD5,
                               appid=APPID, mch_id=MCH_ID)
@@ -121,3 +121,26 @@ def test_a_payment_notify_for_another_merchant_says_which_notify_and_which_field
     with pytest.raises(IdentityMismatchError,
                        match=f"^Payment notify names another {field} than ours; it is not for this merchant$"):
         check(notify_body({**FIELDS, field: other}))
+
+
+def test_a_refund_notify_s_repr_does_not_repeat_its_raw_fields():
+    """Each field once in a log line of the notify: the raw mapping, a copy of them all, is left out."""
+    inner = {"transaction_id": "4200777", "out_trade_no": "o1", "refund_id": "r1", "out_refund_no": "R1",
+             "total_fee": "100", "refund_fee": "100", "refund_status": "SUCCESS"}
+    body = build_xml({"return_code": "SUCCESS", "appid": APPID, "mch_id": MCH_ID,
+                      "req_info": encrypt_req_info(build_xml(inner, root="root"), KEY)})
+    notify = decrypt_refund_notify(body, key=KEY, appid=APPID, mch_id=MCH_ID)
+    assert notify.raw["transaction_id"] == "4200777"
+    assert "raw=" not in repr(notify) and repr(notify).count("4200777") == 1
+
+
+def test_req_info_without_an_api_key_is_refused_as_such():
+    req_info = encrypt_req_info(b"<root><a>1</a></root>", KEY)
+    with pytest.raises(DecryptError, match="^No API key configured: cannot decrypt the refund notify$"):
+        decrypt_req_info(req_info, "")
+
+
+def test_a_field_without_a_value_is_left_out_of_the_signature_and_the_fields_after_it_are_not():
+    fields = {"appid": APPID, "attach": None, "body": "cup", "mch_id": MCH_ID}
+    assert sign(fields, KEY) == sign({"appid": APPID, "body": "cup", "mch_id": MCH_ID}, KEY)
+    assert sign(fields, KEY) != sign({"appid": APPID}, KEY)
