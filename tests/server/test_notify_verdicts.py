@@ -65,6 +65,7 @@ async def test_payment_notify_refusals_each_say_why(tmp_path):
         assert verdicts[4:] == ["paid", "transaction_mismatch", "duplicate"]
         order = await running.services.orders.require(out_trade_no)
         assert order.state == "paid" and order.transaction_id == sim["order"]["transaction_id"]
+        assert order.paid_via == "notify"
     finally:
         await running.stop(grace=1)
 
