@@ -150,4 +150,9 @@ EQUIVALENT: dict[str, str] = {
     "wxpay/notify.py::verify_notify_origin::string::\"\" -> 'XXXX'#0":
         "The stand-in for a missing sign: '' and 'XXXX' both have a length other than 64, so MD5 is assumed "
         "either way, and verify() refuses the notify for its missing signature either way.",
+    # -- batch 6 (wxpay V3)
+    "wxpay/v3/signing.py::decode_signature::drop::(binascii.Error, ValueError, TypeError) -> (ValueError, TypeError)#0":
+        "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
+    "wxpay/v3/notify.py::NotifyEvent::drop::PaymentEvent, RefundEvent -> (PaymentEvent,)#0":
+        "A type alias read only by annotations (never by isinstance): it changes nothing that runs.",
 }

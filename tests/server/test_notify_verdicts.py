@@ -66,6 +66,9 @@ async def test_payment_notify_refusals_each_say_why(tmp_path):
         order = await running.services.orders.require(out_trade_no)
         assert order.state == "paid" and order.transaction_id == sim["order"]["transaction_id"]
         assert order.paid_via == "notify"
+        # A verified repeat is recorded by digest only (its first delivery's body is kept), but by its order too.
+        repeats = [a for a in await running.services.audit.latest("notify", limit=50) if a["verdict"] == "duplicate"]
+        assert [a.get("out_trade_no") for a in repeats] == [out_trade_no]
     finally:
         await running.stop(grace=1)
 
@@ -143,7 +146,10 @@ async def test_unproven_notifies_beyond_the_source_s_budget_are_told_they_are_ra
         forged = client.signed_notify(paid["sim"], key="f" * 32)
         replies = [_reply(await client.notify(forged)) for _ in range(3)]
         assert replies == [(400, "FAIL", "signature error")] * 2 + [(429, "FAIL", "too many unverified notifies")]
-        assert len(await _verdicts(running)) == 2  # the third is only counted
+        recorded = await running.services.audit.latest("notify", limit=10)
+        assert len(recorded) == 2  # the third is only counted
+        # Unproven, so only claimed: still, the order it names is kept for whoever looks into it.
+        assert [a.get("out_trade_no") for a in recorded] == [paid["out_trade_no"]] * 2
     finally:
         await running.stop(grace=1)
 

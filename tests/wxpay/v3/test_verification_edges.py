@@ -215,3 +215,18 @@ def test_signature_checks_say_yes_or_no():
     with pytest.raises(VerificationError) as err:
         decode_signature(None)  # type: ignore[arg-type]
     assert err.value.code == "signature_not_base64"
+
+
+def test_a_request_without_a_body_is_signed_as_an_empty_body():
+    """A GET sends no body: its Authorization signs an empty body, the same as passing ``b""``."""
+    from .vectors import MCHID, MERCHANT_SERIAL
+
+    signer = MerchantSigner(MCHID, MERCHANT_SERIAL, merchant_key())
+    implied = signer.authorization("GET", "/v3/certificates", timestamp=1700000000, nonce="NONCE1")
+    assert implied == signer.authorization("GET", "/v3/certificates", b"", timestamp=1700000000, nonce="NONCE1")
+    assert implied != signer.authorization("GET", "/v3/certificates", b"{}", timestamp=1700000000, nonce="NONCE1")
+
+
+def test_a_platform_verifier_refuses_what_is_not_a_certificate():
+    with pytest.raises(TypeError, match="^certificates must be wxpay.v3.keys.Certificate objects"):
+        PlatformCertificateVerifier(["-----BEGIN CERTIFICATE-----"])  # type: ignore[list-item]
