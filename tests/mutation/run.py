@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="keep the kills recorded in build/mutation/progress.jsonl (same mutated file); run the rest")
     parser.add_argument("--tests", nargs="+", help="with --mutant: run these tests, not the covering ones (no coverage pass)")
+    parser.add_argument("--record", action="store_true",
+                        help="with --tests: record the results in the progress file (a kill by a named test counts)")
     parser.add_argument("--name", default="", help="name this run's copies of the tree (two runs at once)")
     parser.add_argument("--report", action="store_true",
                         help="run nothing: score every mutant by its last run in build/mutation/progress.jsonl")
@@ -358,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     # Interleave the groups so that an interrupted run has looked at each of them.
     jobs.sort(key=lambda j: j["id"])  # ids are digests: the groups come mixed
     if args.tests:  # a check of given tests against given mutants: report and keep nothing
-        results = run_mutants(jobs, max(1, args.jobs), name=f"check-{args.name}", record=False)
+        results = run_mutants(jobs, max(1, args.jobs), name=f"check-{args.name}", record=args.record)
         for job in jobs:
             r = results[job["id"]]
             print(f"{job['id']} {r['status']:9} {r['seconds']:6.1f} s  killer={r['killer']}  {r['tail'][-300:]}")
