@@ -155,4 +155,8 @@ EQUIVALENT: dict[str, str] = {
         "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
     "wxpay/v3/notify.py::NotifyEvent::drop::PaymentEvent, RefundEvent -> (PaymentEvent,)#0":
         "A type alias read only by annotations (never by isinstance): it changes nothing that runs.",
+    "wxpay/v3/aead.py::ApiV3Cipher.decrypt::drop::(binascii.Error, ValueError) -> (ValueError,)#0":
+        "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
+    "wxpay/v3/notify.py::NotifyEvent::drop::PaymentEvent, RefundEvent -> (RefundEvent,)#0":
+        "A type alias read only by annotations (never by isinstance): it changes nothing that runs.",
 }
