@@ -215,17 +215,17 @@ def write_docs(rows: list[dict], table: dict[str, dict[str, int]], figures: dict
     eq = ["| file | line | mutation | why it cannot change behaviour |", "|---|---:|---|---|"]
     for r in sorted((r for r in rows if r["status"] == "equivalent"), key=lambda r: (r["path"], r["line"])):
         change = f"`{_cell(r['original'])}` → `{_cell(r['replacement'])}`"
-        eq.append(f"| {r['path']} | {r['line']} | {r['operator']}: {change} | {_cell(EQUIVALENT[r['key']])} |")
+        eq.append(f"| {r['path']} | {r['line']} | {r['operator']}: {change} | {_cell(EQUIVALENT[r['key']], limit=None)} |")
     text = DOC.read_text(encoding="utf-8")
     text = _between(text, "scores", "\n".join(lines))
     text = _between(text, "equivalents", "\n".join(eq))
     DOC.write_text(text, encoding="utf-8")
 
 
-def _cell(text: str) -> str:
+def _cell(text: str, limit: int | None = 70) -> str:
     one = " ".join(text.split())
-    if len(one) > 70:
-        one = one[:69] + "…"
+    if limit is not None and len(one) > limit:
+        one = one[: limit - 1] + "…"
     return one.replace("|", "\\|").replace("`", "'")
 
 
