@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all bench bench-quick binary zipapp clean soak reliability api-docs
+.PHONY: run test test-all bench bench-quick binary zipapp clean soak reliability api-docs mutation
 
 $(STAMP): requirements.txt requirements-test.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ reliability: $(STAMP)    ## the whole battery (slow cases too) and a soak, then 
 	$(BIN)/python -m pytest -m slow tests/server/test_fuzz_api.py
 	$(BIN)/python -m tests.battery.soak --minutes $(MINUTES)
 	$(BIN)/python -m tests.battery.report
+
+MUTATION_STAMP := $(VENV)/.mutation-installed
+$(MUTATION_STAMP): $(STAMP) requirements-mutation.txt
+	$(BIN)/pip install --quiet -r requirements-mutation.txt
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)  ## mutation testing of the state moves, payment confirmation, notifies, signing (docs/MUTATION.md)
+	$(BIN)/python -m tests.mutation.run $(ARGS)
 
 api-docs: $(STAMP)       ## docs/api.md and docs/openapi.json from handlers/openapi.py
 	$(BIN)/python server.py openapi --write-docs

@@ -52,10 +52,6 @@ class Handled:
     verified: bool = False
     api_version: str = "v2"
 
-    @property
-    def ok(self) -> bool:
-        return self.verdict.ok
-
 
 DUPLICATE = "duplicate"  # a verified repeat: WeChat's retries, or a replay of a body it signed
 SIGNTEST_PROBE = "signtest_probe"  # APIv3: WeChat checking that we refuse a WECHATPAY/SIGNTEST/ signature

@@ -70,9 +70,11 @@ class PaymentNotifyService(NotifyEndpoint):
             return proven.verdict
         out_trade_no = seen.key = proven.out_trade_no  # signed by WeChat: trusted as a name from here on
         seen.record = proven.record
+        # Proven before any lookup: a store failure from here on is WeChat's notify unfinished,
+        # never an outsider's for the limiter to count (or refuse).
+        seen.verified = True
         order = await self.orders.get(out_trade_no)
         if order is None:
-            seen.verified = True  # WeChat sent it, for an order we do not have
             return refused("unknown_order", Outcome.UNKNOWN, "unknown order")
         return await self._judged(gateway, proven, order, seen)
 

@@ -60,7 +60,6 @@ class Confirmation:
     order: Order
     facts: PaymentFacts
     reason: str | None = None  # MISMATCH: amount_mismatch / transaction_mismatch; CONFLICT: order_state
-    double_payment: bool = False
 
     @property
     def paid(self) -> bool:
@@ -134,8 +133,8 @@ class Payments:
                 await self.settle(current)
             return Confirmation(ALREADY_PAID, current, facts)
         self.confirmed[via] = self.confirmed.get(via, 0) + 1
-        _checkout, double = await self.settle(moved)
-        return Confirmation(CONFIRMED, moved, facts, double_payment=double)
+        await self.settle(moved)
+        return Confirmation(CONFIRMED, moved, facts)
 
     async def _query(self, out_trade_no: str, timeout: float | None) -> PaymentFacts:
         """The query, recorded in the audit trail (a checkout's timeline shows it)."""

@@ -53,10 +53,12 @@ async def test_every_sibling_that_could_still_be_paid_is_handed_to_the_reconcile
     native = as_json(await desktop.post(f"/pay/{checkout['id']}/prepay", json_body={}, xsrf=True))
     await scan_and_pay(desktop, native["code_url"])
 
-    async def paid() -> bool:
-        return (await services.checkouts.get(checkout["id"])).status == "paid"
+    async def settled() -> bool:
+        """Paid, and the settlement finished (it hands the siblings over after the checkout's move)."""
+        paid_no = (await services.checkouts.get(checkout["id"])).paid_out_trade_no
+        return paid_no is not None and (await services.orders.require(paid_no)).settle_due_at is None
 
-    await wait_for(paid)
+    await wait_for(settled)
     sibling = await services.orders.require(lost.out_trade_no)
     assert sibling.state == "created" and sibling.close_requested and sibling.next_check_at <= services.now()
     # Once WeChat's five minutes have passed, the reconciler closes it there and here.

@@ -12,6 +12,7 @@ from tornado.testing import bind_unused_port
 
 import server
 from wxpay.gateway import RefundRequest
+from wxpay.xmlcodec import build_xml
 from tests.store.conftest import drop_store, make_store
 from wxpay.simulator import demo
 
@@ -246,3 +247,25 @@ async def test_a_refund_that_wechat_closes_or_finds_abnormal(running, base_url, 
     view = await get_checkout(merchant, checkout["id"])
     assert (view["status"], view["refunded_fen"]) == ("paid", 0)
     assert view["refundable_fen"] == {"closed": 900, "needs_attention": 400}[state]
+
+
+async def test_a_repeated_refund_notify_finishes_a_refund_cut_short_before_its_checkout_heard(
+        running, base_url, merchant):
+    """The refund moved to succeeded, then the process stopped before folding it into its checkout:
+    WeChat's next delivery of the notify finishes it (the checkout is refunded) and is a duplicate."""
+    await merchant.post("/_wechat/_sim/faults", json_body={"endpoint": "refund_notify", "kind": "drop", "count": None})
+    checkout = await paid_checkout(merchant, base_url, 650)
+    r = await refund(merchant, checkout["id"], {"amount_fen": 650, "out_refund_no": "rf-cut"})
+    assert r.code == 201 and as_json(r)["state"] == "pending"
+    services = running.services
+    stored = await services.refunds.get("rf-cut")
+    now = services.now()
+    cut = await services.lifecycle.move_refund(stored, "succeeded", settled_at=now, succeeded_at=now, applied=False)
+    assert cut is not None and (await get_checkout(merchant, checkout["id"]))["status"] == "paid"
+    sim = running.simulator
+    again = build_xml(sim.refund_notify_fields(sim.pay.refund_by_no(demo.MCH_ID, "rf-cut")))
+    reply = await merchant.post("/notify/refund", body=again)
+    assert reply.code == 200 and b"SUCCESS" in reply.body
+    assert (await services.audit.latest("refund_notify", limit=1))[0]["verdict"] == "duplicate"
+    view = await get_checkout(merchant, checkout["id"])
+    assert (view["status"], view["refunded_fen"]) == ("refunded", 650)

@@ -91,6 +91,8 @@ async def test_a_checkout_with_more_orders_than_a_page_is_seen_whole_and_every_s
     assert sorted(o.out_trade_no for o in listed) == sorted(o.out_trade_no for o in orders)
     settled, double = await book.paid(orders[0], "4200000001")
     assert settled.status == "paid" and not double
+    # Settling the same payment again (a repeat after a cut-short settlement) finds nothing to do.
+    assert await book.payments.settle(await book.orders.require(orders[0].out_trade_no)) == (None, False)
     siblings = await store.find(ORDERS, {"checkout_id": checkout.id, "close_requested": True}, limit=0)
     assert len(siblings) == 449
 
@@ -165,7 +167,8 @@ async def test_a_payment_after_the_close_is_flagged_and_the_checkout_stays_close
     doc = await store.get(CHECKOUTS, checkout.id)
     assert doc["status"] == "closed" and doc["double_paid"] is True and "paid_out_trade_no" not in doc
     assert heard.calls == [(order.out_trade_no, "closed")]
-    assert [a["reason"] for a in await audit.latest("double_payment")] == ["paid_after_close"]
+    assert [(a["reason"], a["verdict"]) for a in await audit.latest("double_payment")] == [
+        ("paid_after_close", "flagged")]
 
 
 # -- the per-source window -----------------------------------------------------------

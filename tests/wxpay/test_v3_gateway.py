@@ -239,8 +239,13 @@ async def test_a_notify_of_the_other_kind_is_refused_proven(simsrv, inbox):  # n
     payment = await paid_notify(simsrv, inbox, gateway, "kinds00001")
     await gateway.refund(RefundRequest("rf-2", "kinds00001", OA, 990, 10, inbox.url))
     refund = await delivered(simsrv, inbox, "refund", "rf-2")
-    refused(await gateway.read_refund_notify(*payment), "event_mismatch", proven=True)
-    refused(await gateway.read_payment_notify(*refund), "event_mismatch", proven=True)
+    as_refund = await gateway.read_refund_notify(*payment)
+    as_payment = await gateway.read_payment_notify(*refund)
+    refused(as_refund, "event_mismatch", proven=True)
+    refused(as_payment, "event_mismatch", proven=True)
+    # What WeChat's notify log shows the merchant: which kind of notify it was not.
+    assert json.loads(gateway.notify_reply(as_refund.verdict).body) == {"code": "FAIL", "message": "not a refund notify"}
+    assert json.loads(gateway.notify_reply(as_payment.verdict).body) == {"code": "FAIL", "message": "not a payment notify"}
 
 
 async def test_a_payment_notify_is_judged_by_appid_and_mchid_not_by_sign_type(simsrv, inbox):  # noqa: F811

@@ -44,6 +44,7 @@ STATE_DESC = {
     "REFUND": "订单发生过退款",
     "USERPAYING": "需要用户输入支付密码",
     "PAYERROR": "支付失败",
+    "REVOKED": "已撤销",  # WeChat's word for a revoked (micropay) order; the simulator's tests set it
 }
 
 # Fields whose difference makes a repeated out_trade_no "another order" (§4.4).
