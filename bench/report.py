@@ -32,6 +32,12 @@ def _cpu(v: Result | None) -> str:
     return f"{v.extra['server_cpu_ms']:.2f} ms" + (f" (+ {sim:.2f} ms)" if sim is not None else "")
 
 
+def _sched(v: Result | None) -> str:
+    if not v or "server_on_cpu" not in v.extra:
+        return ""
+    return f"{100 * v.extra['server_on_cpu']:.0f}% / {100 * v.extra['server_cpu_wait']:.0f}%"
+
+
 def _errors(v: Result | None) -> str:
     if not v:
         return "—"
@@ -225,14 +231,14 @@ def render(r: dict[str, Any]) -> str:
         "## Results",
         "",
         "| Scenario | Rate | / hello | / relay | p50 / p99 latency | server CPU per request (+ simulator) | "
-        "upstream calls / answers | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "server on a CPU / waiting for one | upstream calls / answers | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(label: str, v: Result | None, to_relay: bool = False) -> str:
         rel = f"{v.rate / relay_rate:.2f}x" if v and to_relay and relay_rate else ""
-        return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {_lat(v)} | {_cpu(v)} | {_upstream(v)} | "
-                f"{_errors(v)} |")
+        return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {_lat(v)} | {_cpu(v)} | {_sched(v)} | "
+                f"{_upstream(v)} | {_errors(v)} |")
 
     lines.append(row("bare Tornado \"hello\" (GET)", hello))
     if again:
@@ -254,6 +260,12 @@ def render(r: dict[str, Any]) -> str:
         "- CPU per request: user + system time of the server's process(es) (for gunicorn, the arbiter and its "
         "worker) from `/proc/PID/stat` over the scenario, divided by the answers; the simulator's in brackets. "
         "It is far less sensitive than rates to other work on a shared machine.",
+        "- Server on a CPU / waiting for one: the seconds the server's threads ran, and the seconds they were "
+        "ready to run but queued behind other processes for a core (`/proc/PID/task/*/schedstat`), each over "
+        "the scenario's wall time (threads add up, so a multi-threaded process can pass 100%). What is left of "
+        "100% for our one-threaded loop is time it slept: waiting on a socket, a timer, a lock or the disk. "
+        "When the two add up to about 100%, the server never waited on anything of its own: its rate is set by "
+        "its CPU per request and by the share of the cores the machine gave it.",
         "- Upstream calls / answers: the calls the simulator counted for that scenario's WeChat endpoint "
         "(`GET /_sim/calls`: `pay/unifiedorder` or `v3/pay/transactions/jsapi` for a prepay, `pay/orderquery` "
         "or the V3 query for a first-time notify) against the answers the generator received. Equal means each "

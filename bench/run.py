@@ -86,6 +86,23 @@ class Proc:
         """user + system CPU time so far of the process and its live children (gunicorn's workers)."""
         return sum(_cpu_seconds(pid) for pid in (self.popen.pid, *_children(self.popen.pid)))
 
+    def sched_seconds(self) -> tuple[float, float]:
+        """Seconds its threads (and its children's) ran on a CPU, and seconds they were ready
+        to run but waited for one (the scheduler's run queue), so far."""
+        ran = waited = 0
+        for pid in (self.popen.pid, *_children(self.popen.pid)):
+            try:
+                tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            except OSError:
+                continue
+            for task in tasks:
+                try:
+                    on_cpu, queued, _ = (task / "schedstat").read_text().split()
+                except (OSError, ValueError):
+                    continue
+                ran, waited = ran + int(on_cpu), waited + int(queued)
+        return ran / 1e9, waited / 1e9
+
 
 def _cpu_seconds(pid: int) -> float:
     try:
@@ -290,8 +307,16 @@ class Bench:
         calls = await sim_calls(sim.port) if sim and upstream else {}
         before = [p.cpu_seconds() for p in watched]
         with self.profile(name, watched):
+            sched, t0 = [p.sched_seconds() for p in watched], time.perf_counter()
             result = await run
+            wall = time.perf_counter() - t0
+            sched = [(a - ran, b - waited) for (a, b), (ran, waited) in zip((p.sched_seconds() for p in watched), sched)]
         spent = [p.cpu_seconds() - b for p, b in zip(watched, before)]
+        # Where the wall time went, as shares of it: on a CPU, or ready to run but waiting
+        # for one (other work on the machine); the rest a thread slept (I/O, a timer, a lock).
+        for key, (ran, waited) in [("server", sched[0])] + ([("sim", sched[-1])] if sim else []):
+            result.extra[f"{key}_on_cpu"] = ran / wall
+            result.extra[f"{key}_cpu_wait"] = waited / wall
         if sim and upstream:
             result.extra["upstream_calls"] = (await sim_calls(sim.port)).get(upstream, 0) - calls.get(upstream, 0)
         n = max(1, result.requests)

@@ -414,9 +414,13 @@ class SQLiteStore(Store):
     def _count_write(self) -> None:
         """Checkpoint on the worker every ``CHECKPOINT_EVERY`` inline writes
         (the loop's connection never checkpoints: that is where SQLite fsyncs).
-        RESTART holds writers off while it runs, so it always finishes and the
-        next write starts the WAL file over instead of growing it; writes
-        meanwhile find the lock taken and queue on the worker behind it. One
+        A PASSIVE pass first copies the bulk of the WAL into the database and
+        fsyncs it while the loop keeps writing inline; then RESTART holds
+        writers off only while it copies what arrived meanwhile, so it always
+        finishes and the next write starts the WAL file over instead of growing
+        it; writes in that short window find the lock taken and queue on the
+        worker behind it. (RESTART alone held them off for the whole copy and
+        its fsyncs: under load every request in flight queued behind it.) One
         that has not even started after as many writes again (a busy loop
         starves the worker of the GIL) gets every write queued behind it."""
         self._writes_since_checkpoint += 1
@@ -433,6 +437,7 @@ class SQLiteStore(Store):
             # (opened without indexes, tables made by the loop's connection)
             # waited out the whole busy timeout in RESTART for itself.
             conn.execute("PRAGMA schema_version").fetchone()
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             self.last_checkpoint = tuple(conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone())
 
     def _checkpointed(self, future: "asyncio.Future[None]") -> None:

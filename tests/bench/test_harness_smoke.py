@@ -50,6 +50,9 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
             assert result["requests"] == orders, (key, scenario)
             assert result["extra"]["upstream_calls"] == orders, (key, scenario)
             assert result["extra"]["server_cpu_ms"] > 0, (key, scenario)
+            # where the wall time went: shares of it on a CPU and queued for one, for the server and the simulator
+            for who in ("server", "sim"):
+                assert result["extra"][f"{who}_on_cpu"] > 0 and result["extra"][f"{who}_cpu_wait"] >= 0, (key, who)
         assert journey["notify_paid_in_store"] == orders, key
     for scenario in ("duplicate", "status"):
         result = figures["sqlite"][scenario]
@@ -67,7 +70,8 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
                  "status poll rate / bare hello rate", "V2 first-time notify: ours / peer",
                  "V3 prepay: ours / peer", "library: notify parse+verify", "library: v3 notify verify+decrypt",
                  "V2 RSS growth", "V3 RSS growth", "| errors over every HTTP row (ours and the peer's) | 0 |",
-                 "| answers without their upstream call at the simulator | 0 rows |"):
+                 "| answers without their upstream call at the simulator | 0 rows |",
+                 "server on a CPU / waiting for one"):
         assert line in text, line
 
 
