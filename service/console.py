@@ -35,6 +35,7 @@ from .webhooks import Webhooks
 
 ACTION_KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")
 YUAN = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")  # ASCII digits: re's [0-9] is, \d would not be
+GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]{1,2})?")  # 1,234.50: commas only between thousands
 FEN = re.compile(r"[0-9]{1,12}")
 EARLIEST_DAY = date(2000, 1, 1)
 
@@ -75,8 +76,13 @@ def check_action_key(key: Any) -> str:
 
 def parse_yuan(text: Any) -> int:
     """``"12.5"`` -> 1250 fen, exactly; anything else is refused."""
-    raw = text.strip().replace(",", "") if isinstance(text, str) else ""
-    raw = raw.removeprefix("¥").strip()
+    raw = text.strip().removeprefix("¥").strip() if isinstance(text, str) else ""
+    if "," in raw:
+        if not GROUPED.fullmatch(raw):  # "1,50" is ¥1.50 to half the world and ¥150 to the other half
+            raise InvalidInput(
+                "invalid_amount", "A comma may only separate thousands (1,234.50); write decimals with a point (1.50)"
+            )
+        raw = raw.replace(",", "")
     if not YUAN.fullmatch(raw):
         raise InvalidInput(
             "invalid_amount", "Type the amount in yuan, digits with at most two decimals (for example 12.50)"
