@@ -28,7 +28,7 @@ from .audit import CONSOLE, Audit
 from .clock import utcnow
 from .closing import Closing
 from .daybook import china_day_of
-from .errors import InvalidInput, ServiceError
+from .errors import Conflict, InvalidInput, ServiceError
 from .models import Checkout, Refund
 from .refunds import RefundService
 from .webhooks import Webhooks
@@ -166,7 +166,9 @@ class Console:
         if type(amount_fen) is not int:
             amount_fen = _fen_field(amount_fen)
         body = _refund_body(amount_fen, reason)
-        self.refunds.validate(body)  # a malformed form is refused before anything is recorded
+        fields = self.refunds.validate(body)  # a malformed form is refused before anything is recorded
+        checkout = await self.refunds.checkouts.get(checkout_id)  # an unknown checkout too
+        await self._still_current(key, refund_key(checkout, amount_fen, fields.get("reason")), "refund")
         if not await self.audit.claim(key, action="refund", checkout_id=checkout_id, amount_fen=amount_fen,
                                       user=who.user, source=who.source):
             return Done(key, False, await self.audit.claimed(key))
@@ -184,6 +186,7 @@ class Console:
 
     async def cancel(self, key: Any, checkout_id: str, who: Operator) -> Done:
         key = check_action_key(key)
+        await self._still_current(key, cancel_key(await self.closing.checkouts.get(checkout_id)), "cancel")
         if not await self.audit.claim(key, action="cancel", checkout_id=checkout_id, user=who.user, source=who.source):
             return Done(key, False, await self.audit.claimed(key))
         try:
@@ -196,6 +199,20 @@ class Console:
             raise
         await self.audit.conclude(key, "done", status=checkout.status)
         return Done(key, True, await self.audit.claimed(key), checkout=checkout)
+
+    async def _still_current(self, key: str, current: str, action: str) -> None:
+        """A confirmation acts on the state it showed, or not at all: a form
+        whose checkout moved since (a refund from the merchant API or another
+        tab, a payment started) or whose hidden fields were edited is
+        refused, unless its key has acted already (then it is a repeat, and
+        the claim says so)."""
+        if key == current or await self.audit.claimed(key) is not None:
+            return
+        raise Conflict(
+            "confirmation_stale",
+            f"The checkout changed since this {action} was reviewed (or the form was altered); nothing was done. "
+            f"Open the checkout again and review the {action} as it stands now",
+        )
 
     async def resend(self, key: Any, event_id: str, who: Operator) -> Done:
         key = check_action_key(key)

@@ -14,6 +14,7 @@ import re
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from service.console import cancel_key, refund_key
 from service.daybook import china_day_of
 from service.models import AUDIT, REFUNDS
 
@@ -107,7 +108,7 @@ async def test_actions_need_the_xsrf_token_even_with_the_setting_off(tmp_path):
         assert (await running.services.checkouts.get(checkout.id)).status == "open"
         assert await console_records(running) == []
         # With the token it goes through.
-        r = await admin.submit(f"/status/checkouts/{checkout.id}/cancel/confirm", {"key": "k" * 32})
+        r = await admin.submit(f"/status/checkouts/{checkout.id}/cancel/confirm", {"key": cancel_key(checkout)})
         assert r.code == 303
         assert (await running.services.checkouts.get(checkout.id)).status == "closed"
     finally:
@@ -223,7 +224,11 @@ async def test_refund_refusals_are_clear_and_change_nothing(running, base_url, m
         assert f"<code>{error}</code>" in page and message in text(page), (fields, text(page)[:400])
         assert 'id="refund-form"' in page  # the form is there to correct it
     # The confirmation step checks again (the page may be stale; the form may be forged).
+    current = await running.services.checkouts.get(cid)
+    too_much = refund_key(current, 99999, None)  # a form whose hidden amount was edited upwards
     r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": "k" * 32, "amount_fen": "99999"})
+    assert r.code == 409 and "confirmation_stale" in r.body.decode()  # not the state any review showed
+    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": too_much, "amount_fen": "99999"})
     assert r.code == 400 and "refund_exceeds_remaining" in r.body.decode()
     for fields, error in [({"key": "short", "amount_fen": "100"}, "invalid_action_key"),
                           ({"key": "m" * 32, "amount_fen": "1e3"}, "invalid_amount"),
@@ -235,8 +240,9 @@ async def test_refund_refusals_are_clear_and_change_nothing(running, base_url, m
     # What reached the claim is recorded with its refusal; what was malformed never was.
     assert [(x["verdict"], x["amount_fen"]) for x in await console_records(running)] == [
         ("refund_exceeds_remaining", 99999)]
-    # A refused confirmation frees its key: the same form, corrected, goes through (once).
-    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": "k" * 32, "amount_fen": "100"})
+    # A refused confirmation frees its key; a corrected form goes through (once).
+    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": refund_key(current, 100, None),
+                                                                       "amount_fen": "100"})
     assert r.code == 303 and not r.headers["Location"].endswith("again=1")
     assert [x.amount_fen for x in await running.services.refunds.for_checkout(cid)] == [100]
     assert sorted((x["verdict"], x["amount_fen"]) for x in await console_records(running)) == [
@@ -273,7 +279,8 @@ async def test_cancel_is_confirmed_then_closes_through_the_merchants_cancel(runn
     paid = await paid_checkout(merchant, base_url, 300)
     r = await admin.submit(f"/status/checkouts/{paid['id']}/cancel", {})
     assert r.code == 409 and "checkout_not_open" in r.body.decode() and "refund it instead" in text(r.body.decode())
-    r = await admin.submit(f"/status/checkouts/{paid['id']}/cancel/confirm", {"key": "p" * 32})
+    r = await admin.submit(f"/status/checkouts/{paid['id']}/cancel/confirm",
+                           {"key": cancel_key(await running.services.checkouts.get(paid["id"]))})
     assert r.code == 409 and "checkout_paid" in r.body.decode()
     assert (await get_checkout(merchant, paid["id"]))["status"] == "paid"
 
