@@ -200,22 +200,23 @@ class Console:
         await self.audit.conclude(key, "done", status=checkout.status)
         return Done(key, True, await self.audit.claimed(key), checkout=checkout)
 
-    async def _still_current(self, key: str, current: str, action: str) -> None:
+    async def _still_current(self, key: str, current: str, action: str, subject: str = "checkout") -> None:
         """A confirmation acts on the state it showed, or not at all: a form
-        whose checkout moved since (a refund from the merchant API or another
-        tab, a payment started) or whose hidden fields were edited is
+        whose checkout or event moved since (a refund from the merchant API or
+        another tab, a payment started, a delivery tried) or whose hidden fields were edited is
         refused, unless its key has acted already (then it is a repeat, and
         the claim says so)."""
         if key == current or await self.audit.claimed(key) is not None:
             return
         raise Conflict(
             "confirmation_stale",
-            f"The checkout changed since this {action} was reviewed (or the form was altered); nothing was done. "
-            f"Open the checkout again and review the {action} as it stands now",
+            f"The {subject} changed since this {action} was shown (or the form was altered); nothing was done. "
+            f"Open the {subject} again and {action} it as it stands now",
         )
 
     async def resend(self, key: Any, event_id: str, who: Operator) -> Done:
         key = check_action_key(key)
+        await self._still_current(key, resend_key(await self.webhooks.get(event_id)), "resend", "event")
         if not await self.audit.claim(key, action="resend_webhook", event_id=event_id[:80], user=who.user,
                                       source=who.source):
             return Done(key, False, await self.audit.claimed(key))

@@ -333,6 +333,12 @@ WEAKNESSES = [
      "`service/console.parse_yuan`: a comma only between groups of three digits (1,234.50); anything else is 400 "
      "`invalid_amount` saying to write decimals with a point.",
      "hostile", "console-refund-amount-decimal-comma"),
+    ("The console's webhook resend had the same two gaps: its key was not checked against the event (an edited "
+     "form or one from before the last delivery attempt still resent), and a resend of an event that does not "
+     "exist kept an audit record each time.",
+     "`service/console.py` reads the event first (`Webhooks.get`: unknown, 404 and nothing recorded) and refuses "
+     "409 `confirmation_stale` a key that is not `resend_key` of the event as it stands (unless it acted already).",
+     "hostile", "console-resend-unknown-event-keeps-no-record"),
 ]
 
 LIMITS = [

@@ -226,6 +226,14 @@ async def test_a_confirmation_acts_on_the_state_it_showed_or_not_at_all(world):
     reply = await post(f"/status/checkouts/{cid}/refund", {"amount": "1,50"})
     results["console-refund-amount-decimal-comma"] = (
         outcome(reply, 400, "invalid_amount", before != await money(cid)), reply.code)
+    # 7. A resend of an event that does not exist keeps no record.
+    records = await console_count(store)
+    replies = [await post(f"/status/webhooks/{event}/resend", {"key": "g" * 32})
+               for event in ("ev_" + "x" * 90, "ev_nope", "nope")]
+    kept = await console_count(store) - records
+    results["console-resend-unknown-event-keeps-no-record"] = (
+        "pass" if [x.code for x in replies] == [404] * 3 and kept == 0 else
+        f"FAIL: {[x.code for x in replies]}, {kept} records kept", kept)
     for case, (result, status) in results.items():
         record("hostile", case, result, status=status)
     assert {case: result for case, (result, _) in results.items() if result != "pass"} == {}

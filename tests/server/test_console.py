@@ -304,6 +304,11 @@ async def test_failed_webhooks_are_listed_and_resent_once(tmp_path):
         page = await admin.page("/status/webhooks")
         assert event_id in page and "HTTP 500" in text(page) and "0 waiting · 1 failed" in text(page)
         key = hidden(page, "key")
+        # A key that is not the event's as it stands (edited, or from before a delivery attempt) does nothing.
+        r = await admin.submit(f"/status/webhooks/{event_id}/resend", {"key": "z" * 32})
+        assert r.code == 409 and "confirmation_stale" in r.body.decode()
+        assert (await running.services.store.get("outbox", event_id)).get("resent", 0) == 0
+        assert await console_records(running) == []
         receiver.fail_all = False
         r = await admin.submit(f"/status/webhooks/{event_id}/resend", {"key": key})
         assert r.code == 303 and r.headers["Location"] == f"/status/webhooks?done={key}"
