@@ -7,11 +7,13 @@ it is done, and done once however often its form is sent; clear refusals
 that change nothing; the day's CSV safe to open in a spreadsheet."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import re
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 from service.console import cancel_key, refund_key
@@ -390,3 +392,27 @@ async def test_status_shows_todays_gross_refunded_and_net(running, base_url, mer
     assert "Net today ¥17.00" in page and f"China day {china_day_of(running.services.now()).isoformat()}" in page
     figures = as_json(await merchant.get("/status.json", headers=ADMIN))  # the JSON view is unchanged
     assert figures["orders_today"]["revenue_fen"] == 2000
+
+
+def readme_console_tour() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("The same tour with `curl`"):]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+async def test_the_readmes_console_tour_runs_as_written(running, base_url, merchant, tmp_path):
+    """The README's curl tour of the console, run by bash against this server (its port for 8000)."""
+
+    checkout, _ = await jsapi_paid(base_url, merchant, 1234, merchant_reference="order-42")
+    script = f"CO={checkout['id']}\n" + readme_console_tour().replace("localhost:8000", base_url)
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, (out.decode(), err.decode())
+    lines = out.decode().splitlines()
+    assert lines[0] == f"/status/checkouts/{checkout['id']}" and lines[1] == "303", lines
+    assert lines[2].startswith("kind,time_utc,") and any(checkout["id"] in line for line in lines[3:]), lines
+    assert [(r.amount_fen, r.reason) for r in await running.services.refunds.for_checkout(checkout["id"])] == [
+        (250, "Chipped")]
