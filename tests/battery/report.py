@@ -339,6 +339,10 @@ WEAKNESSES = [
      "`service/console.py` reads the event first (`Webhooks.get`: unknown, 404 and nothing recorded) and refuses "
      "409 `confirmation_stale` a key that is not `resend_key` of the event as it stands (unless it acted already).",
      "hostile", "console-resend-unknown-event-keeps-no-record"),
+    ("The day's CSV defused a merchant_reference starting with `=` but not one starting with spaces and then `=` "
+     "(`  =HYPERLINK(…)` is a valid reference): a spreadsheet that trims cells on import would run it.",
+     "`handlers/console.cell` looks past leading spaces before deciding a text cell needs its `'`.",
+     "hostile", "console-csv-formula-behind-spaces"),
 ]
 
 LIMITS = [

@@ -237,3 +237,20 @@ async def test_a_confirmation_acts_on_the_state_it_showed_or_not_at_all(world):
     for case, (result, status) in results.items():
         record("hostile", case, result, status=status)
     assert {case: result for case, (result, _) in results.items() if result != "pass"} == {}
+
+
+async def test_the_days_csv_defuses_a_formula_behind_spaces(world):
+    running, c, _paid, admin = world
+    merchant = Browser(c.base)
+    merchant.token_headers = {"Authorization": f"Bearer {c.token}"}  # type: ignore[attr-defined]
+    checkout = await create_checkout(merchant, 100, merchant_reference='  =HYPERLINK("http://evil","y")')
+    desktop, result = await native_prepay(c.base, checkout["id"])
+    await scan_and_pay(desktop, result["code_url"])
+    await wait_status(desktop, checkout["id"], "paid")
+    reply = await admin.get("/status/export.csv", headers=ADMIN)
+    cells = [cell for row in csv.reader(io.StringIO(reply.body.decode())) for cell in row]
+    risky = [cell for cell in cells if cell.lstrip(" ")[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    outcome = ("pass" if reply.code == 200 and not risky and "'  =HYPERLINK(\"http://evil\",\"y\")" in cells
+               else f"FAIL: risky cells {risky[:3]}")
+    record("hostile", "console-csv-formula-behind-spaces", outcome)
+    assert outcome == "pass"
