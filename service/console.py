@@ -63,8 +63,12 @@ def cancel_key(checkout: Checkout) -> str:
 
 
 def resend_key(event: Mapping[str, Any]) -> str:
-    """A failed event's resend button: the same until the event is tried again."""
-    return _state_key("resend", event.get("id"), event.get("attempts"), len(event.get("history") or ()),
+    """A failed event's resend button: the same until the event is tried again.
+    The last attempt's time, not the history's length: the history keeps only the
+    last 10 attempts, so its length stops changing and a second resend would read
+    as a repeat of the first."""
+    history = event.get("history") or [{}]
+    return _state_key("resend", event.get("id"), event.get("attempts"), len(history), history[-1].get("at"),
                       event.get("state"))
 
 

@@ -343,6 +343,12 @@ WEAKNESSES = [
      "(`  =HYPERLINK(…)` is a valid reference): a spreadsheet that trims cells on import would run it.",
      "`handlers/console.cell` looks past leading spaces before deciding a text cell needs its `'`.",
      "hostile", "console-csv-formula-behind-spaces"),
+    ("A failed webhook could be resent from the console only once with the default settings: the Resend "
+     "button's key rested on the length of the event's history, which keeps the last 10 attempts, so after the "
+     "resend failed again (15 attempts) the new button carried the old key and was taken for a repeat: "
+     "\"nothing was done twice\", and nothing was done.",
+     "`service/console.resend_key` includes the last attempt's time, which every new attempt changes.",
+     "hostile", "console-resend-twice-after-history-full"),
 ]
 
 LIMITS = [

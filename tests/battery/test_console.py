@@ -254,3 +254,42 @@ async def test_the_days_csv_defuses_a_formula_behind_spaces(world):
                else f"FAIL: risky cells {risky[:3]}")
     record("hostile", "console-csv-formula-behind-spaces", outcome)
     assert outcome == "pass"
+
+
+async def test_a_failed_event_can_be_resent_more_than_once(tmp_path):
+    """Resend, fail again, resend again...: each resend from the console queues the
+    event (its history keeps 10 attempts, so the key must not rest on its length)."""
+    from tests.server.payments import Receiver, paid_checkout, wait_for, webhook_overrides
+
+    receiver = Receiver()
+    receiver.fail_all = True
+    running = await start_server(tmp_path, **webhook_overrides(
+        receiver, **{"webhooks.max_attempts": 6, "webhooks.retry_base_s": 0.01}))
+    try:
+        c = Client(running)
+        merchant = Browser(c.base)
+        merchant.token_headers = {"Authorization": f"Bearer {c.token}"}  # type: ignore[attr-defined]
+        checkout = await paid_checkout(merchant, c.base, 250)
+        event_id = f"ev_{checkout['id'][3:]}_paid"
+        admin = Browser(c.base)
+        admin_settings = running.settings.admin
+        auth = {"Authorization": "Basic " + base64.b64encode(
+            f"{admin_settings.username}:{admin_settings.password}".encode()).decode()}
+
+        async def failed() -> bool:
+            doc = await running.services.store.get("outbox", event_id)
+            return doc is not None and doc["state"] == "failed"
+
+        resent = []
+        for _ in range(3):  # histories of 6, then 10, then 10 attempts
+            await wait_for(failed)
+            page = await admin.get("/status/webhooks", headers=auth)
+            fields = {"_xsrf": admin.cookies["_xsrf"], "key": review_key(page.body.decode())}
+            await admin.post(f"/status/webhooks/{event_id}/resend", body=urlencode(fields), headers={**auth, **FORM})
+            resent.append((await running.services.store.get("outbox", event_id)).get("resent", 0))
+        outcome = "pass" if resent == [1, 2, 3] else f"FAIL: resent counts {resent}"
+        record("hostile", "console-resend-twice-after-history-full", outcome, resent=resent)
+        assert outcome == "pass"
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()

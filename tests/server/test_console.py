@@ -416,3 +416,36 @@ async def test_the_readmes_console_tour_runs_as_written(running, base_url, merch
     assert lines[2].startswith("kind,time_utc,") and any(checkout["id"] in line for line in lines[3:]), lines
     assert [(r.amount_fen, r.reason) for r in await running.services.refunds.for_checkout(checkout["id"])] == [
         (250, "Chipped")]
+
+
+async def test_an_event_can_be_resent_again_after_its_history_is_full(tmp_path):
+    """An event's history keeps its last 10 attempts: a resend key built from its
+    length repeated once that was full, so the second resend of an event was taken
+    for a repeat of the first and did nothing (with the default 15 attempts, at once)."""
+    receiver = Receiver()
+    receiver.fail_all = True
+    running = await start_server(tmp_path, **webhook_overrides(
+        receiver, **{"webhooks.max_attempts": 6, "webhooks.retry_base_s": 0.01}))
+    try:
+        base = f"http://127.0.0.1:{running.port}"
+        merchant = Browser(base)
+        merchant.token_headers = {"Authorization": "Bearer sandbox-merchant-token"}  # type: ignore[attr-defined]
+        checkout = await paid_checkout(merchant, base, 250)
+        event_id = f"ev_{checkout['id'][3:]}_paid"
+        admin = Operator(base)
+
+        async def failed() -> bool:
+            doc = await running.services.store.get("outbox", event_id)
+            return doc is not None and doc["state"] == "failed"
+
+        for round_ in (1, 2, 3):  # histories of 6, then 10, then 10 attempts
+            await wait_for(failed)
+            page = await admin.page("/status/webhooks")
+            assert hidden(page, "key") == hidden(await admin.page(f"/status/checkouts/{checkout['id']}"), "key")
+            r = await admin.submit(f"/status/webhooks/{event_id}/resend", {"key": hidden(page, "key")})
+            assert r.code == 303 and "again=1" not in r.headers["Location"], round_
+            doc = await running.services.store.get("outbox", event_id)
+            assert doc["resent"] == round_, (round_, doc["resent"])
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()
