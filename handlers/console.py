@@ -238,7 +238,8 @@ def cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return utc_text(value)
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    # Leading spaces too: some spreadsheets trim a cell before reading it (" =1+2" is a merchant_reference).
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
 
 
 def utc_text(moment: datetime) -> str:

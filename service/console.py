@@ -28,13 +28,14 @@ from .audit import CONSOLE, Audit
 from .clock import utcnow
 from .closing import Closing
 from .daybook import china_day_of
-from .errors import InvalidInput, ServiceError
+from .errors import Conflict, InvalidInput, ServiceError
 from .models import Checkout, Refund
 from .refunds import RefundService
 from .webhooks import Webhooks
 
 ACTION_KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")
 YUAN = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")  # ASCII digits: re's [0-9] is, \d would not be
+GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]{1,2})?")  # 1,234.50: commas only between thousands
 FEN = re.compile(r"[0-9]{1,12}")
 EARLIEST_DAY = date(2000, 1, 1)
 
@@ -62,8 +63,12 @@ def cancel_key(checkout: Checkout) -> str:
 
 
 def resend_key(event: Mapping[str, Any]) -> str:
-    """A failed event's resend button: the same until the event is tried again."""
-    return _state_key("resend", event.get("id"), event.get("attempts"), len(event.get("history") or ()),
+    """A failed event's resend button: the same until the event is tried again.
+    The last attempt's time, not the history's length: the history keeps only the
+    last 10 attempts, so its length stops changing and a second resend would read
+    as a repeat of the first."""
+    history = event.get("history") or [{}]
+    return _state_key("resend", event.get("id"), event.get("attempts"), len(history), history[-1].get("at"),
                       event.get("state"))
 
 
@@ -75,8 +80,13 @@ def check_action_key(key: Any) -> str:
 
 def parse_yuan(text: Any) -> int:
     """``"12.5"`` -> 1250 fen, exactly; anything else is refused."""
-    raw = text.strip().replace(",", "") if isinstance(text, str) else ""
-    raw = raw.removeprefix("¥").strip()
+    raw = text.strip().removeprefix("¥").strip() if isinstance(text, str) else ""
+    if "," in raw:
+        if not GROUPED.fullmatch(raw):  # "1,50" is ¥1.50 to half the world and ¥150 to the other half
+            raise InvalidInput(
+                "invalid_amount", "A comma may only separate thousands (1,234.50); write decimals with a point (1.50)"
+            )
+        raw = raw.replace(",", "")
     if not YUAN.fullmatch(raw):
         raise InvalidInput(
             "invalid_amount", "Type the amount in yuan, digits with at most two decimals (for example 12.50)"
@@ -160,7 +170,9 @@ class Console:
         if type(amount_fen) is not int:
             amount_fen = _fen_field(amount_fen)
         body = _refund_body(amount_fen, reason)
-        self.refunds.validate(body)  # a malformed form is refused before anything is recorded
+        fields = self.refunds.validate(body)  # a malformed form is refused before anything is recorded
+        checkout = await self.refunds.checkouts.get(checkout_id)  # an unknown checkout too
+        await self._still_current(key, refund_key(checkout, amount_fen, fields.get("reason")), "refund")
         if not await self.audit.claim(key, action="refund", checkout_id=checkout_id, amount_fen=amount_fen,
                                       user=who.user, source=who.source):
             return Done(key, False, await self.audit.claimed(key))
@@ -178,6 +190,7 @@ class Console:
 
     async def cancel(self, key: Any, checkout_id: str, who: Operator) -> Done:
         key = check_action_key(key)
+        await self._still_current(key, cancel_key(await self.closing.checkouts.get(checkout_id)), "cancel")
         if not await self.audit.claim(key, action="cancel", checkout_id=checkout_id, user=who.user, source=who.source):
             return Done(key, False, await self.audit.claimed(key))
         try:
@@ -191,8 +204,23 @@ class Console:
         await self.audit.conclude(key, "done", status=checkout.status)
         return Done(key, True, await self.audit.claimed(key), checkout=checkout)
 
+    async def _still_current(self, key: str, current: str, action: str, subject: str = "checkout") -> None:
+        """A confirmation acts on the state it showed, or not at all: a form
+        whose checkout or event moved since (a refund from the merchant API or
+        another tab, a payment started, a delivery tried) or whose hidden fields were edited is
+        refused, unless its key has acted already (then it is a repeat, and
+        the claim says so)."""
+        if key == current or await self.audit.claimed(key) is not None:
+            return
+        raise Conflict(
+            "confirmation_stale",
+            f"The {subject} changed since this {action} was shown (or the form was altered); nothing was done. "
+            f"Open the {subject} again and {action} it as it stands now",
+        )
+
     async def resend(self, key: Any, event_id: str, who: Operator) -> Done:
         key = check_action_key(key)
+        await self._still_current(key, resend_key(await self.webhooks.get(event_id)), "resend", "event")
         if not await self.audit.claim(key, action="resend_webhook", event_id=event_id[:80], user=who.user,
                                       source=who.source):
             return Done(key, False, await self.audit.claimed(key))

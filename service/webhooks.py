@@ -246,14 +246,23 @@ class Webhooks:
             docs = await self.store.find(OUTBOX, where, sort=[("created_at", -1)], limit=limit)
         return [public_event(d) for d in docs]
 
-    async def resend(self, event_id_: str) -> dict[str, Any]:
-        """Queue one event again now, with a fresh attempt budget."""
+    async def get(self, event_id_: Any) -> dict[str, Any]:
+        """One event as the admin API shows it; ``NotFound`` for an id that is not one."""
+        return public_event(await self._doc(event_id_))
+
+    async def _doc(self, event_id_: Any) -> dict[str, Any]:
         if not isinstance(event_id_, str) or not event_id_.startswith("ev_") or len(event_id_) > EVENT_ID_MAX:
             raise NotFound("event_not_found", "No such webhook event")
         with store_guard():
             doc = await self.store.get(OUTBOX, event_id_)
-            if doc is None:
-                raise NotFound("event_not_found", "No such webhook event")
+        if doc is None:
+            raise NotFound("event_not_found", "No such webhook event")
+        return doc
+
+    async def resend(self, event_id_: str) -> dict[str, Any]:
+        """Queue one event again now, with a fresh attempt budget."""
+        doc = await self._doc(event_id_)
+        with store_guard():
             doc = await self.store.update_if(
                 OUTBOX, event_id_, {"state": doc["state"], "attempts": doc.get("attempts", 0)},
                 {"state": PENDING, "attempts": 0, "next_attempt_at": self.now(),

@@ -319,6 +319,36 @@ WEAKNESSES = [
      "`service/console.py`: the form's fen and the typed yuan must be ASCII digits (`[0-9]`), or 400 "
      "`invalid_amount`; the same family as the merchant API's digits.",
      "hostile", "console-refund-confirm-amount-fullwidth-digits"),
+    ("The console's confirmation step did not check its key against the checkout: a refund reviewed as \"¥1.00, "
+     "¥11.34 stays refundable\" refunded ¥7.00 when its hidden amount was edited, and a form left open while the "
+     "merchant API refunded ¥5 still acted on the state it no longer showed (a cancel reviewed as \"no WeChat "
+     "order\" likewise). And a confirmation about a checkout that does not exist was recorded before it was "
+     "looked up: each one kept an audit record carrying the URL's id (6 KB each in the test).",
+     "`service/console.py`: the checkout is read first (unknown: 404, nothing recorded), and a key that is not "
+     "`refund_key`/`cancel_key` of the checkout as it stands, with the form's amount and reason, is refused "
+     "409 `confirmation_stale` unless that key has acted already (then it is the repeat it always was).",
+     "hostile", "console-refund-confirm-stale-after-another-refund"),
+    ("The console's yuan parser dropped every comma: \"1,50\" (one yuan fifty to a European hand) was read as "
+     "¥150.00 and \"12,3\" as ¥123.00.",
+     "`service/console.parse_yuan`: a comma only between groups of three digits (1,234.50); anything else is 400 "
+     "`invalid_amount` saying to write decimals with a point.",
+     "hostile", "console-refund-amount-decimal-comma"),
+    ("The console's webhook resend had the same two gaps: its key was not checked against the event (an edited "
+     "form or one from before the last delivery attempt still resent), and a resend of an event that does not "
+     "exist kept an audit record each time.",
+     "`service/console.py` reads the event first (`Webhooks.get`: unknown, 404 and nothing recorded) and refuses "
+     "409 `confirmation_stale` a key that is not `resend_key` of the event as it stands (unless it acted already).",
+     "hostile", "console-resend-unknown-event-keeps-no-record"),
+    ("The day's CSV defused a merchant_reference starting with `=` but not one starting with spaces and then `=` "
+     "(`  =HYPERLINK(…)` is a valid reference): a spreadsheet that trims cells on import would run it.",
+     "`handlers/console.cell` looks past leading spaces before deciding a text cell needs its `'`.",
+     "hostile", "console-csv-formula-behind-spaces"),
+    ("A failed webhook could be resent from the console only once with the default settings: the Resend "
+     "button's key rested on the length of the event's history, which keeps the last 10 attempts, so after the "
+     "resend failed again (15 attempts) the new button carried the old key and was taken for a repeat: "
+     "\"nothing was done twice\", and nothing was done.",
+     "`service/console.resend_key` includes the last attempt's time, which every new attempt changes.",
+     "hostile", "console-resend-twice-after-history-full"),
 ]
 
 LIMITS = [

@@ -10,7 +10,7 @@ from handlers.console import cell, utc_text
 
 @pytest.mark.parametrize("value,written", [
     ("=1+2", "'=1+2"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"), ("\rx", "'\rx"),
-    ("|calc", "'|calc"), ("%0A", "'%0A"), ("SO-1=2", "SO-1=2"), ("", ""), (None, ""), (1234, 1234), (True, "true"),
+    ("|calc", "'|calc"), ("%0A", "'%0A"), (" =1+2", "' =1+2"), ("   @x", "'   @x"), (" a=1", " a=1"), ("SO-1=2", "SO-1=2"), ("", ""), (None, ""), (1234, 1234), (True, "true"),
 ])
 def test_csv_cells_never_start_a_formula(value, written):
     assert cell(value) == written

@@ -7,13 +7,16 @@ it is done, and done once however often its form is sent; clear refusals
 that change nothing; the day's CSV safe to open in a spreadsheet."""
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import re
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
+from service.console import cancel_key, refund_key
 from service.daybook import china_day_of
 from service.models import AUDIT, REFUNDS
 
@@ -107,7 +110,7 @@ async def test_actions_need_the_xsrf_token_even_with_the_setting_off(tmp_path):
         assert (await running.services.checkouts.get(checkout.id)).status == "open"
         assert await console_records(running) == []
         # With the token it goes through.
-        r = await admin.submit(f"/status/checkouts/{checkout.id}/cancel/confirm", {"key": "k" * 32})
+        r = await admin.submit(f"/status/checkouts/{checkout.id}/cancel/confirm", {"key": cancel_key(checkout)})
         assert r.code == 303
         assert (await running.services.checkouts.get(checkout.id)).status == "closed"
     finally:
@@ -223,7 +226,11 @@ async def test_refund_refusals_are_clear_and_change_nothing(running, base_url, m
         assert f"<code>{error}</code>" in page and message in text(page), (fields, text(page)[:400])
         assert 'id="refund-form"' in page  # the form is there to correct it
     # The confirmation step checks again (the page may be stale; the form may be forged).
+    current = await running.services.checkouts.get(cid)
+    too_much = refund_key(current, 99999, None)  # a form whose hidden amount was edited upwards
     r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": "k" * 32, "amount_fen": "99999"})
+    assert r.code == 409 and "confirmation_stale" in r.body.decode()  # not the state any review showed
+    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": too_much, "amount_fen": "99999"})
     assert r.code == 400 and "refund_exceeds_remaining" in r.body.decode()
     for fields, error in [({"key": "short", "amount_fen": "100"}, "invalid_action_key"),
                           ({"key": "m" * 32, "amount_fen": "1e3"}, "invalid_amount"),
@@ -235,8 +242,9 @@ async def test_refund_refusals_are_clear_and_change_nothing(running, base_url, m
     # What reached the claim is recorded with its refusal; what was malformed never was.
     assert [(x["verdict"], x["amount_fen"]) for x in await console_records(running)] == [
         ("refund_exceeds_remaining", 99999)]
-    # A refused confirmation frees its key: the same form, corrected, goes through (once).
-    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": "k" * 32, "amount_fen": "100"})
+    # A refused confirmation frees its key; a corrected form goes through (once).
+    r = await admin.submit(f"/status/checkouts/{cid}/refund/confirm", {"key": refund_key(current, 100, None),
+                                                                       "amount_fen": "100"})
     assert r.code == 303 and not r.headers["Location"].endswith("again=1")
     assert [x.amount_fen for x in await running.services.refunds.for_checkout(cid)] == [100]
     assert sorted((x["verdict"], x["amount_fen"]) for x in await console_records(running)) == [
@@ -273,7 +281,8 @@ async def test_cancel_is_confirmed_then_closes_through_the_merchants_cancel(runn
     paid = await paid_checkout(merchant, base_url, 300)
     r = await admin.submit(f"/status/checkouts/{paid['id']}/cancel", {})
     assert r.code == 409 and "checkout_not_open" in r.body.decode() and "refund it instead" in text(r.body.decode())
-    r = await admin.submit(f"/status/checkouts/{paid['id']}/cancel/confirm", {"key": "p" * 32})
+    r = await admin.submit(f"/status/checkouts/{paid['id']}/cancel/confirm",
+                           {"key": cancel_key(await running.services.checkouts.get(paid["id"]))})
     assert r.code == 409 and "checkout_paid" in r.body.decode()
     assert (await get_checkout(merchant, paid["id"]))["status"] == "paid"
 
@@ -297,6 +306,11 @@ async def test_failed_webhooks_are_listed_and_resent_once(tmp_path):
         page = await admin.page("/status/webhooks")
         assert event_id in page and "HTTP 500" in text(page) and "0 waiting · 1 failed" in text(page)
         key = hidden(page, "key")
+        # A key that is not the event's as it stands (edited, or from before a delivery attempt) does nothing.
+        r = await admin.submit(f"/status/webhooks/{event_id}/resend", {"key": "z" * 32})
+        assert r.code == 409 and "confirmation_stale" in r.body.decode()
+        assert (await running.services.store.get("outbox", event_id)).get("resent", 0) == 0
+        assert await console_records(running) == []
         receiver.fail_all = False
         r = await admin.submit(f"/status/webhooks/{event_id}/resend", {"key": key})
         assert r.code == 303 and r.headers["Location"] == f"/status/webhooks?done={key}"
@@ -378,3 +392,60 @@ async def test_status_shows_todays_gross_refunded_and_net(running, base_url, mer
     assert "Net today ¥17.00" in page and f"China day {china_day_of(running.services.now()).isoformat()}" in page
     figures = as_json(await merchant.get("/status.json", headers=ADMIN))  # the JSON view is unchanged
     assert figures["orders_today"]["revenue_fen"] == 2000
+
+
+def readme_console_tour() -> str:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("The same tour with `curl`"):]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+async def test_the_readmes_console_tour_runs_as_written(running, base_url, merchant, tmp_path):
+    """The README's curl tour of the console, run by bash against this server (its port for 8000)."""
+
+    checkout, _ = await jsapi_paid(base_url, merchant, 1234, merchant_reference="order-42")
+    script = f"CO={checkout['id']}\n" + readme_console_tour().replace("localhost:8000", base_url)
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-euo", "pipefail", "-c", script, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, (out.decode(), err.decode())
+    lines = out.decode().splitlines()
+    assert lines[0] == f"/status/checkouts/{checkout['id']}" and lines[1] == "303", lines
+    assert lines[2].startswith("kind,time_utc,") and any(checkout["id"] in line for line in lines[3:]), lines
+    assert [(r.amount_fen, r.reason) for r in await running.services.refunds.for_checkout(checkout["id"])] == [
+        (250, "Chipped")]
+
+
+async def test_an_event_can_be_resent_again_after_its_history_is_full(tmp_path):
+    """An event's history keeps its last 10 attempts: a resend key built from its
+    length repeated once that was full, so the second resend of an event was taken
+    for a repeat of the first and did nothing (with the default 15 attempts, at once)."""
+    receiver = Receiver()
+    receiver.fail_all = True
+    running = await start_server(tmp_path, **webhook_overrides(
+        receiver, **{"webhooks.max_attempts": 6, "webhooks.retry_base_s": 0.01}))
+    try:
+        base = f"http://127.0.0.1:{running.port}"
+        merchant = Browser(base)
+        merchant.token_headers = {"Authorization": "Bearer sandbox-merchant-token"}  # type: ignore[attr-defined]
+        checkout = await paid_checkout(merchant, base, 250)
+        event_id = f"ev_{checkout['id'][3:]}_paid"
+        admin = Operator(base)
+
+        async def failed() -> bool:
+            doc = await running.services.store.get("outbox", event_id)
+            return doc is not None and doc["state"] == "failed"
+
+        for round_ in (1, 2, 3):  # histories of 6, then 10, then 10 attempts
+            await wait_for(failed)
+            page = await admin.page("/status/webhooks")
+            assert hidden(page, "key") == hidden(await admin.page(f"/status/checkouts/{checkout['id']}"), "key")
+            r = await admin.submit(f"/status/webhooks/{event_id}/resend", {"key": hidden(page, "key")})
+            assert r.code == 303 and "again=1" not in r.headers["Location"], round_
+            doc = await running.services.store.get("outbox", event_id)
+            assert doc["resent"] == round_, (round_, doc["resent"])
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()

@@ -11,7 +11,7 @@ from service.errors import InvalidInput
 
 @pytest.mark.parametrize("typed,fen", [
     ("12", 1200), ("12.5", 1250), ("12.50", 1250), ("0.01", 1), (" 7.3 ", 730), ("¥1,234.56", 123456),
-    ("999999999.99", 99999999999),
+    ("999999999.99", 99999999999), ("1,000", 100000), ("12,345,678.9", 1234567890),
 ])
 def test_yuan_become_exact_fen(typed, fen):
     assert parse_yuan(typed) == fen
@@ -25,6 +25,14 @@ def test_anything_else_is_refused(typed):
     with pytest.raises(InvalidInput) as caught:
         parse_yuan(typed)
     assert caught.value.code == "invalid_amount"
+
+
+@pytest.mark.parametrize("typed", ["1,50", "12,3", "1,00", "1,0000", ",100", "100,", "1,,000", "1,000,00", "1.000,50"])
+def test_a_comma_that_is_not_a_thousands_separator_is_refused_not_dropped(typed):
+    """Dropping every comma read "1,50" (one yuan fifty, to a European hand) as ¥150."""
+    with pytest.raises(InvalidInput) as caught:
+        parse_yuan(typed)
+    assert caught.value.code == "invalid_amount" and "comma" in caught.value.message
 
 
 def test_a_day_is_a_calendar_date_up_to_tomorrow():
