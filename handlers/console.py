@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from service import daybook
 from service.console import Operator, cancel_key, check_action_key, parse_day, refund_key, resend_key
-from service.errors import Conflict, InvalidInput, NotFound, ServiceError
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceError
 from service.models import OPEN
 from service.timeline import Money
 from service.webhooks import FAILED
@@ -250,12 +250,19 @@ def utc_text(moment: datetime) -> str:
 class ExportHandler(ConsoleHandler):
     """One China day's payments, then its refunds (service/daybook.py's rule), as CSV."""
 
+    # A browser says where a request came from; another site's <img> or link must not make the
+    # admin's browser (holding its Basic credentials) scan a day and write an audit record.
+    SAME_SITE = ("same-origin", "none")  # our own page's form; typed or bookmarked (curl sends none)
+
     async def get(self) -> None:
         console = self.services.console
         try:
+            if self.request.headers.get("Sec-Fetch-Site", "none") not in self.SAME_SITE:
+                raise Forbidden("cross_site_export", "The export is only made from the console's own page: "
+                                "open /status and use its Export form.")
             day = parse_day(self.get_query_argument("day", ""), today=console.today())
         except ServiceError as exc:
-            self.page("console_search.html", 400, query="", result=None, problem=exc)
+            self.page("console_search.html", STATUS_BY_KIND.get(exc.kind, 400), query="", result=None, problem=exc)
             return
         await console.exported(day, self.operator())
         self.set_header("Content-Type", "text/csv; charset=utf-8")

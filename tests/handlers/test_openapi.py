@@ -278,7 +278,7 @@ def test_every_code_raised_anywhere_is_in_the_table_with_its_status():
                  "admin_auth_required", "too_many_login_attempts", "trade_type_not_allowed",
                  # the operator's console under /status (handlers/console.py)
                  "invalid_search", "search_too_long", "invalid_action_key", "invalid_day", "checkout_not_open",
-                 "confirmation_stale"}
+                 "confirmation_stale", "cross_site_export"}
     assert not page_only & set(openapi.ERRORS)
     for code, statuses in sites.items():
         if code in page_only:

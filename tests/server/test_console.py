@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from service.audit import CONSOLE
 from service.console import cancel_key, refund_key
 from service.daybook import china_day_of
 from service.models import AUDIT, REFUNDS
@@ -362,6 +363,14 @@ async def test_the_days_export_is_a_china_day_in_fen_and_safe_in_a_spreadsheet(r
     assert all(x["time_utc"].endswith("Z") and china_day_of_text(x["time_china"]) == today for x in rows)
     for cell_text in (v for x in rows for v in x.values()):
         assert not cell_text.startswith(("=", "+", "-", "@")), cell_text
+    # Another site cannot make the admin's browser export (its <img> or link): refused, nothing recorded.
+    exports = len(await running.services.audit.latest(CONSOLE, limit=100))
+    for site in ("cross-site", "same-site"):
+        refused = await admin.get("/status/export.csv", headers={**ADMIN, "Sec-Fetch-Site": site})
+        assert refused.code == 403 and b"cross_site_export" in refused.body and b"HYPERLINK" not in refused.body
+    assert len(await running.services.audit.latest(CONSOLE, limit=100)) == exports
+    ours = await admin.get("/status/export.csv", headers={**ADMIN, "Sec-Fetch-Site": "same-origin"})
+    assert ours.code == 200 and ours.body == r.body
     # The same day named, another day (empty), and what is no day.
     assert (await admin.get(f"/status/export.csv?day={today.isoformat()}", headers=ADMIN)).body == r.body
     earlier = await admin.get(f"/status/export.csv?day={(today - timedelta(days=3)).isoformat()}", headers=ADMIN)
@@ -370,8 +379,8 @@ async def test_the_days_export_is_a_china_day_in_fen_and_safe_in_a_spreadsheet(r
         bad = await admin.get("/status/export.csv?" + urlencode({"day": day}), headers=ADMIN)
         assert bad.code == 400 and "invalid_day" in bad.body.decode(), day
     exports = [x for x in await console_records(running) if x["action"] == "export"]
-    assert [(x["user"], x["day"], x["verdict"]) for x in exports] == [("admin", today.isoformat(), "done")] * 2 + [
-        ("admin", (today - timedelta(days=3)).isoformat(), "done")]
+    assert [(x["user"], x["day"], x["verdict"]) for x in exports] == [("admin", today.isoformat(), "done")] * 3 + [
+        ("admin", (today - timedelta(days=3)).isoformat(), "done")]  # the refused cross-site ones are not
 
 
 def china_day_of_text(text_: str):
