@@ -129,6 +129,7 @@ async def run(minutes: float, concurrency: int, seed: int, workdir: Path, extern
         "WXPAY_WEBHOOKS_POLL_INTERVAL_S": "0.2", "WXPAY_WEBHOOKS_RETRY_BASE_S": "0.5",
         "WXPAY_LOG_LEVEL": "WARNING",
         "WXPAY_CHECKOUT_ORDERS_PER_IP": "0",  # every virtual shopper comes from 127.0.0.1
+        "WXPAY_OAUTH_SIGN_INS_PER_IP": "0",  # likewise: the sign-in quota per source would refuse them
     }
     sim_proc = None
     base = f"http://127.0.0.1:{port}"
