@@ -231,3 +231,10 @@ def test_notify_reply_shapes():
     assert notify_reply(True) == (204, b"")
     status, body = notify_reply(False, "签名错误")
     assert status == 500 and json.loads(body) == {"code": "FAIL", "message": "签名错误"}
+
+
+@pytest.mark.parametrize("message", [None, ""])
+def test_a_failure_reply_always_carries_a_message(message):
+    """WeChat's failure reply requires a non-empty message: without one of ours, the word FAIL."""
+    status, body = notify_reply(False, message)
+    assert status == 500 and json.loads(body) == {"code": "FAIL", "message": "FAIL"}
