@@ -153,6 +153,11 @@ EQUIVALENT: dict[str, str] = {
     # -- batch 6 (wxpay V3)
     "wxpay/v3/signing.py::decode_signature::drop::(binascii.Error, ValueError, TypeError) -> (ValueError, TypeError)#0":
         "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
+    "wxpay/v3/signing.py::decode_signature::bool::True -> False#0":
+        "The re-encoding check decides alone: a text is kept only if b2a_base64 of its bytes writes it back "
+        "exactly, and what b2a_base64 writes is canonical base64, which strict decoding reads to the same bytes; "
+        "any text the lenient decoder reads differently (stray characters, data after padding) re-encodes to "
+        "other text and is refused either way (300,000 random texts over the alphabet, '=' and junk agree).",
     "wxpay/v3/notify.py::NotifyEvent::drop::PaymentEvent, RefundEvent -> (PaymentEvent,)#0":
         "A type alias read only by annotations (never by isinstance): it changes nothing that runs.",
     "wxpay/v3/aead.py::ApiV3Cipher.decrypt::drop::(binascii.Error, ValueError) -> (ValueError,)#0":
