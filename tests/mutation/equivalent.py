@@ -20,6 +20,18 @@ EQUIVALENT: dict[str, str] = {
         "Only an optimisation: with None, _confirm reads the same order again from the store; the "
         "compare-and-set decides the outcome either way.",
     # -- defaults the server never uses (wiring/services.py passes every one)
+    "service/payment_notify.py::CONFIRM_TIMEOUT_S::number::3.0 -> 4.0#0":
+        "The default of PaymentNotifyService's confirm_timeout, which wiring/services.py always overrides with "
+        "notify.confirm_timeout_s (config/settings.py holds the server's 3 s default).",
+    "service/payments.py::Payments.confirm::number::0 -> 1#0":
+        "The default of confirmed.get(via, 0), never used: confirmed holds NOTIFY and RECONCILER from the "
+        "constructor on, and those are the only two values of via (payment_notify.py, order_checks.py).",
+    "service/notify_endpoint.py::Handled.api_version::string::\"v2\" -> 'XXv2XX'#0":
+        "A dataclass default never used: each of the four places that build a Handled (NotifyEndpoint.handle) "
+        "passes api_version.",
+    "service/notify_endpoint.py::Seen.api_version::string::\"v2\" -> 'XXv2XX'#0":
+        "Overwritten before anything can fail: the first statement of both notify services' _handle sets it "
+        "from Gateways.for_notify, which only looks at the first byte of the body (bytes) and cannot raise.",
     "service/payment_notify.py::PaymentNotifyService.__init__::number::64 -> 65#0":
         "A default of max_bytes that wiring/services.py always overrides; besides, the gateway refuses any body "
         "over its own limit (32 KiB V2, 64 KiB V3) first, so the audit's cut never applies.",
