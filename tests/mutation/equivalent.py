@@ -165,6 +165,12 @@ EQUIVALENT: dict[str, str] = {
     # -- batch 6 (wxpay V3)
     "wxpay/v3/signing.py::decode_signature::drop::(binascii.Error, ValueError, TypeError) -> (ValueError, TypeError)#0":
         "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
+    "wxpay/v3/notify.py::PaymentEvent.plaintext::string::b\"\" -> b'XXXX'#0":
+        "A default never used: the one builder of a PaymentEvent (NotifyReader) always passes the decrypted "
+        "resource as plaintext.",
+    "wxpay/v3/notify.py::RefundEvent.plaintext::string::b\"\" -> b'XXXX'#0":
+        "A default never used: the one builder of a RefundEvent (NotifyReader) always passes the decrypted "
+        "resource as plaintext.",
     "wxpay/v3/signing.py::decode_signature::bool::True -> False#0":
         "The re-encoding check decides alone: a text is kept only if b2a_base64 of its bytes writes it back "
         "exactly, and what b2a_base64 writes is canonical base64, which strict decoding reads to the same bytes; "
