@@ -20,6 +20,18 @@ EQUIVALENT: dict[str, str] = {
         "Only an optimisation: with None, _confirm reads the same order again from the store; the "
         "compare-and-set decides the outcome either way.",
     # -- defaults the server never uses (wiring/services.py passes every one)
+    "service/payment_notify.py::CONFIRM_TIMEOUT_S::number::3.0 -> 4.0#0":
+        "The default of PaymentNotifyService's confirm_timeout, which wiring/services.py always overrides with "
+        "notify.confirm_timeout_s (config/settings.py holds the server's 3 s default).",
+    "service/payments.py::Payments.confirm::number::0 -> 1#0":
+        "The default of confirmed.get(via, 0), never used: confirmed holds NOTIFY and RECONCILER from the "
+        "constructor on, and those are the only two values of via (payment_notify.py, order_checks.py).",
+    "service/notify_endpoint.py::Handled.api_version::string::\"v2\" -> 'XXv2XX'#0":
+        "A dataclass default never used: each of the four places that build a Handled (NotifyEndpoint.handle) "
+        "passes api_version.",
+    "service/notify_endpoint.py::Seen.api_version::string::\"v2\" -> 'XXv2XX'#0":
+        "Overwritten before anything can fail: the first statement of both notify services' _handle sets it "
+        "from Gateways.for_notify, which only looks at the first byte of the body (bytes) and cannot raise.",
     "service/payment_notify.py::PaymentNotifyService.__init__::number::64 -> 65#0":
         "A default of max_bytes that wiring/services.py always overrides; besides, the gateway refuses any body "
         "over its own limit (32 KiB V2, 64 KiB V3) first, so the audit's cut never applies.",
@@ -153,6 +165,17 @@ EQUIVALENT: dict[str, str] = {
     # -- batch 6 (wxpay V3)
     "wxpay/v3/signing.py::decode_signature::drop::(binascii.Error, ValueError, TypeError) -> (ValueError, TypeError)#0":
         "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
+    "wxpay/v3/notify.py::PaymentEvent.plaintext::string::b\"\" -> b'XXXX'#0":
+        "A default never used: the one builder of a PaymentEvent (NotifyReader) always passes the decrypted "
+        "resource as plaintext.",
+    "wxpay/v3/notify.py::RefundEvent.plaintext::string::b\"\" -> b'XXXX'#0":
+        "A default never used: the one builder of a RefundEvent (NotifyReader) always passes the decrypted "
+        "resource as plaintext.",
+    "wxpay/v3/signing.py::decode_signature::bool::True -> False#0":
+        "The re-encoding check decides alone: a text is kept only if b2a_base64 of its bytes writes it back "
+        "exactly, and what b2a_base64 writes is canonical base64, which strict decoding reads to the same bytes; "
+        "any text the lenient decoder reads differently (stray characters, data after padding) re-encodes to "
+        "other text and is refused either way (300,000 random texts over the alphabet, '=' and junk agree).",
     "wxpay/v3/notify.py::NotifyEvent::drop::PaymentEvent, RefundEvent -> (PaymentEvent,)#0":
         "A type alias read only by annotations (never by isinstance): it changes nothing that runs.",
     "wxpay/v3/aead.py::ApiV3Cipher.decrypt::drop::(binascii.Error, ValueError) -> (ValueError,)#0":

@@ -129,6 +129,9 @@ async def test_status_figures_after_payments_in_all_three_views(running, base_ur
     assert scraped[("wxpay_notifies_total", notify + (("result", "accepted"), ("verdict", "paid"),
                                                       ("verified", "yes")))] == 2
     assert scraped[("wxpay_payments_confirmed_total", (("via", "notify"),))] == 2
+    # Both series exist from the start: an alert on the reconciler's confirmations sees 0, not no data.
+    assert scraped[("wxpay_payments_confirmed_total", (("via", "reconciler"),))] == 0
+    assert figures["payments_confirmed"] == {"notify": 2, "reconciler": 0}
     assert scraped[("wxpay_store_up", ())] == 1
     assert scraped[("wxpay_info", (("mode", "sandbox"), ("store", "sqlite"), ("version", server.VERSION)))] == 1
 

@@ -101,6 +101,12 @@ async def test_a_notify_of_a_version_without_keys_is_refused_in_its_own_form(run
     (record,) = await notifies(running)
     assert (record["verdict"], record["api_version"], record["verified"]) == ("api_version_not_configured", "v3", False)
     assert "raw" not in record  # unproven: a digest only
+    # A refund notify of that version alike.
+    r = await merchant.post("/notify/refund", body=body, headers={"Content-Type": "application/json",
+                                                                 "Wechatpay-Serial": demo.PUBLIC_KEY_ID})
+    assert refused("v3", r, 400) and json.loads(r.body)["message"] == "APIv3 is not configured here"
+    (record,) = await notifies(running, "refund_notify")
+    assert (record["verdict"], record["api_version"], record["verified"]) == ("api_version_not_configured", "v3", False)
 
 
 async def test_platform_certificates_are_downloaded_at_start_and_kept_in_the_store(tmp_path):

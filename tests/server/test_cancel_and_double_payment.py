@@ -72,6 +72,10 @@ async def test_cancel_calls_closeorder_once_the_order_is_old_enough(running, bas
     assert sim["trade_state"] == "CLOSED"
     closes = [c for c in running.services.call_stats.snapshot() if "close" in c["endpoint"]]
     assert [c["calls_total"] for c in closes] == [1] and (api_version == "v3") == closes[0]["endpoint"].startswith("v3")
+    # The close is in the audit trail under its order (the checkout's timeline shows it).
+    calls = await services.audit.latest("wechat_call", limit=50)
+    assert [(c["endpoint"], c["verdict"], c["api_version"]) for c in calls if c.get("out_trade_no") == no
+            and c["endpoint"] == "close_order"] == [("close_order", "ok", api_version)]
 
 
 @BOTH_VERSIONS

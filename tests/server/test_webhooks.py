@@ -223,6 +223,25 @@ async def test_a_marker_left_by_a_crash_is_swept_into_the_outbox(tmp_path):
         receiver.stop()
 
 
+async def test_a_payment_is_announced_at_once_not_left_to_the_sweep(tmp_path):
+    """Settling a payment writes its event and wakes the sender: the merchant hears within the
+    test's bounded wait although the next poll (and so the next sweep) is an hour away."""
+    receiver = Receiver()
+    running = await start_server(tmp_path, **webhook_overrides(receiver, **{"webhooks.poll_interval_s": 3600}))
+    try:
+        merchant = api(f"http://127.0.0.1:{running.port}")
+        checkout = await paid_checkout(merchant, merchant.base, 300)
+
+        async def delivered() -> bool:
+            return receiver.successes() == {f"ev_{checkout['id'][3:]}_paid": 1}
+
+        await wait_for(delivered)
+        assert await running.services.store.count("checkouts", {"outbox_due_at": {"$ne": None}}) == 0
+    finally:
+        await running.stop(grace=2)
+        receiver.stop()
+
+
 # --- the signature ------------------------------------------------------------------------
 
 

@@ -45,6 +45,14 @@ def test_the_apiv3_key_must_be_32_bytes(key):
     assert "32" in exc.value.message
 
 
+def test_an_unset_key_is_reported_as_empty():
+    """No length to report for a key that is not text (an unset setting): the operator reads 'got 0'."""
+    with pytest.raises(ConfigError) as exc:
+        ApiV3Cipher(None)
+    assert exc.value.code == "bad_apiv3_key"
+    assert "got 0:" in exc.value.message
+
+
 def test_repr_hides_the_key():
     assert APIV3_KEY not in repr(ApiV3Cipher(APIV3_KEY))
 
@@ -71,9 +79,11 @@ def test_malformed_resources_are_decrypt_errors_with_codes(change, code):
     assert exc.value.code == code
 
 
-def test_a_resource_must_be_an_object():
-    with pytest.raises(DecryptError):
-        ApiV3Cipher(APIV3_KEY).decrypt_resource(["not", "an", "object"])
+@pytest.mark.parametrize("resource", [["not", "an", "object"], "AEAD_AES_256_GCM", None, 12])
+def test_a_resource_must_be_an_object(resource):
+    with pytest.raises(DecryptError) as exc:
+        ApiV3Cipher(APIV3_KEY).decrypt_resource(resource)
+    assert exc.value.code == "malformed_ciphertext"
 
 
 def test_encrypt_resource_round_trips_with_a_fresh_nonce():

@@ -231,3 +231,24 @@ def test_notify_reply_shapes():
     assert notify_reply(True) == (204, b"")
     status, body = notify_reply(False, "签名错误")
     assert status == 500 and json.loads(body) == {"code": "FAIL", "message": "签名错误"}
+
+
+@pytest.mark.parametrize("message", [None, ""])
+def test_a_failure_reply_always_carries_a_message(message):
+    """WeChat's failure reply requires a non-empty message: without one of ours, the word FAIL."""
+    status, body = notify_reply(False, message)
+    assert status == 500 and json.loads(body) == {"code": "FAIL", "message": "FAIL"}
+
+
+def test_an_event_keeps_the_decrypted_resource_out_of_its_repr_and_its_equality():
+    """The plaintext (the payer's openid, amounts) never reaches a log line through repr(event);
+    and it is the bytes as sent, so two events that differ only in its spelling are the same event."""
+    import dataclasses
+
+    for event_type, resource in (("TRANSACTION.SUCCESS", TRANSACTION), ("REFUND.SUCCESS", REFUND)):
+        headers, body = make_notify(event_type, resource)
+        event = reader().read(headers, body)
+        assert json.loads(event.plaintext) == resource
+        assert "plaintext" not in repr(event) and repr(event.plaintext) not in repr(event)
+        respelled = dataclasses.replace(event, plaintext=json.dumps(resource, indent=1).encode())
+        assert respelled == event

@@ -9,6 +9,7 @@ from tornado.httputil import HTTPHeaders
 
 from wxpay.errors import ConfigError, SignatureError, VerificationError
 from wxpay.v3 import CombinedVerifier, PlatformCertificateVerifier, Validator, Verifier, wechatpay_headers
+from wxpay.v3.signing import response_message
 from wxpay.v3.verification import read_signed_headers
 
 from .vectors import (
@@ -241,10 +242,59 @@ def test_preferred_serials():
 
 
 def test_verifiers_refuse_empty_configuration():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError) as exc:
         PlatformCertificateVerifier([])
-    with pytest.raises(ConfigError):
+    assert exc.value.code == "no_platform_certificates"
+    with pytest.raises(ConfigError) as exc:
         CombinedVerifier()
+    assert exc.value.code == "no_verifier"
+
+
+def genuine() -> tuple[bytes, bytes]:
+    """A message and the WeChat Pay public key's real signature of it."""
+    v = RESPONSES["V1_valid_pubkey"]
+    h = v["headers"]
+    return (response_message(h["Wechatpay-Timestamp"], h["Wechatpay-Nonce"], v["body"].encode()),
+            base64.b64decode(h["Wechatpay-Signature"]))
+
+
+@pytest.mark.parametrize("make", [public_key_verifier, combined_verifier], ids=["public-key", "combined"])
+def test_a_verifier_asked_directly_refuses_a_serial_it_does_not_know(make):
+    """The serial is part of what is checked, not a hint: a real signature under a key named by
+    another serial is refused (Verifier.verify is the Protocol's promise, not only Validator's)."""
+    message, signature = genuine()
+    verifier = make()
+    verifier.verify(PUB_KEY_ID, message, signature, signed_at=NOW)
+    for serial in ("PUB_KEY_ID_0000000000000000000000000000", PLATFORM_SERIAL + "0"):
+        with pytest.raises(VerificationError) as exc:
+            verifier.verify(serial, message, signature, signed_at=NOW)
+        assert exc.value.code == "unknown_serial"
+
+
+@pytest.mark.parametrize("signature", ["not base64!", "QUJD", base64.b64encode(bytes(256)).decode()],
+                         ids=["not-base64", "3-bytes", "zeros"])
+def test_an_unknown_serial_is_named_whatever_the_signature_looks_like(signature):
+    """The serial is checked before the signature is read: a merchant who has not configured WeChat's
+    public key is told so (unknown_serial), not that the message was not signed by WeChat."""
+    v = RESPONSES["V3_valid_platform_cert"]
+    headers = {**v["headers"], "Wechatpay-Signature": signature}
+    with pytest.raises(VerificationError) as exc:
+        validator(public_key_verifier()).validate(headers, v["body"].encode())
+    assert exc.value.code == "unknown_serial"
+
+
+def test_a_timestamp_has_at_most_twelve_digits():
+    """Twelve digits hold every second until the year 33658; thirteen is a millisecond timestamp,
+    refused as malformed even when a (millisecond) clock agrees with it, not compared as seconds."""
+    body = b'{"code_url":"weixin://wxpay/bizpayurl?pr=FAR"}'
+    for ts in (10**11, 999_999_999_999):  # the smallest and largest twelve-digit seconds
+        headers = wechatpay_headers(wechat_key(), PUB_KEY_ID, body, timestamp=ts, nonce="n" * 32)
+        assert validator(now=ts + 1).validate(headers, body).timestamp == str(ts)
+    ms = NOW * 1000
+    headers = wechatpay_headers(wechat_key(), PUB_KEY_ID, body, timestamp=ms, nonce="n" * 32)
+    with pytest.raises(VerificationError) as exc:
+        validator(now=ms).validate(headers, body)
+    assert exc.value.code == "malformed_header"
 
 
 def test_the_body_must_be_bytes():
