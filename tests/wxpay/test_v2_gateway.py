@@ -73,6 +73,12 @@ async def test_a_payment_notify_is_proven_before_anything_else(simsrv, merchant,
             proven=False, key=None)  # a name outside WeChat's charset is not kept
     refused(await gateway.read_payment_notify({}, resigned(body, HMAC, out_trade_no="")), "missing_out_trade_no",
             proven=False)
+    # WeChat's out_trade_no is at most 32 characters: the 32nd still names the notify, a 33rd does not.
+    longest, longer = "g" * 32, "g" * 33
+    proven = await gateway.read_payment_notify({}, resigned(body, HMAC, out_trade_no=longest))
+    assert isinstance(proven, ProvenPayment) and proven.out_trade_no == longest
+    refused(await gateway.read_payment_notify({}, resigned(body, HMAC, out_trade_no=longer)), "missing_out_trade_no",
+            proven=False)
     refused(await gateway.read_payment_notify({}, b"<xml><a>1</a>"), "malformed_message", proven=False)
     refused(await gateway.read_payment_notify({}, b'<!DOCTYPE x [<!ENTITY a "b">]><xml/>'), "unsafe_xml",
             proven=False)
