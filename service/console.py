@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 from .audit import CONSOLE, Audit
 from .clock import utcnow
@@ -32,6 +32,8 @@ from .errors import Conflict, InvalidInput, ServiceError
 from .models import Checkout, Refund
 from .refunds import RefundService
 from .webhooks import Webhooks
+
+T = TypeVar("T")
 
 ACTION_KEY = re.compile(r"[A-Za-z0-9_-]{20,64}")
 YUAN = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")  # ASCII digits: re's [0-9] is, \d would not be
@@ -176,14 +178,8 @@ class Console:
         if not await self.audit.claim(key, action="refund", checkout_id=checkout_id, amount_fen=amount_fen,
                                       user=who.user, source=who.source):
             return Done(key, False, await self.audit.claimed(key))
-        try:
-            refund, _created = await self.refunds.create(checkout_id, body, idempotency_key="console-" + key)
-        except ServiceError as exc:
-            await self.audit.release(key, exc.code, message=exc.message)
-            raise
-        except Exception:
-            await self.audit.release(key, "internal_error")
-            raise
+        refund, _created = await self._run_claimed(
+            key, lambda: self.refunds.create(checkout_id, body, idempotency_key="console-" + key))
         await self.audit.conclude(key, "done", out_refund_no=refund.out_refund_no, out_trade_no=refund.out_trade_no,
                                   refund_state=refund.state)
         return Done(key, True, await self.audit.claimed(key), refund=refund)
@@ -193,16 +189,20 @@ class Console:
         await self._still_current(key, cancel_key(await self.closing.checkouts.get(checkout_id)), "cancel")
         if not await self.audit.claim(key, action="cancel", checkout_id=checkout_id, user=who.user, source=who.source):
             return Done(key, False, await self.audit.claimed(key))
+        checkout = await self._run_claimed(key, lambda: self.closing.cancel(checkout_id))
+        await self.audit.conclude(key, "done", status=checkout.status)
+        return Done(key, True, await self.audit.claimed(key), checkout=checkout)
+
+    async def _run_claimed(self, key: str, act: Callable[[], Awaitable[T]]) -> T:
+        """Do a claimed action; a failure frees its claim with the code, so the form may be sent again."""
         try:
-            checkout = await self.closing.cancel(checkout_id)
+            return await act()
         except ServiceError as exc:
             await self.audit.release(key, exc.code, message=exc.message)
             raise
         except Exception:
             await self.audit.release(key, "internal_error")
             raise
-        await self.audit.conclude(key, "done", status=checkout.status)
-        return Done(key, True, await self.audit.claimed(key), checkout=checkout)
 
     async def _still_current(self, key: str, current: str, action: str, subject: str = "checkout") -> None:
         """A confirmation acts on the state it showed, or not at all: a form
@@ -224,14 +224,7 @@ class Console:
         if not await self.audit.claim(key, action="resend_webhook", event_id=event_id[:80], user=who.user,
                                       source=who.source):
             return Done(key, False, await self.audit.claimed(key))
-        try:
-            event = await self.webhooks.resend(event_id)
-        except ServiceError as exc:
-            await self.audit.release(key, exc.code, message=exc.message)
-            raise
-        except Exception:
-            await self.audit.release(key, "internal_error")
-            raise
+        event = await self._run_claimed(key, lambda: self.webhooks.resend(event_id))
         await self.audit.conclude(key, "done", checkout_id=event.get("checkout_id"))
         return Done(key, True, await self.audit.claimed(key))
 
