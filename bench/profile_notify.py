@@ -189,7 +189,7 @@ async def main(args: argparse.Namespace) -> dict:
             if args.api_version == "v3":
                 headers, body = v3_notify(order, txn)
             else:
-                headers, body = {"Content-Type": "text/xml"}, harness.notify_body(order, txn).encode()
+                headers, body = {"Content-Type": "text/xml"}, harness.notify_for("v2", order, txn)[2].encode()
             notifies.append(("POST", "/notify/pay", headers, body))
         warm_set = set(warm)
         first = [x for x, (o, _) in zip(notifies, paid) if o["checkout_id"] in warm_set]
