@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .v3_rules import v3_setting_problems
 from .settings import (
     SANDBOX_ADMIN_PASSWORD,
     SANDBOX_MERCHANT_TOKEN,
@@ -229,23 +230,14 @@ def _check_v3_credentials(c: _Check) -> None:
     """What APIv3 needs that this package can check without reading keys (``wxpay``'s
     checker reads them: the entry point's ``extra`` lines)."""
     w = c.s.wechat
-    if not w.apiv3_key:
-        c.add(f"{_name('wechat.apiv3_key')} is not set: the 32-character APIv3 key you set at pay.weixin.qq.com "
-              "(Account centre, API security; it is not the APIv2 key)")
-    else:
+    for setting, message in v3_setting_problems(w):
+        if setting == "wechat.key_path" and w.api_version != "v3":
+            continue  # APIv2's certificate check names it (refunds need it too)
+        c.add(f"{_name(setting)} {message}")
+    if w.apiv3_key:
         c.secret(_name("wechat.apiv3_key"), w.apiv3_key, 0, "set a random 32-character APIv3 key at pay.weixin.qq.com")
         if w.api_key and w.apiv3_key == w.api_key:
             c.add(f"{_name('wechat.apiv3_key')} is the APIv2 key: set a separate APIv3 key at pay.weixin.qq.com")
-    if not w.merchant_serial_no and not w.cert_path:
-        c.add(f"{_name('wechat.merchant_serial_no')} is not set and there is no wechat.cert_path to read it from: "
-              "the serial of the merchant API certificate (pay.weixin.qq.com, API security)")
-    if bool(w.wechatpay_public_key_id) != bool(w.wechatpay_public_key_path):
-        c.add("wechat.wechatpay_public_key_id and wechat.wechatpay_public_key_path must be set together "
-              "(the WeChat Pay public key's ID, PUB_KEY_ID_…, and its pub_key.pem)")
-    elif not w.wechatpay_public_key_id and not w.platform_certificates:
-        c.add("APIv3 needs a way to verify WeChat: wechat.wechatpay_public_key_id and wechat.wechatpay_public_key_path "
-              "(the WeChat Pay public key; merchants since late 2024), or wechat.platform_certificates = true "
-              "(older merchants), or both during WeChat's switch from one to the other")
 
 
 def _check_server(c: _Check) -> None:
@@ -346,9 +338,6 @@ def _check_certificates(c: _Check) -> None:
     demo = _DemoCertificate(c.public.cert_files if c.public else ())
     files = []
     if w.api_version == "v3":
-        if not w.key_path:
-            c.add(f"{_name('wechat.key_path')} is not set: APIv3 signs every request with the merchant API "
-                  "private key (apiclient_key.pem from pay.weixin.qq.com)")
         files = [("wechat.key_path", w.key_path), ("wechat.cert_path", w.cert_path)]
     elif not w.cert_path and not w.key_path:
         c.add(

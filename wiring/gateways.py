@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass, field
 
 from config import Settings, SettingsError, validate_live
+from config.v3_rules import v3_setting_problems
 from wxpay.client import WxPayClient
 from wxpay.endpoints import Endpoints
 from wxpay.errors import ConfigError
@@ -76,20 +77,8 @@ def _read_text(dotted: str, path: str, problems: list[str]) -> str | None:
 def read_v3_settings(settings: Settings, pay_base: str | None = None) -> V3Read:
     """``V3Settings`` from ``[wechat]`` and the files it names (PEM texts read here)."""
     w = settings.wechat
-    problems: list[str] = []
-    if not w.apiv3_key:
-        problems.append("wechat.apiv3_key: not set (the 32-character APIv3 key from pay.weixin.qq.com, API security)")
+    problems: list[str] = [f"{setting}: {message}" for setting, message in v3_setting_problems(w)]
     private_pem = _read_text("wechat.key_path", w.key_path, problems) if w.key_path else None
-    if not w.key_path:
-        problems.append("wechat.key_path: not set (the merchant API private key, apiclient_key.pem, signs every "
-                        "APIv3 request)")
-    if bool(w.wechatpay_public_key_id) != bool(w.wechatpay_public_key_path):
-        problems.append("wechat.wechatpay_public_key_id and wechat.wechatpay_public_key_path: set both (the WeChat "
-                        "Pay public key's ID, PUB_KEY_ID_…, and its pub_key.pem) or neither")
-    elif not w.wechatpay_public_key_id and not w.platform_certificates:
-        problems.append("wechat.wechatpay_public_key_id / wechat.platform_certificates: APIv3 needs a way to verify "
-                        "WeChat: the WeChat Pay public key (its ID and file), or platform_certificates = true, or "
-                        "both during WeChat's switch")
     cert_pem = _read_text("wechat.cert_path", w.cert_path, problems) if w.cert_path else None
     serial = w.merchant_serial_no
     if serial is None and cert_pem is not None:
@@ -97,9 +86,6 @@ def read_v3_settings(settings: Settings, pay_base: str | None = None) -> V3Read:
             serial = load_certificate(cert_pem).serial_no
         except ConfigError as exc:
             problems.append(f"wechat.cert_path {w.cert_path}: {exc.message} (APIv3 reads the serial from it)")
-    if serial is None and not w.cert_path:
-        problems.append("wechat.merchant_serial_no: not set, and no wechat.cert_path to read it from (the merchant "
-                        "API certificate's serial, pay.weixin.qq.com, API security)")
     public_pem = None
     if w.wechatpay_public_key_path:
         public_pem = _read_text("wechat.wechatpay_public_key_path", w.wechatpay_public_key_path, problems)

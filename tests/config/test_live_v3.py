@@ -207,3 +207,11 @@ def test_apiv2_with_an_apiv3_key_prepares_a_move_and_is_checked_too(v3):
     assert problems(v3, **{"wechat.api_version": "v2"}) == []
     line = only(v3, **{"wechat.api_version": "v2", "wechat.wechatpay_public_key_id": "PUB_KEY_ID_"})
     assert line.startswith("wechat.wechatpay_public_key_id: "), line
+
+
+def test_apiv2_with_apiv3_prepared_names_a_missing_key_path_once(v3):
+    """The APIv3 rules (config/v3_rules.py) and the APIv2 certificate check both need
+    wechat.key_path: a merchant reads about it in one line, not two."""
+    lines = problems(v3, **{"wechat.api_version": "v2", "wechat.api_key": "Qw7Er4Ty1Ui8Op3As6Df9Gh2Jk5Lz0Xc",
+                            "wechat.key_path": None})
+    assert len([line for line in lines if line.startswith("wechat.key_path")]) == 1, lines
