@@ -8,6 +8,11 @@ this one, measured by the same load generator in the same run.
 uses for WeChat (Tornado's curl client, connections kept alive). That is the
 ceiling for any request that waits on one upstream call, as a first-time
 notify (orderquery) and a prepay (unifiedorder) do.
+
+``hello.py PORT UPSTREAM_PORT PATH BODY_FILE`` makes that call a POST of the
+file's bytes to PATH instead: bench/run.py points it at the simulator's
+``pay/orderquery`` with a signed body, the ceiling with the real upstream (its
+reply is passed on unread, unchecked).
 """
 from __future__ import annotations
 
@@ -34,18 +39,20 @@ class Relay(tornado.web.RequestHandler):
 
     async def relay(self) -> None:
         settings = self.application.settings
-        reply = await settings["client"].fetch(settings["upstream"], request_timeout=10)
+        body = settings["body"]
+        reply = await settings["client"].fetch(settings["upstream"], method="POST" if body else "GET", body=body,
+                                               request_timeout=10)
         self.write(reply.body)
 
 
-async def main(port: int, upstream: int | None) -> None:
+async def main(port: int, upstream: int | None, path: str = "/", body: bytes | None = None) -> None:
     settings = {}
     routes: list = [(r"/.*", Hello)]
     if upstream:
         from tornado.curl_httpclient import CurlAsyncHTTPClient
 
         settings = {"client": CurlAsyncHTTPClient(force_instance=True, max_clients=100),
-                    "upstream": f"http://127.0.0.1:{upstream}/"}
+                    "upstream": f"http://127.0.0.1:{upstream}{path}", "body": body}
         routes.insert(0, (r"/relay", Relay))
     tornado.web.Application(routes, **settings).listen(port, "127.0.0.1")
     print(f"hello listening on 127.0.0.1:{port}", flush=True)
@@ -53,4 +60,7 @@ async def main(port: int, upstream: int | None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None))
+    args = sys.argv[1:]
+    with_body = len(args) > 3
+    asyncio.run(main(int(args[0]), int(args[1]) if len(args) > 1 else None, args[2] if with_body else "/",
+                     open(args[3], "rb").read() if with_body else None))

@@ -70,10 +70,11 @@ GOALS = {
 LIBRARY_GOALS = {"notify parse+verify": 2.0, "v3 notify verify+decrypt": 1.5}  # others: no slower (1.0)
 
 
-def _relay(r: dict[str, Any]) -> tuple[float, float]:
+def _relay(r: dict[str, Any], key: str = "relay") -> tuple[float, float]:
     """The relay's rate (the faster of its two measures) and server CPU per request
-    (the smaller): both choices make a ratio against it harder to meet, never easier."""
-    runs = [v for v in (r.get("relay"), r.get("relay_again")) if v]
+    (the smaller): both choices make a ratio against it harder to meet, never easier.
+    ``key="relay_sim"``: the relay whose upstream is the simulator's orderquery."""
+    runs = [v for v in (r.get(key), r.get(key + "_again")) if v]
     if not runs:
         return 0.0, 0.0
     cpus = [v.extra["server_cpu_ms"] for v in runs if "server_cpu_ms" in v.extra]
@@ -96,6 +97,8 @@ def _journeys(r: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     for key, j in (r.get("peer") or {}).items():
         worker = j["worker"] + (f", {j['threads']} threads" if j["worker"] == "gthread" else "")
         out.append((f"peer {j['version'].upper()} ({worker})", "peer", j))
+    for version, j in (r.get("floor") or {}).items():
+        out.append((f"floor {version.upper()}", "floor", j))
     return out
 
 
@@ -113,7 +116,8 @@ def _verdict(ok: bool) -> str:
 
 
 def _all_results(r: dict[str, Any]) -> list[Result]:
-    out = [v for v in (r.get("hello"), r.get("relay"), r.get("hello_again"), r.get("relay_again")) if v]
+    out = [v for v in (r.get("hello"), r.get("relay"), r.get("hello_again"), r.get("relay_again"),
+                       r.get("relay_sim"), r.get("relay_sim_again")) if v]
     for _, _, j in _journeys(r):
         out += [v for v in j.values() if isinstance(v, Result)]
     return out
@@ -158,7 +162,8 @@ def goals(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                              f">= {GOALS['to_peer']}x", x >= GOALS["to_peer"]))
     results = _all_results(r)
     errors = sum(v.errors() for v in results)
-    rows.append(("errors over every HTTP row (ours and the peer's)", f"{errors}", "0", errors == 0))
+    rows.append(("errors over every HTTP row (ours, the peer's, the floor's, the relays')", f"{errors}", "0",
+                 errors == 0))
     short = [v for v in results if "upstream_calls" in v.extra and v.extra["upstream_calls"] < v.requests]
     rows.append(("answers without their upstream call at the simulator", f"{len(short)} rows", "0 rows", not short))
     for row in r.get("library") or []:
@@ -210,6 +215,7 @@ def render(r: dict[str, Any]) -> str:
         f"- load generator: {cfg['generator']}{' (' + m['wrk'] + ')' if cfg['generator'] == 'wrk' and m['wrk'] else ''}, "
         f"one thread, {cfg['connections']} keep-alive connections, 127.0.0.1 only; "
         f"{cfg['duration']:.0f} s per scenario at most; {cfg['orders']:,} orders per journey",
+        _pinning(cfg.get("pin")),
         "",
         "Every goal is a ratio of two figures measured in the same run, because the machine is shared and "
         "absolute rates drift. The bare Tornado app (`bench/hello.py`: one process, `GET /` answers a few "
@@ -226,19 +232,23 @@ def render(r: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {what} | {got} | {target} | {_verdict(ok)} |" for what, got, target, ok in goals(r)]
+    lines += _context(r)
     lines += [
         "",
         "## Results",
         "",
-        "| Scenario | Rate | / hello | / relay | p50 / p99 latency | server CPU per request (+ simulator) | "
-        "server on a CPU / waiting for one | upstream calls / answers | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Scenario | Rate | / hello | / relay | / relay to the simulator | p50 / p99 latency | "
+        "server CPU per request (+ simulator) | server on a CPU / waiting for one | upstream calls / answers | "
+        "errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    sim_rate, _ = _relay(r, "relay_sim")
 
     def row(label: str, v: Result | None, to_relay: bool = False) -> str:
         rel = f"{v.rate / relay_rate:.2f}x" if v and to_relay and relay_rate else ""
-        return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {_lat(v)} | {_cpu(v)} | {_sched(v)} | "
-                f"{_upstream(v)} | {_errors(v)} |")
+        rel_sim = f"{v.rate / sim_rate:.2f}x" if v and to_relay and sim_rate else ""
+        return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {rel_sim} | {_lat(v)} | {_cpu(v)} | "
+                f"{_sched(v)} | {_upstream(v)} | {_errors(v)} |")
 
     lines.append(row("bare Tornado \"hello\" (GET)", hello))
     if again:
@@ -247,6 +257,11 @@ def render(r: dict[str, Any]) -> str:
         lines.append(row("relay: bare Tornado + one kept-alive upstream call", r["relay"], True))
     if r.get("relay_again"):
         lines.append(row("relay again, at the end", r["relay_again"], True))
+    if r.get("relay_sim"):
+        lines.append(row("relay to the simulator: the same, its call a signed V2 `pay/orderquery` at the simulator "
+                         "(reply unchecked)", r["relay_sim"], True))
+    if r.get("relay_sim_again"):
+        lines.append(row("relay to the simulator again, before the simulator stops", r["relay_sim_again"], True))
     for label, kind, j in _journeys(r):
         up = "orderquery" if j.get("version", "v2") == "v2" else "query by out_trade_no"
         lines.append(row(f"{label}: prepay", j.get("prepay"), True))
@@ -328,6 +343,55 @@ def _peer_notes(r: dict[str, Any]) -> list[str]:
         "listed in `bench/peer/README.md`: above all, ours also writes the checkout, an audit record and "
         "the settle marker per notify, and answers the page's status polls, which the peer has no equivalent of.",
     ]
+
+
+def _pinning(pin: dict[str, Any] | None) -> str:
+    if not pin:
+        return "- CPU placement: not pinned (every process may run on any core; `--pin` pins them)"
+    return (f"- CPU placement (`--pin`): the process under test (hello, relay, our server, the peer, the floor) "
+            f"on CPU {', '.join(map(str, pin['under_test']))}; the simulator, the relay's upstream, wrk and the "
+            f"harness on CPU {', '.join(map(str, pin['rest']))}")
+
+
+def _context(r: dict[str, Any]) -> list[str]:
+    """Not goals: each prepay and first-time notify also against the relay to the simulator and
+    against the floor (bench/floor.py), so a reader sees what the simulator's CPU and the protocol's
+    mandatory work take out of the relay goals."""
+    relay_rate, relay_cpu = _relay(r)
+    sim_rate, sim_cpu = _relay(r, "relay_sim")
+    floors = r.get("floor") or {}
+    if not (sim_rate or floors):
+        return []
+    out = [
+        "", "### Context, not goals: the simulator's share and the floor", "",
+        "The goals above divide by the relay, whose upstream is a bare app; ours and the floor call the "
+        "simulator, which spends more CPU per call on the same two cores. *Relay to sim* is the same relay "
+        "calling the simulator's real `pay/orderquery` (V2, signed body, paid order): the ceiling with our "
+        "actual upstream. The *floor* (`bench/floor.py`) does only the mandatory work of a safe request (see its "
+        "docstring) in a bare Tornado app, fed the same pools as the peer. Rates as ratios; CPU is server CPU "
+        "per request (the simulator's in brackets).", "",
+    ]
+    if sim_rate and relay_rate:
+        sim_sim = [v.extra.get("sim_cpu_ms") for v in (r.get("relay_sim"), r.get("relay_sim_again")) if v]
+        out.append(f"Relay to sim / relay: {sim_rate / relay_rate:.2f}x the rate; its CPU {sim_cpu:.2f} ms "
+                   f"(+ {min(x for x in sim_sim if x is not None):.2f} ms at the simulator) against the relay's "
+                   f"{relay_cpu:.2f} ms.")
+        out.append("")
+    out += ["| Row | ours / relay | ours / relay to sim | floor / relay | floor / relay to sim | ours / floor | "
+            "CPU: ours | floor | ours / floor |", "|---|---|---|---|---|---|---|---|---|"]
+    for version, ours in (("v2", r.get("sqlite")), ("v3", r.get("v3"))):
+        floor = floors.get(version) or {}
+        for key, name in (("prepay", "prepay"), ("notify", "first-time notify")):
+            a, b = (ours or {}).get(key), floor.get(key)
+
+            def ratio(x: Result | None, d: float) -> str:
+                return f"{x.rate / d:.2f}x" if x and d else "—"
+
+            ca, cb = (v.extra.get("server_cpu_ms") if v else None for v in (a, b))
+            out.append(f"| {version.upper()} {name} | {ratio(a, relay_rate)} | {ratio(a, sim_rate)} | "
+                       f"{ratio(b, relay_rate)} | {ratio(b, sim_rate)} | {ratio(a, b.rate if b else 0)} | "
+                       f"{_cpu(a)} | {_cpu(b)} | {f'{ca / cb:.2f}x' if ca and cb else '—'} |")
+    return out
 
 
 def _where_the_time_goes(r: dict[str, Any], base: float) -> list[str]:

@@ -123,3 +123,31 @@ async def openid_at_simulator(sim_port: int, user: str, appid: str = demo.OFFICI
     query = urlencode({"appid": appid, "secret": secret, "code": code, "grant_type": "authorization_code"})
     [(status, _, body)] = await fetch_all(sim_port, [("GET", f"/sns/oauth2/access_token?{query}", {}, b"")], 1)
     return json.loads(body)["openid"]
+
+
+async def v2_orderquery_body(sim_port: int, tag: str) -> bytes:
+    """A signed ``pay/orderquery`` body for an order placed and paid at the simulator just now
+    (the relay-to-the-simulator row sends it over and over: a real query of a paid order)."""
+    from wxpay.xmlcodec import parse_xml
+
+    openid = await openid_at_simulator(sim_port, f"relay-{tag}")
+    base = {"appid": demo.OFFICIAL_ACCOUNT_APPID, "mch_id": demo.MCH_ID, "out_trade_no": f"relay{tag}"}
+
+    def signed(fields: dict[str, str]) -> bytes:
+        fields = {**base, "nonce_str": signing.make_nonce(), **fields}
+        return build_xml({**fields, "sign": signing.sign(fields, demo.API_KEY)})
+
+    order = signed({"body": "Bench tea", "total_fee": "100", "spbill_create_ip": "127.0.0.1", "trade_type": "JSAPI",
+                    "notify_url": "http://127.0.0.1:9/notify", "openid": openid})
+    [(status, _, reply)] = await fetch_all(sim_port, [("POST", "/pay/unifiedorder", {}, order)], 1)
+    prepay_id = parse_xml(reply).get("prepay_id")
+    assert status == 200 and prepay_id, reply[:300]
+    [(status, _, reply)] = await fetch_all(sim_port, [("POST", "/_sim/pay", {"Content-Type": "application/json"},
+                                                       json.dumps({"prepay_id": prepay_id, "outcome": "ok"}))], 1)
+    assert status == 200 and json.loads(reply).get("trade_state") == "SUCCESS", reply[:300]
+    query = signed({})
+    [(status, _, reply)] = await fetch_all(sim_port, [("POST", "/pay/orderquery", {}, query)], 1)
+    answer = parse_xml(reply)
+    assert status == 200 and answer.get("trade_state") == "SUCCESS", reply[:300]  # a real, valid query
+    assert answer.get("sign") == signing.sign(answer, demo.API_KEY), reply[:300]
+    return query
