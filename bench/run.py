@@ -448,27 +448,10 @@ class Bench:
         out["server_rss_kb"] = [s.rss_kb() for s in servers]
         return out
 
-    def hand_config(self, name: str, sim: Proc, version: str, port: int) -> tuple[Path, Path]:
-        """The settings file of an app that keeps its orders in its own SQLite file (the peer, the floor)."""
-        db = self.tmp / f"{name}.sqlite3"
-        creds = wechat_side.credentials()
-        config = {
-            "api_version": version, "database": str(db), "secret_key": PEER_SECRET,
-            "wechat_base": f"http://127.0.0.1:{sim.port}", "public_url": f"http://127.0.0.1:{port}",
-            "appid": creds["appids"]["official_account"], "mchid": creds["mchid"], "api_key": creds["apiv2_key"],
-            "apiv3_key": creds["apiv3_key"], "merchant_serial_no": creds["merchant_serial_no"],
-            "merchant_private_key_pem": creds["merchant_private_key_pem"],
-            "wechatpay_public_key_id": creds["wechatpay_public_key_id"],
-            "wechatpay_public_key_pem": creds["wechatpay_public_key_pem"],
-        }
-        config_file = self.tmp / f"{name}.json"
-        config_file.write_text(json.dumps(config))
-        return config_file, db
-
     async def start_peer(self, name: str, sim: Proc, version: str, worker: str) -> tuple[Proc, Path]:
         """The peer app (bench/peer/) under gunicorn, one worker process like our one server process."""
         port = free_port()
-        config_file, db = self.hand_config(name, sim, version, port)
+        config_file, db = hand_config(self.tmp, name, sim.port, version, port)
         workers = ["-k", "sync"] if worker == "sync" else ["-k", "gthread", "--threads", str(self.args.peer_threads)]
         peer = self.procs.spawn(name, ["-m", "gunicorn", "--chdir", str(ROOT / "bench" / "peer"), "-w", "1", *workers,
                                        "-b", f"127.0.0.1:{port}", "app:app"], {"PEER_CONFIG": str(config_file)},
@@ -479,7 +462,7 @@ class Bench:
     async def start_floor(self, name: str, sim: Proc, version: str) -> tuple[Proc, Path]:
         """The floor (bench/floor.py): one bare Tornado process doing only the mandatory work."""
         port = free_port()
-        config_file, db = self.hand_config(name, sim, version, port)
+        config_file, db = hand_config(self.tmp, name, sim.port, version, port)
         floor = self.procs.spawn(name, [str(ROOT / "bench" / "floor.py"), str(port)],
                                  {"FLOOR_CONFIG": str(config_file)}, port=port, under_test=True)
         await self.procs.wait_http(floor, "/healthz")
@@ -544,6 +527,25 @@ def peer_session_cookie(openid: str) -> str:
     app = Flask("peer")
     app.secret_key = PEER_SECRET
     return app.session_interface.get_signing_serializer(app).dumps({"openid": openid})
+
+
+def hand_config(tmp: Path, name: str, sim_port: int, version: str, port: int) -> tuple[Path, Path]:
+    """The settings file of an app that keeps its orders in its own SQLite file (the peer,
+    the floor): the demo merchant's credentials, the simulator as WeChat; and that file."""
+    db = tmp / f"{name}.sqlite3"
+    creds = wechat_side.credentials()
+    config = {
+        "api_version": version, "database": str(db), "secret_key": PEER_SECRET,
+        "wechat_base": f"http://127.0.0.1:{sim_port}", "public_url": f"http://127.0.0.1:{port}",
+        "appid": creds["appids"]["official_account"], "mchid": creds["mchid"], "api_key": creds["apiv2_key"],
+        "apiv3_key": creds["apiv3_key"], "merchant_serial_no": creds["merchant_serial_no"],
+        "merchant_private_key_pem": creds["merchant_private_key_pem"],
+        "wechatpay_public_key_id": creds["wechatpay_public_key_id"],
+        "wechatpay_public_key_pem": creds["wechatpay_public_key_pem"],
+    }
+    config_file = tmp / f"{name}.json"
+    config_file.write_text(json.dumps(config))
+    return config_file, db
 
 
 def floor_session_cookie(openid: str) -> str:
