@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-JOURNEYS = ("sqlite", "v3", "peer/v2-sync", "peer/v2-gthread", "peer/v3-sync", "peer/v3-gthread")
+JOURNEYS = ("sqlite", "v3", "peer/v2-sync", "peer/v2-gthread", "peer/v3-sync", "peer/v3-gthread", "floor/v2",
+            "floor/v3")
 
 
 def _journey(figures: dict, key: str) -> dict:
@@ -39,8 +40,10 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(raw.read_text())
     orders = figures["config"]["orders"]
-    for key in ("hello", "relay", "hello_again", "relay_again"):
+    for key in ("hello", "relay", "hello_again", "relay_again", "relay_sim", "relay_sim_again"):
         assert figures[key]["requests"] > 0 and figures[key]["bad"] == figures[key]["socket_errors"] == 0, key
+    for key in ("relay_sim", "relay_sim_again"):  # each answer made its orderquery at the simulator
+        assert figures[key]["extra"]["upstream_calls"] >= figures[key]["requests"], key
     for key in JOURNEYS:
         journey = _journey(figures, key)
         for scenario in ("prepay", "notify"):
@@ -69,9 +72,11 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
                  "V2 server CPU per notify / relay's", "server CPU per notify, V3 / V2",
                  "status poll rate / bare hello rate", "V2 first-time notify: ours / peer",
                  "V3 prepay: ours / peer", "library: notify parse+verify", "library: v3 notify verify+decrypt",
-                 "V2 RSS growth", "V3 RSS growth", "| errors over every HTTP row (ours and the peer's) | 0 |",
+                 "V2 RSS growth", "V3 RSS growth", "| errors over every HTTP row (ours, the peer's, the floor's, the relays') | 0 |",
                  "| answers without their upstream call at the simulator | 0 rows |",
-                 "server on a CPU / waiting for one"):
+                 "server on a CPU / waiting for one", "Context, not goals", "| V2 first-time notify | ",
+                 "| V3 prepay | ", "relay to the simulator: ", "floor V3: first-time notify",
+                 "- CPU placement: not pinned"):
         assert line in text, line
 
 
@@ -155,7 +160,7 @@ def floors(tmp_path_factory):
             port = harness.free_port()
             config, db = harness.hand_config(tmp, f"floor-{version}", sim_port, version, port)
             _wait(port, "/healthz", spawn([str(ROOT / "bench" / "floor.py"), str(port)], {"FLOOR_CONFIG": str(config)}))
-            ids = [f"floortest{version}{i}" for i in range(4)]
+            ids = [f"floortest{version}{i}" for i in range(6)]
             with sqlite3.connect(db) as conn:
                 conn.executemany("INSERT INTO orders (id, amount_fen, description) VALUES (?, 100, 'tea')",
                                  [(i,) for i in ids])
@@ -192,6 +197,29 @@ def _pay_at_sim(sim_port: int, prepay_id: str) -> str:
     return json.loads(body)["transaction_id"]
 
 
+def _refund_at_sim(sim_port: int, out_trade_no: str) -> None:
+    """A full refund at the simulator (V2 ``secapi/pay/refund``): the order's trade_state becomes REFUND."""
+    from wxpay import signing
+    from wxpay.simulator import demo
+    from wxpay.xmlcodec import build_xml, parse_xml
+
+    fields = {"appid": demo.OFFICIAL_ACCOUNT_APPID, "mch_id": demo.MCH_ID, "nonce_str": signing.make_nonce(),
+              "out_trade_no": out_trade_no, "out_refund_no": "R" + out_trade_no, "total_fee": "100",
+              "refund_fee": "100"}
+    fields["sign"] = signing.sign(fields, demo.API_KEY)
+    status, body = _http(sim_port, "POST", "/secapi/pay/refund", build_xml(fields))
+    assert status == 200 and parse_xml(body).get("result_code") == "SUCCESS", body
+
+
+def _reprice(db, oid: str, amount_fen: int) -> None:
+    """The order row's amount changed after its prepay (WeChat still holds the old one)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE orders SET amount_fen = ? WHERE id = ?", (amount_fen, oid))
+    conn.close()
+
+
 def _calls(sim_port: int) -> dict:
     return json.loads(_http(sim_port, "GET", "/_sim/calls")[1])["calls"]
 
@@ -203,7 +231,7 @@ def test_floor_v2_refuses_a_bad_signature_a_wrong_amount_and_an_order_wechat_has
     from wxpay.simulator import demo
 
     f, sim = floors["v2"], floors["sim"]
-    bad_sig, bad_amount, unpaid, good = f["ids"]
+    bad_sig, bad_amount, unpaid, refunded, repriced, good = f["ids"]
     payload = f["payloads"][good]  # the JSAPI payload's paySign checks with the API key
     assert payload["signType"] == "MD5" and payload["package"] == "prepay_id=" + _order(f["db"], good)[1]
     from wxpay import signing
@@ -226,7 +254,15 @@ def test_floor_v2_refuses_a_bad_signature_a_wrong_amount_and_an_order_wechat_has
     status, body = _http(f["port"], "POST", "/notify/v2", notify(unpaid, 100, "4200000000000000000000000001"))
     assert status == 409 and b"not paid at WeChat" in body
     assert _calls(sim).get("pay/orderquery", 0) == queries + 1
-    for oid in (bad_sig, bad_amount, unpaid):
+    tx = _pay_at_sim(sim, _order(f["db"], refunded)[1])
+    _refund_at_sim(sim, refunded)  # paid, then refunded before the notify came: WeChat says REFUND
+    status, body = _http(f["port"], "POST", "/notify/v2", notify(refunded, 100, tx))
+    assert status == 409 and b"not paid at WeChat" in body
+    tx = _pay_at_sim(sim, _order(f["db"], repriced)[1])
+    _reprice(f["db"], repriced, 200)  # the notify agrees with the row; only WeChat's answer (100) does not
+    status, body = _http(f["port"], "POST", "/notify/v2", notify(repriced, 200, tx))
+    assert status == 409 and b"not paid at WeChat" in body
+    for oid in (bad_sig, bad_amount, unpaid, refunded, repriced):
         assert _order(f["db"], oid)[0] == "prepaid"
     tx = _pay_at_sim(sim, _order(f["db"], good)[1])
     wrong_tx = notify(good, 100, tx[:-1] + ("1" if tx[-1] != "1" else "2"))  # the query's transaction_id disagrees
@@ -246,7 +282,7 @@ def test_floor_v3_refuses_a_bad_signature_a_stale_one_a_wrong_amount_and_an_unpa
     from wxpay.simulator import demo
 
     f, sim = floors["v3"], floors["sim"]
-    bad_sig, bad_amount, unpaid, good = f["ids"]
+    bad_sig, bad_amount, unpaid, refunded, repriced, good = f["ids"]
     creds = wechat_side.credentials()
     payload = f["payloads"][good]  # the JSAPI paySign verifies with the merchant's public key
     merchant = serialization.load_pem_private_key(creds["merchant_private_key_pem"].encode(), None).public_key()
@@ -278,7 +314,15 @@ def test_floor_v3_refuses_a_bad_signature_a_stale_one_a_wrong_amount_and_an_unpa
     status, reply = _http(f["port"], "POST", "/notify/v3", *notify(unpaid, 100, "4200000000000000000000000001"))
     assert status == 409 and b"not paid at WeChat" in reply
     assert _calls(sim).get("v3/pay/transactions/out-trade-no/{out_trade_no}", 0) == queries + 1
-    for oid in (bad_sig, bad_amount, unpaid):
+    tx = _pay_at_sim(sim, _order(f["db"], refunded)[1])
+    _refund_at_sim(sim, refunded)  # paid, then refunded before the notify came: WeChat says REFUND
+    status, reply = _http(f["port"], "POST", "/notify/v3", *notify(refunded, 100, tx))
+    assert status == 409 and b"not paid at WeChat" in reply
+    tx = _pay_at_sim(sim, _order(f["db"], repriced)[1])
+    _reprice(f["db"], repriced, 200)  # the notify agrees with the row; only WeChat's answer (100) does not
+    status, reply = _http(f["port"], "POST", "/notify/v3", *notify(repriced, 200, tx))
+    assert status == 409 and b"not paid at WeChat" in reply
+    for oid in (bad_sig, bad_amount, unpaid, refunded, repriced):
         assert _order(f["db"], oid)[0] == "prepaid"
     tx = _pay_at_sim(sim, _order(f["db"], good)[1])
     assert _http(f["port"], "POST", "/notify/v3", *notify(good, 100, tx))[0] == 204
