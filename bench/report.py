@@ -413,6 +413,12 @@ def _where_the_time_goes(r: dict[str, Any], base: float) -> list[str]:
         if v and "server_cpu_ms" in v.extra:
             out.append(f"- {label} first-time notify now: {v.extra['server_cpu_ms']:.2f} ms "
                        f"({v.extra['server_cpu_ms'] / relay_cpu:.1f}x the relay's).")
+    for version, j in (r.get("floor") or {}).items():
+        v = (j or {}).get("notify")
+        if v and "server_cpu_ms" in v.extra:
+            out.append(f"- the floor's {version.upper()} first-time notify (`bench/floor.py`, the mandatory work "
+                       f"alone): {v.extra['server_cpu_ms']:.2f} ms ({v.extra['server_cpu_ms'] / relay_cpu:.1f}x the "
+                       f"relay's).")
     return out
 
 
