@@ -117,7 +117,8 @@ def _verdict(ok: bool) -> str:
 
 def _all_results(r: dict[str, Any]) -> list[Result]:
     out = [v for v in (r.get("hello"), r.get("relay"), r.get("hello_again"), r.get("relay_again"),
-                       r.get("relay_sim"), r.get("relay_sim_again")) if v]
+                       r.get("relay_sim"), r.get("relay_sim_again"), r.get("relay_sim_v3"),
+                       r.get("relay_sim_v3_again")) if v]
     for _, _, j in _journeys(r):
         out += [v for v in j.values() if isinstance(v, Result)]
     return out
@@ -242,10 +243,11 @@ def render(r: dict[str, Any]) -> str:
         "errors |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    sim_rate, _ = _relay(r, "relay_sim")
+    sim_rates = {version: _relay(r, _SIM_KEYS[version])[0] for version in _SIM_KEYS}
 
-    def row(label: str, v: Result | None, to_relay: bool = False) -> str:
+    def row(label: str, v: Result | None, to_relay: bool = False, version: str = "v2") -> str:
         rel = f"{v.rate / relay_rate:.2f}x" if v and to_relay and relay_rate else ""
+        sim_rate = sim_rates[version]
         rel_sim = f"{v.rate / sim_rate:.2f}x" if v and to_relay and sim_rate else ""
         return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {rel_sim} | {_lat(v)} | {_cpu(v)} | "
                 f"{_sched(v)} | {_upstream(v)} | {_errors(v)} |")
@@ -257,15 +259,19 @@ def render(r: dict[str, Any]) -> str:
         lines.append(row("relay: bare Tornado + one kept-alive upstream call", r["relay"], True))
     if r.get("relay_again"):
         lines.append(row("relay again, at the end", r["relay_again"], True))
-    if r.get("relay_sim"):
-        lines.append(row("relay to the simulator: the same, its call a signed V2 `pay/orderquery` at the simulator "
-                         "(reply unchecked)", r["relay_sim"], True))
-    if r.get("relay_sim_again"):
-        lines.append(row("relay to the simulator again, before the simulator stops", r["relay_sim_again"], True))
+    for version, what in (("v2", "a signed V2 `pay/orderquery`"), ("v3", "a signed V3 query by out_trade_no")):
+        key = _SIM_KEYS[version]
+        if r.get(key):
+            lines.append(row(f"relay to the simulator {version.upper()}: the same, its call {what} at the simulator "
+                             "(reply unchecked)", r[key], True, version))
+        if r.get(key + "_again"):
+            lines.append(row(f"relay to the simulator {version.upper()} again, before the simulator stops",
+                             r[key + "_again"], True, version))
     for label, kind, j in _journeys(r):
         up = "orderquery" if j.get("version", "v2") == "v2" else "query by out_trade_no"
-        lines.append(row(f"{label}: prepay", j.get("prepay"), True))
-        lines.append(row(f"{label}: first-time notify (verify, {up}, mark paid)", j.get("notify"), True))
+        lines.append(row(f"{label}: prepay", j.get("prepay"), True, j.get("version", "v2")))
+        lines.append(row(f"{label}: first-time notify (verify, {up}, mark paid)", j.get("notify"), True,
+                         j.get("version", "v2")))
         if j.get("duplicate"):
             lines.append(row(f"{label}: duplicate notify (already paid)", j["duplicate"]))
         if j.get("status"):
@@ -345,6 +351,10 @@ def _peer_notes(r: dict[str, Any]) -> list[str]:
     ]
 
 
+# The relay-to-the-simulator rows per API version (each also measured again, key + "_again").
+_SIM_KEYS = {"v2": "relay_sim", "v3": "relay_sim_v3"}
+
+
 def _pinning(pin: dict[str, Any] | None) -> str:
     if not pin:
         return "- CPU placement: not pinned (every process may run on any core; `--pin` pins them)"
@@ -358,35 +368,39 @@ def _context(r: dict[str, Any]) -> list[str]:
     against the floor (bench/floor.py), so a reader sees what the simulator's CPU and the protocol's
     mandatory work take out of the relay goals."""
     relay_rate, relay_cpu = _relay(r)
-    sim_rate, sim_cpu = _relay(r, "relay_sim")
+    sims = {version: _relay(r, key) for version, key in _SIM_KEYS.items()}
     floors = r.get("floor") or {}
-    if not (sim_rate or floors):
+    if not (any(rate for rate, _ in sims.values()) or floors):
         return []
     out = [
         "", "### Context, not goals: the simulator's share and the floor", "",
         "The goals above divide by the relay, whose upstream is a bare app; ours and the floor call the "
         "simulator, which spends more CPU per call on the same two cores. *Relay to sim* is the same relay "
-        "calling the simulator's real `pay/orderquery` (V2, signed body, paid order): the ceiling with our "
-        "actual upstream. The *floor* (`bench/floor.py`) does only the mandatory work of a safe request (see its "
-        "docstring) in a bare Tornado app, fed the same pools as the peer. Rates as ratios; CPU is server CPU "
-        "per request (the simulator's in brackets).", "",
+        "whose one call is the query a first-time notify makes, at the simulator (V2 `pay/orderquery`, V3 query "
+        "by out_trade_no; signed once by the harness, of a paid order; the reply passed on unchecked): the "
+        "ceiling with our actual upstream, each row divided by the one of its API version. The *floor* "
+        "(`bench/floor.py`) does only the mandatory work of a safe request (see its docstring) in a bare Tornado "
+        "app, fed the same pools as the peer. Rates as ratios; CPU is server CPU per request (the simulator's in "
+        "brackets).", "",
     ]
-    if sim_rate and relay_rate:
-        sim_sim = [v.extra.get("sim_cpu_ms") for v in (r.get("relay_sim"), r.get("relay_sim_again")) if v]
-        out.append(f"Relay to sim / relay: {sim_rate / relay_rate:.2f}x the rate; its CPU {sim_cpu:.2f} ms "
-                   f"(+ {min(x for x in sim_sim if x is not None):.2f} ms at the simulator) against the relay's "
-                   f"{relay_cpu:.2f} ms.")
-        out.append("")
-    out += ["| Row | ours / relay | ours / relay to sim | floor / relay | floor / relay to sim | ours / floor | "
+    for version, (rate, cpu) in sims.items():
+        runs = [v for v in (r.get(_SIM_KEYS[version]), r.get(_SIM_KEYS[version] + "_again")) if v]
+        sim_cpu = [v.extra["sim_cpu_ms"] for v in runs if "sim_cpu_ms" in v.extra]
+        if rate and relay_rate and sim_cpu:
+            out.append(f"- Relay to sim {version.upper()} / relay: {rate / relay_rate:.2f}x the rate; its CPU "
+                       f"{cpu:.2f} ms (+ {min(sim_cpu):.2f} ms at the simulator per call) against the relay's "
+                       f"{relay_cpu:.2f} ms (+ the bare upstream's).")
+    out += ["", "| Row | ours / relay | ours / relay to sim | floor / relay | floor / relay to sim | ours / floor | "
             "CPU: ours | floor | ours / floor |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def ratio(x: Result | None, d: float) -> str:
+        return f"{x.rate / d:.2f}x" if x and d else "—"
+
     for version, ours in (("v2", r.get("sqlite")), ("v3", r.get("v3"))):
         floor = floors.get(version) or {}
+        sim_rate = sims[version][0]
         for key, name in (("prepay", "prepay"), ("notify", "first-time notify")):
             a, b = (ours or {}).get(key), floor.get(key)
-
-            def ratio(x: Result | None, d: float) -> str:
-                return f"{x.rate / d:.2f}x" if x and d else "—"
-
             ca, cb = (v.extra.get("server_cpu_ms") if v else None for v in (a, b))
             out.append(f"| {version.upper()} {name} | {ratio(a, relay_rate)} | {ratio(a, sim_rate)} | "
                        f"{ratio(b, relay_rate)} | {ratio(b, sim_rate)} | {ratio(a, b.rate if b else 0)} | "

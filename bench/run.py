@@ -388,19 +388,19 @@ class Bench:
                                 json.dumps({"endpoint": "notify", "kind": "drop", "count": None}))], 1)
         return sim
 
-    async def relay_to_sim(self, name: str, sim: Proc) -> Result:
-        """The relay whose one upstream call is a real, signed V2 ``pay/orderquery`` at the simulator
-        (of an order paid there): the ceiling with our server's own upstream, simulator CPU included."""
-        body = self.tmp / "orderquery.xml"
-        if not body.exists():
-            body.write_bytes(await wechat_side.v2_orderquery_body(sim.port, secrets.token_hex(4)))
+    async def relay_to_sim(self, name: str, sim: Proc, version: str = "v2") -> Result:
+        """The relay whose one upstream call is the real query a first-time notify makes at the
+        simulator (V2 ``pay/orderquery``, V3 query by out_trade_no; signed once, of an order paid
+        there): the ceiling with our server's own upstream, the simulator's CPU included."""
+        request = self.tmp / f"{name}.json"  # signed now: a V3 signature holds for 300 s
+        request.write_text(json.dumps((await wechat_side.upstream_queries(sim.port, secrets.token_hex(4)))[version]))
         port = free_port()
-        relay = self.procs.spawn(name, [str(ROOT / "bench" / "hello.py"), str(port), str(sim.port), "/pay/orderquery",
-                                        str(body)], port=port, under_test=True)
+        relay = self.procs.spawn(name, [str(ROOT / "bench" / "hello.py"), str(port), str(sim.port), str(request)],
+                                 port=port, under_test=True)
         try:
             await self.procs.wait_http(relay)
             return await self.timed(name, [relay], sim, asyncio.to_thread(self.load, port, [("GET", "/relay", "")]),
-                                    upstream="pay/orderquery")
+                                    upstream=UPSTREAM[version]["notify"])
         finally:
             self.procs.stop(relay)
 
@@ -660,8 +660,9 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
         sim = await bench.start_sim("sim")
         # The same relay, its upstream call a real orderquery at the simulator: the ceiling with our upstream.
-        r["relay_sim"] = await bench.relay_to_sim("relay-sim", sim)
-        progress("relay to the simulator", r["relay_sim"])
+        r["relay_sim"] = await bench.relay_to_sim("relay-sim", sim, "v2")
+        r["relay_sim_v3"] = await bench.relay_to_sim("relay-sim-v3", sim, "v3")
+        progress("relay to the simulator", {"v2": r["relay_sim"], "v3": r["relay_sim_v3"]})
         sqlite_path = str(tmp / "one.sqlite3")
         [server] = await bench.start_servers("server", 1, server_env(sim.port, sqlite=sqlite_path))
         r["sqlite"] = await bench.journey("sqlite", [server], sim, {"sqlite_path": sqlite_path}, full=True)
@@ -708,8 +709,9 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                              full=False)
             procs.stop(mongo_server)
             await drop_mongo(uri, db)
-        r["relay_sim_again"] = await bench.relay_to_sim("relay-sim2", sim)
-        progress("relay to the simulator again", r["relay_sim_again"])
+        r["relay_sim_again"] = await bench.relay_to_sim("relay-sim2", sim, "v2")
+        r["relay_sim_v3_again"] = await bench.relay_to_sim("relay-sim-v3-2", sim, "v3")
+        progress("relay to the simulator again", {"v2": r["relay_sim_again"], "v3": r["relay_sim_v3_again"]})
         procs.stop(sim)
 
         hello = procs.spawn("hello2", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port,

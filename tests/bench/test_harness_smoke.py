@@ -40,9 +40,10 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(raw.read_text())
     orders = figures["config"]["orders"]
-    for key in ("hello", "relay", "hello_again", "relay_again", "relay_sim", "relay_sim_again"):
+    sims = ("relay_sim", "relay_sim_again", "relay_sim_v3", "relay_sim_v3_again")
+    for key in ("hello", "relay", "hello_again", "relay_again", *sims):
         assert figures[key]["requests"] > 0 and figures[key]["bad"] == figures[key]["socket_errors"] == 0, key
-    for key in ("relay_sim", "relay_sim_again"):  # each answer made its orderquery at the simulator
+    for key in sims:  # each answer made its query at the simulator
         assert figures[key]["extra"]["upstream_calls"] >= figures[key]["requests"], key
     for key in JOURNEYS:
         journey = _journey(figures, key)
@@ -75,7 +76,7 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
                  "V2 RSS growth", "V3 RSS growth", "| errors over every HTTP row (ours, the peer's, the floor's, the relays') | 0 |",
                  "| answers without their upstream call at the simulator | 0 rows |",
                  "server on a CPU / waiting for one", "Context, not goals", "| V2 first-time notify | ",
-                 "| V3 prepay | ", "relay to the simulator: ", "floor V3: first-time notify",
+                 "| V3 prepay | ", "relay to the simulator V2: ", "relay to the simulator V3: ", "floor V3: first-time notify",
                  "- CPU placement: not pinned"):
         assert line in text, line
 
