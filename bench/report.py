@@ -225,7 +225,9 @@ def render(r: dict[str, Any]) -> str:
         "waits on one upstream call, as a first-time notify (`orderquery`) and a prepay (`unifiedorder`, or "
         "the V3 JSAPI order) do. Both are measured at the start and again at the end of the HTTP rows; the "
         "divisor is the faster rate and the smaller CPU of the two, so drift cannot flatter a ratio. The "
-        "server, the simulator, the peer, the bare apps and wrk are separate processes on the machine's cores.",
+        "server, the simulator, the peer, the floor, the bare apps and wrk are separate processes on the machine's "
+        "cores. Two more relays call the simulator itself, and a *floor* does only the mandatory work: both are "
+        "context for the goals, not goals (the table after them).",
         "",
         "## Goals",
         "",
