@@ -70,10 +70,11 @@ GOALS = {
 LIBRARY_GOALS = {"notify parse+verify": 2.0, "v3 notify verify+decrypt": 1.5}  # others: no slower (1.0)
 
 
-def _relay(r: dict[str, Any]) -> tuple[float, float]:
+def _relay(r: dict[str, Any], key: str = "relay") -> tuple[float, float]:
     """The relay's rate (the faster of its two measures) and server CPU per request
-    (the smaller): both choices make a ratio against it harder to meet, never easier."""
-    runs = [v for v in (r.get("relay"), r.get("relay_again")) if v]
+    (the smaller): both choices make a ratio against it harder to meet, never easier.
+    ``key="relay_sim"``: the relay whose upstream is the simulator's orderquery."""
+    runs = [v for v in (r.get(key), r.get(key + "_again")) if v]
     if not runs:
         return 0.0, 0.0
     cpus = [v.extra["server_cpu_ms"] for v in runs if "server_cpu_ms" in v.extra]
@@ -96,6 +97,8 @@ def _journeys(r: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     for key, j in (r.get("peer") or {}).items():
         worker = j["worker"] + (f", {j['threads']} threads" if j["worker"] == "gthread" else "")
         out.append((f"peer {j['version'].upper()} ({worker})", "peer", j))
+    for version, j in (r.get("floor") or {}).items():
+        out.append((f"floor {version.upper()}", "floor", j))
     return out
 
 
@@ -113,7 +116,9 @@ def _verdict(ok: bool) -> str:
 
 
 def _all_results(r: dict[str, Any]) -> list[Result]:
-    out = [v for v in (r.get("hello"), r.get("relay"), r.get("hello_again"), r.get("relay_again")) if v]
+    out = [v for v in (r.get("hello"), r.get("relay"), r.get("hello_again"), r.get("relay_again"),
+                       r.get("relay_sim"), r.get("relay_sim_again"), r.get("relay_sim_v3"),
+                       r.get("relay_sim_v3_again")) if v]
     for _, _, j in _journeys(r):
         out += [v for v in j.values() if isinstance(v, Result)]
     return out
@@ -158,7 +163,8 @@ def goals(r: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                              f">= {GOALS['to_peer']}x", x >= GOALS["to_peer"]))
     results = _all_results(r)
     errors = sum(v.errors() for v in results)
-    rows.append(("errors over every HTTP row (ours and the peer's)", f"{errors}", "0", errors == 0))
+    rows.append(("errors over every HTTP row (ours, the peer's, the floor's, the relays')", f"{errors}", "0",
+                 errors == 0))
     short = [v for v in results if "upstream_calls" in v.extra and v.extra["upstream_calls"] < v.requests]
     rows.append(("answers without their upstream call at the simulator", f"{len(short)} rows", "0 rows", not short))
     for row in r.get("library") or []:
@@ -210,6 +216,7 @@ def render(r: dict[str, Any]) -> str:
         f"- load generator: {cfg['generator']}{' (' + m['wrk'] + ')' if cfg['generator'] == 'wrk' and m['wrk'] else ''}, "
         f"one thread, {cfg['connections']} keep-alive connections, 127.0.0.1 only; "
         f"{cfg['duration']:.0f} s per scenario at most; {cfg['orders']:,} orders per journey",
+        _pinning(cfg.get("pin")),
         "",
         "Every goal is a ratio of two figures measured in the same run, because the machine is shared and "
         "absolute rates drift. The bare Tornado app (`bench/hello.py`: one process, `GET /` answers a few "
@@ -218,7 +225,9 @@ def render(r: dict[str, Any]) -> str:
         "waits on one upstream call, as a first-time notify (`orderquery`) and a prepay (`unifiedorder`, or "
         "the V3 JSAPI order) do. Both are measured at the start and again at the end of the HTTP rows; the "
         "divisor is the faster rate and the smaller CPU of the two, so drift cannot flatter a ratio. The "
-        "server, the simulator, the peer, the bare apps and wrk are separate processes on the machine's cores.",
+        "server, the simulator, the peer, the floor, the bare apps and wrk are separate processes on the machine's "
+        "cores. Two more relays call the simulator itself, and a *floor* does only the mandatory work: both are "
+        "context for the goals, not goals (the table after them).",
         "",
         "## Goals",
         "",
@@ -226,19 +235,24 @@ def render(r: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     lines += [f"| {what} | {got} | {target} | {_verdict(ok)} |" for what, got, target, ok in goals(r)]
+    lines += _context(r)
     lines += [
         "",
         "## Results",
         "",
-        "| Scenario | Rate | / hello | / relay | p50 / p99 latency | server CPU per request (+ simulator) | "
-        "server on a CPU / waiting for one | upstream calls / answers | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Scenario | Rate | / hello | / relay | / relay to the simulator | p50 / p99 latency | "
+        "server CPU per request (+ simulator) | server on a CPU / waiting for one | upstream calls / answers | "
+        "errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    sim_rates = {version: _relay(r, _SIM_KEYS[version])[0] for version in _SIM_KEYS}
 
-    def row(label: str, v: Result | None, to_relay: bool = False) -> str:
+    def row(label: str, v: Result | None, to_relay: bool = False, version: str = "v2") -> str:
         rel = f"{v.rate / relay_rate:.2f}x" if v and to_relay and relay_rate else ""
-        return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {_lat(v)} | {_cpu(v)} | {_sched(v)} | "
-                f"{_upstream(v)} | {_errors(v)} |")
+        sim_rate = sim_rates[version]
+        rel_sim = f"{v.rate / sim_rate:.2f}x" if v and to_relay and sim_rate else ""
+        return (f"| {label} | {_rate(v)} | {_ratio(v, base)} | {rel} | {rel_sim} | {_lat(v)} | {_cpu(v)} | "
+                f"{_sched(v)} | {_upstream(v)} | {_errors(v)} |")
 
     lines.append(row("bare Tornado \"hello\" (GET)", hello))
     if again:
@@ -247,10 +261,19 @@ def render(r: dict[str, Any]) -> str:
         lines.append(row("relay: bare Tornado + one kept-alive upstream call", r["relay"], True))
     if r.get("relay_again"):
         lines.append(row("relay again, at the end", r["relay_again"], True))
+    for version, what in (("v2", "a signed V2 `pay/orderquery`"), ("v3", "a signed V3 query by out_trade_no")):
+        key = _SIM_KEYS[version]
+        if r.get(key):
+            lines.append(row(f"relay to the simulator {version.upper()}: the same, its call {what} at the simulator "
+                             "(reply unchecked)", r[key], True, version))
+        if r.get(key + "_again"):
+            lines.append(row(f"relay to the simulator {version.upper()} again, before the simulator stops",
+                             r[key + "_again"], True, version))
     for label, kind, j in _journeys(r):
         up = "orderquery" if j.get("version", "v2") == "v2" else "query by out_trade_no"
-        lines.append(row(f"{label}: prepay", j.get("prepay"), True))
-        lines.append(row(f"{label}: first-time notify (verify, {up}, mark paid)", j.get("notify"), True))
+        lines.append(row(f"{label}: prepay", j.get("prepay"), True, j.get("version", "v2")))
+        lines.append(row(f"{label}: first-time notify (verify, {up}, mark paid)", j.get("notify"), True,
+                         j.get("version", "v2")))
         if j.get("duplicate"):
             lines.append(row(f"{label}: duplicate notify (already paid)", j["duplicate"]))
         if j.get("status"):
@@ -330,6 +353,63 @@ def _peer_notes(r: dict[str, Any]) -> list[str]:
     ]
 
 
+# The relay-to-the-simulator rows per API version (each also measured again, key + "_again").
+_SIM_KEYS = {"v2": "relay_sim", "v3": "relay_sim_v3"}
+
+
+def _pinning(pin: dict[str, Any] | None) -> str:
+    if not pin:
+        return "- CPU placement: not pinned (every process may run on any core; `--pin` pins them)"
+    return (f"- CPU placement (`--pin`): the process under test (hello, relay, our server, the peer, the floor) "
+            f"on CPU {', '.join(map(str, pin['under_test']))}; the simulator, the relay's upstream, wrk and the "
+            f"harness on CPU {', '.join(map(str, pin['rest']))}")
+
+
+def _context(r: dict[str, Any]) -> list[str]:
+    """Not goals: each prepay and first-time notify also against the relay to the simulator and
+    against the floor (bench/floor.py), so a reader sees what the simulator's CPU and the protocol's
+    mandatory work take out of the relay goals."""
+    relay_rate, relay_cpu = _relay(r)
+    sims = {version: _relay(r, key) for version, key in _SIM_KEYS.items()}
+    floors = r.get("floor") or {}
+    if not (any(rate for rate, _ in sims.values()) or floors):
+        return []
+    out = [
+        "", "### Context, not goals: the simulator's share and the floor", "",
+        "The goals above divide by the relay, whose upstream is a bare app; ours and the floor call the "
+        "simulator, which spends more CPU per call on the same two cores. *Relay to sim* is the same relay "
+        "whose one call is the query a first-time notify makes, at the simulator (V2 `pay/orderquery`, V3 query "
+        "by out_trade_no; signed once by the harness, of a paid order; the reply passed on unchecked): the "
+        "ceiling with our actual upstream, each row divided by the one of its API version. The *floor* "
+        "(`bench/floor.py`) does only the mandatory work of a safe request (see its docstring) in a bare Tornado "
+        "app, fed the same pools as the peer. Rates as ratios; CPU is server CPU per request (the simulator's in "
+        "brackets).", "",
+    ]
+    for version, (rate, cpu) in sims.items():
+        runs = [v for v in (r.get(_SIM_KEYS[version]), r.get(_SIM_KEYS[version] + "_again")) if v]
+        sim_cpu = [v.extra["sim_cpu_ms"] for v in runs if "sim_cpu_ms" in v.extra]
+        if rate and relay_rate and sim_cpu:
+            out.append(f"- Relay to sim {version.upper()} / relay: {rate / relay_rate:.2f}x the rate; its CPU "
+                       f"{cpu:.2f} ms (+ {min(sim_cpu):.2f} ms at the simulator per call) against the relay's "
+                       f"{relay_cpu:.2f} ms (+ the bare upstream's).")
+    out += ["", "| Row | ours / relay | ours / relay to sim | floor / relay | floor / relay to sim | ours / floor | "
+            "CPU: ours | floor | ours / floor |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def ratio(x: Result | None, d: float) -> str:
+        return f"{x.rate / d:.2f}x" if x and d else "—"
+
+    for version, ours in (("v2", r.get("sqlite")), ("v3", r.get("v3"))):
+        floor = floors.get(version) or {}
+        sim_rate = sims[version][0]
+        for key, name in (("prepay", "prepay"), ("notify", "first-time notify")):
+            a, b = (ours or {}).get(key), floor.get(key)
+            ca, cb = (v.extra.get("server_cpu_ms") if v else None for v in (a, b))
+            out.append(f"| {version.upper()} {name} | {ratio(a, relay_rate)} | {ratio(a, sim_rate)} | "
+                       f"{ratio(b, relay_rate)} | {ratio(b, sim_rate)} | {ratio(a, b.rate if b else 0)} | "
+                       f"{_cpu(a)} | {_cpu(b)} | {f'{ca / cb:.2f}x' if ca and cb else '—'} |")
+    return out
+
+
 def _where_the_time_goes(r: dict[str, Any], base: float) -> list[str]:
     relay, hello = r.get("relay"), r["hello"]
     relay_rate, relay_cpu = _relay(r)
@@ -349,6 +429,12 @@ def _where_the_time_goes(r: dict[str, Any], base: float) -> list[str]:
         if v and "server_cpu_ms" in v.extra:
             out.append(f"- {label} first-time notify now: {v.extra['server_cpu_ms']:.2f} ms "
                        f"({v.extra['server_cpu_ms'] / relay_cpu:.1f}x the relay's).")
+    for version, j in (r.get("floor") or {}).items():
+        v = (j or {}).get("notify")
+        if v and "server_cpu_ms" in v.extra:
+            out.append(f"- the floor's {version.upper()} first-time notify (`bench/floor.py`, the mandatory work "
+                       f"alone): {v.extra['server_cpu_ms']:.2f} ms ({v.extra['server_cpu_ms'] / relay_cpu:.1f}x the "
+                       f"relay's).")
     return out
 
 

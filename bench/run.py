@@ -122,22 +122,40 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+# --pin: the process under test on one core, everything else (simulator, upstream app, wrk, the harness) on the other.
+PIN_UNDER_TEST, PIN_REST = {0}, {1}
+
+
 class Procs:
     """Every child process of the run, stopped at the end (by pid, ours only)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, pin: bool = False) -> None:
         self.tmp = tmp
+        self.pin = pin
         self.all: list[Proc] = []
 
-    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, port: int = 0) -> Proc:
+    def spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, port: int = 0,
+              under_test: bool = False) -> Proc:
+        """``under_test``: the process a row measures (with --pin it gets its own core; its
+        threads and forked workers inherit it)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith(("WXPAY_", "MONGODB_"))}
         log = open(self.tmp / f"{name}.log", "wb")
+        cpus = (PIN_UNDER_TEST if under_test else PIN_REST) if self.pin else None
         popen = subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**base, **(env or {})},
-                                 stdout=log, stderr=subprocess.STDOUT)
+                                 stdout=log, stderr=subprocess.STDOUT,
+                                 preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         log.close()
         proc = Proc(name, popen, port)
         self.all.append(proc)
         return proc
+
+    def place(self, proc: Proc, under_test: bool) -> None:
+        """With --pin, move a running process (every thread) to the core of its new role."""
+        if not self.pin:
+            return
+        for pid in (proc.popen.pid, *_children(proc.popen.pid)):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                os.sched_setaffinity(int(task.name), PIN_UNDER_TEST if under_test else PIN_REST)
 
     async def wait_http(self, proc: Proc, path: str = "/") -> None:
         for _ in range(300):
@@ -370,11 +388,28 @@ class Bench:
                                 json.dumps({"endpoint": "notify", "kind": "drop", "count": None}))], 1)
         return sim
 
+    async def relay_to_sim(self, name: str, sim: Proc, version: str = "v2") -> Result:
+        """The relay whose one upstream call is the real query a first-time notify makes at the
+        simulator (V2 ``pay/orderquery``, V3 query by out_trade_no; signed once, of an order paid
+        there): the ceiling with our server's own upstream, the simulator's CPU included."""
+        request = self.tmp / f"{name}.json"  # signed now: a V3 signature holds for 300 s
+        request.write_text(json.dumps((await wechat_side.upstream_queries(sim.port, secrets.token_hex(4)))[version]))
+        port = free_port()
+        relay = self.procs.spawn(name, [str(ROOT / "bench" / "hello.py"), str(port), str(sim.port), str(request)],
+                                 port=port, under_test=True)
+        try:
+            await self.procs.wait_http(relay)
+            return await self.timed(name, [relay], sim, asyncio.to_thread(self.load, port, [("GET", "/relay", "")]),
+                                    upstream=UPSTREAM[version]["notify"])
+        finally:
+            self.procs.stop(relay)
+
     async def start_servers(self, name: str, n: int, env: dict[str, str]) -> list[Proc]:
         servers = []
         for i in range(n):
             port = free_port()
-            servers.append(self.procs.spawn(f"{name}{i}", ["server.py", "--port", str(port)], env, port=port))
+            servers.append(self.procs.spawn(f"{name}{i}", ["server.py", "--port", str(port)], env, port=port,
+                                            under_test=True))
         for s in servers:
             await self.procs.wait_http(s, "/healthz")
         return servers
@@ -416,46 +451,54 @@ class Bench:
     async def start_peer(self, name: str, sim: Proc, version: str, worker: str) -> tuple[Proc, Path]:
         """The peer app (bench/peer/) under gunicorn, one worker process like our one server process."""
         port = free_port()
-        db = self.tmp / f"{name}.sqlite3"
-        creds = wechat_side.credentials()
-        config = {
-            "api_version": version, "database": str(db), "secret_key": PEER_SECRET,
-            "wechat_base": f"http://127.0.0.1:{sim.port}", "public_url": f"http://127.0.0.1:{port}",
-            "appid": creds["appids"]["official_account"], "mchid": creds["mchid"], "api_key": creds["apiv2_key"],
-            "apiv3_key": creds["apiv3_key"], "merchant_serial_no": creds["merchant_serial_no"],
-            "merchant_private_key_pem": creds["merchant_private_key_pem"],
-            "wechatpay_public_key_id": creds["wechatpay_public_key_id"],
-            "wechatpay_public_key_pem": creds["wechatpay_public_key_pem"],
-        }
-        config_file = self.tmp / f"{name}.json"
-        config_file.write_text(json.dumps(config))
+        config_file, db = hand_config(self.tmp, name, sim.port, version, port)
         workers = ["-k", "sync"] if worker == "sync" else ["-k", "gthread", "--threads", str(self.args.peer_threads)]
         peer = self.procs.spawn(name, ["-m", "gunicorn", "--chdir", str(ROOT / "bench" / "peer"), "-w", "1", *workers,
                                        "-b", f"127.0.0.1:{port}", "app:app"], {"PEER_CONFIG": str(config_file)},
-                                port=port)
+                                port=port, under_test=True)
         await self.procs.wait_http(peer, "/healthz")
         return peer, db
 
+    async def start_floor(self, name: str, sim: Proc, version: str) -> tuple[Proc, Path]:
+        """The floor (bench/floor.py): one bare Tornado process doing only the mandatory work."""
+        port = free_port()
+        config_file, db = hand_config(self.tmp, name, sim.port, version, port)
+        floor = self.procs.spawn(name, [str(ROOT / "bench" / "floor.py"), str(port)],
+                                 {"FLOOR_CONFIG": str(config_file)}, port=port, under_test=True)
+        await self.procs.wait_http(floor, "/healthz")
+        return floor, db
+
     async def peer_journey(self, label: str, sim: Proc, version: str, worker: str) -> dict:
-        """The same journey on the peer: orders in its SQLite file → prepay → paid at the
-        simulator → first-time notifies; the same pool sizes, generator and simulator."""
+        """The peer's journey (see ``hand_journey``)."""
         peer, db = await self.start_peer(label, sim, version, worker)
-        up = UPSTREAM[version]
         out: dict[str, Any] = {"version": version, "worker": worker,
                                "threads": self.args.peer_threads if worker == "gthread" else 1}
+        return await self.hand_journey(label, peer, db, sim, out, lambda o: "session=" + peer_session_cookie(o))
+
+    async def floor_journey(self, label: str, sim: Proc, version: str) -> dict:
+        """The floor's journey (see ``hand_journey``)."""
+        floor, db = await self.start_floor(label, sim, version)
+        return await self.hand_journey(label, floor, db, sim, {"version": version}, floor_session_cookie)
+
+    async def hand_journey(self, label: str, app: Proc, db: Path, sim: Proc, out: dict[str, Any],
+                           cookie: Callable[[str], str]) -> dict:
+        """The same journey on an app with its own order table (the peer, the floor): orders in its
+        SQLite file → prepay → paid at the simulator → first-time notifies; the same pool sizes,
+        generator and simulator as ours. ``cookie`` is the app's own signed sign-in for an openid."""
+        version = out["version"]
+        up = UPSTREAM[version]
         try:
             tag = secrets.token_hex(3)
-            ids = [f"peer{version}{tag}{i:06d}" for i in range(self.args.orders)]
+            ids = [f"{label.replace('-', '')[:8]}{tag}{i:06d}" for i in range(self.args.orders)]
             with sqlite3.connect(db) as conn:  # the shop created these orders earlier (not timed)
                 conn.executemany("INSERT INTO orders (id, amount_fen, description) VALUES (?, ?, ?)",
                                  [(oid, 100 + i % 900, "Bench tea") for i, oid in enumerate(ids)])
             conn.close()
-            openid = await wechat_side.openid_at_simulator(sim.port, f"peer-{tag}")
-            session = {"Cookie": "session=" + peer_session_cookie(openid), "Content-Type": "application/json",
-                       "User-Agent": WECHAT_UA}
+            openid = await wechat_side.openid_at_simulator(sim.port, f"{label}-{tag}")
+            session = {"Cookie": cookie(openid), "Content-Type": "application/json", "User-Agent": WECHAT_UA}
             pool = [("POST", f"/pay/{oid}/prepay", '{"trade_type":"JSAPI"}') for oid in ids]
-            out["prepay"] = await self.timed(f"{label}-prepay", [peer], sim,
-                                             self.loads([peer.port], [pool], headers=session, limit=True),
+            out["prepay"] = await self.timed(f"{label}-prepay", [app], sim,
+                                             self.loads([app.port], [pool], headers=session, limit=True),
                                              upstream=up["prepay"])
             orders = [{"_id": oid, "appid": demo.OFFICIAL_ACCOUNT_APPID, "mch_id": demo.MCH_ID, "openid": openid,
                        "trade_type": "JSAPI", "total_fee": amount, "prepay_id": prepay_id}
@@ -466,14 +509,14 @@ class Bench:
             notifies = [(m, path, *rest) for m, _, *rest in notifies]
             out["paid_at_sim"] = len(notifies)
             out["notify"] = await self.timed(
-                f"{label}-notify", [peer], sim,
-                self.loads([peer.port], [notifies], headers={"Content-Type": "text/xml"}, limit=True,
+                f"{label}-notify", [app], sim,
+                self.loads([app.port], [notifies], headers={"Content-Type": "text/xml"}, limit=True,
                            expect=up["notify_status"]), upstream=up["notify"])
             [(paid,)] = peer_rows(db, "SELECT count(*) FROM orders WHERE state = 'paid'")
             out["notify_paid_in_store"] = paid
-            out["server_rss_kb"] = [peer.rss_kb()]
+            out["server_rss_kb"] = [app.rss_kb()]
         finally:
-            self.procs.stop(peer)
+            self.procs.stop(app)
         return out
 
 
@@ -484,6 +527,32 @@ def peer_session_cookie(openid: str) -> str:
     app = Flask("peer")
     app.secret_key = PEER_SECRET
     return app.session_interface.get_signing_serializer(app).dumps({"openid": openid})
+
+
+def hand_config(tmp: Path, name: str, sim_port: int, version: str, port: int) -> tuple[Path, Path]:
+    """The settings file of an app that keeps its orders in its own SQLite file (the peer,
+    the floor): the demo merchant's credentials, the simulator as WeChat; and that file."""
+    db = tmp / f"{name}.sqlite3"
+    creds = wechat_side.credentials()
+    config = {
+        "api_version": version, "database": str(db), "secret_key": PEER_SECRET,
+        "wechat_base": f"http://127.0.0.1:{sim_port}", "public_url": f"http://127.0.0.1:{port}",
+        "appid": creds["appids"]["official_account"], "mchid": creds["mchid"], "api_key": creds["apiv2_key"],
+        "apiv3_key": creds["apiv3_key"], "merchant_serial_no": creds["merchant_serial_no"],
+        "merchant_private_key_pem": creds["merchant_private_key_pem"],
+        "wechatpay_public_key_id": creds["wechatpay_public_key_id"],
+        "wechatpay_public_key_pem": creds["wechatpay_public_key_pem"],
+    }
+    config_file = tmp / f"{name}.json"
+    config_file.write_text(json.dumps(config))
+    return config_file, db
+
+
+def floor_session_cookie(openid: str) -> str:
+    """Tornado's signed cookie, as the floor's OAuth callback would have set it."""
+    from tornado.web import create_signed_value
+
+    return "openid=" + create_signed_value(PEER_SECRET, "openid", openid).decode()
 
 
 def peer_rows(db: Path, query: str) -> list[tuple]:
@@ -558,25 +627,31 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         gen: Callable[..., Result] = lambda *a, **kw: loadgen.run_wrk(*a, wrk=wrk, **kw)  # noqa: E731
     else:
         gen = loadgen.run_python
-    procs = Procs(tmp)
+    procs = Procs(tmp, pin=args.pin)
     bench = Bench(args, tmp, procs, gen)
+    own_cpus = os.sched_getaffinity(0)
+    if args.pin:  # wrk and the harness (and whatever they start) on the core that is not under test
+        os.sched_setaffinity(0, PIN_REST)
     r = bench.results
     r["machine"] = machine()
     r["command"] = "bench/run.py " + shlex.join(sys.argv[1:])
     r["config"] = {"duration": args.duration, "connections": args.connections, "orders": args.orders,
                    "generator": "wrk" if wrk else "python", "quick": args.quick or args.smoke,
-                   "smoke": args.smoke}
+                   "smoke": args.smoke, "pin": {"under_test": sorted(PIN_UNDER_TEST), "rest": sorted(PIN_REST)}
+                   if args.pin else None}
     started = time.perf_counter()
     try:
         hello_port = free_port()
-        hello = procs.spawn("hello", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port)
+        hello = procs.spawn("hello", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port,
+                            under_test=True)
         await procs.wait_http(hello)
         r["hello"] = await bench.timed("hello", [hello], None, asyncio.to_thread(bench.load, hello_port, [("GET", "/", "")]))
         progress("hello", r["hello"])
+        procs.place(hello, under_test=False)  # from here on the relay's upstream
         # The same bare app behind one upstream call: the ceiling for notify and prepay.
         relay_port = free_port()
         relay = procs.spawn("relay", [str(ROOT / "bench" / "hello.py"), str(relay_port), str(hello_port)],
-                            port=relay_port)
+                            port=relay_port, under_test=True)
         await procs.wait_http(relay)
         r["relay"] = await bench.timed("relay", [relay], hello,
                                        asyncio.to_thread(bench.load, relay_port, [("GET", "/relay", "")]))
@@ -584,6 +659,10 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         progress("relay", r["relay"])
 
         sim = await bench.start_sim("sim")
+        # The same relay, its upstream call a real orderquery at the simulator: the ceiling with our upstream.
+        r["relay_sim"] = await bench.relay_to_sim("relay-sim", sim, "v2")
+        r["relay_sim_v3"] = await bench.relay_to_sim("relay-sim-v3", sim, "v3")
+        progress("relay to the simulator", {"v2": r["relay_sim"], "v3": r["relay_sim_v3"]})
         sqlite_path = str(tmp / "one.sqlite3")
         [server] = await bench.start_servers("server", 1, server_env(sim.port, sqlite=sqlite_path))
         r["sqlite"] = await bench.journey("sqlite", [server], sim, {"sqlite_path": sqlite_path}, full=True)
@@ -595,6 +674,10 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for worker in ([] if args.skip_peer else args.peer_workers):
             r["peer"][f"v2-{worker}"] = await bench.peer_journey(f"peer-v2-{worker}", sim, "v2", worker)
             progress(f"peer v2 {worker}", r["peer"][f"v2-{worker}"])
+        r["floor"] = {}
+        if not args.skip_floor:
+            r["floor"]["v2"] = await bench.floor_journey("floor-v2", sim, "v2")
+            progress("floor v2", r["floor"]["v2"])
 
         v3_path = str(tmp / "v3.sqlite3")
         [server] = await bench.start_servers("v3server", 1, {**server_env(sim.port, sqlite=v3_path),
@@ -605,6 +688,9 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         for worker in ([] if args.skip_peer else args.peer_workers):
             r["peer"][f"v3-{worker}"] = await bench.peer_journey(f"peer-v3-{worker}", sim, "v3", worker)
             progress(f"peer v3 {worker}", r["peer"][f"v3-{worker}"])
+        if not args.skip_floor:
+            r["floor"]["v3"] = await bench.floor_journey("floor-v3", sim, "v3")
+            progress("floor v3", r["floor"]["v3"])
 
         if not args.skip_scaling:
             shared = str(tmp / "shared.sqlite3")
@@ -623,14 +709,20 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                              full=False)
             procs.stop(mongo_server)
             await drop_mongo(uri, db)
+        if not args.smoke:  # the same rows as at the start (the smoke test keeps to seconds)
+            r["relay_sim_again"] = await bench.relay_to_sim("relay-sim2", sim, "v2")
+            r["relay_sim_v3_again"] = await bench.relay_to_sim("relay-sim-v3-2", sim, "v3")
+            progress("relay to the simulator again", {"v2": r["relay_sim_again"], "v3": r["relay_sim_v3_again"]})
         procs.stop(sim)
 
-        hello = procs.spawn("hello2", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port)
+        hello = procs.spawn("hello2", [str(ROOT / "bench" / "hello.py"), str(hello_port)], port=hello_port,
+                            under_test=True)
         await procs.wait_http(hello)
         r["hello_again"] = await bench.timed("hello_again", [hello], None,
                                              asyncio.to_thread(bench.load, hello_port, [("GET", "/", "")]))
+        procs.place(hello, under_test=False)
         relay = procs.spawn("relay2", [str(ROOT / "bench" / "hello.py"), str(relay_port), str(hello_port)],
-                            port=relay_port)
+                            port=relay_port, under_test=True)
         await procs.wait_http(relay)
         r["relay_again"] = await bench.timed("relay_again", [relay], hello,
                                              asyncio.to_thread(bench.load, relay_port, [("GET", "/relay", "")]))
@@ -638,6 +730,7 @@ async def run_all(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         progress("hello, relay again", {"hello": r["hello_again"], "relay": r["relay_again"]})
     finally:
         procs.stop()
+        os.sched_setaffinity(0, own_cpus)
     r["http_seconds"] = time.perf_counter() - started
     r["loadavg_end"] = os.getloadavg()
     if not args.skip_library:
@@ -713,6 +806,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="gunicorn worker classes of the peer rows, comma-separated (default sync,gthread)")
     parser.add_argument("--peer-threads", type=int, default=4,
                         help="threads of the peer's one gthread worker (default 4: gunicorn's 2-4 x cores)")
+    parser.add_argument("--skip-floor", action="store_true", help="no floor rows (bench/floor.py)")
+    parser.add_argument("--pin", action="store_true", help="the process under test on CPU 0; simulator, upstream "
+                        "app, wrk and the harness on CPU 1 (needs 2 cores; reported in the machine section)")
     parser.add_argument("--python-client", action="store_true", help="use the Python load generator, not wrk")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server and simulator during each scenario "
                         "(installs py-spy into the venv when missing); collapsed stacks go to DIR")
@@ -724,6 +820,9 @@ def main(argv: list[str] | None = None) -> int:
                         "as ratios to each run's own bare hello")
     args = parser.parse_args(argv)
     args.peer_workers = [w for w in args.peer_workers.split(",") if w]
+    if args.pin and not (PIN_UNDER_TEST | PIN_REST) <= os.sched_getaffinity(0):
+        parser.error(f"--pin needs CPUs {sorted(PIN_UNDER_TEST | PIN_REST)} (this process may use "
+                     f"{sorted(os.sched_getaffinity(0))})")
     if not set(args.peer_workers) <= {"sync", "gthread"}:
         parser.error("--peer-workers: sync and/or gthread")
     if args.render:

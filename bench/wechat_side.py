@@ -123,3 +123,54 @@ async def openid_at_simulator(sim_port: int, user: str, appid: str = demo.OFFICI
     query = urlencode({"appid": appid, "secret": secret, "code": code, "grant_type": "authorization_code"})
     [(status, _, body)] = await fetch_all(sim_port, [("GET", f"/sns/oauth2/access_token?{query}", {}, b"")], 1)
     return json.loads(body)["openid"]
+
+
+async def upstream_queries(sim_port: int, tag: str) -> dict[str, dict[str, Any]]:
+    """For an order placed and paid at the simulator just now, the query our server makes
+    for a first-time notify, per API version, as ``{method, path, headers, body}``: V2 a
+    signed ``pay/orderquery``, V3 the query by out_trade_no with its ``Authorization``
+    (valid for the simulator's 300 s window from now). The relay-to-the-simulator rows
+    send one over and over; each is checked once here to get a verified SUCCESS answer."""
+    from wxpay.xmlcodec import parse_xml
+
+    openid = await openid_at_simulator(sim_port, f"relay-{tag}")
+    out_trade_no = f"relay{tag}"
+    base = {"appid": demo.OFFICIAL_ACCOUNT_APPID, "mch_id": demo.MCH_ID, "out_trade_no": out_trade_no}
+
+    def signed(fields: dict[str, str]) -> bytes:
+        fields = {**base, "nonce_str": signing.make_nonce(), **fields}
+        return build_xml({**fields, "sign": signing.sign(fields, demo.API_KEY)})
+
+    order = signed({"body": "Bench tea", "total_fee": "100", "spbill_create_ip": "127.0.0.1", "trade_type": "JSAPI",
+                    "notify_url": "http://127.0.0.1:9/notify", "openid": openid})
+    [(status, _, reply)] = await fetch_all(sim_port, [("POST", "/pay/unifiedorder", {}, order)], 1)
+    prepay_id = parse_xml(reply).get("prepay_id")
+    assert status == 200 and prepay_id, reply[:300]
+    [(status, _, reply)] = await fetch_all(sim_port, [("POST", "/_sim/pay", {"Content-Type": "application/json"},
+                                                       json.dumps({"prepay_id": prepay_id, "outcome": "ok"}))], 1)
+    assert status == 200 and json.loads(reply).get("trade_state") == "SUCCESS", reply[:300]
+
+    v2 = {"method": "POST", "path": "/pay/orderquery", "headers": {"Content-Type": "text/xml"},
+          "body": signed({}).decode()}
+    [(status, _, reply)] = await fetch_all(sim_port, [(v2["method"], v2["path"], v2["headers"], v2["body"])], 1)
+    answer = parse_xml(reply)
+    assert status == 200 and answer.get("trade_state") == "SUCCESS", reply[:300]
+    assert answer.get("sign") == signing.sign(answer, demo.API_KEY), reply[:300]
+
+    creds = credentials()
+    path = f"/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={creds['mchid']}"
+    stamp, nonce = str(int(datetime.now(CHINA).timestamp())), secrets.token_hex(16)
+    key = serialization.load_pem_private_key(creds["merchant_private_key_pem"].encode(), password=None)
+    signature = base64.b64encode(key.sign(f"GET\n{path}\n{stamp}\n{nonce}\n\n".encode(), padding.PKCS1v15(),
+                                          hashes.SHA256())).decode()
+    v3 = {"method": "GET", "path": path, "body": None, "headers": {
+        "Accept": "application/json", "Wechatpay-Serial": creds["wechatpay_public_key_id"],
+        "Authorization": f'WECHATPAY2-SHA256-RSA2048 mchid="{creds["mchid"]}",nonce_str="{nonce}",'
+                         f'timestamp="{stamp}",serial_no="{creds["merchant_serial_no"]}",signature="{signature}"'}}
+    [(status, headers, reply)] = await fetch_all(sim_port, [(v3["method"], path, v3["headers"], b"")], 1)
+    assert status == 200 and json.loads(reply).get("trade_state") == "SUCCESS", reply[:300]
+    wechat = serialization.load_pem_public_key(creds["wechatpay_public_key_pem"].encode())
+    wechat.verify(base64.b64decode(headers["wechatpay-signature"]),
+                  f"{headers['wechatpay-timestamp']}\n{headers['wechatpay-nonce']}\n".encode() + reply + b"\n",
+                  padding.PKCS1v15(), hashes.SHA256())
+    return {"v2": v2, "v3": v3}
