@@ -216,10 +216,11 @@ def _same_origin(url: str, base: str) -> bool:
 def routes() -> list[tuple[str, type, dict]]:
     cid = r"([^/]+)"
     return [
+        # The page's poll first: the most frequent request of all (no two patterns overlap).
+        (rf"/pay/{cid}/status", StatusHandler, {}),
+        (rf"/pay/{cid}/prepay", PrepayHandler, {}),
         (rf"/pay/{cid}", PayPageHandler, {}),
         (rf"/pay/{cid}/result", ResultPageHandler, {}),
-        (rf"/pay/{cid}/prepay", PrepayHandler, {}),
-        (rf"/pay/{cid}/status", StatusHandler, {}),
         (r"/oauth/callback", OAuthCallbackHandler, {}),
         (r"/_sandbox/([a-z.]+)", SandboxAssetHandler, {}),
     ]
