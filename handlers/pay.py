@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 import segno
 
 from service.errors import InvalidInput, NotFound
-from service.models import PAID_STATUSES
 from service.oauth import safe_next
 from service.validation import http_url
 
@@ -151,17 +150,7 @@ class StatusHandler(BaseHandler):
     quiet_access_log = True  # answered polls at DEBUG (handlers/access_log.py)
 
     async def get(self, checkout_id: str) -> None:
-        checkout = await self.services.checkouts.get(checkout_id)
-        expired = checkout.status == "open" and checkout.expires_at <= self.services.now()
-        paid = checkout.status in PAID_STATUSES  # refunded later, but the shopper did pay
-        self.write_json(
-            {
-                "status": "expired" if expired else checkout.status,
-                "paid": paid,
-                "refunded_fen": checkout.refunded_fen,
-                "return_url": checkout.return_url,
-            }
-        )
+        self.write_json(await self.services.checkouts.poll(checkout_id))
 
 
 class ResultPageHandler(PayPageHandler):
