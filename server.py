@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -139,6 +140,16 @@ async def start(
     if services.webhooks.enabled:
         running.tasks.append(asyncio.create_task(services.webhooks.run_forever(running.stop_event)))
     return running
+
+
+def settle_heap() -> None:
+    """Set what start-up built (modules, settings, templates, the route table:
+    tens of thousands of objects that live as long as the process) apart from
+    the cyclic garbage collector. Otherwise every full collection walks them
+    all again: about 40 ms each, a few microseconds per request on average.
+    Only the process entry does this: tests start many servers in one process."""
+    gc.collect()
+    gc.freeze()
 
 
 def merchant_token_hint(settings: Settings) -> str:
@@ -341,6 +352,7 @@ async def main(argv: list[str] | None = None, *, log_level: Callable[[str], None
             sock.close()
         return _refuse("wxpay-server: cannot start", store_problem(settings, exc))
     print(banner(running), flush=True)
+    settle_heap()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -353,6 +365,7 @@ async def main(argv: list[str] | None = None, *, log_level: Callable[[str], None
 
 def cli() -> None:
     log_lines.configure(logging.INFO)  # one record, one line: see edge/log_lines.py
+    log_lines.lean_records()  # the process's own logging only: not in tests, whose reports name files and lines
     sys.exit(asyncio.run(main(log_level=logging.getLogger().setLevel)))  # then server.log_level
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from typing import Any
 
 import tornado.web
+from tornado import httputil
 
 from edge.sources import forwarded_address, parse_address, source_of
 from service.container import Services
@@ -44,12 +46,21 @@ PAGE_CSP = (
 )
 
 
+JSON_TYPE = "application/json; charset=utf-8"
+
+
 class BaseHandler(tornado.web.RequestHandler):
     """Shared behaviour; subclasses set ``api`` for JSON errors."""
 
     api = True
     _counted = False
     error_code: str | None = None  # the code of the error answered, for the access log line
+    # What every answer of this handler starts with (a subclass extends it);
+    # nosniff, no Server header and HSTS are on every response: edge/headers.py
+    default_headers: dict[str, str] = {
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Frame-Options": "DENY",
+    }
 
     def initialize(self) -> None:
         inflight = self.settings.get("inflight")
@@ -77,10 +88,19 @@ class BaseHandler(tornado.web.RequestHandler):
     def app_settings(self) -> Any:
         return self.settings["app_settings"]
 
-    def set_default_headers(self) -> None:
-        # nosniff, no Server header and HSTS are on every response: edge/headers.py
-        self.set_header("Referrer-Policy", "strict-origin-when-cross-origin")
-        self.set_header("X-Frame-Options", "DENY")
+    def clear(self) -> None:
+        """Tornado's reset, in one step: its defaults (less the ``Server``
+        header, which edge/headers.py drops anyway), the Date formatted once
+        a second rather than per answer, and ``default_headers`` (constants,
+        so not re-validated). Subclasses may still add to
+        ``set_default_headers``."""
+        self._headers = httputil.HTTPHeaders(
+            {"Content-Type": "text/html; charset=UTF-8", "Date": http_date(), **self.default_headers}
+        )
+        self.set_default_headers()
+        self._write_buffer = []
+        self._status_code = 200
+        self._reason = "OK"
 
     # -- errors ---------------------------------------------------------------
 
@@ -98,8 +118,8 @@ class BaseHandler(tornado.web.RequestHandler):
             body = {"code": "internal_error", "message": "Internal error; it has been logged"}
         self.error_code = str(body.get("code"))
         if self.api:
-            self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.set_header("Cache-Control", "no-store")
+            self._headers["Content-Type"] = JSON_TYPE
+            self._headers["Cache-Control"] = "no-store"
             self.finish(json_bytes(body))
         else:
             self.render_error_page(status_code, body)
@@ -202,10 +222,15 @@ class BaseHandler(tornado.web.RequestHandler):
         # JSON answers are no-store: a validator would never be used.
         return None if self._headers.get("Cache-Control") == "no-store" else super().compute_etag()
 
+    def check_etag_header(self) -> bool:
+        # Without an ETag nothing can match (Tornado's answer too), so the
+        # request's If-None-Match is not parsed.
+        return "Etag" in self._headers and super().check_etag_header()
+
     def write_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
+        self._headers["Content-Type"] = JSON_TYPE  # constants: set without Tornado's re-check
+        self._headers["Cache-Control"] = "no-store"
         self.finish(json_bytes(data))
 
 
@@ -270,19 +295,31 @@ class ApiHandler(BaseHandler):
 
 class PageHandler(BaseHandler):
     api = False
-
-    def set_default_headers(self) -> None:
-        super().set_default_headers()
-        self.set_header("Content-Security-Policy", PAGE_CSP)
+    default_headers = {**BaseHandler.default_headers, "Content-Security-Policy": PAGE_CSP}
 
     def cookie_options(self) -> dict[str, Any]:
         return {"httponly": True, "samesite": "Lax", "secure": self.settings.get("secure_cookies", False)}
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # one encoder, not one per json.dumps call
+
+
 def json_bytes(data: Any) -> bytes:
     """UTF-8 JSON that cannot fail to encode: a lone surrogate that slipped
     into a value is written as its ``\\uXXXX`` escape, which is still JSON."""
-    return json.dumps(data, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
+    return _JSON.encode(data).encode("utf-8", "backslashreplace")
+
+
+_date = (0, "")
+
+
+def http_date() -> str:
+    """The ``Date`` header's value, formatted once per second."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, httputil.format_timestamp(now))
+    return _date[1]
 
 
 def _refuse_constant(name: str) -> Any:

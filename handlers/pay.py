@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 import segno
 
 from service.errors import InvalidInput, NotFound
-from service.models import PAID_STATUSES
 from service.oauth import safe_next
 from service.validation import http_url
 
@@ -151,17 +150,7 @@ class StatusHandler(BaseHandler):
     quiet_access_log = True  # answered polls at DEBUG (handlers/access_log.py)
 
     async def get(self, checkout_id: str) -> None:
-        checkout = await self.services.checkouts.get(checkout_id)
-        expired = checkout.status == "open" and checkout.expires_at <= self.services.now()
-        paid = checkout.status in PAID_STATUSES  # refunded later, but the shopper did pay
-        self.write_json(
-            {
-                "status": "expired" if expired else checkout.status,
-                "paid": paid,
-                "refunded_fen": checkout.refunded_fen,
-                "return_url": checkout.return_url,
-            }
-        )
+        self.write_json(await self.services.checkouts.poll(checkout_id))
 
 
 class ResultPageHandler(PayPageHandler):
@@ -216,10 +205,11 @@ def _same_origin(url: str, base: str) -> bool:
 def routes() -> list[tuple[str, type, dict]]:
     cid = r"([^/]+)"
     return [
+        # The page's poll first: the most frequent request of all (no two patterns overlap).
+        (rf"/pay/{cid}/status", StatusHandler, {}),
+        (rf"/pay/{cid}/prepay", PrepayHandler, {}),
         (rf"/pay/{cid}", PayPageHandler, {}),
         (rf"/pay/{cid}/result", ResultPageHandler, {}),
-        (rf"/pay/{cid}/prepay", PrepayHandler, {}),
-        (rf"/pay/{cid}/status", StatusHandler, {}),
         (r"/oauth/callback", OAuthCallbackHandler, {}),
         (r"/_sandbox/([a-z.]+)", SandboxAssetHandler, {}),
     ]

@@ -24,7 +24,7 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .guard import store_guard
 from .lifecycle import CHECKOUT, Lifecycle
-from .models import CHECKOUT_STATUSES, CHECKOUTS, CLOSE_MARK, CLOSED, OPEN, Checkout
+from .models import CHECKOUT_STATUSES, CHECKOUTS, CLOSE_MARK, CLOSED, OPEN, PAID_STATUSES, Checkout
 from .orders import OrderBook
 from .validation import http_url, json_object, matches, safe_text, utf8_len
 
@@ -161,13 +161,32 @@ class CheckoutService:
         return existing, False
 
     async def get(self, checkout_id: str) -> Checkout:
+        return Checkout.from_doc(await self._doc(checkout_id))
+
+    async def poll(self, checkout_id: str) -> dict[str, Any]:
+        """What the shopper's page polls for, in one primary-key read: the
+        status ("expired" once an open checkout's time is up), whether the
+        shopper paid (refunded later or not), the refunds, where to go back.
+        Read from the stored document: the most frequent request of all
+        does not build a whole Checkout for four of its fields."""
+        doc = await self._doc(checkout_id)
+        status = doc.get("status", OPEN)
+        expired = status == OPEN and doc["expires_at"] <= self.now()
+        return {
+            "status": "expired" if expired else status,
+            "paid": status in PAID_STATUSES,
+            "refunded_fen": doc.get("refunded_fen", 0),
+            "return_url": doc.get("return_url"),
+        }
+
+    async def _doc(self, checkout_id: str) -> dict[str, Any]:
         if not matches(CHECKOUT_ID, checkout_id):
             raise NotFound("checkout_not_found", "No such checkout")
         with store_guard():
             doc = await self.store.get(CHECKOUTS, checkout_id)
         if doc is None:
             raise NotFound("checkout_not_found", "No such checkout")
-        return Checkout.from_doc(doc)
+        return doc
 
     async def list(
         self,

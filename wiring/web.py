@@ -86,6 +86,10 @@ def make_app(services: Services | None, settings: Settings, *, extra_routes: Seq
         log_budget=log_budget,
     )
     app.add_transform(security_headers(hsts=settings.is_live))  # on every response, static files included
+    # Tornado puts its static-file routes (/static/, /favicon.ico, /robots.txt) in
+    # front: every request tried them before ours. Last, they answer the same.
+    rules = app.wildcard_router.rules
+    rules.sort(key=lambda rule: rule.target is StaticFiles)  # stable: everything else keeps its order
     return app
 
 

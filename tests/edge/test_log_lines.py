@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from edge.log_lines import CONTINUATION, FORMAT, OneLineFormatter, configure, one_line
+from edge.log_lines import CONTINUATION, FORMAT, OneLineFormatter, configure, lean_records, one_line
 
 # Every character class the formatter must neutralise, each next to a forged record.
 HOSTILE = {
@@ -125,3 +125,44 @@ def test_configure_puts_tornados_loggers_through_the_formatter():
     lines = out.getvalue().rstrip("\n").split("\n")
     assert len(lines) == 2 and all(" tornado." in line for line in lines), lines
     assert not RAW_CONTROL.search(out.getvalue())
+
+
+@pytest.mark.parametrize("created", [0.0, 1.5, 1_700_000_000.999, 1_700_000_001.0004, 1_800_000_000.25])
+def test_the_time_stamp_formatted_once_a_second_is_the_standard_one(created):
+    """The seconds part is kept between records; a record of another second
+    (earlier or later) gets its own, and milliseconds are each record's."""
+    ours, standard = OneLineFormatter(FORMAT), logging.Formatter(FORMAT)
+    for t in (created, created + 0.5, created + 1.0, created - 3.0, created):
+        record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+        record.created, record.msecs = t, int((t - int(t)) * 1000) + 0.0
+        assert ours.formatTime(record) == standard.formatTime(record), t
+    record.created = 1_700_000_000.5
+    assert ours.formatTime(record, "%H:%M") == standard.formatTime(record, "%H:%M")
+
+
+def test_lean_records_leave_every_line_as_it_was(logged):
+    """lean_records() drops what FORMAT never shows: lines, escaping included, stay the same."""
+    logger, out = logged
+    switches = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+
+    def lines() -> list[str]:
+        out.seek(0)
+        out.truncate()
+        logger.warning("notify refused (%s)", "x\r\n" + FORGED)
+        try:
+            raise ValueError("bad\n" + FORGED)
+        except ValueError:
+            logger.exception("failed for %s", "co_1\u2028")
+        # the time stamps differ between the two passes; everything after them may not
+        return [line.split(" ", 2)[-1] if not line.startswith(CONTINUATION) else line
+                for line in out.getvalue().splitlines()]
+
+    before = lines()
+    try:
+        lean_records()
+        assert logging._srcfile is None and not logging.logThreads
+        after = lines()
+    finally:
+        logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = switches
+    assert after == before and len(before) > 3
+    assert not any(RAW_CONTROL.search(line) for line in after)
