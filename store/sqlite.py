@@ -1,9 +1,19 @@
 """SQLite backend: the embedded default, one file, safe across processes.
 
 Layout: one table per collection, ``(_id TEXT PRIMARY KEY, doc TEXT)``, the
-document (without ``_id``) as compact JSON. Secondary indexes are expression
-indexes on ``json_extract(doc, '$.field')``; sparse ones are partial indexes
-(``WHERE ... IS NOT NULL``), so a document without the field takes no key.
+document (without ``_id``) as compact JSON, plus one column ``k_<field>`` per
+indexed field holding exactly ``json_extract(doc, '$.field')`` (SQLite
+computes it from the written JSON in the same statement). Secondary indexes
+are on those columns; sparse ones are partial indexes (``WHERE ... IS NOT
+NULL``), so a document without the field takes no key. Why columns and not
+expression indexes (the layout before, upgraded in place by ``open``): an
+update of ``doc`` made SQLite rewrite every expression index of the table,
+while an update that sets the changed fields' columns rewrites only the
+indexes on them (a payment's move touches 4 of the orders' 8). Every write
+fills every column the file has, and checks in its own statement that the
+schema is still the one it was built for (another process may have added a
+column: a newer release declaring a new index). A release from before the
+columns must not write to an upgraded file: it would leave them stale.
 
 Datetimes are stored as ``{"$date": "YYYY-MM-DDTHH:MM:SS.mmmZ"}``: fixed
 width, UTC, millisecond precision (BSON's, so both backends round-trip the
@@ -85,9 +95,13 @@ T = TypeVar("T")
 _RANGE_SQL = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _INDEX_IN_MESSAGE = re.compile(r"index '([A-Za-z0-9_]+)'")
+_COLUMNS_IN_MESSAGE = re.compile(r"\.k_([a-z0-9_]+)")
 _MISSING = object()
 _DEFERRED = object()
-_INTERRUPT = 9  # SQLITE_INTERRUPT: our progress budget stopped the statement
+_INTERRUPT = 9
+# A write's own check that the file's schema (so its set of columns) is still
+# the one the store read: compared with ``SQLiteStore._schema``.
+_SCHEMA_IS = "(SELECT schema_version FROM pragma_schema_version) ="  # SQLITE_INTERRUPT: our progress budget stopped the statement
 
 # An inline call may run INLINE_SECONDS before it is interrupted and handed
 # to the worker thread; the clock is read every INLINE_STEP virtual-machine
@@ -215,8 +229,20 @@ def _from_sql(kind: str, value: Any) -> Any:
 # ---- filters -> SQL ----------------------------------------------------------
 
 
-def _x(field: str) -> str:
-    return "_id" if field == "_id" else f"json_extract(doc, '$.{field}')"
+_NO_COLUMNS: frozenset[str] = frozenset()
+
+
+def _column(field: str) -> str:
+    """The column that holds an indexed field's ``json_extract`` value."""
+    return f'"k_{field}"'
+
+
+def _x(field: str, cols: frozenset[str] = _NO_COLUMNS) -> str:
+    """A field's value in SQL: its column when it has one (an index is on
+    it), else ``json_extract``; both are the same value."""
+    if field == "_id":
+        return "_id"
+    return _column(field) if field in cols else f"json_extract(doc, '$.{field}')"
 
 
 def _type_guard(field: str, value: Any) -> str:
@@ -232,53 +258,53 @@ def _param(value: Any) -> Any:
     return _date_json(value) if isinstance(value, datetime) else value
 
 
-def _eq(field: str, value: Any, params: list[Any]) -> str:
+def _eq(field: str, value: Any, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     if field == "_id":
         if not isinstance(value, str):
             return "0"
         params.append(value)
         return "_id = ?"
     if value is None:  # null or missing, as in MongoDB
-        return f"{_x(field)} IS NULL"
+        return f"{_x(field, cols)} IS NULL"
     if isinstance(value, bool):
         return f"json_type(doc, '$.{field}') = '{'true' if value else 'false'}'"
     params.append(_param(value))
-    return f"({_x(field)} = ? AND {_type_guard(field, value)})"
+    return f"({_x(field, cols)} = ? AND {_type_guard(field, value)})"
 
 
-def _range(field: str, op: str, value: Any, params: list[Any]) -> str:
+def _range(field: str, op: str, value: Any, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     if field == "_id":
         if not isinstance(value, str):
             return "0"
         params.append(value)
         return f"_id {_RANGE_SQL[op]} ?"
     params.append(_param(value))
-    return f"({_x(field)} {_RANGE_SQL[op]} ? AND {_type_guard(field, value)})"
+    return f"({_x(field, cols)} {_RANGE_SQL[op]} ? AND {_type_guard(field, value)})"
 
 
-def _any_of(field: str, values: Any, params: list[Any]) -> str:
+def _any_of(field: str, values: Any, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     if not values:
         return "0"
-    return "(" + " OR ".join(_eq(field, v, params) for v in values) + ")"
+    return "(" + " OR ".join(_eq(field, v, params, cols) for v in values) + ")"
 
 
-def _where_sql(where: Where | None, params: list[Any]) -> str:
+def _where_sql(where: Where | None, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     """Translate a checked filter; ``(expr) IS NOT 1`` negates with SQL NULL
     (a missing field) counting as "not equal", like MongoDB's $ne/$nin."""
     terms: list[str] = []
     for field, cond in (where or {}).items():
         if not isinstance(cond, Mapping):
-            terms.append(_eq(field, cond, params))
+            terms.append(_eq(field, cond, params, cols))
             continue
         for op, value in cond.items():
             if op in _RANGE_SQL:
-                terms.append(_range(field, op, value, params))
+                terms.append(_range(field, op, value, params, cols))
             elif op == "$ne":
-                terms.append(f"({_eq(field, value, params)}) IS NOT 1")
+                terms.append(f"({_eq(field, value, params, cols)}) IS NOT 1")
             elif op == "$in":
-                terms.append(_any_of(field, value, params))
+                terms.append(_any_of(field, value, params, cols))
             elif op == "$nin":
-                terms.append(f"({_any_of(field, value, params)}) IS NOT 1")
+                terms.append(f"({_any_of(field, value, params, cols)}) IS NOT 1")
             elif op == "$exists":
                 if field == "_id":
                     terms.append("1" if value else "0")
@@ -351,6 +377,10 @@ class SQLiteStore(Store):
         self._checkpointing = False
         self.last_checkpoint: tuple[int, ...] | None = None  # (busy, WAL frames, frames copied)
         self._tables: set[str] = set()
+        # Indexed fields that have a column, per collection, as the file's
+        # schema was at ``_schema`` (its schema_version); see _refresh_columns.
+        self._columns: dict[str, frozenset[str]] = {}
+        self._schema = -1
         self._index_fields: dict[str, tuple[str, ...]] = {}
         self._sparse: dict[str, set[str]] = {}
 
@@ -474,6 +504,8 @@ class SQLiteStore(Store):
         table = _table(collection)
         if collection not in self._tables:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+            # Known only once its columns are: a write must never run without them.
+            self._refresh_columns(conn, collection)
             self._tables.add(collection)
         return table
 
@@ -481,6 +513,9 @@ class SQLiteStore(Store):
         message = str(exc)
         if message.endswith("._id"):
             return DuplicateKey(collection, "_id")
+        columns = _COLUMNS_IN_MESSAGE.findall(message)
+        if columns:  # an index on columns names them: "UNIQUE constraint failed: orders.k_a, orders.k_b"
+            return DuplicateKey(collection, ",".join(columns))
         found = _INDEX_IN_MESSAGE.search(message)
         if not found:
             return DuplicateKey(collection)
@@ -532,7 +567,7 @@ class SQLiteStore(Store):
             guard = _type_guard(field, before)
             sql = (
                 f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM {table} "
-                f"WHERE {_x(field)} < ? AND {guard} LIMIT ?)"
+                f"WHERE {_x(field, self._cols(collection))} < ? AND {guard} LIMIT ?)"
             )
             while True:
                 if self._executor is None:
@@ -631,23 +666,65 @@ class SQLiteStore(Store):
             conn = self._conn = self._connect()
         for index in indexes:
             self._create_index(conn, index)
+        self._refresh_columns(conn)
 
     def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
+        """The index on its fields' columns, made (and filled) if missing.
+
+        A file made before the columns existed has expression indexes of the
+        same names: each is replaced, in one transaction with its columns'
+        backfill, so another process sees either the old index or the new
+        one with every row's value in place."""
         if not index.fields:
             raise InvalidQuery("an index needs at least one field")
+        fields = tuple(check_field(f) for f in index.fields)
         table = self._ensure(conn, index.collection)
         name = _index_name(index)
-        keys = ", ".join(_x(check_field(f)) for f in index.fields)
+        cols = frozenset(fields)
+        keys = ", ".join(_x(f, cols) for f in fields)
         sql = f'CREATE {"UNIQUE " if index.unique else ""}INDEX IF NOT EXISTS "{name}" ON {table} ({keys})'
         if index.sparse:
-            sql += " WHERE " + " AND ".join(f"{_x(f)} IS NOT NULL" for f in index.fields)
+            sql += " WHERE " + " AND ".join(f"{_x(f, cols)} IS NOT NULL" for f in fields)
         self._index_fields[name] = index.fields
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
+        old = row is not None and "json_extract" in (row[0] or "")
+        missing = [f for f in fields if f"k_{f}" not in present]
+        if row is not None and not old and not missing:
+            return  # made by this layout already
         try:
-            conn.execute(sql)
+            with _write(conn):
+                for field in missing:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
+                    conn.execute(f"UPDATE {table} SET {_column(field)} = json_extract(doc, '$.{field}')")
+                if old:
+                    conn.execute(f'DROP INDEX "{name}"')
+                conn.execute(sql)
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(index.collection, exc) from exc
+
+    def _refresh_columns(self, conn: sqlite3.Connection, new: str | None = None) -> None:
+        """Read which indexed fields have a column, for every table this
+        store has touched. Writes must set every column the file has (or
+        its index goes stale), and another process may add one (a newer
+        release declaring a new index): every write checks, in its own
+        statement, that the schema is still the one read here, and comes
+        back here when it is not."""
+        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        columns = {}
+        for collection in {*self._tables, *([new] if new else [])}:
+            names = (row[1] for row in conn.execute(f"PRAGMA table_info({_table(collection)})"))
+            columns[collection] = frozenset(n[2:] for n in names if n.startswith("k_"))
+        self._columns = columns
+        self._schema = version
+
+    def _cols(self, collection: str) -> frozenset[str]:
+        return self._columns.get(collection, _NO_COLUMNS)
+
+    def _schema_current(self, conn: sqlite3.Connection) -> bool:
+        return conn.execute("PRAGMA schema_version").fetchone()[0] == self._schema
 
     async def close(self) -> None:
         pruner, self._pruner = self._pruner, None
@@ -682,10 +759,17 @@ class SQLiteStore(Store):
 
     def _insert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, text: str) -> None:
         table = self._ensure(conn, collection)
-        try:
-            conn.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
-        except sqlite3.IntegrityError as exc:
-            raise self._duplicate(collection, exc) from exc
+        while True:
+            cols = sorted(self._cols(collection))
+            names = "".join(", " + _column(f) for f in cols)
+            values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
+            sql = f"INSERT INTO {table} (_id, doc{names}) SELECT ?1, ?2{values} WHERE {_SCHEMA_IS} ?3"
+            try:
+                if conn.execute(sql, (_id, text, self._schema)).rowcount:
+                    return
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(collection, exc) from exc
+            self._refresh_columns(conn)  # the schema changed: write the columns it has now
 
     async def get(self, collection: str, _id: str) -> Doc | None:
         _table(collection)
@@ -717,8 +801,9 @@ class SQLiteStore(Store):
             columns = "doc"
         else:
             columns = ", ".join(f"json_type(doc, '$.{f}'), json_extract(doc, '$.{f}')" for f in projection) or "NULL"
-        sql = f"SELECT _id, {columns} FROM {table} WHERE {_where_sql(where, params)}"
-        order = [f"{_x(f)} {'ASC' if d == 1 else 'DESC'}" for f, d in (sort or [])]
+        cols = self._cols(collection)
+        sql = f"SELECT _id, {columns} FROM {table} WHERE {_where_sql(where, params, cols)}"
+        order = [f"{_x(f, cols)} {'ASC' if d == 1 else 'DESC'}" for f, d in (sort or [])]
         if not any(f == "_id" for f, _ in (sort or [])):
             order.append("_id ASC")  # a stable order makes skip/limit pages well defined
         sql += " ORDER BY " + ", ".join(order) + " LIMIT ? OFFSET ?"
@@ -749,7 +834,7 @@ class SQLiteStore(Store):
         check_where(where)
         table = _table(collection)
         params: list[Any] = []
-        sql = f"SELECT COUNT(*) FROM {table} WHERE {_where_sql(where, params)}"
+        sql = f"SELECT COUNT(*) FROM {table} WHERE {_where_sql(where, params, self._cols(collection))}"
         return await self._run(self._count_sync, collection, sql, params)
 
     def _count_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> int:
@@ -775,28 +860,49 @@ class SQLiteStore(Store):
         if changes and not inc:
             # One statement: SQLite patches the stored JSON in place, atomic
             # on its own, with no read-decode-encode round in Python.
-            patch_params: list[Any] = []
-            pairs = []
-            for field, value in changes.items():
-                pairs.append(f"'$.{field}', json(?)")
-                patch_params.append(_ENCODER.encode(value))
-            patch_params.append(_id)
-            where = _where_sql(expect, patch_params)
-            sql = f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}) WHERE _id = ? AND {where} RETURNING doc"
-            return await self._run(self._patch_sync, collection, _id, sql, patch_params, write=True)
+            encoded = [(field, _ENCODER.encode(value)) for field, value in changes.items()]
+            return await self._run(self._patch_sync, collection, _id, encoded, expect, write=True)
+        cols = self._cols(collection)
         params: list[Any] = [_id]
-        sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params, cols)}"
         return await self._run(
             self._update_sync, collection, _id, sql, params, dict(changes), dict(inc or {}), write=True
         )
 
-    def _patch_sync(self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any]) -> Doc | None:
-        self._ensure(conn, collection)
-        try:
-            rows = conn.execute(sql, params).fetchall()  # to the end: the statement commits
-        except sqlite3.IntegrityError as exc:
-            raise self._duplicate(collection, exc) from exc
-        return _decode(_id, rows[0][0]) if rows else None
+    def _patch_sync(
+        self, conn: sqlite3.Connection, collection: str, _id: str, encoded: list[tuple[str, str]], expect: Where
+    ) -> Doc | None:
+        """``json_set`` the changes, and set the columns of the changed fields
+        that have one: SQLite then rewrites only the indexes on those."""
+        table = self._ensure(conn, collection)
+        while True:
+            cols = self._cols(collection)
+            params: list[Any] = []
+            pairs = []
+            for field, text in encoded:
+                pairs.append(f"'$.{field}', json(?)")
+                params.append(text)
+            sets = ""
+            for field, text in encoded:
+                if field in cols:
+                    sets += f", {_column(field)} = json_extract(?, '$')"
+                    params.append(text)
+            params.append(_id)
+            where = _where_sql(expect, params, cols)
+            params.append(self._schema)
+            sql = (
+                f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}){sets} "
+                f"WHERE _id = ? AND {where} AND {_SCHEMA_IS} ? RETURNING doc"
+            )
+            try:
+                rows = conn.execute(sql, params).fetchall()  # to the end: the statement commits
+            except sqlite3.IntegrityError as exc:
+                raise self._duplicate(collection, exc) from exc
+            if rows:
+                return _decode(_id, rows[0][0])
+            if self._schema_current(conn):
+                return None  # no such document, or it did not match
+            self._refresh_columns(conn)
 
     def _update_sync(
         self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
@@ -819,8 +925,12 @@ class SQLiteStore(Store):
                     raise InvalidQuery(f"inc on {field} overflows 64 bits")
                 doc[field] = new
             text = _encode(doc)
+            if not self._schema_current(conn):
+                self._refresh_columns(conn)  # under the write lock: it cannot change again before the write
+            cols = self._cols(collection)
+            sets = "".join(f", {_column(f)} = json_extract(?1, '$.{f}')" for f in (*changes, *inc) if f in cols)
             try:
-                conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
+                conn.execute(f"UPDATE {table} SET doc = ?1{sets} WHERE _id = ?2", (text, _id))
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(collection, exc) from exc
         return doc  # already what reading ``text`` back would give (``_stored``)
@@ -835,18 +945,24 @@ class SQLiteStore(Store):
         self._check_sparse(collection, full)
         table = _table(collection)
         params: list[Any] = [_id]
-        match_sql = f"SELECT 1 FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        match_sql = f"SELECT 1 FROM {table} WHERE _id = ? AND {_where_sql(expect, params, self._cols(collection))}"
         return await self._run(self._upsert_sync, collection, _id, match_sql, params, _encode(full), write=True)
 
     def _upsert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, match_sql: str, params: list[Any], text: str) -> bool:
         table = self._ensure(conn, collection)
         with _write(conn):
+            if not self._schema_current(conn):
+                self._refresh_columns(conn)
+            cols = sorted(self._cols(collection))
             exists = conn.execute(f"SELECT 1 FROM {table} WHERE _id = ?", (_id,)).fetchone()
             try:
                 if exists is None:
-                    conn.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
+                    names = "".join(", " + _column(f) for f in cols)
+                    values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
+                    conn.execute(f"INSERT INTO {table} (_id, doc{names}) VALUES (?1, ?2{values})", (_id, text))
                 elif conn.execute(match_sql, params).fetchone() is not None:
-                    conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
+                    sets = "".join(f", {_column(f)} = json_extract(?1, '$.{f}')" for f in cols)
+                    conn.execute(f"UPDATE {table} SET doc = ?1{sets} WHERE _id = ?2", (text, _id))
                 else:
                     return False
             except sqlite3.IntegrityError as exc:
@@ -860,7 +976,7 @@ class SQLiteStore(Store):
         if not isinstance(_id, str):
             return False
         params: list[Any] = [_id]
-        sql = f"DELETE FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        sql = f"DELETE FROM {table} WHERE _id = ? AND {_where_sql(expect, params, self._cols(collection))}"
         return await self._run(self._delete_sync, collection, sql, params, write=True)
 
     def _delete_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> bool:
