@@ -175,6 +175,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__}")
 
 
+_encode_str = json.encoder.encode_basestring  # ensure_ascii=False, as _ENCODER
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False, default=_json_default
 )
@@ -197,6 +198,23 @@ def _stored(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_stored(v) for v in value]
     return value
+
+
+def _encode_value(value: Any) -> str:
+    """One field's value as JSON (what ``json_set`` takes): the common
+    scalars without the encoder's machinery, the rest through it."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is datetime:
+        return _date_json(value)
+    return _ENCODER.encode(value)
 
 
 def _encode(doc: Mapping[str, Any]) -> str:
@@ -315,8 +333,19 @@ def _where_sql(where: Where | None, params: list[Any], cols: frozenset[str] = _N
     return " AND ".join(terms) or "1"
 
 
+_TABLES: dict[str, str] = {}
+
+
 def _table(collection: str) -> str:
-    return f'"{check_collection(collection)}"'
+    """The quoted table name of a (checked) collection; the few names in use are kept."""
+    if type(collection) is str:
+        table = _TABLES.get(collection)
+        if table is not None:
+            return table
+    table = f'"{check_collection(collection)}"'
+    if type(collection) is str and len(_TABLES) < 1024:
+        _TABLES[collection] = table
+    return table
 
 
 def _index_name(index: Index) -> str:
@@ -860,7 +889,7 @@ class SQLiteStore(Store):
         if changes and not inc:
             # One statement: SQLite patches the stored JSON in place, atomic
             # on its own, with no read-decode-encode round in Python.
-            encoded = [(field, _ENCODER.encode(value)) for field, value in changes.items()]
+            encoded = [(field, _encode_value(value)) for field, value in changes.items()]
             return await self._run(self._patch_sync, collection, _id, encoded, expect, write=True)
         cols = self._cols(collection)
         params: list[Any] = [_id]
