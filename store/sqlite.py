@@ -97,6 +97,7 @@ _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _INDEX_IN_MESSAGE = re.compile(r"index '([A-Za-z0-9_]+)'")
 _COLUMNS_IN_MESSAGE = re.compile(r"\.k_([a-z0-9_]+)")
 _MISSING = object()
+_SLOW = object()  # update_if: this one needs the read-check-write path
 _DEFERRED = object()
 _INTERRUPT = 9
 # A write's own check that the file's schema (so its set of columns) is still
@@ -886,11 +887,15 @@ class SQLiteStore(Store):
         table = _table(collection)
         if not isinstance(_id, str):
             return None
-        if changes and not inc:
+        if changes or inc:
             # One statement: SQLite patches the stored JSON in place, atomic
             # on its own, with no read-decode-encode round in Python.
             encoded = [(field, _encode_value(value)) for field, value in changes.items()]
-            return await self._run(self._patch_sync, collection, _id, encoded, expect, write=True)
+            patched = await self._run(
+                self._patch_sync, collection, _id, encoded, expect, list((inc or {}).items()), write=True
+            )
+            if patched is not _SLOW:
+                return patched
         cols = self._cols(collection)
         params: list[Any] = [_id]
         sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params, cols)}"
@@ -899,10 +904,17 @@ class SQLiteStore(Store):
         )
 
     def _patch_sync(
-        self, conn: sqlite3.Connection, collection: str, _id: str, encoded: list[tuple[str, str]], expect: Where
-    ) -> Doc | None:
+        self, conn: sqlite3.Connection, collection: str, _id: str, encoded: list[tuple[str, str]], expect: Where,
+        inc: list[tuple[str, int]],
+    ) -> Any:
         """``json_set`` the changes, and set the columns of the changed fields
-        that have one: SQLite then rewrites only the indexes on those."""
+        that have one: SQLite then rewrites only the indexes on those.
+
+        An increment is done here only on a field that is missing or an
+        integer, when the sum stays an integer (SQLite turns an overflowing
+        sum into a float); anything else returns ``_SLOW`` for the
+        read-check-write path to apply or refuse exactly (a float field, a
+        string, an overflow), as it does when the document did not match."""
         table = self._ensure(conn, collection)
         while True:
             cols = self._cols(collection)
@@ -911,13 +923,26 @@ class SQLiteStore(Store):
             for field, text in encoded:
                 pairs.append(f"'$.{field}', json(?)")
                 params.append(text)
+            for field, amount in inc:
+                pairs.append(f"'$.{field}', COALESCE(json_extract(doc, '$.{field}'), 0) + ?")
+                params.append(amount)
             sets = ""
             for field, text in encoded:
                 if field in cols:
                     sets += f", {_column(field)} = json_extract(?, '$')"
                     params.append(text)
+            for field, amount in inc:
+                if field in cols:
+                    sets += f", {_column(field)} = COALESCE(json_extract(doc, '$.{field}'), 0) + ?"
+                    params.append(amount)
             params.append(_id)
             where = _where_sql(expect, params, cols)
+            for field, amount in inc:
+                where += (
+                    f" AND (json_type(doc, '$.{field}') IS NULL OR json_type(doc, '$.{field}') = 'integer')"
+                    f" AND typeof(COALESCE(json_extract(doc, '$.{field}'), 0) + ?) = 'integer'"
+                )
+                params.append(amount)
             params.append(self._schema)
             sql = (
                 f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}){sets} "
@@ -930,7 +955,7 @@ class SQLiteStore(Store):
             if rows:
                 return _decode(_id, rows[0][0])
             if self._schema_current(conn):
-                return None  # no such document, or it did not match
+                return _SLOW if inc else None  # no such document, or it did not match
             self._refresh_columns(conn)
 
     def _update_sync(
@@ -973,30 +998,31 @@ class SQLiteStore(Store):
         check_doc(full)
         self._check_sparse(collection, full)
         table = _table(collection)
-        params: list[Any] = [_id]
-        match_sql = f"SELECT 1 FROM {table} WHERE _id = ? AND {_where_sql(expect, params, self._cols(collection))}"
-        return await self._run(self._upsert_sync, collection, _id, match_sql, params, _encode(full), write=True)
+        return await self._run(self._upsert_sync, collection, _id, expect, _encode(full), write=True)
 
-    def _upsert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, match_sql: str, params: list[Any], text: str) -> bool:
+    def _upsert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, expect: Where, text: str) -> bool:
+        """One statement: insert, or on the ``_id`` (checked before any other
+        unique index) replace the existing document if it matches ``expect``."""
         table = self._ensure(conn, collection)
-        with _write(conn):
-            if not self._schema_current(conn):
-                self._refresh_columns(conn)
+        while True:
             cols = sorted(self._cols(collection))
-            exists = conn.execute(f"SELECT 1 FROM {table} WHERE _id = ?", (_id,)).fetchone()
+            names = "".join(", " + _column(f) for f in cols)
+            values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
+            sets = "".join(f", {_column(f)} = excluded.{_column(f)}" for f in cols)
+            params: list[Any] = [_id, text, self._schema]
+            where = _where_sql(expect, params, frozenset(cols))
+            sql = (
+                f"INSERT INTO {table} (_id, doc{names}) SELECT ?1, ?2{values} WHERE {_SCHEMA_IS} ?3 "
+                f"ON CONFLICT(_id) DO UPDATE SET doc = excluded.doc{sets} WHERE {where}"
+            )
             try:
-                if exists is None:
-                    names = "".join(", " + _column(f) for f in cols)
-                    values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
-                    conn.execute(f"INSERT INTO {table} (_id, doc{names}) VALUES (?1, ?2{values})", (_id, text))
-                elif conn.execute(match_sql, params).fetchone() is not None:
-                    sets = "".join(f", {_column(f)} = json_extract(?1, '$.{f}')" for f in cols)
-                    conn.execute(f"UPDATE {table} SET doc = ?1{sets} WHERE _id = ?2", (text, _id))
-                else:
-                    return False
+                if conn.execute(sql, params).rowcount:
+                    return True
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(collection, exc) from exc
-        return True
+            if self._schema_current(conn):
+                return False  # there, and not matching
+            self._refresh_columns(conn)
 
     async def delete_if(self, collection: str, _id: str, expect: Where | None = None) -> bool:
         check_where(expect)

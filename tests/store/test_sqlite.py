@@ -510,3 +510,29 @@ async def test_a_column_another_store_adds_is_kept_by_a_store_opened_before(tmp_
         await older.close()
         await newer.close()
     assert _columns_agree(path, "orders") == []
+
+
+async def test_increments_in_one_statement_keep_the_read_check_write_answers(tmp_path: Path) -> None:
+    """The one-statement increment takes only a missing or integer field whose
+    sum stays an integer; every other case gets the same answer as before
+    (a float grows, a null or a string is refused, an overflow is refused and
+    nothing changes), and an indexed counter's column follows."""
+    from store.base import Index, InvalidQuery
+
+    path = tmp_path / "wxpay.sqlite3"
+    store = SQLiteStore(path)
+    await store.open([Index("counters", ("n",))])
+    try:
+        await store.insert("counters", {"_id": "c", "f": 1.5, "z": None, "s": "x", "big": 2**63 - 2})
+        doc = await store.update_if("counters", "c", {}, {"t": "a"}, inc={"n": 2, "f": 1, "big": 1})
+        assert (doc["n"], doc["f"], doc["big"], doc["t"]) == (2, 2.5, 2**63 - 1, "a")
+        for field in ("z", "s", "big"):
+            with pytest.raises(InvalidQuery):
+                await store.update_if("counters", "c", {}, {"t": "b"}, inc={"n": 1, field: 1})
+        assert await store.get("counters", "c") == {"_id": "c", "f": 2.5, "z": None, "s": "x", "big": 2**63 - 1,
+                                                    "n": 2, "t": "a"}
+        assert await store.update_if("counters", "c", {"t": "b"}, {}, inc={"n": 1}) is None
+        assert [d["_id"] for d in await store.find("counters", {"n": 2})] == ["c"]
+    finally:
+        await store.close()
+    assert _columns_agree(path, "counters") == []
