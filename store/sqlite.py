@@ -9,11 +9,11 @@ NULL``), so a document without the field takes no key. Why columns and not
 expression indexes (the layout before, upgraded in place by ``open``): an
 update of ``doc`` made SQLite rewrite every expression index of the table,
 while an update that sets the changed fields' columns rewrites only the
-indexes on them (a payment's move touches 4 of the orders' 8). Every write
-fills every column the file has, and checks in its own statement that the
-schema is still the one it was built for (another process may have added a
-column: a newer release declaring a new index). A release from before the
-columns must not write to an upgraded file: it would leave them stale.
+indexes on them (a payment's move touches 4 of the orders' 8). This store's
+writes fill every column it knows; triggers on each table put right a row
+any other writer left wrong (a process of the release before, still running
+during a rolling upgrade; one opened before another process added a column;
+an operator's SQL), so an index never misses a document whoever wrote it.
 
 Datetimes are stored as ``{"$date": "YYYY-MM-DDTHH:MM:SS.mmmZ"}``: fixed
 width, UTC, millisecond precision (BSON's, so both backends round-trip the
@@ -99,10 +99,7 @@ _COLUMNS_IN_MESSAGE = re.compile(r"\.k_([a-z0-9_]+)")
 _MISSING = object()
 _SLOW = object()  # update_if: this one needs the read-check-write path
 _DEFERRED = object()
-_INTERRUPT = 9
-# A write's own check that the file's schema (so its set of columns) is still
-# the one the store read: compared with ``SQLiteStore._schema``.
-_SCHEMA_IS = "(SELECT schema_version FROM pragma_schema_version) ="  # SQLITE_INTERRUPT: our progress budget stopped the statement
+_INTERRUPT = 9  # SQLITE_INTERRUPT: our progress budget stopped the statement
 
 # An inline call may run INLINE_SECONDS before it is interrupted and handed
 # to the worker thread; the clock is read every INLINE_STEP virtual-machine
@@ -366,6 +363,10 @@ def _fields_from_name(collection: str, name: str) -> tuple[str, ...]:
     return tuple(rest.split("__"))
 
 
+def _trigger_names(collection: str) -> set[str]:
+    return {f"kx_{collection}__insert", f"kx_{collection}__update"}
+
+
 def _no_id(expect: Where | None) -> None:
     if expect and "_id" in expect:
         raise InvalidQuery("the _id is given separately; leave it out of expect")
@@ -407,10 +408,9 @@ class SQLiteStore(Store):
         self._checkpointing = False
         self.last_checkpoint: tuple[int, ...] | None = None  # (busy, WAL frames, frames copied)
         self._tables: set[str] = set()
-        # Indexed fields that have a column, per collection, as the file's
-        # schema was at ``_schema`` (its schema_version); see _refresh_columns.
+        # Indexed fields that have a column, per collection (as read at open,
+        # or when the collection was first used): see _refresh_columns.
         self._columns: dict[str, frozenset[str]] = {}
-        self._schema = -1
         self._index_fields: dict[str, tuple[str, ...]] = {}
         self._sparse: dict[str, set[str]] = {}
 
@@ -722,39 +722,56 @@ class SQLiteStore(Store):
         row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
         old = row is not None and "json_extract" in (row[0] or "")
         missing = [f for f in fields if f"k_{f}" not in present]
-        if row is not None and not old and not missing:
+        triggers = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (index.collection,))}
+        if row is not None and not old and not missing and _trigger_names(index.collection) <= triggers:
             return  # made by this layout already
         try:
             with _write(conn):
                 for field in missing:
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
                     conn.execute(f"UPDATE {table} SET {_column(field)} = json_extract(doc, '$.{field}')")
+                self._keep_columns(conn, index.collection, sorted(present | {f"k_{f}" for f in missing}))
                 if old:
                     conn.execute(f'DROP INDEX "{name}"')
                 conn.execute(sql)
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(index.collection, exc) from exc
 
+    @staticmethod
+    def _keep_columns(conn: sqlite3.Connection, collection: str, names: list[str]) -> None:
+        """Triggers that put right the columns of a row any writer left
+        wrong: a process of a release from before the columns (during a
+        rolling upgrade), one that opened before a column was added, an
+        operator's own SQL. This store's writes set them right, so for them
+        the triggers only compare (a few microseconds a write)."""
+        table = _table(collection)
+        fields = [n[2:] for n in names if n.startswith("k_")]
+        stale = " OR ".join(f"NEW.{_column(f)} IS NOT json_extract(NEW.doc, '$.{f}')" for f in fields)
+        fix = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in fields)
+        insert_name, update_name = sorted(_trigger_names(collection))
+        for trigger in (insert_name, update_name):
+            conn.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
+        if not fields:
+            return
+        body = f"BEGIN UPDATE {table} SET {fix} WHERE rowid = NEW.rowid; END"
+        conn.execute(f'CREATE TRIGGER "{insert_name}" AFTER INSERT ON {table} WHEN {stale} {body}')
+        conn.execute(f'CREATE TRIGGER "{update_name}" AFTER UPDATE OF doc ON {table} WHEN {stale} {body}')
+
     def _refresh_columns(self, conn: sqlite3.Connection, new: str | None = None) -> None:
         """Read which indexed fields have a column, for every table this
-        store has touched. Writes must set every column the file has (or
-        its index goes stale), and another process may add one (a newer
-        release declaring a new index): every write checks, in its own
-        statement, that the schema is still the one read here, and comes
-        back here when it is not."""
-        version = conn.execute("PRAGMA schema_version").fetchone()[0]
+        store has touched. Writes set these; a column added later by another
+        process (a newer release declaring a new index) is kept right by the
+        table's triggers until this store reads it (``_keep_columns``)."""
         columns = {}
         for collection in {*self._tables, *([new] if new else [])}:
             names = (row[1] for row in conn.execute(f"PRAGMA table_info({_table(collection)})"))
             columns[collection] = frozenset(n[2:] for n in names if n.startswith("k_"))
         self._columns = columns
-        self._schema = version
 
     def _cols(self, collection: str) -> frozenset[str]:
         return self._columns.get(collection, _NO_COLUMNS)
 
-    def _schema_current(self, conn: sqlite3.Connection) -> bool:
-        return conn.execute("PRAGMA schema_version").fetchone()[0] == self._schema
 
     async def close(self) -> None:
         pruner, self._pruner = self._pruner, None
@@ -789,17 +806,13 @@ class SQLiteStore(Store):
 
     def _insert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, text: str) -> None:
         table = self._ensure(conn, collection)
-        while True:
-            cols = sorted(self._cols(collection))
-            names = "".join(", " + _column(f) for f in cols)
-            values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
-            sql = f"INSERT INTO {table} (_id, doc{names}) SELECT ?1, ?2{values} WHERE {_SCHEMA_IS} ?3"
-            try:
-                if conn.execute(sql, (_id, text, self._schema)).rowcount:
-                    return
-            except sqlite3.IntegrityError as exc:
-                raise self._duplicate(collection, exc) from exc
-            self._refresh_columns(conn)  # the schema changed: write the columns it has now
+        cols = sorted(self._cols(collection))
+        names = "".join(", " + _column(f) for f in cols)
+        values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
+        try:
+            conn.execute(f"INSERT INTO {table} (_id, doc{names}) VALUES (?1, ?2{values})", (_id, text))
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(collection, exc) from exc
 
     async def get(self, collection: str, _id: str) -> Doc | None:
         _table(collection)
@@ -916,47 +929,43 @@ class SQLiteStore(Store):
         read-check-write path to apply or refuse exactly (a float field, a
         string, an overflow), as it does when the document did not match."""
         table = self._ensure(conn, collection)
-        while True:
-            cols = self._cols(collection)
-            params: list[Any] = []
-            pairs = []
-            for field, text in encoded:
-                pairs.append(f"'$.{field}', json(?)")
+        cols = self._cols(collection)
+        params: list[Any] = []
+        pairs = []
+        for field, text in encoded:
+            pairs.append(f"'$.{field}', json(?)")
+            params.append(text)
+        for field, amount in inc:
+            pairs.append(f"'$.{field}', COALESCE(json_extract(doc, '$.{field}'), 0) + ?")
+            params.append(amount)
+        sets = ""
+        for field, text in encoded:
+            if field in cols:
+                sets += f", {_column(field)} = json_extract(?, '$')"
                 params.append(text)
-            for field, amount in inc:
-                pairs.append(f"'$.{field}', COALESCE(json_extract(doc, '$.{field}'), 0) + ?")
+        for field, amount in inc:
+            if field in cols:
+                sets += f", {_column(field)} = COALESCE(json_extract(doc, '$.{field}'), 0) + ?"
                 params.append(amount)
-            sets = ""
-            for field, text in encoded:
-                if field in cols:
-                    sets += f", {_column(field)} = json_extract(?, '$')"
-                    params.append(text)
-            for field, amount in inc:
-                if field in cols:
-                    sets += f", {_column(field)} = COALESCE(json_extract(doc, '$.{field}'), 0) + ?"
-                    params.append(amount)
-            params.append(_id)
-            where = _where_sql(expect, params, cols)
-            for field, amount in inc:
-                where += (
-                    f" AND (json_type(doc, '$.{field}') IS NULL OR json_type(doc, '$.{field}') = 'integer')"
-                    f" AND typeof(COALESCE(json_extract(doc, '$.{field}'), 0) + ?) = 'integer'"
-                )
-                params.append(amount)
-            params.append(self._schema)
-            sql = (
-                f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}){sets} "
-                f"WHERE _id = ? AND {where} AND {_SCHEMA_IS} ? RETURNING doc"
+        params.append(_id)
+        where = _where_sql(expect, params, cols)
+        for field, amount in inc:
+            where += (
+                f" AND (json_type(doc, '$.{field}') IS NULL OR json_type(doc, '$.{field}') = 'integer')"
+                f" AND typeof(COALESCE(json_extract(doc, '$.{field}'), 0) + ?) = 'integer'"
             )
-            try:
-                rows = conn.execute(sql, params).fetchall()  # to the end: the statement commits
-            except sqlite3.IntegrityError as exc:
-                raise self._duplicate(collection, exc) from exc
-            if rows:
-                return _decode(_id, rows[0][0])
-            if self._schema_current(conn):
-                return _SLOW if inc else None  # no such document, or it did not match
-            self._refresh_columns(conn)
+            params.append(amount)
+        sql = (
+            f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}){sets} "
+            f"WHERE _id = ? AND {where} RETURNING doc"
+        )
+        try:
+            rows = conn.execute(sql, params).fetchall()  # to the end: the statement commits
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(collection, exc) from exc
+        if rows:
+            return _decode(_id, rows[0][0])
+        return _SLOW if inc else None  # no such document, or it did not match
 
     def _update_sync(
         self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
@@ -979,8 +988,6 @@ class SQLiteStore(Store):
                     raise InvalidQuery(f"inc on {field} overflows 64 bits")
                 doc[field] = new
             text = _encode(doc)
-            if not self._schema_current(conn):
-                self._refresh_columns(conn)  # under the write lock: it cannot change again before the write
             cols = self._cols(collection)
             sets = "".join(f", {_column(f)} = json_extract(?1, '$.{f}')" for f in (*changes, *inc) if f in cols)
             try:
@@ -1004,25 +1011,20 @@ class SQLiteStore(Store):
         """One statement: insert, or on the ``_id`` (checked before any other
         unique index) replace the existing document if it matches ``expect``."""
         table = self._ensure(conn, collection)
-        while True:
-            cols = sorted(self._cols(collection))
-            names = "".join(", " + _column(f) for f in cols)
-            values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
-            sets = "".join(f", {_column(f)} = excluded.{_column(f)}" for f in cols)
-            params: list[Any] = [_id, text, self._schema]
-            where = _where_sql(expect, params, frozenset(cols))
-            sql = (
-                f"INSERT INTO {table} (_id, doc{names}) SELECT ?1, ?2{values} WHERE {_SCHEMA_IS} ?3 "
-                f"ON CONFLICT(_id) DO UPDATE SET doc = excluded.doc{sets} WHERE {where}"
-            )
-            try:
-                if conn.execute(sql, params).rowcount:
-                    return True
-            except sqlite3.IntegrityError as exc:
-                raise self._duplicate(collection, exc) from exc
-            if self._schema_current(conn):
-                return False  # there, and not matching
-            self._refresh_columns(conn)
+        cols = sorted(self._cols(collection))
+        names = "".join(", " + _column(f) for f in cols)
+        values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
+        sets = "".join(f", {_column(f)} = excluded.{_column(f)}" for f in cols)
+        params: list[Any] = [_id, text]
+        where = _where_sql(expect, params, frozenset(cols))
+        sql = (
+            f"INSERT INTO {table} (_id, doc{names}) SELECT ?1, ?2{values} WHERE 1 "  # WHERE: SQLite's upsert grammar
+            f"ON CONFLICT(_id) DO UPDATE SET doc = excluded.doc{sets} WHERE {where}"
+        )
+        try:
+            return conn.execute(sql, params).rowcount > 0  # 0: there, and not matching
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(collection, exc) from exc
 
     async def delete_if(self, collection: str, _id: str, expect: Where | None = None) -> bool:
         check_where(expect)

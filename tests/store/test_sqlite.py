@@ -466,6 +466,32 @@ async def test_a_file_of_the_old_layout_upgrades_in_place(tmp_path: Path) -> Non
         await again.close()
 
 
+async def test_writes_of_the_release_before_still_reach_the_indexes(tmp_path: Path) -> None:
+    """During a rolling upgrade a process of the old release keeps writing the
+    upgraded file as it always did (the document only): the table's triggers
+    fill the columns, so the new release's indexed queries still find it."""
+    path = tmp_path / "old.sqlite3"
+    _old_layout(path)
+    await (await opened(path)).close()
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:  # the old release's own statements
+        raw.execute("INSERT INTO orders (_id, doc) VALUES ('o3', '{\"checkout_id\":\"c9\",\"state\":\"created\"}')")
+        raw.execute("UPDATE orders SET doc = json_set(doc, '$.state', json('\"paid\"'), '$.transaction_id', "
+                    "json('\"4201\"')) WHERE _id = 'o1'")
+        raw.execute("INSERT INTO checkouts (_id, doc) VALUES ('c5', '{\"idempotency_key\":\"k5\"}')")
+    finally:
+        raw.close()
+    assert _columns_agree(path, "orders") == [] and _columns_agree(path, "checkouts") == []
+    store = await opened(path)
+    try:
+        assert [d["_id"] for d in await store.find("orders", {"checkout_id": "c9"})] == ["o3"]
+        assert [d["_id"] for d in await store.find("orders", {"transaction_id": "4201"})] == ["o1"]
+        with pytest.raises(DuplicateKey):
+            await store.insert("checkouts", {"_id": "c6", "idempotency_key": "k5"})
+    finally:
+        await store.close()
+
+
 async def test_columns_follow_every_kind_of_write(tmp_path: Path) -> None:
     path = tmp_path / "wxpay.sqlite3"
     store = await opened(path)
@@ -488,8 +514,8 @@ async def test_columns_follow_every_kind_of_write(tmp_path: Path) -> None:
 
 async def test_a_column_another_store_adds_is_kept_by_a_store_opened_before(tmp_path: Path) -> None:
     """A newer release may declare an index this process does not know: its
-    writes must still fill the new column (each write checks the schema it
-    was built for), or the other process's queries would miss them."""
+    writes must still fill the new column (the table's triggers do), or the
+    other process's queries would miss them."""
     from store.base import Index
 
     path = tmp_path / "wxpay.sqlite3"
