@@ -694,20 +694,42 @@ class SQLiteStore(Store):
     def _open_sync(self, conn: sqlite3.Connection | None, indexes: list[Index]) -> None:
         if conn is None:
             conn = self._conn = self._connect()
+        fields: dict[str, set[str]] = {}
+        for index in indexes:
+            if not index.fields:
+                raise InvalidQuery("an index needs at least one field")
+            fields.setdefault(index.collection, set()).update(check_field(f) for f in index.fields)
+        for collection, names in fields.items():
+            self._add_columns(conn, collection, names)
         for index in indexes:
             self._create_index(conn, index)
         self._refresh_columns(conn)
 
-    def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
-        """The index on its fields' columns, made (and filled) if missing.
+    def _add_columns(self, conn: sqlite3.Connection, collection: str, fields: set[str]) -> None:
+        """The columns of a collection's indexed fields, filled from the
+        documents, and the triggers that keep them right: one transaction
+        and one pass over the table, however many columns are new."""
+        table = self._ensure(conn, collection)
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing = sorted(f for f in fields if f"k_{f}" not in present)
+        triggers = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (collection,))}
+        if not missing and _trigger_names(collection) <= triggers:
+            return
+        with _write(conn):
+            for field in missing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
+            if missing:
+                fill = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in missing)
+                conn.execute(f"UPDATE {table} SET {fill}")
+            self._keep_columns(conn, collection, sorted(present | {f"k_{f}" for f in missing}))
 
-        A file made before the columns existed has expression indexes of the
-        same names: each is replaced, in one transaction with its columns'
-        backfill, so another process sees either the old index or the new
-        one with every row's value in place."""
-        if not index.fields:
-            raise InvalidQuery("an index needs at least one field")
-        fields = tuple(check_field(f) for f in index.fields)
+    def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
+        """The index on its fields' columns (``_add_columns`` made them), if
+        missing. A file made before the columns has expression indexes of
+        the same names: each is replaced in one transaction, so another
+        process sees either the old index or the new one."""
+        fields = tuple(index.fields)
         table = self._ensure(conn, index.collection)
         name = _index_name(index)
         cols = frozenset(fields)
@@ -718,20 +740,12 @@ class SQLiteStore(Store):
         self._index_fields[name] = index.fields
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
         old = row is not None and "json_extract" in (row[0] or "")
-        missing = [f for f in fields if f"k_{f}" not in present]
-        triggers = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (index.collection,))}
-        if row is not None and not old and not missing and _trigger_names(index.collection) <= triggers:
+        if row is not None and not old:
             return  # made by this layout already
         try:
             with _write(conn):
-                for field in missing:
-                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
-                    conn.execute(f"UPDATE {table} SET {_column(field)} = json_extract(doc, '$.{field}')")
-                self._keep_columns(conn, index.collection, sorted(present | {f"k_{f}" for f in missing}))
                 if old:
                     conn.execute(f'DROP INDEX "{name}"')
                 conn.execute(sql)
