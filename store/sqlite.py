@@ -777,11 +777,10 @@ class SQLiteStore(Store):
         store has touched. Writes set these; a column added later by another
         process (a newer release declaring a new index) is kept right by the
         table's triggers until this store reads it (``_keep_columns``)."""
-        columns = {}
         for collection in {*self._tables, *([new] if new else [])}:
             names = (row[1] for row in conn.execute(f"PRAGMA table_info({_table(collection)})"))
-            columns[collection] = frozenset(n[2:] for n in names if n.startswith("k_"))
-        self._columns = columns
+            # One key at a time: the worker thread and the loop may both be here.
+            self._columns[collection] = frozenset(n[2:] for n in names if n.startswith("k_"))
 
     def _cols(self, collection: str) -> frozenset[str]:
         return self._columns.get(collection, _NO_COLUMNS)
