@@ -162,7 +162,7 @@ class Payments:
         this payment is one the checkout cannot keep."""
         await pause("orders.before_settle")
         checkout, double = await self._settle_checkout(order, order.paid_at or self.now())
-        await self._close_siblings(order)
+        await self._close_siblings(order, checkout)
         if checkout is not None:
             if double:
                 try:
@@ -208,8 +208,15 @@ class Payments:
         )
         return checkout, True
 
-    async def _close_siblings(self, paid: Order) -> None:
-        """Unpaid siblings must never be paid too: hand them to the reconciler now."""
+    async def _close_siblings(self, paid: Order, checkout: Checkout | None = None) -> None:
+        """Unpaid siblings must never be paid too: hand them to the reconciler now.
+
+        ``checkout``, as just written: when it counts exactly one WeChat order
+        ever reserved, that one is ``paid`` (every order is reserved before it
+        is stored) and there is nothing to look up. A checkout from before the
+        count (no ``orders_made``) is looked up as always."""
+        if checkout is not None and checkout.id == paid.checkout_id and checkout.orders_made == 1:
+            return
         if not await self.orders.count_unpaid(paid.checkout_id):  # most checkouts have one order
             return
         for sibling in await self.orders.for_checkout(paid.checkout_id):

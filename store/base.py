@@ -188,9 +188,20 @@ class Store(ABC):
         how many this call deleted (0 where the database does it itself)."""
 
 
+# Names already found valid: every write names the same few dozen fields, so
+# the pattern runs once per name, not on every write. Only exact ``str``s are
+# kept (a subclass could compare equal and differ), and the set is bounded.
+_VALID_FIELDS: set[str] = set()
+_VALID_FIELDS_MAX = 4096
+
+
 def check_field(name: str) -> str:
+    if type(name) is str and name in _VALID_FIELDS:
+        return name
     if not isinstance(name, str) or not FIELD.fullmatch(name):
         raise InvalidQuery(f"invalid field name {name!r}")
+    if type(name) is str and len(name) <= 64 and len(_VALID_FIELDS) < _VALID_FIELDS_MAX:
+        _VALID_FIELDS.add(name)
     return name
 
 
@@ -267,16 +278,25 @@ def check_doc(doc: Mapping[str, Any], *, need_id: bool = True) -> None:
         if not isinstance(_id, str) or not _id:
             raise InvalidDocument("a document needs a non-empty string _id")
     for name, value in doc.items():
-        if name != "_id":
+        if name != "_id" and not (type(name) is str and name in _VALID_FIELDS):
             if not isinstance(name, str) or not FIELD.fullmatch(name):
                 raise InvalidDocument(f"invalid field name {name!r}")
+            if type(name) is str and len(name) <= 64 and len(_VALID_FIELDS) < _VALID_FIELDS_MAX:
+                _VALID_FIELDS.add(name)
         _check_stored(value, 1)
 
 
 def _check_stored(value: Any, depth: int) -> None:
-    if value is None or isinstance(value, bool):
+    kind = type(value)
+    if value is None or kind is bool:
         return
-    if type(value) is str and value.isascii():  # the common case, surely valid
+    if kind is str and value.isascii():  # the common case, surely valid
+        return
+    if kind is int and INT64_MIN <= value <= INT64_MAX:
+        return
+    if kind is datetime and value.tzinfo is not None and value.utcoffset() is not None:
+        return
+    if isinstance(value, bool):
         return
     if isinstance(value, str):
         try:

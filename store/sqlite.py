@@ -1,9 +1,19 @@
 """SQLite backend: the embedded default, one file, safe across processes.
 
 Layout: one table per collection, ``(_id TEXT PRIMARY KEY, doc TEXT)``, the
-document (without ``_id``) as compact JSON. Secondary indexes are expression
-indexes on ``json_extract(doc, '$.field')``; sparse ones are partial indexes
-(``WHERE ... IS NOT NULL``), so a document without the field takes no key.
+document (without ``_id``) as compact JSON, plus one column ``k_<field>`` per
+indexed field holding exactly ``json_extract(doc, '$.field')`` (SQLite
+computes it from the written JSON in the same statement). Secondary indexes
+are on those columns; sparse ones are partial indexes (``WHERE ... IS NOT
+NULL``), so a document without the field takes no key. Why columns and not
+expression indexes (the layout before, upgraded in place by ``open``): an
+update of ``doc`` made SQLite rewrite every expression index of the table,
+while an update that sets the changed fields' columns rewrites only the
+indexes on them (a payment's move touches 4 of the orders' 8). This store's
+writes fill every column it knows; triggers on each table put right a row
+any other writer left wrong (a process of the release before, still running
+during a rolling upgrade; one opened before another process added a column;
+an operator's SQL), so an index never misses a document whoever wrote it.
 
 Datetimes are stored as ``{"$date": "YYYY-MM-DDTHH:MM:SS.mmmZ"}``: fixed
 width, UTC, millisecond precision (BSON's, so both backends round-trip the
@@ -85,7 +95,9 @@ T = TypeVar("T")
 _RANGE_SQL = {"$lt": "<", "$lte": "<=", "$gt": ">", "$gte": ">="}
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 _INDEX_IN_MESSAGE = re.compile(r"index '([A-Za-z0-9_]+)'")
+_COLUMNS_IN_MESSAGE = re.compile(r"\.k_([a-z0-9_]+)")
 _MISSING = object()
+_SLOW = object()  # update_if: this one needs the read-check-write path
 _DEFERRED = object()
 _INTERRUPT = 9  # SQLITE_INTERRUPT: our progress budget stopped the statement
 
@@ -161,6 +173,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__}")
 
 
+_encode_str = json.encoder.encode_basestring  # ensure_ascii=False, as _ENCODER
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False, default=_json_default
 )
@@ -183,6 +196,23 @@ def _stored(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_stored(v) for v in value]
     return value
+
+
+def _encode_value(value: Any) -> str:
+    """One field's value as JSON (what ``json_set`` takes): the common
+    scalars without the encoder's machinery, the rest through it."""
+    kind = type(value)
+    if kind is str:
+        return _encode_str(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is datetime:
+        return _date_json(value)
+    return _ENCODER.encode(value)
 
 
 def _encode(doc: Mapping[str, Any]) -> str:
@@ -215,8 +245,20 @@ def _from_sql(kind: str, value: Any) -> Any:
 # ---- filters -> SQL ----------------------------------------------------------
 
 
-def _x(field: str) -> str:
-    return "_id" if field == "_id" else f"json_extract(doc, '$.{field}')"
+_NO_COLUMNS: frozenset[str] = frozenset()
+
+
+def _column(field: str) -> str:
+    """The column that holds an indexed field's ``json_extract`` value."""
+    return f'"k_{field}"'
+
+
+def _x(field: str, cols: frozenset[str] = _NO_COLUMNS) -> str:
+    """A field's value in SQL: its column when it has one (an index is on
+    it), else ``json_extract``; both are the same value."""
+    if field == "_id":
+        return "_id"
+    return _column(field) if field in cols else f"json_extract(doc, '$.{field}')"
 
 
 def _type_guard(field: str, value: Any) -> str:
@@ -232,53 +274,53 @@ def _param(value: Any) -> Any:
     return _date_json(value) if isinstance(value, datetime) else value
 
 
-def _eq(field: str, value: Any, params: list[Any]) -> str:
+def _eq(field: str, value: Any, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     if field == "_id":
         if not isinstance(value, str):
             return "0"
         params.append(value)
         return "_id = ?"
     if value is None:  # null or missing, as in MongoDB
-        return f"{_x(field)} IS NULL"
+        return f"{_x(field, cols)} IS NULL"
     if isinstance(value, bool):
         return f"json_type(doc, '$.{field}') = '{'true' if value else 'false'}'"
     params.append(_param(value))
-    return f"({_x(field)} = ? AND {_type_guard(field, value)})"
+    return f"({_x(field, cols)} = ? AND {_type_guard(field, value)})"
 
 
-def _range(field: str, op: str, value: Any, params: list[Any]) -> str:
+def _range(field: str, op: str, value: Any, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     if field == "_id":
         if not isinstance(value, str):
             return "0"
         params.append(value)
         return f"_id {_RANGE_SQL[op]} ?"
     params.append(_param(value))
-    return f"({_x(field)} {_RANGE_SQL[op]} ? AND {_type_guard(field, value)})"
+    return f"({_x(field, cols)} {_RANGE_SQL[op]} ? AND {_type_guard(field, value)})"
 
 
-def _any_of(field: str, values: Any, params: list[Any]) -> str:
+def _any_of(field: str, values: Any, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     if not values:
         return "0"
-    return "(" + " OR ".join(_eq(field, v, params) for v in values) + ")"
+    return "(" + " OR ".join(_eq(field, v, params, cols) for v in values) + ")"
 
 
-def _where_sql(where: Where | None, params: list[Any]) -> str:
+def _where_sql(where: Where | None, params: list[Any], cols: frozenset[str] = _NO_COLUMNS) -> str:
     """Translate a checked filter; ``(expr) IS NOT 1`` negates with SQL NULL
     (a missing field) counting as "not equal", like MongoDB's $ne/$nin."""
     terms: list[str] = []
     for field, cond in (where or {}).items():
         if not isinstance(cond, Mapping):
-            terms.append(_eq(field, cond, params))
+            terms.append(_eq(field, cond, params, cols))
             continue
         for op, value in cond.items():
             if op in _RANGE_SQL:
-                terms.append(_range(field, op, value, params))
+                terms.append(_range(field, op, value, params, cols))
             elif op == "$ne":
-                terms.append(f"({_eq(field, value, params)}) IS NOT 1")
+                terms.append(f"({_eq(field, value, params, cols)}) IS NOT 1")
             elif op == "$in":
-                terms.append(_any_of(field, value, params))
+                terms.append(_any_of(field, value, params, cols))
             elif op == "$nin":
-                terms.append(f"({_any_of(field, value, params)}) IS NOT 1")
+                terms.append(f"({_any_of(field, value, params, cols)}) IS NOT 1")
             elif op == "$exists":
                 if field == "_id":
                     terms.append("1" if value else "0")
@@ -289,8 +331,19 @@ def _where_sql(where: Where | None, params: list[Any]) -> str:
     return " AND ".join(terms) or "1"
 
 
+_TABLES: dict[str, str] = {}
+
+
 def _table(collection: str) -> str:
-    return f'"{check_collection(collection)}"'
+    """The quoted table name of a (checked) collection; the few names in use are kept."""
+    if type(collection) is str:
+        table = _TABLES.get(collection)
+        if table is not None:
+            return table
+    table = f'"{check_collection(collection)}"'
+    if type(collection) is str and len(_TABLES) < 1024:
+        _TABLES[collection] = table
+    return table
 
 
 def _index_name(index: Index) -> str:
@@ -308,6 +361,10 @@ def _fields_from_name(collection: str, name: str) -> tuple[str, ...]:
     for suffix in ("__s", "__u"):
         rest = rest.removesuffix(suffix)
     return tuple(rest.split("__"))
+
+
+def _trigger_names(collection: str) -> set[str]:
+    return {f"kx_{collection}__insert", f"kx_{collection}__update"}
 
 
 def _no_id(expect: Where | None) -> None:
@@ -351,6 +408,9 @@ class SQLiteStore(Store):
         self._checkpointing = False
         self.last_checkpoint: tuple[int, ...] | None = None  # (busy, WAL frames, frames copied)
         self._tables: set[str] = set()
+        # Indexed fields that have a column, per collection (as read at open,
+        # or when the collection was first used): see _refresh_columns.
+        self._columns: dict[str, frozenset[str]] = {}
         self._index_fields: dict[str, tuple[str, ...]] = {}
         self._sparse: dict[str, set[str]] = {}
 
@@ -474,6 +534,8 @@ class SQLiteStore(Store):
         table = _table(collection)
         if collection not in self._tables:
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+            # Known only once its columns are: a write must never run without them.
+            self._refresh_columns(conn, collection)
             self._tables.add(collection)
         return table
 
@@ -481,6 +543,9 @@ class SQLiteStore(Store):
         message = str(exc)
         if message.endswith("._id"):
             return DuplicateKey(collection, "_id")
+        columns = _COLUMNS_IN_MESSAGE.findall(message)
+        if columns:  # an index on columns names them: "UNIQUE constraint failed: orders.k_a, orders.k_b"
+            return DuplicateKey(collection, ",".join(columns))
         found = _INDEX_IN_MESSAGE.search(message)
         if not found:
             return DuplicateKey(collection)
@@ -532,7 +597,7 @@ class SQLiteStore(Store):
             guard = _type_guard(field, before)
             sql = (
                 f"DELETE FROM {table} WHERE _id IN (SELECT _id FROM {table} "
-                f"WHERE {_x(field)} < ? AND {guard} LIMIT ?)"
+                f"WHERE {_x(field, self._cols(collection))} < ? AND {guard} LIMIT ?)"
             )
             while True:
                 if self._executor is None:
@@ -629,25 +694,97 @@ class SQLiteStore(Store):
     def _open_sync(self, conn: sqlite3.Connection | None, indexes: list[Index]) -> None:
         if conn is None:
             conn = self._conn = self._connect()
+        fields: dict[str, set[str]] = {}
+        for index in indexes:
+            if not index.fields:
+                raise InvalidQuery("an index needs at least one field")
+            fields.setdefault(index.collection, set()).update(check_field(f) for f in index.fields)
+        for collection, names in fields.items():
+            self._add_columns(conn, collection, names)
         for index in indexes:
             self._create_index(conn, index)
+        self._refresh_columns(conn)
+
+    def _add_columns(self, conn: sqlite3.Connection, collection: str, fields: set[str]) -> None:
+        """The columns of a collection's indexed fields, filled from the
+        documents, and the triggers that keep them right: one transaction
+        and one pass over the table, however many columns are new."""
+        table = self._ensure(conn, collection)
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing = sorted(f for f in fields if f"k_{f}" not in present)
+        triggers = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (collection,))}
+        if not missing and _trigger_names(collection) <= triggers:
+            return
+        with _write(conn):
+            for field in missing:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
+            if missing:
+                fill = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in missing)
+                conn.execute(f"UPDATE {table} SET {fill}")
+            self._keep_columns(conn, collection, sorted(present | {f"k_{f}" for f in missing}))
 
     def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
-        if not index.fields:
-            raise InvalidQuery("an index needs at least one field")
+        """The index on its fields' columns (``_add_columns`` made them), if
+        missing. A file made before the columns has expression indexes of
+        the same names: each is replaced in one transaction, so another
+        process sees either the old index or the new one."""
+        fields = tuple(index.fields)
         table = self._ensure(conn, index.collection)
         name = _index_name(index)
-        keys = ", ".join(_x(check_field(f)) for f in index.fields)
+        cols = frozenset(fields)
+        keys = ", ".join(_x(f, cols) for f in fields)
         sql = f'CREATE {"UNIQUE " if index.unique else ""}INDEX IF NOT EXISTS "{name}" ON {table} ({keys})'
         if index.sparse:
-            sql += " WHERE " + " AND ".join(f"{_x(f)} IS NOT NULL" for f in index.fields)
+            sql += " WHERE " + " AND ".join(f"{_x(f, cols)} IS NOT NULL" for f in fields)
         self._index_fields[name] = index.fields
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
+        old = row is not None and "json_extract" in (row[0] or "")
+        if row is not None and not old:
+            return  # made by this layout already
         try:
-            conn.execute(sql)
+            with _write(conn):
+                if old:
+                    conn.execute(f'DROP INDEX "{name}"')
+                conn.execute(sql)
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(index.collection, exc) from exc
+
+    @staticmethod
+    def _keep_columns(conn: sqlite3.Connection, collection: str, names: list[str]) -> None:
+        """Triggers that put right the columns of a row any writer left
+        wrong: a process of a release from before the columns (during a
+        rolling upgrade), one that opened before a column was added, an
+        operator's own SQL. This store's writes set them right, so for them
+        the triggers only compare (a few microseconds a write)."""
+        table = _table(collection)
+        fields = [n[2:] for n in names if n.startswith("k_")]
+        stale = " OR ".join(f"NEW.{_column(f)} IS NOT json_extract(NEW.doc, '$.{f}')" for f in fields)
+        fix = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in fields)
+        insert_name, update_name = sorted(_trigger_names(collection))
+        for trigger in (insert_name, update_name):
+            conn.execute(f'DROP TRIGGER IF EXISTS "{trigger}"')
+        if not fields:
+            return
+        body = f"BEGIN UPDATE {table} SET {fix} WHERE rowid = NEW.rowid; END"
+        conn.execute(f'CREATE TRIGGER "{insert_name}" AFTER INSERT ON {table} WHEN {stale} {body}')
+        conn.execute(f'CREATE TRIGGER "{update_name}" AFTER UPDATE OF doc ON {table} WHEN {stale} {body}')
+
+    def _refresh_columns(self, conn: sqlite3.Connection, new: str | None = None) -> None:
+        """Read which indexed fields have a column, for every table this
+        store has touched. Writes set these; a column added later by another
+        process (a newer release declaring a new index) is kept right by the
+        table's triggers until this store reads it (``_keep_columns``)."""
+        for collection in {*self._tables, *([new] if new else [])}:
+            names = (row[1] for row in conn.execute(f"PRAGMA table_info({_table(collection)})"))
+            # One key at a time: the worker thread and the loop may both be here.
+            self._columns[collection] = frozenset(n[2:] for n in names if n.startswith("k_"))
+
+    def _cols(self, collection: str) -> frozenset[str]:
+        return self._columns.get(collection, _NO_COLUMNS)
+
 
     async def close(self) -> None:
         pruner, self._pruner = self._pruner, None
@@ -682,8 +819,11 @@ class SQLiteStore(Store):
 
     def _insert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, text: str) -> None:
         table = self._ensure(conn, collection)
+        cols = sorted(self._cols(collection))
+        names = "".join(", " + _column(f) for f in cols)
+        values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
         try:
-            conn.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
+            conn.execute(f"INSERT INTO {table} (_id, doc{names}) VALUES (?1, ?2{values})", (_id, text))
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(collection, exc) from exc
 
@@ -717,8 +857,9 @@ class SQLiteStore(Store):
             columns = "doc"
         else:
             columns = ", ".join(f"json_type(doc, '$.{f}'), json_extract(doc, '$.{f}')" for f in projection) or "NULL"
-        sql = f"SELECT _id, {columns} FROM {table} WHERE {_where_sql(where, params)}"
-        order = [f"{_x(f)} {'ASC' if d == 1 else 'DESC'}" for f, d in (sort or [])]
+        cols = self._cols(collection)
+        sql = f"SELECT _id, {columns} FROM {table} WHERE {_where_sql(where, params, cols)}"
+        order = [f"{_x(f, cols)} {'ASC' if d == 1 else 'DESC'}" for f, d in (sort or [])]
         if not any(f == "_id" for f, _ in (sort or [])):
             order.append("_id ASC")  # a stable order makes skip/limit pages well defined
         sql += " ORDER BY " + ", ".join(order) + " LIMIT ? OFFSET ?"
@@ -749,7 +890,7 @@ class SQLiteStore(Store):
         check_where(where)
         table = _table(collection)
         params: list[Any] = []
-        sql = f"SELECT COUNT(*) FROM {table} WHERE {_where_sql(where, params)}"
+        sql = f"SELECT COUNT(*) FROM {table} WHERE {_where_sql(where, params, self._cols(collection))}"
         return await self._run(self._count_sync, collection, sql, params)
 
     def _count_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> int:
@@ -772,31 +913,72 @@ class SQLiteStore(Store):
         table = _table(collection)
         if not isinstance(_id, str):
             return None
-        if changes and not inc:
+        if changes or inc:
             # One statement: SQLite patches the stored JSON in place, atomic
             # on its own, with no read-decode-encode round in Python.
-            patch_params: list[Any] = []
-            pairs = []
-            for field, value in changes.items():
-                pairs.append(f"'$.{field}', json(?)")
-                patch_params.append(_ENCODER.encode(value))
-            patch_params.append(_id)
-            where = _where_sql(expect, patch_params)
-            sql = f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}) WHERE _id = ? AND {where} RETURNING doc"
-            return await self._run(self._patch_sync, collection, _id, sql, patch_params, write=True)
+            encoded = [(field, _encode_value(value)) for field, value in changes.items()]
+            patched = await self._run(
+                self._patch_sync, collection, _id, encoded, expect, list((inc or {}).items()), write=True
+            )
+            if patched is not _SLOW:
+                return patched
+        cols = self._cols(collection)
         params: list[Any] = [_id]
-        sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        sql = f"SELECT doc FROM {table} WHERE _id = ? AND {_where_sql(expect, params, cols)}"
         return await self._run(
             self._update_sync, collection, _id, sql, params, dict(changes), dict(inc or {}), write=True
         )
 
-    def _patch_sync(self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any]) -> Doc | None:
-        self._ensure(conn, collection)
+    def _patch_sync(
+        self, conn: sqlite3.Connection, collection: str, _id: str, encoded: list[tuple[str, str]], expect: Where,
+        inc: list[tuple[str, int]],
+    ) -> Any:
+        """``json_set`` the changes, and set the columns of the changed fields
+        that have one: SQLite then rewrites only the indexes on those.
+
+        An increment is done here only on a field that is missing or an
+        integer, when the sum stays an integer (SQLite turns an overflowing
+        sum into a float); anything else returns ``_SLOW`` for the
+        read-check-write path to apply or refuse exactly (a float field, a
+        string, an overflow), as it does when the document did not match."""
+        table = self._ensure(conn, collection)
+        cols = self._cols(collection)
+        params: list[Any] = []
+        pairs = []
+        for field, text in encoded:
+            pairs.append(f"'$.{field}', json(?)")
+            params.append(text)
+        for field, amount in inc:
+            pairs.append(f"'$.{field}', COALESCE(json_extract(doc, '$.{field}'), 0) + ?")
+            params.append(amount)
+        sets = ""
+        for field, text in encoded:
+            if field in cols:
+                sets += f", {_column(field)} = json_extract(?, '$')"
+                params.append(text)
+        for field, amount in inc:
+            if field in cols:
+                sets += f", {_column(field)} = COALESCE(json_extract(doc, '$.{field}'), 0) + ?"
+                params.append(amount)
+        params.append(_id)
+        where = _where_sql(expect, params, cols)
+        for field, amount in inc:
+            where += (
+                f" AND (json_type(doc, '$.{field}') IS NULL OR json_type(doc, '$.{field}') = 'integer')"
+                f" AND typeof(COALESCE(json_extract(doc, '$.{field}'), 0) + ?) = 'integer'"
+            )
+            params.append(amount)
+        sql = (
+            f"UPDATE {table} SET doc = json_set(doc, {', '.join(pairs)}){sets} "
+            f"WHERE _id = ? AND {where} RETURNING doc"
+        )
         try:
             rows = conn.execute(sql, params).fetchall()  # to the end: the statement commits
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(collection, exc) from exc
-        return _decode(_id, rows[0][0]) if rows else None
+        if rows:
+            return _decode(_id, rows[0][0])
+        return _SLOW if inc else None  # no such document, or it did not match
 
     def _update_sync(
         self, conn: sqlite3.Connection, collection: str, _id: str, sql: str, params: list[Any], changes: Doc, inc: dict[str, int]
@@ -819,8 +1001,10 @@ class SQLiteStore(Store):
                     raise InvalidQuery(f"inc on {field} overflows 64 bits")
                 doc[field] = new
             text = _encode(doc)
+            cols = self._cols(collection)
+            sets = "".join(f", {_column(f)} = json_extract(?1, '$.{f}')" for f in (*changes, *inc) if f in cols)
             try:
-                conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
+                conn.execute(f"UPDATE {table} SET doc = ?1{sets} WHERE _id = ?2", (text, _id))
             except sqlite3.IntegrityError as exc:
                 raise self._duplicate(collection, exc) from exc
         return doc  # already what reading ``text`` back would give (``_stored``)
@@ -834,24 +1018,26 @@ class SQLiteStore(Store):
         check_doc(full)
         self._check_sparse(collection, full)
         table = _table(collection)
-        params: list[Any] = [_id]
-        match_sql = f"SELECT 1 FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
-        return await self._run(self._upsert_sync, collection, _id, match_sql, params, _encode(full), write=True)
+        return await self._run(self._upsert_sync, collection, _id, expect, _encode(full), write=True)
 
-    def _upsert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, match_sql: str, params: list[Any], text: str) -> bool:
+    def _upsert_sync(self, conn: sqlite3.Connection, collection: str, _id: str, expect: Where, text: str) -> bool:
+        """One statement: insert, or on the ``_id`` (checked before any other
+        unique index) replace the existing document if it matches ``expect``."""
         table = self._ensure(conn, collection)
-        with _write(conn):
-            exists = conn.execute(f"SELECT 1 FROM {table} WHERE _id = ?", (_id,)).fetchone()
-            try:
-                if exists is None:
-                    conn.execute(f"INSERT INTO {table} (_id, doc) VALUES (?, ?)", (_id, text))
-                elif conn.execute(match_sql, params).fetchone() is not None:
-                    conn.execute(f"UPDATE {table} SET doc = ? WHERE _id = ?", (text, _id))
-                else:
-                    return False
-            except sqlite3.IntegrityError as exc:
-                raise self._duplicate(collection, exc) from exc
-        return True
+        cols = sorted(self._cols(collection))
+        names = "".join(", " + _column(f) for f in cols)
+        values = "".join(f", json_extract(?2, '$.{f}')" for f in cols)
+        sets = "".join(f", {_column(f)} = excluded.{_column(f)}" for f in cols)
+        params: list[Any] = [_id, text]
+        where = _where_sql(expect, params, frozenset(cols))
+        sql = (
+            f"INSERT INTO {table} (_id, doc{names}) SELECT ?1, ?2{values} WHERE 1 "  # WHERE: SQLite's upsert grammar
+            f"ON CONFLICT(_id) DO UPDATE SET doc = excluded.doc{sets} WHERE {where}"
+        )
+        try:
+            return conn.execute(sql, params).rowcount > 0  # 0: there, and not matching
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate(collection, exc) from exc
 
     async def delete_if(self, collection: str, _id: str, expect: Where | None = None) -> bool:
         check_where(expect)
@@ -860,7 +1046,7 @@ class SQLiteStore(Store):
         if not isinstance(_id, str):
             return False
         params: list[Any] = [_id]
-        sql = f"DELETE FROM {table} WHERE _id = ? AND {_where_sql(expect, params)}"
+        sql = f"DELETE FROM {table} WHERE _id = ? AND {_where_sql(expect, params, self._cols(collection))}"
         return await self._run(self._delete_sync, collection, sql, params, write=True)
 
     def _delete_sync(self, conn: sqlite3.Connection, collection: str, sql: str, params: list[Any]) -> bool:

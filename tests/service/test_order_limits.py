@@ -216,3 +216,20 @@ async def test_two_processes_on_one_sqlite_file_share_one_count(tmp_path):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_siblings_are_looked_up_unless_the_checkout_counts_a_single_order(store):
+    """Settling skips the sibling lookup only when the checkout as just paid
+    counts exactly one order ever reserved (that one is the order paid);
+    with two reserved, the other is still handed to the reconciler."""
+    services = Book(store)
+    for reserved in (1, 2):
+        checkout = await a_checkout(store)
+        orders = [an_order(checkout, i) for i in range(reserved)]
+        for order in orders:
+            assert await services.checkouts.reserve_order(checkout.id, cap=4, payable_after=T0) is not None
+            await services.orders.insert(order)
+        settled, double = await services.paid(orders[0], f"42000000{reserved}")
+        assert settled.status == "paid" and settled.orders_made == reserved and not double
+        closing = await store.find(ORDERS, {"checkout_id": checkout.id, "close_requested": True}, limit=0)
+        assert [d["_id"] for d in closing] == [o.out_trade_no for o in orders[1:]]

@@ -172,3 +172,24 @@ async def test_mongo_declares_a_ttl_index_and_applies_a_changed_retention(mongo:
         assert info["ix_at__ttl"]["expireAfterSeconds"] == 7 * DAY
     finally:
         await drop_store(mongo, store, handle)
+
+
+def test_field_names_found_valid_once_are_not_trusted_for_other_values() -> None:
+    """check_field keeps the names it has accepted; anything else still goes
+    through the full check (an unhashable name, a str subclass, a bad name
+    asked after good ones), and a long name is checked every time, not kept."""
+    from store import base
+
+    assert base.check_field("state") == "state" and base.check_field("state") == "state"
+    long = "f" * 65
+    assert base.check_field(long) == long and long not in base._VALID_FIELDS
+
+    class Sneaky(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        __hash__ = str.__hash__
+
+    for bad in (["state"], 7, None, "State", "a.b", Sneaky("$where")):
+        with pytest.raises(InvalidQuery):
+            base.check_field(bad)  # type: ignore[arg-type]

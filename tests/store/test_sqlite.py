@@ -3,6 +3,7 @@ on the same file, and an event loop that keeps running while SQLite works."""
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import sqlite3
 import time
@@ -101,9 +102,11 @@ async def test_datetimes_are_tagged_fixed_width_utc(tmp_path: Path) -> None:
 )
 async def test_queries_use_the_indexes(tmp_path: Path, table: str, where: dict, index: str) -> None:
     path = tmp_path / "wxpay.sqlite3"
-    await (await opened(path)).close()
+    store = await opened(path)
+    cols = store._cols(table)  # the indexed fields' columns: what the store's own queries read
+    await store.close()
     params: list = []
-    sql = f"EXPLAIN QUERY PLAN SELECT _id FROM {table} WHERE " + _where_sql(where, params)
+    sql = f"EXPLAIN QUERY PLAN SELECT _id FROM {table} WHERE " + _where_sql(where, params, cols)
     raw = sqlite3.connect(path)
     try:
         plan = " ".join(row[3] for row in raw.execute(sql, params))
@@ -114,9 +117,11 @@ async def test_queries_use_the_indexes(tmp_path: Path, table: str, where: dict, 
 
 async def test_sparse_index_serves_idempotency_lookups(tmp_path: Path) -> None:
     path = tmp_path / "wxpay.sqlite3"
-    await (await opened(path)).close()
+    store = await opened(path)
+    cols = store._cols("checkouts")
+    await store.close()
     params: list = []
-    sql = "EXPLAIN QUERY PLAN SELECT _id FROM checkouts WHERE " + _where_sql({"idempotency_key": "k"}, params)
+    sql = "EXPLAIN QUERY PLAN SELECT _id FROM checkouts WHERE " + _where_sql({"idempotency_key": "k"}, params, cols)
     raw = sqlite3.connect(path)
     try:
         plan = " ".join(row[3] for row in raw.execute(sql, params))
@@ -377,3 +382,183 @@ async def test_ping(tmp_path: Path) -> None:
         assert await store.ping() >= 0
     finally:
         await store.close()
+
+
+# ---- indexed fields as columns -------------------------------------------------
+
+
+def _columns_agree(path: Path, table: str) -> list[str]:
+    """Columns whose value differs from the document's in any row (should be none)."""
+    raw = sqlite3.connect(path)
+    try:
+        names = [row[1] for row in raw.execute(f'PRAGMA table_info("{table}")') if row[1].startswith("k_")]
+        return [n for n in names if raw.execute(
+            f'SELECT COUNT(*) FROM "{table}" WHERE "{n}" IS NOT json_extract(doc, \'$.{n[2:]}\')').fetchone()[0]]
+    finally:
+        raw.close()
+
+
+def _old_layout(path: Path) -> None:
+    """A file as the store made it before indexed fields had columns: one
+    (_id, doc) table per collection and expression indexes of the same names."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("PRAGMA journal_mode = WAL")
+        for index in INDEXES:
+            table = f'"{index.collection}"'
+            raw.execute(f"CREATE TABLE IF NOT EXISTS {table} (_id TEXT PRIMARY KEY, doc TEXT NOT NULL)")
+            name = "ix_" + index.collection + "__" + "__".join(index.fields) + ("__u" if index.unique else "") + (
+                "__s" if index.sparse else "")
+            keys = ", ".join(f"json_extract(doc, '$.{f}')" for f in index.fields)
+            sql = f'CREATE {"UNIQUE " if index.unique else ""}INDEX IF NOT EXISTS "{name}" ON {table} ({keys})'
+            if index.sparse:
+                sql += " WHERE " + " AND ".join(f"json_extract(doc, '$.{f}') IS NOT NULL" for f in index.fields)
+            raw.execute(sql)
+        date = {"$date": "2024-05-01T08:00:00.123Z"}
+        rows = [
+            ("orders", "o1", {"out_trade_no": "o1", "checkout_id": "c1", "state": "prepaid", "next_check_at": date,
+                              "created_at": date}),
+            ("orders", "o2", {"out_trade_no": "o2", "checkout_id": "c1", "state": "paid", "transaction_id": "4200",
+                              "meta": {"a": [1, 2]}}),
+            ("checkouts", "c1", {"idempotency_key": "k1", "status": "open"}),
+            ("checkouts", "c2", {"status": "open"}),  # no key: the sparse index leaves it out
+        ]
+        for table, _id, doc in rows:
+            raw.execute(f'INSERT INTO "{table}" VALUES (?, ?)', (_id, json.dumps(doc, separators=(",", ":"))))
+    finally:
+        raw.close()
+
+
+async def test_a_file_of_the_old_layout_upgrades_in_place(tmp_path: Path) -> None:
+    """Expression indexes become indexes on columns, filled from the documents;
+    the same queries find the same documents, through the indexes."""
+    path = tmp_path / "old.sqlite3"
+    _old_layout(path)
+    store = await opened(path)
+    try:
+        due = await store.find("orders", {"state": {"$in": ["created", "prepaid"]}, "next_check_at": {"$lte": T0}})
+        assert [d["_id"] for d in due] == ["o1"]
+        assert [d["_id"] for d in await store.find("orders", {"transaction_id": "4200"})] == ["o2"]
+        assert await store.count("orders", {"checkout_id": "c1"}) == 2
+        with pytest.raises(DuplicateKey) as caught:  # the sparse unique index still holds
+            await store.insert("checkouts", {"_id": "c3", "idempotency_key": "k1"})
+        assert caught.value.field == "idempotency_key"
+        await store.insert("checkouts", {"_id": "c4", "status": "open"})  # and still takes keyless documents
+        cols = store._cols("orders")
+    finally:
+        await store.close()
+    raw = sqlite3.connect(path)
+    try:
+        left = [name for name, sql in raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'")
+                if sql and "json_extract" in sql]
+        params: list = []
+        where = _where_sql({"state": {"$in": ["created", "prepaid"]}, "next_check_at": {"$lte": T0}}, params, cols)
+        plan = " ".join(row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN SELECT _id FROM orders WHERE {where}", params))
+    finally:
+        raw.close()
+    assert left == []
+    assert "USING INDEX ix_orders__state__next_check_at (k_state=? AND k_next_check_at<?)" in plan
+    assert _columns_agree(path, "orders") == [] and _columns_agree(path, "checkouts") == []
+    again = await opened(path)  # a second open finds the layout made and changes nothing
+    try:
+        assert await again.count("checkouts") == 3
+    finally:
+        await again.close()
+
+
+async def test_writes_of_the_release_before_still_reach_the_indexes(tmp_path: Path) -> None:
+    """During a rolling upgrade a process of the old release keeps writing the
+    upgraded file as it always did (the document only): the table's triggers
+    fill the columns, so the new release's indexed queries still find it."""
+    path = tmp_path / "old.sqlite3"
+    _old_layout(path)
+    await (await opened(path)).close()
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:  # the old release's own statements
+        raw.execute("INSERT INTO orders (_id, doc) VALUES ('o3', '{\"checkout_id\":\"c9\",\"state\":\"created\"}')")
+        raw.execute("UPDATE orders SET doc = json_set(doc, '$.state', json('\"paid\"'), '$.transaction_id', "
+                    "json('\"4201\"')) WHERE _id = 'o1'")
+        raw.execute("INSERT INTO checkouts (_id, doc) VALUES ('c5', '{\"idempotency_key\":\"k5\"}')")
+    finally:
+        raw.close()
+    assert _columns_agree(path, "orders") == [] and _columns_agree(path, "checkouts") == []
+    store = await opened(path)
+    try:
+        assert [d["_id"] for d in await store.find("orders", {"checkout_id": "c9"})] == ["o3"]
+        assert [d["_id"] for d in await store.find("orders", {"transaction_id": "4201"})] == ["o1"]
+        with pytest.raises(DuplicateKey):
+            await store.insert("checkouts", {"_id": "c6", "idempotency_key": "k5"})
+    finally:
+        await store.close()
+
+
+async def test_columns_follow_every_kind_of_write(tmp_path: Path) -> None:
+    path = tmp_path / "wxpay.sqlite3"
+    store = await opened(path)
+    try:
+        await store.insert("orders", {"_id": "o1", "out_trade_no": "o1", "checkout_id": "c1", "state": "created",
+                                      "created_at": T0, "next_check_at": T0, "checks": 0})
+        await store.update_if("orders", "o1", {"state": "created"},
+                              {"state": "paid", "transaction_id": "4200", "next_check_at": None, "settle_due_at": T0})
+        await store.update_if("orders", "o1", {"state": "paid"}, {"openid": "oU", "settle_due_at": None}, inc={"checks": 1})
+        await store.upsert_if("orders", "o2", {}, {"out_trade_no": "o2", "state": "created", "created_at": T0})
+        await store.upsert_if("orders", "o2", {"state": "created"}, {"out_trade_no": "o2", "state": "closed",
+                                                                     "openid": {"nested": True}})
+        assert [d["_id"] for d in await store.find("orders", {"openid": "oU"})] == ["o1"]
+        assert await store.find("orders", {"state": "closed"}, fields=["openid"]) == [
+            {"_id": "o2", "openid": {"nested": True}}]
+    finally:
+        await store.close()
+    assert _columns_agree(path, "orders") == []
+
+
+async def test_a_column_another_store_adds_is_kept_by_a_store_opened_before(tmp_path: Path) -> None:
+    """A newer release may declare an index this process does not know: its
+    writes must still fill the new column (the table's triggers do), or the
+    other process's queries would miss them."""
+    from store.base import Index
+
+    path = tmp_path / "wxpay.sqlite3"
+    older = SQLiteStore(path)
+    await older.open([Index("orders", ("checkout_id",))])
+    newer = SQLiteStore(path)
+    try:
+        await older.insert("orders", {"_id": "o0", "checkout_id": "c1"})
+        await newer.open([Index("orders", ("checkout_id",)), Index("orders", ("flavour",))])
+        await older.insert("orders", {"_id": "o1", "checkout_id": "c1", "flavour": "x"})
+        await older.insert("orders", {"_id": "o2", "checkout_id": "c1", "n": 0})
+        await older.update_if("orders", "o2", {}, {"flavour": "x"})
+        await older.insert("orders", {"_id": "o3", "checkout_id": "c1"})
+        await older.update_if("orders", "o3", {}, {"flavour": "x"}, inc={"n": 1})
+        await older.upsert_if("orders", "o4", {}, {"checkout_id": "c1", "flavour": "x"})
+        assert [d["_id"] for d in await newer.find("orders", {"flavour": "x"})] == ["o1", "o2", "o3", "o4"]
+    finally:
+        await older.close()
+        await newer.close()
+    assert _columns_agree(path, "orders") == []
+
+
+async def test_increments_in_one_statement_keep_the_read_check_write_answers(tmp_path: Path) -> None:
+    """The one-statement increment takes only a missing or integer field whose
+    sum stays an integer; every other case gets the same answer as before
+    (a float grows, a null or a string is refused, an overflow is refused and
+    nothing changes), and an indexed counter's column follows."""
+    from store.base import Index, InvalidQuery
+
+    path = tmp_path / "wxpay.sqlite3"
+    store = SQLiteStore(path)
+    await store.open([Index("counters", ("n",))])
+    try:
+        await store.insert("counters", {"_id": "c", "f": 1.5, "z": None, "s": "x", "big": 2**63 - 2})
+        doc = await store.update_if("counters", "c", {}, {"t": "a"}, inc={"n": 2, "f": 1, "big": 1})
+        assert (doc["n"], doc["f"], doc["big"], doc["t"]) == (2, 2.5, 2**63 - 1, "a")
+        for field in ("z", "s", "big"):
+            with pytest.raises(InvalidQuery):
+                await store.update_if("counters", "c", {}, {"t": "b"}, inc={"n": 1, field: 1})
+        assert await store.get("counters", "c") == {"_id": "c", "f": 2.5, "z": None, "s": "x", "big": 2**63 - 1,
+                                                    "n": 2, "t": "a"}
+        assert await store.update_if("counters", "c", {"t": "b"}, {}, inc={"n": 1}) is None
+        assert [d["_id"] for d in await store.find("counters", {"n": 2})] == ["c"]
+    finally:
+        await store.close()
+    assert _columns_agree(path, "counters") == []
