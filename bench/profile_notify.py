@@ -28,7 +28,6 @@ import signal
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,6 @@ import run as harness  # noqa: E402
 from loadgen import fetch_all  # noqa: E402
 
 from store.open import INDEXES, open_store  # noqa: E402
-from wxpay.simulator import demo  # noqa: E402
-from wxpay.timeutil import rfc3339_time  # noqa: E402
-from wxpay.v3.aead import ApiV3Cipher  # noqa: E402
-from wxpay.v3.keys import load_private_key  # noqa: E402
-from wxpay.v3.signing import wechatpay_headers  # noqa: E402
 
 
 def serve_profiled() -> None:
@@ -67,29 +61,6 @@ def serve_profiled() -> None:
     signal.signal(signal.SIGUSR2, stop)
     sys.argv = ["server.py", *sys.argv[2:]]
     runpy.run_path(str(ROOT / "server.py"), run_name="__main__")
-
-
-def v3_notify(order: dict[str, Any], transaction_id: str) -> tuple[dict[str, str], bytes]:
-    """The V3 payment notify WeChat would send for ``order`` (simulator's TEST ONLY keys)."""
-    now = datetime.now(harness.CHINA)
-    plain = {
-        "mchid": order["mch_id"], "appid": order["appid"], "out_trade_no": order["_id"],
-        "transaction_id": transaction_id, "trade_type": order["trade_type"], "trade_state": "SUCCESS",
-        "trade_state_desc": "支付成功", "bank_type": "CMC", "success_time": rfc3339_time(now),
-        "payer": {"openid": order["openid"]},
-        "amount": {"total": order["total_fee"], "payer_total": order["total_fee"], "currency": "CNY",
-                   "payer_currency": "CNY"},
-    }
-    resource = ApiV3Cipher(demo.APIV3_KEY).encrypt_resource(
-        json.dumps(plain, ensure_ascii=False, separators=(",", ":")).encode(),
-        associated_data="transaction", original_type="transaction")
-    body = json.dumps({"id": "EV-" + secrets.token_hex(8), "create_time": rfc3339_time(now),
-                       "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS",
-                       "summary": "支付成功", "resource": resource}, ensure_ascii=False).encode()
-    key = load_private_key(demo.v3_pem("wechatpay_pub_key_PRIVATE_TEST_ONLY.pem"))
-    headers = wechatpay_headers(key, demo.PUBLIC_KEY_ID, body, timestamp=int(time.time()),
-                                nonce=secrets.token_hex(16), request_id=None)
-    return {"Content-Type": "application/json", **headers}, body
 
 
 async def paid_orders(sim_port: int, sqlite: str, checkout_ids: set[str]) -> list[tuple[dict, str]]:
@@ -187,7 +158,8 @@ async def main(args: argparse.Namespace) -> dict:
         notifies = []
         for order, txn in paid:
             if args.api_version == "v3":
-                headers, body = v3_notify(order, txn)
+                _, _, text, headers = harness.notify_for("v3", order, txn)
+                body = text.encode()
             else:
                 headers, body = {"Content-Type": "text/xml"}, harness.notify_for("v2", order, txn)[2].encode()
             notifies.append(("POST", "/notify/pay", headers, body))
