@@ -97,8 +97,6 @@ EQUIVALENT: dict[str, str] = {
         "The stand-in for a missing appid; 'XXXX' is no appid of ours either, so it is refused the same way.",
     "wxpay/v3/verification.py::_MAX_KEYS::number::512 -> 513#0":
         "The size cap of a cache of header-name spellings: the answer is the same cached or not.",
-    "wxpay/v3/verification.py::_clean::return::False -> None#0":
-        "Its one caller tests `not _clean(value)`: None is as false as False.",
     # -- batch 3
     "service/notify_endpoint.py::NotifyEndpoint.id_field::string::\"out_trade_no\" -> 'XXout_trade_noXX'#0":
         "The base class's default, overridden by both notify services (out_trade_no, out_refund_no).",
