@@ -154,6 +154,7 @@ V3_ORDER = {
     "payer": {"openid": "oTEST0000000000000000000001"},
 }
 V3_PATH = R4["path_with_query"]
+V3_EXPIRES = parse_rfc3339(V3_ORDER["time_expire"])  # each side gets its own input type ready-made
 
 SIGNER = MerchantSigner(V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"],
                         load_private_key(V3_KEYS["merchant"]["private_key_pem"]))
@@ -171,7 +172,7 @@ V1_BODY, N1_BODY = V1["body"].encode(), N1["body"].encode()
 def ours_v3_request() -> dict:
     o = V3_ORDER
     request = build_order("jsapi", appid=o["appid"], mchid=o["mchid"], description=o["description"],
-                          out_trade_no=o["out_trade_no"], time_expire=parse_rfc3339(o["time_expire"]),
+                          out_trade_no=o["out_trade_no"], time_expire=V3_EXPIRES,
                           attach=o["attach"], notify_url=o["notify_url"], total=o["amount"]["total"],
                           openid=o["payer"]["openid"])
     return request_headers(SIGNER, request.method, request.path, request.body, wechatpay_serial=PUBLIC.public_key_id,

@@ -79,11 +79,15 @@ def _body(body: bytes | bytearray | memoryview) -> bytes:
 
 def request_message(method: str, path_with_query: str, timestamp: int | str, nonce: str, body: bytes) -> bytes:
     """The five-line string a request's signature covers, as UTF-8 bytes."""
-    head = (
-        f"{_field('method', method)}\n{_field('path', path_with_query)}\n"
-        f"{_field('timestamp', str(timestamp))}\n{_field('nonce', nonce)}\n"
-    )
-    return head.encode("utf-8") + _body(body) + b"\n"
+    ts = str(timestamp)
+    head = f"{method}\n{path_with_query}\n{ts}\n{nonce}\n"
+    if (type(method) is not str or type(path_with_query) is not str or type(nonce) is not str
+            or head.count("\n") != 4):  # one test for the usual case, then the named error
+        head = (
+            f"{_field('method', method)}\n{_field('path', path_with_query)}\n"
+            f"{_field('timestamp', ts)}\n{_field('nonce', nonce)}\n"
+        )
+    return b"".join((head.encode("utf-8"), _body(body), b"\n"))
 
 
 def response_message(timestamp: int | str, nonce: str, body: bytes) -> bytes:
@@ -150,10 +154,15 @@ class Authorization:
     signature: str = field(repr=False)
 
     def header(self) -> str:
-        return (
-            f'{SCHEME} mchid="{self.mchid}",nonce_str="{self.nonce_str}",timestamp="{self.timestamp}",'
-            f'serial_no="{self.serial_no}",signature="{self.signature}"'
-        )
+        return _header(self.mchid, self.nonce_str, self.timestamp, self.serial_no, self.signature)
+
+
+def _header(mchid: str, nonce_str: str, timestamp: str, serial_no: str, signature: str) -> str:
+    """The ``Authorization`` value (the one writer of its format; no dataclass built per request)."""
+    return (
+        f'{SCHEME} mchid="{mchid}",nonce_str="{nonce_str}",timestamp="{timestamp}",'
+        f'serial_no="{serial_no}",signature="{signature}"'
+    )
 
 
 _PARAMS = re.compile(r'[a-z_]{1,16}="[^",]*"(?:,[a-z_]{1,16}="[^",]*"){0,15}')
@@ -277,8 +286,8 @@ class MerchantSigner:
         nonce = make_nonce() if nonce is None else nonce
         if not isinstance(nonce, str) or not _TOKEN.fullmatch(nonce):
             raise InvalidArgumentError("nonce must be 1-128 printable ASCII characters without quotes or commas")
-        signature = self.sign(request_message(method, path_with_query, ts, nonce, body))
-        return Authorization(self.mchid, nonce, ts, self.serial_no, signature).header()
+        signature = rsa_sign(self._key, request_message(method, path_with_query, ts, nonce, body))
+        return _header(self.mchid, nonce, ts, self.serial_no, signature)
 
 
 def wechatpay_headers(
