@@ -38,6 +38,7 @@ The V3 rows, and the extra work each side does:
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -136,7 +137,6 @@ V3_DIR = Path(__file__).resolve().parents[1] / "tests" / "wxpay" / "vectors" / "
 
 
 def _v3(name: str) -> dict:
-    import json
 
     return json.loads((V3_DIR / name).read_text(encoding="utf-8"))
 
@@ -167,6 +167,7 @@ CORE = Core(V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"], V3_KEYS["merchan
             V3_KEYS["apiv3_key"], public_key=V3_KEYS["wechatpay_public_key"]["public_key_pem"],
             public_key_id=V3_KEYS["wechatpay_public_key"]["public_key_id"])
 V1_BODY, N1_BODY = V1["body"].encode(), N1["body"].encode()
+THEIR_USER_AGENT = "wechatpay python sdk v2.0.4(https://github.com/minibear2021/wechatpayv3)"
 
 
 def ours_v3_request() -> dict:
@@ -179,9 +180,15 @@ def ours_v3_request() -> dict:
                            nonce=R4["nonce_str"])
 
 
-def theirs_v3_request() -> str:
-    return v3utils.build_authorization(V3_PATH, "POST", V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"],
-                                       CORE._private_key, data=V3_ORDER, nonce_str=R4["nonce_str"])
+def theirs_v3_request() -> tuple[dict, bytes]:
+    # What Core.request does before the HTTP: its headers, the Authorization over json.dumps(data),
+    # then the body requests writes for json=data (serialised a second time, as sent).
+    headers = {"Content-Type": "application/json", "Accept": "application/json",
+               "User-Agent": THEIR_USER_AGENT, "Wechatpay-Serial": CORE._public_key_id}
+    headers["Authorization"] = v3utils.build_authorization(
+        V3_PATH, "POST", V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"], CORE._private_key, data=V3_ORDER,
+        nonce_str=R4["nonce_str"])
+    return headers, json.dumps(V3_ORDER, allow_nan=False).encode("utf-8")
 
 
 def ours_v3_verify() -> object:
@@ -200,14 +207,16 @@ def theirs_v3_notify() -> object:
     return CORE.callback(N1["headers"], N1_BODY)
 
 
-def ours_v3_paysign() -> str:
+def ours_v3_paysign() -> dict:
     bridge, _ = v3_jsapi_payloads(SIGNER, F1["appId"], F1["package"].split("=", 1)[1], timestamp=F1["timeStamp"],
                                   nonce=F1["nonceStr"])
-    return bridge.pay_sign
+    return bridge.to_dict()
 
 
-def theirs_v3_paysign() -> str:
-    return CORE.sign([F1["appId"], F1["timeStamp"], F1["nonceStr"], F1["package"]])
+def theirs_v3_paysign() -> dict:
+    # wechatpayv3 signs; the merchant writes the bridge's object around the signature.
+    return {"appId": F1["appId"], "timeStamp": F1["timeStamp"], "nonceStr": F1["nonceStr"], "package": F1["package"],
+            "signType": "RSA", "paySign": CORE.sign([F1["appId"], F1["timeStamp"], F1["nonceStr"], F1["package"]])}
 
 
 def _v3_order_body() -> bytes:
@@ -219,7 +228,6 @@ def _v3_order_body() -> bytes:
 
 def check_same_v3_work() -> None:
     import base64
-    import json
 
     from wxpay.v3 import parse_authorization, request_message
     from wxpay.v3.signing import rsa_verify
@@ -234,12 +242,13 @@ def check_same_v3_work() -> None:
     # Each Authorization verifies over the body its side would send; ours is R4's body exactly.
     assert _v3_order_body() == R4["body"].encode()
     assert verifies(ours_v3_request()["Authorization"], _v3_order_body())
-    assert verifies(theirs_v3_request(), json.dumps(V3_ORDER).encode())
+    theirs_headers, theirs_body = theirs_v3_request()
+    assert verifies(theirs_headers["Authorization"], theirs_body)
     assert SIGNER.sign(R4["string_to_sign"].encode()) == v3utils.rsa_sign(CORE._private_key, R4["string_to_sign"])
     assert ours_v3_verify().serial == PUBLIC.public_key_id and theirs_v3_verify() is True
     ours_event, theirs_event = ours_v3_notify(), theirs_v3_notify()
     assert ours_event.transaction.out_trade_no == theirs_event["resource"]["out_trade_no"] == "T20260101000003"
-    assert ours_v3_paysign() == theirs_v3_paysign() == F1["paySign"]
+    assert ours_v3_paysign() == theirs_v3_paysign() and ours_v3_paysign()["paySign"] == F1["paySign"]
 
 
 # --- timing --------------------------------------------------------------------

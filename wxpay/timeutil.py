@@ -122,5 +122,4 @@ def parse_rfc3339(text: str) -> datetime:
 def rfc3339_time(dt: datetime) -> str:
     """An aware datetime as APIv3 writes it: China time, seconds, ``+08:00``."""
     _require_aware(dt)
-    t = dt.astimezone(CHINA_TZ)
-    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}+08:00")
+    return dt.astimezone(CHINA_TZ).isoformat(timespec="seconds")  # CHINA_TZ is fixed: always +08:00

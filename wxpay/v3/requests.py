@@ -144,9 +144,13 @@ def _text(value: str, path: str) -> str:
     raise _bad(f"{path} holds a lone surrogate at position {n}: not valid text", code="unsupported_character")
 
 
+# Built once: json.dumps with options builds an encoder per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def json_body(obj: Mapping[str, Any]) -> bytes:
     """The exact bytes to sign and send: compact UTF-8 JSON, ``None`` omitted, 4-byte characters refused."""
-    return json.dumps(_clean(obj, ""), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODE(_clean(obj, "")).encode("utf-8")
 
 
 # --- argument checks ---------------------------------------------------------------
@@ -349,7 +353,7 @@ def _checked_body(fields: dict[str, Any], free_form: tuple[str, ...]) -> bytes:
     for name, value in fields.items():
         if value is not None:
             body[name] = _clean(value, name) if name in free_form else value
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODE(body).encode("utf-8")
 
 
 def build_query_by_out_trade_no(mchid: str, out_trade_no: str) -> V3Request:

@@ -101,7 +101,10 @@ def response_message(timestamp: int | str, nonce: str, body: bytes) -> bytes:
 
 def lines_message(*fields: str) -> bytes:
     """Each field followed by ``\\n`` (front-end payloads)."""
-    return "".join(_field("field", f) + "\n" for f in fields).encode("utf-8")
+    text = "\n".join(fields) + "\n" if all(type(f) is str for f in fields) else ""
+    if text.count("\n") != len(fields):  # not all text, or a line break inside one: name it
+        text = "".join(_field("field", f) + "\n" for f in fields)
+    return text.encode("utf-8")
 
 
 def rsa_sign(private_key: RSAPrivateKey, message: bytes) -> str:
