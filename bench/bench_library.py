@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from wechatpy.pay import WeChatPay  # noqa: E402
 from wechatpy.pay.utils import calculate_signature, dict_to_xml  # noqa: E402
 
+from requests.structures import CaseInsensitiveDict  # noqa: E402
 from wechatpayv3 import utils as v3utils  # noqa: E402
 from wechatpayv3.core import Core  # noqa: E402
 
@@ -167,6 +168,9 @@ CORE = Core(V3_KEYS["mchid"], V3_KEYS["merchant"]["serial_no"], V3_KEYS["merchan
             V3_KEYS["apiv3_key"], public_key=V3_KEYS["wechatpay_public_key"]["public_key_pem"],
             public_key_id=V3_KEYS["wechatpay_public_key"]["public_key_id"])
 V1_BODY, N1_BODY = V1["body"].encode(), N1["body"].encode()
+# Each side gets a reply's headers as its own HTTP stack delivers them: ours a dict (wxpay.transport),
+# wechatpayv3's a requests CaseInsensitiveDict (requests.Response.headers).
+V1_THEIR_HEADERS = CaseInsensitiveDict(V1["headers"])
 THEIR_USER_AGENT = "wechatpay python sdk v2.0.4(https://github.com/minibear2021/wechatpayv3)"
 
 
@@ -196,7 +200,8 @@ def ours_v3_verify() -> object:
 
 
 def theirs_v3_verify() -> bool:
-    return CORE._verify_signature(V1["headers"], V1["body"])
+    # Core.request hands it requests' own headers object and the decoded text (decoding not counted).
+    return CORE._verify_signature(V1_THEIR_HEADERS, V1["body"])
 
 
 def ours_v3_notify() -> object:
