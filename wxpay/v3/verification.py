@@ -247,7 +247,6 @@ def _header_key(name: str) -> str | None:
     return field
 
 
-_UNSEEN = object()
 _VISIBLE = bytes(range(0x21, 0x7F))  # printable ASCII but the space
 
 
@@ -270,35 +269,60 @@ def read_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
     ``Wechatpay-Signature-Type`` other than ``WECHATPAY2-SHA256-RSA2048``
     (``unsupported_signature_type``).
     """
-    found: dict[str, str] = {}
-    seen = _KEYS.get
-    matched = 0
-    for name, value in headers.items():  # every header: a name repeated under another spelling must be seen
-        key = seen(name, _UNSEEN)
-        if key is _UNSEEN:
-            key = _header_key(name) if isinstance(name, str) else None
-        if key is not None:
-            found[key] = value
-            matched += 1
-    # The values checked all at once: when their concatenation is short and visible ASCII
-    # (no space, no control character), every value is readable and already stripped. Anything
-    # else (a space to strip, non-ASCII, a repeat, a value that is not text) is read one by one.
     try:
-        joined = "".join(found.values())
-    except TypeError:
-        joined = " "
-    if (matched != len(found) or len(joined) > _MAX_HEADER or not joined.isascii()
-            or joined.encode("ascii").translate(None, _VISIBLE)):
+        names = _PLANS[tuple(headers)]
+    except KeyError:
+        names = _plan(tuple(headers))
+    except TypeError:  # a name that is not hashable: read one by one
+        names = None
+    signed = None
+    if names is not None:
+        # The values checked all at once: when their concatenation is short and visible ASCII
+        # (no space, no control character), every value is readable and already stripped.
+        values = list(map(headers.get, names))
+        try:
+            joined = "".join(filter(None, values))
+        except TypeError:  # a value that is not text
+            joined = " "
+        if (values[0] and values[1] and values[2] and values[3] and len(joined) <= _MAX_HEADER
+                and joined.isascii() and not joined.encode("ascii").translate(None, _VISIBLE)):
+            signed = _new_headers(SignedHeaders, values)
+    if signed is None:  # anything else (a space to strip, non-ASCII, a repeat, a gap) is read one by one
         found = _read_one_by_one(headers)
-    get = found.get
-    signed = _new_headers(SignedHeaders, (get("timestamp"), get("nonce"), get("serial"), get("signature"),
-                                          get("signature_type"), get("request_id")))
-    if not (signed[0] and signed[1] and signed[2] and signed[3]):
-        raise _missing(found)
+        get = found.get
+        signed = _new_headers(SignedHeaders, (get("timestamp"), get("nonce"), get("serial"), get("signature"),
+                                              get("signature_type"), get("request_id")))
+        if not (signed[0] and signed[1] and signed[2] and signed[3]):
+            raise _missing(found)
     signature_type = signed[4]
     if signature_type is not None and signature_type != SCHEME:
         raise VerificationError(f"Wechatpay-Signature-Type must be {SCHEME}", code="unsupported_signature_type")
     return signed
+
+
+# The header names of a reply, in order -> the name of each field in it (a name absent from the
+# reply for a field it lacks), or None when a field is missing or named twice. A server sees the
+# same few name lists on every reply and notify. Bounded: lists an outsider invents are not kept.
+_PLANS: dict[tuple, tuple[str, ...] | None] = {}
+_MAX_PLANS = 256
+_ABSENT = ""  # no header is named "" (a list with one is read one by one)
+
+
+def _plan(names: tuple) -> tuple[str, ...] | None:
+    by_field: dict[str, str] = {}
+    plan: tuple[str, ...] | None = None
+    for name in names:
+        key = _header_key(name) if isinstance(name, str) else None
+        if key is not None:
+            if key in by_field:
+                break  # one field under two spellings
+            by_field[key] = name
+    else:
+        if _ABSENT not in names and all(f in by_field for f in _FIELDS[:4]):
+            plan = tuple(by_field.get(f, _ABSENT) for f in _FIELDS)
+    if len(_PLANS) < _MAX_PLANS:
+        _PLANS[names] = plan
+    return plan
 
 
 def _read_one_by_one(headers: Mapping[str, str]) -> dict[str, str]:
