@@ -79,32 +79,22 @@ def _body(body: bytes | bytearray | memoryview) -> bytes:
 
 def request_message(method: str, path_with_query: str, timestamp: int | str, nonce: str, body: bytes) -> bytes:
     """The five-line string a request's signature covers, as UTF-8 bytes."""
-    ts = str(timestamp)
-    head = f"{method}\n{path_with_query}\n{ts}\n{nonce}\n"
-    if (type(method) is not str or type(path_with_query) is not str or type(nonce) is not str
-            or head.count("\n") != 4):  # one test for the usual case, then the named error
-        head = (
-            f"{_field('method', method)}\n{_field('path', path_with_query)}\n"
-            f"{_field('timestamp', ts)}\n{_field('nonce', nonce)}\n"
-        )
-    return b"".join((head.encode("utf-8"), _body(body), b"\n"))
+    head = (
+        f"{_field('method', method)}\n{_field('path', path_with_query)}\n"
+        f"{_field('timestamp', str(timestamp))}\n{_field('nonce', nonce)}\n"
+    )
+    return head.encode("utf-8") + _body(body) + b"\n"
 
 
 def response_message(timestamp: int | str, nonce: str, body: bytes) -> bytes:
     """The three-line string a response's or notify's signature covers."""
-    ts = str(timestamp)
-    if type(nonce) is not str or "\n" in nonce or "\n" in ts:  # one test for the usual case, then the named error
-        _field("timestamp", ts)
-        _field("nonce", nonce)
-    return b"".join((ts.encode("utf-8"), b"\n", nonce.encode("utf-8"), b"\n", _body(body), b"\n"))
+    head = f"{_field('timestamp', str(timestamp))}\n{_field('nonce', nonce)}\n"
+    return head.encode("utf-8") + _body(body) + b"\n"
 
 
 def lines_message(*fields: str) -> bytes:
     """Each field followed by ``\\n`` (front-end payloads)."""
-    text = "\n".join(fields) + "\n" if all(type(f) is str for f in fields) else ""
-    if text.count("\n") != len(fields):  # not all text, or a line break inside one: name it
-        text = "".join(_field("field", f) + "\n" for f in fields)
-    return text.encode("utf-8")
+    return "".join(_field("field", f) + "\n" for f in fields).encode("utf-8")
 
 
 def rsa_sign(private_key: RSAPrivateKey, message: bytes) -> str:

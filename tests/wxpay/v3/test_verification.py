@@ -216,10 +216,11 @@ def test_timestamps_that_are_not_unix_seconds_are_malformed(ts):
     assert exc.value.code in ("malformed_header", "missing_header")
 
 
+@pytest.mark.parametrize("control", ["\n", "\x7f", "\x00"])
 @pytest.mark.parametrize("name", ["Wechatpay-Nonce", "Wechatpay-Serial"])
-def test_control_characters_in_headers_are_malformed(name):
+def test_control_characters_in_headers_are_malformed(name, control):
     v = RESPONSES["V1_valid_pubkey"]
-    headers = {**v["headers"], name: v["headers"][name] + "\n"}
+    headers = {**v["headers"], name: v["headers"][name][:5] + control + v["headers"][name][5:]}
     with pytest.raises(VerificationError) as exc:
         validator().validate(headers, v["body"].encode())
     assert exc.value.code == "malformed_header"
