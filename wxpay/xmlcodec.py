@@ -67,8 +67,11 @@ def _may_declare(body: bytes) -> bool:
     two substring counts settle the usual case faster than the regex scan,
     which still decides every other case (comments, declarations).
     """
+    cdata = body.count(b"<![CDATA[")
+    if body.count(b"!") == cdata:  # a one-byte count is the fastest: every "!" opens a CDATA section
+        return False
     opens = body.count(b"<!")
-    return opens != 0 and opens != body.count(b"<![CDATA[")
+    return opens != 0 and opens != cdata
 
 
 class _NotFlat(Exception):
@@ -86,18 +89,52 @@ def _parse_flat(body: bytes, root: str) -> dict[str, str]:
     :func:`_flat` judges and explains. Both passes run the same hardened
     expat over the same bytes, so a parse error is the same in either.
     """
-    flat = _FlatPass(root)
+    fields: dict[str, str] = {}
+    chunks: list[str] = []  # every text, appended by the parser itself (no Python frame per text)
+    depth = 0
+    name = ""
+    mark = 0  # where the text not yet given to a field starts
+    closed = False
+
+    # Closures rather than methods: a handler runs twice per field, and cell variables are
+    # read faster than attributes. A field's value is the text between its start and its end;
+    # text between fields must be whitespace.
+    def start(tag: str, attrs: list[str]) -> None:
+        nonlocal depth, name, mark
+        depth += 1
+        if depth == 2:
+            if attrs or tag in fields or (len(chunks) != mark and not "".join(chunks[mark:]).isspace()):
+                raise _NotFlat
+            name = tag
+            mark = len(chunks)
+        elif depth != 1 or tag != root:
+            raise _NotFlat
+        else:
+            mark = len(chunks)
+
+    def end(tag: str) -> None:
+        nonlocal depth, mark, closed
+        if depth == 2:
+            n = len(chunks) - mark
+            fields[name] = chunks[mark] if n == 1 else "".join(chunks[mark:])
+            mark += n
+        elif len(chunks) != mark and not "".join(chunks[mark:]).isspace():
+            raise _NotFlat
+        else:
+            closed = True
+        depth -= 1
+
     parser = _HardenedExpat.ParserCreate()
     parser.ordered_attributes = True
     parser.buffer_text = True
-    parser.StartElementHandler = flat.start
-    parser.EndElementHandler = flat.end
-    parser.CharacterDataHandler = flat.text
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = chunks.append
     try:
         try:
             parser.Parse(body, True)
-            if flat.closed:
-                return flat.fields
+            if closed:
+                return fields
         except _NotFlat:
             pass
     except ExpatError as exc:
@@ -105,43 +142,6 @@ def _parse_flat(body: bytes, root: str) -> dict[str, str]:
     except _PARSER_FAILURES as exc:
         raise ProtocolError(f"XML does not parse ({exc.__class__.__name__})") from None
     return _parse_tree(body, root)
-
-
-class _FlatPass:
-    """The expat handlers of the flat pass: depth 1 is ``root``, depth 2 a field of text."""
-
-    __slots__ = ("root", "fields", "depth", "name", "chunks", "closed")
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.fields: dict[str, str] = {}
-        self.depth = 0
-        self.name = ""
-        self.chunks: list[str] = []
-        self.closed = False
-
-    def start(self, name: str, attrs: list[str]) -> None:
-        self.depth += 1
-        if self.depth == 2:
-            if attrs or name in self.fields:
-                raise _NotFlat
-            self.name = name
-            self.chunks = []
-        elif self.depth != 1 or name != self.root:
-            raise _NotFlat
-
-    def end(self, name: str) -> None:
-        if self.depth == 2:
-            self.fields[self.name] = "".join(self.chunks)
-        else:
-            self.closed = True
-        self.depth -= 1
-
-    def text(self, data: str) -> None:
-        if self.depth == 2:
-            self.chunks.append(data)
-        elif not data.isspace():
-            raise _NotFlat
 
 
 _PARSER_FAILURES = (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError)

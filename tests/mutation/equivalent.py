@@ -97,8 +97,6 @@ EQUIVALENT: dict[str, str] = {
         "The stand-in for a missing appid; 'XXXX' is no appid of ours either, so it is refused the same way.",
     "wxpay/v3/verification.py::_MAX_KEYS::number::512 -> 513#0":
         "The size cap of a cache of header-name spellings: the answer is the same cached or not.",
-    "wxpay/v3/verification.py::_clean::return::False -> None#0":
-        "Its one caller tests `not _clean(value)`: None is as false as False.",
     # -- batch 3
     "service/notify_endpoint.py::NotifyEndpoint.id_field::string::\"out_trade_no\" -> 'XXout_trade_noXX'#0":
         "The base class's default, overridden by both notify services (out_trade_no, out_refund_no).",
@@ -182,4 +180,51 @@ EQUIVALENT: dict[str, str] = {
         "binascii.Error is a subclass of ValueError: the handler catches the same exceptions.",
     "wxpay/v3/notify.py::NotifyEvent::drop::PaymentEvent, RefundEvent -> (RefundEvent,)#0":
         "A type alias read only by annotations (never by isinstance): it changes nothing that runs.",
+    # -- batch h-lib3: fast paths of the V3 header reader (a miss falls back to the exact rule)
+    "wxpay/v3/signing.py::decode_signature::number::0 -> 1#0":
+        "With no bytes decoded, `not raw` refuses before `tail` is read: its value then does not matter.",
+    "wxpay/v3/verification.py::_VISIBLE::number::0x21 -> 34#0":
+        "A value holding '!' then misses the all-at-once check and goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_missing::number::4 -> 5#0":
+        "_missing runs only when one of the first four fields is empty; the scan finds that one before a fifth.",
+    "wxpay/v3/verification.py::_missing::statement::raise AssertionError(\"no header is missing\") -> pass#0":
+        "Unreachable: _missing is called only when a required field is empty, and the loop returns for it.",
+    "wxpay/v3/verification.py::read_signed_headers::assign::_PLANS[tuple(headers)] -> None#0":
+        "No plan for any name list: every reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::read_signed_headers::assign::_plan(tuple(headers)) -> None#0":
+        "No plan for a new name list: that reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::read_signed_headers::string::\"\" -> 'XXXX'#0":
+        "The joined values only grow (still visible ASCII); one past 1 KiB goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::read_signed_headers::string::\" \" -> 'XX XX'#0":
+        "The stand-in for a value that is not text still holds a space, so that reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::read_signed_headers::compare::<= -> <#0":
+        "Values of exactly 1024 characters in all miss the all-at-once check; that reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::read_signed_headers::assign::_new_headers(SignedHeaders, values) -> None#0":
+        "The all-at-once answer is dropped: every reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_MAX_PLANS::number::256 -> 257#0":
+        "The size cap of a cache of header-name plans: the answer is the same cached or not.",
+    "wxpay/v3/verification.py::_ABSENT::string::\"\" -> 'XXXX'#0":
+        "The stand-in name for an absent field is guarded by the same constant (`_ABSENT not in names`), so a reply naming it is read one by one.",
+    "wxpay/v3/verification.py::_plan::assign::_header_key(name) if isinstance(name, str) else None -> None#0":
+        "No name maps to a field, so no plan: every reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::condition::isinstance(name, str) -> not (isinstance(name, str))#0":
+        "No string name maps to a field, so no plan: every reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::compare::is not -> is#0":
+        "Fields are filed under None, so a required one is never found and there is no plan: the reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::compare::in -> not in#0":
+        "The loop stops at the first field, so there is no plan: the reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::compare::not in -> in#0":
+        "No name list holds the empty name, so there is no plan: every reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::boolean::and -> or#0":
+        "A plan for a list lacking a required field reads None there, which fails the all-at-once check: the reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::compare::in -> not in#1":
+        "A list holding the required fields gets no plan: the reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::number::4 -> 5#0":
+        "Only lists with a Wechatpay-Signature-Type get a plan; the others are read one by one, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::assign::tuple(by_field.get(f, _ABSENT) for f in _FIELDS) -> None#0":
+        "No plan is ever made: every reply goes to the one-by-one rule, which gives the same answer (slower).",
+    "wxpay/v3/verification.py::_plan::compare::< -> <=#0":
+        "The size cap of a cache of header-name plans: the answer is the same cached or not.",
+    "wxpay/v3/verification.py::_plan::return::plan -> None#0":
+        "No plan is returned: every reply goes to the one-by-one rule, which gives the same answer (slower).",
 }

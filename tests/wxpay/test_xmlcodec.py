@@ -250,3 +250,9 @@ def test_values_that_look_like_markup_round_trip(value):
 
 def test_comments_and_cdata_are_not_mistaken_for_declarations():
     assert parse_xml(b"<xml><!-- note --><a><![CDATA[a<!b]]></a></xml>") == {"a": "a<!b"}
+
+
+def test_a_value_longer_than_the_parser_s_text_buffer_is_read_whole():
+    # Past its 8 KiB buffer expat hands text over in pieces (here at the entity); all belong to the field.
+    body = b"<xml><a>" + b"x" * 20000 + b"&amp;" + b"y" * 9000 + b"</a><b>1</b><c><![CDATA[" + b"z" * 17000 + b"]]></c></xml>"
+    assert parse_xml(body) == {"a": "x" * 20000 + "&" + "y" * 9000, "b": "1", "c": "z" * 17000}

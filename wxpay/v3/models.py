@@ -11,6 +11,7 @@ Field errors are :class:`~wxpay.errors.ProtocolError` with code
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, TypeVar, Union
@@ -55,14 +56,23 @@ def _no_constant(name: str) -> Any:
 
 # Built once: json.loads(..., object_pairs_hook=...) builds a decoder (and its scanner) per call.
 _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+_SCAN = _DECODER.scan_once
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's four (str.isspace() knows more)
 
 
 def parse_json_object(data: bytes, what: str) -> dict[str, Any]:
     """Strict JSON: UTF-8 (no BOM, no UTF-16), an object at the top, no repeated keys, no NaN."""
     try:
         text = str(data, "utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
-        obj = _DECODER.decode(text)
-    except (ValueError, RecursionError, AttributeError, TypeError):  # JSONDecodeError, UnicodeDecodeError
+        if text[:1] == "{":
+            # The scanner itself, as decode() runs it, without decode()'s Python frames: what
+            # follows the object must be JSON whitespace only.
+            obj, end = _SCAN(text, 0)
+            if end != len(text) and _WHITESPACE.match(text, end).end() != len(text):
+                raise ValueError("extra data")
+        else:
+            obj = _DECODER.decode(text)
+    except (ValueError, RecursionError, AttributeError, TypeError, StopIteration):  # + UnicodeDecodeError
         raise ProtocolError(f"{what} is not valid UTF-8 JSON", code="malformed_json") from None
     if type(obj) is not dict:
         raise ProtocolError(f"{what} is JSON but not an object", code="malformed_json")

@@ -23,6 +23,7 @@ from ..payloads import (
     _require,
     _timestamp,
 )
+from .models import frozen
 from .signing import MerchantSigner, lines_message
 
 __all__ = ["SIGN_TYPE", "app_payload", "jsapi_payloads", "mini_program_payload"]
@@ -50,8 +51,10 @@ def jsapi_payloads(
     ts, nc, pkg = _stamp(signer, timestamp), _nonce(nonce), _package(prepay_id)
     pay_sign = signer.sign(lines_message(appid, ts, nc, pkg))
     return (
-        BridgePayload(appid, ts, nc, pkg, SIGN_TYPE, pay_sign),
-        ChooseWXPayPayload(ts, nc, pkg, SIGN_TYPE, pay_sign),
+        frozen(BridgePayload, {"app_id": appid, "time_stamp": ts, "nonce_str": nc, "package": pkg,
+                               "sign_type": SIGN_TYPE, "pay_sign": pay_sign}),
+        frozen(ChooseWXPayPayload, {"timestamp": ts, "nonce_str": nc, "package": pkg, "sign_type": SIGN_TYPE,
+                                    "pay_sign": pay_sign}),
     )
 
 

@@ -144,9 +144,13 @@ def _text(value: str, path: str) -> str:
     raise _bad(f"{path} holds a lone surrogate at position {n}: not valid text", code="unsupported_character")
 
 
+# Built once: json.dumps with options builds an encoder per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def json_body(obj: Mapping[str, Any]) -> bytes:
     """The exact bytes to sign and send: compact UTF-8 JSON, ``None`` omitted, 4-byte characters refused."""
-    return json.dumps(_clean(obj, ""), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODE(_clean(obj, "")).encode("utf-8")
 
 
 # --- argument checks ---------------------------------------------------------------
@@ -179,6 +183,9 @@ def _appid(value: Any) -> str:
 
 
 def _string(value: Any, name: str, *, max_bytes: int) -> str:
+    if (type(value) is str and value.isascii() and 0 < len(value) <= max_bytes
+            and not value[0].isspace() and not value[-1].isspace()):
+        return value  # the usual case: ASCII is one byte a character and has no 4-byte ones
     if not isinstance(value, str) or not value.strip():
         raise _bad(f"{name} must be a non-empty string")
     if value != value.strip():
@@ -235,7 +242,15 @@ def _fen(value: Any, name: str) -> int:
     return value
 
 
+# notify_urls found good: a server sends the same one or two on every order. Bounded; a URL
+# is a pure function of its text, so the answer is the same cached or not.
+_GOOD_URLS: dict[str, bool] = {}
+_MAX_GOOD_URLS = 64
+
+
 def _notify_url(value: Any, name: str = "notify_url") -> str:
+    if type(value) is str and value in _GOOD_URLS:
+        return value
     if not isinstance(value, str) or not value or len(value) > 255:
         raise _bad(f"{name} must be an absolute URL of at most 255 characters")
     parts = urlsplit(value)
@@ -243,6 +258,8 @@ def _notify_url(value: Any, name: str = "notify_url") -> str:
         raise _bad(f"{name} must be an absolute http(s) URL reachable by WeChat (got {value[:80]!r})")
     if parts.query or parts.fragment or "?" in value:
         raise _bad(f"{name} must not carry a query string or fragment; WeChat refuses them")
+    if type(value) is str and len(_GOOD_URLS) < _MAX_GOOD_URLS:
+        _GOOD_URLS[value] = True
     return value
 
 
@@ -322,7 +339,21 @@ def build_order(
         "scene_info": scene or None,
         "settle_info": _object(settle_info, "settle_info"),
     }
-    return V3Request("POST", ORDER_KINDS[kind], json_body(order), f"v3/{kind}", safe=False)
+    return V3Request("POST", ORDER_KINDS[kind], _checked_body(order, _FREE_FORM), f"v3/{kind}", safe=False)
+
+
+# The order's fields a caller fills freely (nested objects of any shape): only these need
+# json_body's walk; every other field was checked above, so its value goes out as it is.
+_FREE_FORM = ("detail", "scene_info", "settle_info")
+
+
+def _checked_body(fields: dict[str, Any], free_form: tuple[str, ...]) -> bytes:
+    """json_body's bytes for ``fields`` whose values are checked already, but for the ``free_form`` ones."""
+    body = {}
+    for name, value in fields.items():
+        if value is not None:
+            body[name] = _clean(value, name) if name in free_form else value
+    return _ENCODE(body).encode("utf-8")
 
 
 def build_query_by_out_trade_no(mchid: str, out_trade_no: str) -> V3Request:

@@ -122,8 +122,12 @@ def decode_signature(text: str) -> bytes:
         raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError, TypeError):
         raw = None
-    # Strict decoding, then the one spelling check that matters: the bytes re-encode to the text.
-    if not raw or binascii.b2a_base64(raw, newline=False) != text.encode("ascii"):
+    # Strict decoding (the alphabet, padding only at the end), then the spelling checks left:
+    # the canonical length (no extra padding), and the last group, the only one with unused
+    # bits, re-encodes to the text's last four characters.
+    tail = len(raw) % 3 if raw else 0
+    if (not raw or len(text) != (len(raw) + 2) // 3 * 4
+            or (tail and binascii.b2a_base64(raw[-tail:], newline=False) != text[-4:].encode("ascii"))):
         raise VerificationError("The signature is not base64: the message was not signed by WeChat",
                                 code="signature_not_base64")
     return raw
@@ -143,10 +147,15 @@ class Authorization:
     signature: str = field(repr=False)
 
     def header(self) -> str:
-        return (
-            f'{SCHEME} mchid="{self.mchid}",nonce_str="{self.nonce_str}",timestamp="{self.timestamp}",'
-            f'serial_no="{self.serial_no}",signature="{self.signature}"'
-        )
+        return _header(self.mchid, self.nonce_str, self.timestamp, self.serial_no, self.signature)
+
+
+def _header(mchid: str, nonce_str: str, timestamp: str, serial_no: str, signature: str) -> str:
+    """The ``Authorization`` value (the one writer of its format; no dataclass built per request)."""
+    return (
+        f'{SCHEME} mchid="{mchid}",nonce_str="{nonce_str}",timestamp="{timestamp}",'
+        f'serial_no="{serial_no}",signature="{signature}"'
+    )
 
 
 _PARAMS = re.compile(r'[a-z_]{1,16}="[^",]*"(?:,[a-z_]{1,16}="[^",]*"){0,15}')
@@ -270,8 +279,8 @@ class MerchantSigner:
         nonce = make_nonce() if nonce is None else nonce
         if not isinstance(nonce, str) or not _TOKEN.fullmatch(nonce):
             raise InvalidArgumentError("nonce must be 1-128 printable ASCII characters without quotes or commas")
-        signature = self.sign(request_message(method, path_with_query, ts, nonce, body))
-        return Authorization(self.mchid, nonce, ts, self.serial_no, signature).header()
+        signature = rsa_sign(self._key, request_message(method, path_with_query, ts, nonce, body))
+        return _header(self.mchid, nonce, ts, self.serial_no, signature)
 
 
 def wechatpay_headers(

@@ -223,6 +223,7 @@ _NAMES = {
     "request-id": "request_id",
 }
 _FIELDS = SignedHeaders._fields
+_new_headers = tuple.__new__  # SignedHeaders from all six values, without the generated __new__'s frame
 _MAX_HEADER = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Header names seen so far -> field (or None): a reply carries a dozen names, the same ones every
@@ -246,13 +247,18 @@ def _header_key(name: str) -> str | None:
     return field
 
 
-def _clean(value: object) -> bool:
-    """A header value we can read: text, at most 1 KiB, no control characters."""
-    if not isinstance(value, str) or len(value) > _MAX_HEADER:
-        return False
-    # isprintable() is one C pass; only a value it refuses (a control character, or some
-    # non-ASCII) pays for the exact rule.
-    return value.isprintable() or _CONTROL.search(value) is None
+_VISIBLE = bytes(range(0x21, 0x7F))  # printable ASCII but the space
+
+
+def _missing(found: Mapping[str, str]) -> VerificationError:
+    for key in _FIELDS[:4]:
+        if not found.get(key):
+            name = "Wechatpay-" + key.capitalize()
+            return VerificationError(
+                f"The {name} header is missing: the message is not signed (a proxy may strip Wechatpay-* headers)",
+                code="missing_header",
+            )
+    raise AssertionError("no header is missing")
 
 
 def read_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
@@ -263,27 +269,74 @@ def read_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
     ``Wechatpay-Signature-Type`` other than ``WECHATPAY2-SHA256-RSA2048``
     (``unsupported_signature_type``).
     """
-    found: dict[str, str] = {}
-    keys = _KEYS
-    for name, value in headers.items():
-        key = keys[name] if name in keys else _header_key(name) if isinstance(name, str) else None
-        if key is None:
-            continue
-        if key in found or not _clean(value):
-            raise VerificationError(f"The {name} header is malformed or repeated", code="malformed_header")
-        found[key] = value.strip()
-    values = [found.get(f) for f in _FIELDS]
-    for key, value in zip(_FIELDS[:4], values):
-        if not value:
-            name = "Wechatpay-" + key.capitalize()
-            raise VerificationError(
-                f"The {name} header is missing: the message is not signed (a proxy may strip Wechatpay-* headers)",
-                code="missing_header",
-            )
-    signature_type = values[4]
+    try:
+        names = _PLANS[tuple(headers)]
+    except KeyError:
+        names = _plan(tuple(headers))
+    except TypeError:  # a name that is not hashable: read one by one
+        names = None
+    signed = None
+    if names is not None:
+        # The values checked all at once: when their concatenation is short and visible ASCII
+        # (no space, no control character), every value is readable and already stripped.
+        values = list(map(headers.get, names))
+        try:
+            joined = "".join(filter(None, values))
+        except TypeError:  # a value that is not text
+            joined = " "
+        if (values[0] and values[1] and values[2] and values[3] and len(joined) <= _MAX_HEADER
+                and joined.isascii() and not joined.encode("ascii").translate(None, _VISIBLE)):
+            signed = _new_headers(SignedHeaders, values)
+    if signed is None:  # anything else (a space to strip, non-ASCII, a repeat, a gap) is read one by one
+        found = _read_one_by_one(headers)
+        get = found.get
+        signed = _new_headers(SignedHeaders, (get("timestamp"), get("nonce"), get("serial"), get("signature"),
+                                              get("signature_type"), get("request_id")))
+        if not (signed[0] and signed[1] and signed[2] and signed[3]):
+            raise _missing(found)
+    signature_type = signed[4]
     if signature_type is not None and signature_type != SCHEME:
         raise VerificationError(f"Wechatpay-Signature-Type must be {SCHEME}", code="unsupported_signature_type")
-    return SignedHeaders(*values)
+    return signed
+
+
+# The header names of a reply, in order -> the name of each field in it (a name absent from the
+# reply for a field it lacks), or None when a field is missing or named twice. A server sees the
+# same few name lists on every reply and notify. Bounded: lists an outsider invents are not kept.
+_PLANS: dict[tuple, tuple[str, ...] | None] = {}
+_MAX_PLANS = 256
+_ABSENT = ""  # no header is named "" (a list with one is read one by one)
+
+
+def _plan(names: tuple) -> tuple[str, ...] | None:
+    by_field: dict[str, str] = {}
+    plan: tuple[str, ...] | None = None
+    for name in names:
+        key = _header_key(name) if isinstance(name, str) else None
+        if key is not None:
+            if key in by_field:
+                break  # one field under two spellings
+            by_field[key] = name
+    else:
+        if _ABSENT not in names and all(f in by_field for f in _FIELDS[:4]):
+            plan = tuple(by_field.get(f, _ABSENT) for f in _FIELDS)
+    if len(_PLANS) < _MAX_PLANS:
+        _PLANS[names] = plan
+    return plan
+
+
+def _read_one_by_one(headers: Mapping[str, str]) -> dict[str, str]:
+    """Field -> stripped value, refusing the first header repeated or unreadable (the exact rule)."""
+    found: dict[str, str] = {}
+    for name, value in headers.items():
+        key = _header_key(name) if isinstance(name, str) else None
+        if key is None:
+            continue
+        if (key in found or not isinstance(value, str) or len(value) > _MAX_HEADER
+                or not (value.isprintable() or _CONTROL.search(value) is None)):
+            raise VerificationError(f"The {name} header is malformed or repeated", code="malformed_header")
+        found[key] = value.strip()
+    return found
 
 
 class Validator:
@@ -311,23 +364,24 @@ class Validator:
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError("body must be the raw bytes received, before any JSON parsing")
         signed = read_signed_headers(headers)
-        if signed.is_probe:
+        ts, nonce, serial, signature = signed[:4]
+        if signature.startswith(PROBE_PREFIX):
             raise VerificationError(
                 "A WECHATPAY/SIGNTEST/ signature probe: refused, as WeChat expects", code="signtest_probe"
             )
-        ts = signed.timestamp
-        if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+        if not (len(ts) <= 12 and ts.isascii() and ts.isdigit()):
             raise VerificationError("Wechatpay-Timestamp is not Unix seconds", code="malformed_header")
+        signed_at = int(ts)
         now = int(self._clock())
-        if abs(now - int(ts)) >= self.window:
+        if abs(now - signed_at) >= self.window:
             raise VerificationError(
-                f"Wechatpay-Timestamp is {now - int(ts)} s from our clock (limit {self.window - 1} s): "
+                f"Wechatpay-Timestamp is {now - signed_at} s from our clock (limit {self.window - 1} s): "
                 "a replay, or this machine's clock is wrong (check NTP)",
                 code="stale_timestamp",
             )
-        if not self.verifier.knows(signed.serial):
-            raise _unknown(signed.serial)
-        raw_signature = decode_signature(signed.signature)
-        message = response_message(ts, signed.nonce, bytes(body))
-        self.verifier.verify(signed.serial, message, raw_signature, signed_at=int(ts))
+        verifier = self.verifier
+        if not verifier.knows(serial):
+            raise _unknown(serial)
+        raw_signature = decode_signature(signature)
+        verifier.verify(serial, response_message(ts, nonce, body), raw_signature, signed_at=signed_at)
         return signed

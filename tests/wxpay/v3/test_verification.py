@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import random
 from datetime import timedelta
 
 import pytest
@@ -9,7 +11,7 @@ from tornado.httputil import HTTPHeaders
 
 from wxpay.errors import ConfigError, SignatureError, VerificationError
 from wxpay.v3 import CombinedVerifier, PlatformCertificateVerifier, Validator, Verifier, wechatpay_headers
-from wxpay.v3.signing import response_message
+from wxpay.v3.signing import decode_signature, response_message
 from wxpay.v3.verification import read_signed_headers
 
 from .vectors import (
@@ -164,6 +166,47 @@ def test_a_non_canonical_spelling_of_a_valid_signature_is_refused():
     assert exc.value.code == "signature_not_base64"
 
 
+@pytest.mark.parametrize("spelling", ["extra padding", "inner padding", "whitespace", "url-safe"])
+def test_other_spellings_of_a_valid_signature_are_refused(spelling):
+    v = RESPONSES["V1_valid_pubkey"]
+    sig = v["headers"]["Wechatpay-Signature"]
+    changed = {"extra padding": sig + "==", "inner padding": sig[:4] + "==" + sig[4:],
+               "whitespace": sig[:40] + "\t" + sig[40:], "url-safe": sig.replace("+", "-").replace("/", "_")}[spelling]
+    assert changed != sig
+    headers = {**v["headers"], "Wechatpay-Signature": changed}
+    with pytest.raises(VerificationError) as exc:
+        validator().validate(headers, v["body"].encode())
+    assert exc.value.code in ("signature_not_base64", "malformed_header")
+
+
+def test_decode_signature_accepts_exactly_the_spelling_its_bytes_encode_to():
+    """The cheap canonical check (length, then the last group) against the plain rule: re-encode, compare."""
+    rnd = random.Random(16)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+    texts = ["YMyw==", "RkIg=", "QUJD", "QUI=", "QUE=", "QUF=", "QR==", "QQ==", "QQ=", "Q===", ""]
+    for _ in range(3000):
+        text = list(base64.b64encode(rnd.randbytes(rnd.randrange(1, 9))).decode())
+        for _ in range(rnd.randrange(0, 3)):
+            text.insert(rnd.randrange(len(text) + 1), rnd.choice(alphabet))
+        texts.append("".join(text))
+    for text in texts:
+        raw = binascii.a2b_base64(text, strict_mode=True) if _strict_ok(text) else b""
+        canonical = bool(raw) and base64.b64encode(raw).decode() == text
+        if canonical:
+            assert decode_signature(text) == raw, text
+        else:
+            with pytest.raises(VerificationError):
+                decode_signature(text)
+
+
+def _strict_ok(text: str) -> bool:
+    try:
+        binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
 @pytest.mark.parametrize("ts", ["", "-1767239990", "1767239990.0", "+1767239990", "1e9", "１７６７２３９９９０", "9" * 40])
 def test_timestamps_that_are_not_unix_seconds_are_malformed(ts):
     v = RESPONSES["V1_valid_pubkey"]
@@ -173,10 +216,11 @@ def test_timestamps_that_are_not_unix_seconds_are_malformed(ts):
     assert exc.value.code in ("malformed_header", "missing_header")
 
 
+@pytest.mark.parametrize("control", ["\n", "\x7f", "\x00"])
 @pytest.mark.parametrize("name", ["Wechatpay-Nonce", "Wechatpay-Serial"])
-def test_control_characters_in_headers_are_malformed(name):
+def test_control_characters_in_headers_are_malformed(name, control):
     v = RESPONSES["V1_valid_pubkey"]
-    headers = {**v["headers"], name: v["headers"][name] + "\n"}
+    headers = {**v["headers"], name: v["headers"][name][:5] + control + v["headers"][name][5:]}
     with pytest.raises(VerificationError) as exc:
         validator().validate(headers, v["body"].encode())
     assert exc.value.code == "malformed_header"

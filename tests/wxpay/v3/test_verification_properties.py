@@ -122,3 +122,51 @@ def test_requests_signed_by_the_merchant_verify_on_wechats_side_and_changes_do_n
     assert rsa_verify(public, request_message(method, path, auth.timestamp, auth.nonce_str, body), signature)
     assert not rsa_verify(public, request_message(method, path + "x", auth.timestamp, auth.nonce_str, body), signature)
     assert not rsa_verify(public, request_message(method, path, auth.timestamp, auth.nonce_str, body + b" "), signature)
+
+
+# --- reading the headers: the values checked at once, as the exact rule reads them one by one ---------
+
+def _one_by_one(headers: dict) -> tuple | str:
+    """The exact rule, written out plainly (the reader's fast path must agree with it)."""
+    names = {"wechatpay-timestamp": 0, "wechatpay-nonce": 1, "wechatpay-serial": 2, "wechatpay-signature": 3,
+             "wechatpay-signature-type": 4, "request-id": 5}
+    found: dict[int, str] = {}
+    for name, value in headers.items():
+        key = name.strip().lower().replace("_", "-")
+        key = names.get(key[5:] if key.startswith("http-") else key)
+        if key is None:
+            continue
+        if key in found or not isinstance(value, str) or len(value) > 1024 or any(
+                c < " " or c == "\x7f" for c in value):
+            return "malformed_header"
+        found[key] = value.strip()
+    values = tuple(found.get(i) for i in range(6))
+    if not all(values[:4]):
+        return "missing_header"
+    if values[4] is not None and values[4] != "WECHATPAY2-SHA256-RSA2048":
+        return "unsupported_signature_type"
+    return values
+
+
+header_names = st.sampled_from(["Wechatpay-Timestamp", "wechatpay-nonce", "WECHATPAY-SERIAL", "Wechatpay-Signature",
+                                "HTTP_WECHATPAY_SIGNATURE", "Wechatpay-Signature-Type", "Request-ID", "request_id",
+                                " Wechatpay-Nonce", "Content-Type", "X-Other"])
+header_values = st.one_of(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=0, max_size=30),
+    st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12),
+    st.sampled_from(["WECHATPAY2-SHA256-RSA2048", " padded ", "x" * 1024, "y" * 600, "a\tb", "\u3000z", "\x7f"]),
+    st.integers(), st.none(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(header_names, header_values, max_size=8))
+def test_reading_the_headers_agrees_with_reading_them_one_by_one(headers):
+    from wxpay.v3.verification import read_signed_headers
+
+    want = _one_by_one(headers)
+    try:
+        got = tuple(read_signed_headers(headers))
+    except VerificationError as exc:
+        got = exc.code
+    assert got == want
