@@ -57,10 +57,10 @@ SECTIONS = [
      "counts (what /status shows); log lines are the records emitted at INFO and above; connections are the "
      "listener's own count. Each case names the cost before the fix in its docstring and in the weakness table."),
     ("speed_review", "11. A third outside review: the speed work's shortcuts",
-     "`tests/battery/test_speed_review.py`: the SQLite columns and their triggers, the one-statement increments and "
-     "upserts, the settle's sibling shortcut and the cheaper HTTP layer, attacked for a document an index misses, a "
-     "start that fails, a payment lost or counted twice, or a short answer that differs from the full one. Real "
-     "SQLite files, real processes beside the test's, real servers on loopback."),
+     "`tests/battery/test_speed_review.py`: the in-place upgrade of a SQLite file to indexed fields as columns, "
+     "raced by a second starting process and cut short by kill -9, judged by whether a start fails, a row is lost "
+     "or an index column disagrees with its document. Real SQLite files, real processes beside the test's. (The "
+     "columns against MongoDB's answers through every write verb: tests/store/test_differential.py.)"),
 ]
 
 # (weakness, fix, section, case that pins it)

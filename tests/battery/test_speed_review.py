@@ -1,10 +1,9 @@
-"""A third outside review: the speed work's shortcuts (indexed fields as
-SQLite columns kept by triggers, one-statement increments and upserts, the
-settle's sibling shortcut, the cheaper HTTP layer), attacked for what they
-could lose: a document an index misses, a start that fails, a payment lost
-or counted twice, an answer that differs from the full one.
+"""A third outside review of the speed work: the in-place upgrade of a
+SQLite file to indexed fields as columns (kept by triggers), raced by a
+second starting process and cut short by kill -9, judged by whether a start
+fails, a row is lost or a column disagrees with its document.
 
-Real SQLite files, real processes beside the test's, real servers on loopback.
+Real SQLite files, real processes beside the test's.
 """
 from __future__ import annotations
 
