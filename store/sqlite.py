@@ -710,19 +710,35 @@ class SQLiteStore(Store):
         documents, and the triggers that keep them right: one transaction
         and one pass over the table, however many columns are new."""
         table = self._ensure(conn, collection)
-        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        missing = sorted(f for f in fields if f"k_{f}" not in present)
-        triggers = {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (collection,))}
-        if not missing and _trigger_names(collection) <= triggers:
+        present, missing = self._layout_left(conn, collection, fields)
+        if present is None:
             return
         with _write(conn):
+            # Again under the write lock: another process starting beside this
+            # one (two instances restarted together) may have added them since.
+            present, missing = self._layout_left(conn, collection, fields)
+            if present is None:
+                return
             for field in missing:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
             if missing:
                 fill = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in missing)
                 conn.execute(f"UPDATE {table} SET {fill}")
             self._keep_columns(conn, collection, sorted(present | {f"k_{f}" for f in missing}))
+
+    @staticmethod
+    def _layout_left(
+        conn: sqlite3.Connection, collection: str, fields: set[str]
+    ) -> tuple[set[str] | None, list[str]]:
+        """The table's columns and the indexed fields still without one;
+        ``(None, [])`` when nothing is left to do (columns and triggers there)."""
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({_table(collection)})")}
+        missing = sorted(f for f in fields if f"k_{f}" not in present)
+        triggers = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (collection,))}
+        if not missing and _trigger_names(collection) <= triggers:
+            return None, []
+        return present, missing
 
     def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
         """The index on its fields' columns (``_add_columns`` made them), if
@@ -740,17 +756,23 @@ class SQLiteStore(Store):
         self._index_fields[name] = index.fields
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
-        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
-        old = row is not None and "json_extract" in (row[0] or "")
-        if row is not None and not old:
+        if self._index_done(conn, name):
             return  # made by this layout already
         try:
             with _write(conn):
-                if old:
+                if self._index_done(conn, name):  # by another process starting beside this one
+                    return
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone():
                     conn.execute(f'DROP INDEX "{name}"')
                 conn.execute(sql)
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(index.collection, exc) from exc
+
+    @staticmethod
+    def _index_done(conn: sqlite3.Connection, name: str) -> bool:
+        """An index of this name on columns (not an expression index of the layout before)."""
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone()
+        return row is not None and "json_extract" not in (row[0] or "")
 
     @staticmethod
     def _keep_columns(conn: sqlite3.Connection, collection: str, names: list[str]) -> None:

@@ -56,6 +56,11 @@ SECTIONS = [
      "Real sandbox servers on loopback (`tests/battery/test_outsider.py`). Calls to WeChat are the server's own "
      "counts (what /status shows); log lines are the records emitted at INFO and above; connections are the "
      "listener's own count. Each case names the cost before the fix in its docstring and in the weakness table."),
+    ("speed_review", "11. A third outside review: the speed work's shortcuts",
+     "`tests/battery/test_speed_review.py`: the in-place upgrade of a SQLite file to indexed fields as columns, "
+     "raced by a second starting process and cut short by kill -9, judged by whether a start fails, a row is lost "
+     "or an index column disagrees with its document. Real SQLite files, real processes beside the test's. (The "
+     "columns against MongoDB's answers through every write verb: tests/store/test_differential.py.)"),
 ]
 
 # (weakness, fix, section, case that pins it)
@@ -349,6 +354,12 @@ WEAKNESSES = [
      "\"nothing was done twice\", and nothing was done.",
      "`service/console.resend_key` includes the last attempt's time, which every new attempt changes.",
      "hostile", "console-resend-twice-after-history-full"),
+    ("Two instances restarted together on a SQLite file of the layout before the index columns: the one that read "
+     "a table's columns just before the other added them added them again (\"duplicate column name\") and refused "
+     "to start (1 start in 15 of two racing on a 3,000-order file).",
+     "`store/sqlite._add_columns` and `_create_index` look again under the write lock before changing the layout; "
+     "what the other process did is left as it is.",
+     "speed_review", "sqlite-upgrade-two-starts-at-once"),
 ]
 
 LIMITS = [
