@@ -699,32 +699,38 @@ class SQLiteStore(Store):
             if not index.fields:
                 raise InvalidQuery("an index needs at least one field")
             fields.setdefault(index.collection, set()).update(check_field(f) for f in index.fields)
+        upgraded = False
         for collection, names in fields.items():
-            self._add_columns(conn, collection, names)
+            upgraded |= self._add_columns(conn, collection, names)
         for index in indexes:
-            self._create_index(conn, index)
+            upgraded |= self._create_index(conn, index)
         self._refresh_columns(conn)
+        if upgraded:
+            # The upgrade wrote about the table's size into the WAL, which the
+            # regular checkpoints reuse but never shrink: give the disk back once.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
 
-    def _add_columns(self, conn: sqlite3.Connection, collection: str, fields: set[str]) -> None:
+    def _add_columns(self, conn: sqlite3.Connection, collection: str, fields: set[str]) -> bool:
         """The columns of a collection's indexed fields, filled from the
         documents, and the triggers that keep them right: one transaction
         and one pass over the table, however many columns are new."""
         table = self._ensure(conn, collection)
         present, missing = self._layout_left(conn, collection, fields)
         if present is None:
-            return
+            return False
         with _write(conn):
             # Again under the write lock: another process starting beside this
             # one (two instances restarted together) may have added them since.
             present, missing = self._layout_left(conn, collection, fields)
             if present is None:
-                return
+                return False
             for field in missing:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
             if missing:
                 fill = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in missing)
                 conn.execute(f"UPDATE {table} SET {fill}")
             self._keep_columns(conn, collection, sorted(present | {f"k_{f}" for f in missing}))
+        return bool(missing)
 
     @staticmethod
     def _layout_left(
@@ -740,7 +746,7 @@ class SQLiteStore(Store):
             return None, []
         return present, missing
 
-    def _create_index(self, conn: sqlite3.Connection, index: Index) -> None:
+    def _create_index(self, conn: sqlite3.Connection, index: Index) -> bool:
         """The index on its fields' columns (``_add_columns`` made them), if
         missing. A file made before the columns has expression indexes of
         the same names: each is replaced in one transaction, so another
@@ -757,16 +763,19 @@ class SQLiteStore(Store):
         if index.sparse and index.unique:
             self._sparse.setdefault(index.collection, set()).update(index.fields)
         if self._index_done(conn, name):
-            return  # made by this layout already
+            return False  # made by this layout already
         try:
             with _write(conn):
                 if self._index_done(conn, name):  # by another process starting beside this one
-                    return
-                if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)).fetchone():
+                    return False
+                rebuilt = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                                       (name,)).fetchone() is not None
+                if rebuilt:
                     conn.execute(f'DROP INDEX "{name}"')
                 conn.execute(sql)
         except sqlite3.IntegrityError as exc:
             raise self._duplicate(index.collection, exc) from exc
+        return rebuilt
 
     @staticmethod
     def _index_done(conn: sqlite3.Connection, name: str) -> bool:

@@ -7,6 +7,7 @@ Real SQLite files, real processes beside the test's.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -174,3 +175,22 @@ async def test_an_upgrade_killed_half_way_is_finished_by_the_next_start(tmp_path
         assert paid == 1 + len([n for n in range(20_000) if n % 3]), where
     record(SECTION, "sqlite-upgrade-killed-half-way", "pass", **{
         f"{where}_{k}": v for where, figures in outcome.items() for k, v in figures.items()})
+
+
+async def test_an_upgrade_gives_back_the_wal_it_wrote(tmp_path: Path) -> None:
+    """Filling the columns and rebuilding the indexes writes about the table's
+    size into the WAL, which the regular checkpoints reuse but never shrink
+    (68 MB left beside a 105 MB file of 200,000 orders): the upgrade
+    truncates it once."""
+    path = tmp_path / "old.sqlite3"
+    _old_file_with_orders(path, 3_000)
+    before = path.stat().st_size
+    store = SQLiteStore(path)
+    await store.open(INDEXES)
+    try:
+        wal = os.path.getsize(f"{path}-wal")
+        total = await store.count("orders")
+    finally:
+        await store.close()
+    assert (wal, total) == (0, 3_002)
+    record(SECTION, "sqlite-upgrade-wal-given-back", "pass", file_bytes=before, wal_bytes_after_upgrade=wal)

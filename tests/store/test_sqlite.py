@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import multiprocessing
 import sqlite3
 import time
@@ -562,3 +563,4 @@ async def test_increments_in_one_statement_keep_the_read_check_write_answers(tmp
     finally:
         await store.close()
     assert _columns_agree(path, "counters") == []
+
