@@ -146,12 +146,14 @@ class Payments:
         return facts
 
     async def _ask(self, out_trade_no: str, timeout: float | None) -> PaymentFacts:
-        query = self.gateway.query_order(out_trade_no)
         if timeout is None:
-            return await query
+            return await self.gateway.query_order(out_trade_no)
+        # ``asyncio.timeout`` bounds the await in this task: unlike ``wait_for``
+        # it starts no second task per query (the notify's hot path).
         try:
-            return await asyncio.wait_for(query, timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await self.gateway.query_order(out_trade_no)
+        except TimeoutError:
             raise WxTimeoutError(
                 f"WeChat's order query for {out_trade_no} did not finish within {timeout:g} s") from None
 
