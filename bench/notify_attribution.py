@@ -102,6 +102,11 @@ def install() -> None:
     _wrap(audit.Audit, "record", "audit.record")
     _wrap(audit.Audit, "_insert", "audit insert (store)")
     _wrap(notify_stats.NotifyStats, "observe", "notify stats")
+    from store.sqlite import SQLiteStore
+    for attr in ("get", "insert", "update_if"):
+        _wrap(SQLiteStore, attr, lambda self, collection, *a, _attr=attr, **k: f"store.{_attr} {collection}")
+    _wrap(tornado.web.RequestHandler, "__init__", "tornado handler init")
+    _wrap(tornado.web.RequestHandler, "flush", "tornado flush (write reply)")
 
 
 def serve_timed() -> None:
