@@ -146,14 +146,15 @@ class Payments:
         return facts
 
     async def _ask(self, out_trade_no: str, timeout: float | None) -> PaymentFacts:
-        if timeout is None:
-            return await self.gateway.query_order(out_trade_no)
         # ``asyncio.timeout`` bounds the await in this task: unlike ``wait_for``
         # it starts no second task per query (the notify's hot path).
+        deadline = asyncio.timeout(timeout)  # None: unbounded
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline:
                 return await self.gateway.query_order(out_trade_no)
         except TimeoutError:
+            if not deadline.expired():  # the gateway's own, not our budget's: as it is
+                raise
             raise WxTimeoutError(
                 f"WeChat's order query for {out_trade_no} did not finish within {timeout:g} s") from None
 
