@@ -231,15 +231,20 @@ def verify_payment_notify(
     sign_type: str,
     appid: str,
     mch_id: str,
+    origin_sign_type: str | None = None,
 ) -> PaymentNotify:
     """Verify a parsed notify with the order's ``sign_type``, then type its fields.
 
     Order of checks: signature (a declared ``sign_type`` must equal the
     order's), ``return_code``, ``result_code``, appid/mch_id. Raises a
     :class:`WxPayError` subclass naming the first failure.
+    ``origin_sign_type``: what :func:`verify_notify_origin` returned for these
+    same ``fields`` and ``key``. When it is the order's sign type, that check
+    computed this very signature (same fields, key and algorithm; a declared
+    sign type equal to it), so it is not computed again.
     """
     try:
-        used = verify(fields, key, sign_type)
+        used = sign_type if origin_sign_type == sign_type else verify(fields, key, sign_type)
         if fields.get("return_code") != "SUCCESS":
             raise _notify_fail(fields, "Payment notify")
         if fields.get("result_code") != "SUCCESS":

@@ -226,7 +226,7 @@ class V2Gateway(PayGateway):
         try:
             notify = wxnotify.verify_payment_notify(
                 proven.evidence, key=self._merchant.api_key, sign_type=order.sign_type,
-                appid=order.appid, mch_id=order.mch_id,
+                appid=order.appid, mch_id=order.mch_id, origin_sign_type=proven.signed_with,
             )
         except SignatureError:  # signed, but not with the sign type this order was created with
             return Refusal(NotifyVerdict("bad_signature", Outcome.INVALID, "signature error"), key=proven.out_trade_no)
