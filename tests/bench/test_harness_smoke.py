@@ -53,7 +53,8 @@ def test_smoke_run_covers_every_scenario_without_errors(tmp_path):
             # the whole pool answered (a cap of --pool-seconds, never reached), each with its own WeChat call
             assert result["requests"] == orders, (key, scenario)
             assert result["extra"]["upstream_calls"] == orders, (key, scenario)
-            assert result["extra"]["server_cpu_ms"] > 0, (key, scenario)
+            # /proc's CPU times tick every 10 ms: a dozen fast requests may add up to no tick at all
+            assert result["extra"]["server_cpu_ms"] >= 0, (key, scenario)
             # where the wall time went: shares of it on a CPU and queued for one, for the server and the simulator
             for who in ("server", "sim"):
                 assert result["extra"][f"{who}_on_cpu"] > 0 and result["extra"][f"{who}_cpu_wait"] >= 0, (key, who)
