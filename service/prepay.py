@@ -11,6 +11,11 @@ compare-and-set that finds the checkout open and not being closed), and per
 source (``SourceQuota``: a client IP across checkouts). After WeChat answers,
 the checkout is read again: if a close or a payment came meanwhile, the new
 order is handed to the reconciler to close and its prepay_id never leaves.
+
+A checkout read with no order yet (``orders_made`` 0, the first click on a
+pay link) skips reading its orders, before and under the lease: the
+reserving compare-and-set requires the count still at 0, which proves none
+began since; if one did, the orders are read as for any other checkout.
 """
 from __future__ import annotations
 
