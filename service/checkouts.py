@@ -215,14 +215,27 @@ class CheckoutService:
 
     # -- openness: new orders and closing ------------------------------------------------
 
-    async def reserve_order(self, checkout_id: str, *, cap: int, payable_after: datetime) -> Checkout | None:
+    async def reserve_order(
+        self, checkout_id: str, *, cap: int, payable_after: datetime, made: int | None = None
+    ) -> Checkout | None:
         """Count one more WeChat order against the checkout, in the same
         compare-and-set that finds it open, not being closed, not about to
         expire (``expires_at`` after ``payable_after``) and under ``cap``.
         ``None`` when any of that fails (the caller reads the checkout to
         say which). A close marks the checkout first, so an order reserved
-        after that point cannot exist; one reserved before is listed by it."""
+        after that point cannot exist; one reserved before is listed by it.
+
+        ``made``: only if exactly that many were reserved so far (one
+        statement, no fallback for a checkout stored before the count):
+        success proves no order of the checkout began since the caller read
+        that count, so there is none it could have missed."""
         payable = {"status": OPEN, CLOSE_MARK: {"$exists": False}, "expires_at": {"$gt": payable_after}}
+        if made is not None:
+            doc = await self.lifecycle.update(
+                CHECKOUT, checkout_id, where={**payable, "orders_made": {"$gte": made, "$lt": min(cap, made + 1)}},
+                inc={"orders_made": 1},
+            )
+            return Checkout.from_doc(doc) if doc is not None else None
         for _ in range(5):
             doc = await self.lifecycle.update(
                 CHECKOUT, checkout_id, where={**payable, "orders_made": {"$lt": cap}}, inc={"orders_made": 1}

@@ -233,3 +233,25 @@ async def test_an_expiry_while_wechat_is_unreachable_keeps_a_payment_made_before
     view = await get_checkout(merchant, checkout["id"])
     assert view["status"] == "paid" and view["paid_out_trade_no"] == result["out_trade_no"]
     assert "double_paid" not in view and view["refunds"] == []
+
+
+async def test_prepays_that_read_the_checkout_with_no_order_make_one_order_between_them(running, base_url, merchant):
+    """Both read the checkout before either made an order (the first-order
+    shortcut's case): the second finds the count moved, reads the orders and
+    reuses the first one's, so WeChat holds one order for the slot."""
+    checkout = await create_checkout(merchant, 530)
+    first = await opened(base_url, checkout["id"], DESKTOP_UA)
+    second = await opened(base_url, checkout["id"], DESKTOP_UA)
+    held = pauses.gate("prepay.after_checkout_check")
+    paying = [start_prepay(first, checkout["id"])]
+    await held.reached()
+    paying.append(start_prepay(second, checkout["id"]))
+    while held.passes < 2:
+        await asyncio.sleep(0.01)
+    held.release()
+    answers = [as_json(r) for r in await asyncio.gather(*paying)]
+    assert len({a["out_trade_no"] for a in answers}) == 1
+    assert sorted(a["reused"] for a in answers) == [False, True]
+    assert len(await order_numbers(running, checkout["id"])) == 1
+    assert len(await sim_orders(merchant)) == 1
+    assert (await running.services.checkouts.get(checkout["id"])).orders_made == 1

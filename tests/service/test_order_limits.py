@@ -125,6 +125,30 @@ async def test_a_checkout_stored_before_the_count_starts_from_its_orders(store):
     assert await book.reserve_order(checkout.id, cap=4, payable_after=T0) is None
 
 
+async def test_reserving_the_first_order_needs_the_count_still_at_zero(store):
+    """The prepay's shortcut for a checkout read with no order: the compare-and-set
+    holds only while no order began since, and never on a checkout stored before the count."""
+    services = Book(store)
+    book = services.checkouts
+    checkout = await a_checkout(store)
+    assert (await book.reserve_order(checkout.id, cap=3, payable_after=T0, made=0)).orders_made == 1
+    assert await book.reserve_order(checkout.id, cap=3, payable_after=T0, made=0) is None  # one began meanwhile
+    assert (await store.get(CHECKOUTS, checkout.id))["orders_made"] == 1
+    capped = await a_checkout(store)
+    assert await book.reserve_order(capped.id, cap=0, payable_after=T0, made=0) is None
+    closing = await a_checkout(store)
+    assert await book.begin_close(closing.id)
+    assert await book.reserve_order(closing.id, cap=3, payable_after=T0, made=0) is None
+    legacy_checkout = await a_checkout(store)
+    legacy = await store.get(CHECKOUTS, legacy_checkout.id)
+    legacy.pop("orders_made")
+    await store.delete_if(CHECKOUTS, legacy_checkout.id)
+    await store.insert(CHECKOUTS, legacy)
+    await services.orders.insert(an_order(legacy_checkout, 0))
+    assert await book.reserve_order(legacy_checkout.id, cap=3, payable_after=T0, made=0) is None
+    assert "orders_made" not in await store.get(CHECKOUTS, legacy_checkout.id)
+
+
 async def test_concurrent_reservations_never_pass_the_cap(store):
     book = Book(store).checkouts
     checkout = await a_checkout(store)

@@ -126,3 +126,28 @@ async def test_a_holder_that_stops_renewing_frees_the_lease_within_its_ttl(store
     assert await leases.acquire("job", "dead", SHORT, now=started)  # then killed: no heartbeat
     assert not await leases.acquire("job", "next", SHORT, now=started + SHORT / 2)
     assert await leases.acquire("job", "next", SHORT, now=started + SHORT)
+
+
+async def test_a_renewal_the_store_refuses_is_retried_a_period_later_and_the_lease_kept(store: Store) -> None:
+    """A store hiccup while renewing: retried at the heartbeat's pace (not in a
+    tight loop), and the lease stays held once a renewal gets through."""
+    leases = Leases(store)
+    attempts: list[float] = []
+    take = leases.acquire
+
+    async def hiccup_once(name, holder, ttl, now=None):
+        attempts.append(asyncio.get_running_loop().time())
+        if len(attempts) == 1:
+            raise OSError("the store hiccuped")
+        return await take(name, holder, ttl, now)
+
+    async with leases.hold("job", "a", SHORT) as lease:
+        assert lease is not None
+        leases.acquire = hiccup_once  # the holder's renewals from now on
+        for _ in range(200):  # bounded: 10 s
+            if lease.renewals:
+                break
+            await asyncio.sleep(0.05)
+        assert lease.renewals >= 1 and not lease.lost
+        assert attempts[1] - attempts[0] >= 0.9 * SHORT.total_seconds() / 3
+        assert await leases.holder("job") == "a"
