@@ -699,38 +699,43 @@ class SQLiteStore(Store):
             if not index.fields:
                 raise InvalidQuery("an index needs at least one field")
             fields.setdefault(index.collection, set()).update(check_field(f) for f in index.fields)
-        upgraded = False
         for collection, names in fields.items():
-            upgraded |= self._add_columns(conn, collection, names)
+            self._add_columns(conn, collection, names)
+        upgraded = False
         for index in indexes:
             upgraded |= self._create_index(conn, index)
         self._refresh_columns(conn)
         if upgraded:
-            # The upgrade wrote about the table's size into the WAL, which the
-            # regular checkpoints reuse but never shrink: give the disk back once.
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            # Only a file of the layout before (an expression index swapped): the
+            # upgrade wrote about the tables' size into the WAL, which regular
+            # checkpoints reuse but never shrink. Give the disk back once, if no
+            # other process is in the way (a new file, or a busy one, is left be).
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError as exc:
+                log.info("SQLite %s: the WAL left by the layout upgrade stays until a later checkpoint (%s)",
+                         self.path, exc)
 
-    def _add_columns(self, conn: sqlite3.Connection, collection: str, fields: set[str]) -> bool:
+    def _add_columns(self, conn: sqlite3.Connection, collection: str, fields: set[str]) -> None:
         """The columns of a collection's indexed fields, filled from the
         documents, and the triggers that keep them right: one transaction
         and one pass over the table, however many columns are new."""
         table = self._ensure(conn, collection)
         present, missing = self._layout_left(conn, collection, fields)
         if present is None:
-            return False
+            return
         with _write(conn):
             # Again under the write lock: another process starting beside this
             # one (two instances restarted together) may have added them since.
             present, missing = self._layout_left(conn, collection, fields)
             if present is None:
-                return False
+                return
             for field in missing:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {_column(field)}")
             if missing:
                 fill = ", ".join(f"{_column(f)} = json_extract(doc, '$.{f}')" for f in missing)
                 conn.execute(f"UPDATE {table} SET {fill}")
             self._keep_columns(conn, collection, sorted(present | {f"k_{f}" for f in missing}))
-        return bool(missing)
 
     @staticmethod
     def _layout_left(
