@@ -660,7 +660,7 @@ class SQLiteStore(Store):
             raise self._open_error(exc) from None
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._into_wal(conn)
             if mode.lower() != "wal" and self.path != ":memory:":
                 raise StoreError(f"SQLite refused WAL mode for {self.path} (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -674,6 +674,20 @@ class SQLiteStore(Store):
             conn.close()
             raise
         return conn
+
+    def _into_wal(self, conn: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, retried for up to the busy timeout:
+        a file another process is making or switching at the same moment
+        answers "database is locked" at once, without the busy handler (two
+        instances started together on a new file: one refused to start)."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def _connect_inline(self) -> sqlite3.Connection:
         """The event loop's connection: never waits, never checkpoints."""
