@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import segno
 
 from service.errors import InvalidInput, NotFound
+from service.models import shown_status
 from service.oauth import safe_next
 from service.validation import http_url
 
@@ -46,9 +47,8 @@ class PayPageHandler(PageHandler):
             self.redirect(url)
             return
         self.xsrf_token  # sets the XSRF cookie the page's POST will echo
-        status = checkout.status  # paid, or (partially_)refunded: the shopper is told of refunds too
-        if status == "open" and checkout.expires_at <= self.services.now():
-            status = "expired"
+        # paid, or (partially_)refunded: the shopper is told of refunds too
+        status = shown_status(checkout.status, checkout.expires_at, self.services.now())
         lang = pick_language(self.get_query_argument("lang", None), self.request.headers.get("Accept-Language"))
         t = page_strings(lang)
         bridge = sandbox_bridge_enabled(self)

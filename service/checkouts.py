@@ -24,7 +24,9 @@ from .clock import utcnow
 from .errors import Conflict, InvalidInput, NotFound
 from .guard import store_guard
 from .lifecycle import CHECKOUT, Lifecycle
-from .models import CHECKOUT_STATUSES, CHECKOUTS, CLOSE_MARK, CLOSED, OPEN, PAID_STATUSES, Checkout
+from .models import (
+    CHECKOUT_STATUSES, CHECKOUTS, CLOSE_MARK, CLOSED, OPEN, PAID_STATUSES, Checkout, shown_status,
+)
 from .orders import OrderBook
 from .validation import http_url, json_object, matches, safe_text, utf8_len
 
@@ -171,9 +173,8 @@ class CheckoutService:
         does not build a whole Checkout for four of its fields."""
         doc = await self._doc(checkout_id)
         status = doc.get("status", OPEN)
-        expired = status == OPEN and doc["expires_at"] <= self.now()
         return {
-            "status": "expired" if expired else status,
+            "status": shown_status(status, doc["expires_at"], self.now()),
             "paid": status in PAID_STATUSES,
             "refunded_fen": doc.get("refunded_fen", 0),
             "return_url": doc.get("return_url"),

@@ -44,6 +44,13 @@ CHECKOUT_STATUSES = (OPEN, PAID, CLOSED, PARTIALLY_REFUNDED, REFUNDED)
 # A checkout in one of these was paid (whatever has been refunded since).
 PAID_STATUSES = (PAID, PARTIALLY_REFUNDED, REFUNDED)
 
+
+def shown_status(status: str, expires_at: datetime, now: datetime) -> str:
+    """A checkout's status as the shopper is shown it: "expired" once an
+    open checkout's time is up (nothing stores that move; the page and its
+    poll both ask here)."""
+    return "expired" if status == OPEN and expires_at <= now else status
+
 # Order states.
 CREATED = "created"
 PREPAID = "prepaid"
