@@ -313,22 +313,18 @@ class PrepayService:
             with store_guard():
                 async with self.leases.hold(name, self.holder, PREPAY_LEASE_TTL) as lease:
                     if lease is not None:
-                        counted = False
-                        if first:
-                            if await self._reserve_first(checkout, client_ip):
-                                return await self._unified_order(
-                                    checkout, slot, trade_type, appid, openid, client_ip, wap_url, reserved=True
-                                ), False
-                            counted = True  # an order began meanwhile: read them, as below
-                        # Another process may have finished while we took the lease.
+                        new_order = (checkout, slot, trade_type, appid, openid, client_ip, wap_url)
+                        if first and await self._reserve_first(checkout, client_ip):
+                            return await self._unified_order(*new_order), False
+                        # An order began meanwhile (its source already counted), or another
+                        # process may have finished while we took the lease: read them.
                         siblings = await self.orders.for_checkout(checkout.id)
                         for order in reversed(siblings):
                             if self._reusable(order, slot):
                                 return order, True
                         await self._retire_unsignable(siblings, slot)
-                        return await self._unified_order(
-                            checkout, slot, trade_type, appid, openid, client_ip, wap_url, source_counted=counted
-                        ), False
+                        await self._reserve(checkout, client_ip, source_counted=first)
+                        return await self._unified_order(*new_order), False
             first = False
             if waited >= PREPAY_WAIT_S:
                 raise Conflict("prepay_in_progress", "A payment for this checkout is being prepared; retry in a moment")
@@ -348,12 +344,8 @@ class PrepayService:
                          order.out_trade_no, order.sign_type, self.gateway.api_version)
                 await self.lifecycle.touch_order(order, close_requested=True, next_check_at=self.now())
 
-    async def _unified_order(
-        self, checkout, slot, trade_type, appid, openid, client_ip, wap_url, *, reserved: bool = False,
-        source_counted: bool = False,
-    ) -> Order:
-        if not reserved:
-            await self._reserve(checkout, client_ip, source_counted=source_counted)
+    async def _unified_order(self, checkout, slot, trade_type, appid, openid, client_ip, wap_url) -> Order:
+        """The order, reserved by the caller: stored, then asked of WeChat."""
         now = self.now()
         order = Order(
             out_trade_no=new_out_trade_no(now),
